@@ -1,0 +1,142 @@
+// Package engine runs llama-family models on a Backend: the Vulkan device (engine/gpu) or the plain-Go CPU
+// reference (engine/cpu). Every op below has exactly one meaning, shared by both backends; the CPU backend is
+// the oracle the shaders are tested against.
+package engine
+
+import "kvc/model"
+
+// Buf is backend memory. Activations are f32, indices int32, little-endian, row-major.
+type Buf interface {
+	Size() int64 // bytes
+}
+
+// Weight is a weight matrix (or vector: Rows == 1) uploaded in its stored dtype with its scales.
+// Backends may split it internally (e.g. by rows, to respect binding-range limits).
+type Weight interface {
+	Info() WeightInfo
+}
+
+// WeightInfo describes a Weight: out = Rows, in = Cols.
+type WeightInfo struct {
+	Name      string
+	DType     model.DType
+	Rows      int
+	Cols      int
+	ScaleKind model.ScaleKind // F8E4M3
+	Group     int             // Q8_0
+}
+
+// KVType is how the paged cache stores K and V.
+type KVType int
+
+const (
+	KVF32 KVType = iota
+	KVF16
+)
+
+// KVPool is the physical block pool of the paged KV cache on a backend: Blocks blocks of BlockSize slots,
+// each slot holding K[HeadDim], V[HeadDim], a float32 metric and an int32 token position. A global slot id
+// is block*BlockSize + offset. Backends may split it into several buffers.
+type KVPool interface {
+	Blocks() int
+	BlockSize() int
+	HeadDim() int
+	Type() KVType
+	BlockBytes() int64 // K + V + metric + position of one block
+}
+
+// RopeParams selects the rotation. Llama-3.1 scaling applies when Scaling != nil.
+type RopeParams struct {
+	Layout  model.RopeLayout
+	Theta   float64
+	Scaling *model.RopeScaling
+}
+
+// AttnHeads describes, for a set of query rows, where each (query row, KV head) finds its cache.
+// Heads is int32 [nRows][kvHeads][2] = {offset into Tables, context length}; Tables holds block ids.
+// Pos is int32 [nRows]: each query's token position. A query sees the slots of its head whose stored
+// position is <= its own (so a prefill chunk is causal while all its K/V are already written).
+type AttnHeads struct {
+	Heads  Buf
+	Tables Buf
+	Pos    Buf
+	Rows   int
+}
+
+// MetricMode says what an attention call adds to the pool's per-slot metric.
+type MetricMode int
+
+const (
+	MetricNone MetricMode = iota
+	// MetricSquared adds, for each query row, sum over the r query heads of its KV group of p^2 into each
+	// slot it attended (decode-time accumulation, kv-compress.md §1.1 eq. 20).
+	MetricSquared
+	// MetricPlain adds sum over the group of p (L1 variant).
+	MetricPlain
+)
+
+// WindowSpec asks for the prefill observation-window metric of one or more sequences: for each sequence
+// and KV head, each query head h of the group gets s_h[j] = sum over the sequence's window query rows of
+// f(p[h, j]) (f = square, or identity for L1); if Pool7 s_h is max-pooled over the head's logical slot
+// order (kernel 7, stride 1, padding 3); then sum_h s_h[j] is added into metric[slot j].
+// Seqs is int32 [nSeqs][kvHeads][4] = {offset into Tables, context length, first window row, window rows}.
+// Window rows index Q (and Pos of the AttnHeads used with the same Q).
+type WindowSpec struct {
+	Seqs    Buf
+	Tables  Buf
+	Pos     Buf
+	NSeqs   int
+	Squared bool
+	Pool7   bool
+}
+
+// Backend is a compute device. Ops are recorded in order; a CPU backend executes them at once, a GPU
+// backend records them into one command buffer that Sync submits. Read implies Sync.
+type Backend interface {
+	Name() string
+	Alloc(bytes int64) (Buf, error)
+	Free(b Buf)
+	Write(dst Buf, off int64, src []byte) error
+	Read(src Buf, off int64, dst []byte) error
+	Sync() error
+	Close() error
+
+	// UploadWeight copies a checkpoint tensor to the device in its stored dtype.
+	UploadWeight(t *model.Tensor) (Weight, error)
+	// NewKVPool allocates the paged cache. Every slot's metric starts at 0 and position at -1.
+	NewKVPool(blocks, blockSize, headDim int, typ KVType) (KVPool, error)
+
+	// Embed: out[i][:] = dequant(table row ids[i]), i < n. out f32 [n][table.Cols].
+	Embed(out Buf, table Weight, ids Buf, n int)
+	// RMSNorm: out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w, rows of dim = w.Cols; out may equal x.
+	RMSNorm(out, x Buf, w Weight, n int, eps float32)
+	// MatMul: out[i][r] = sum_c x[i][c] * W[r][c], out f32 [n][w.Rows], x f32 [n][w.Cols].
+	// Each output element's reduction order must not depend on n: a batch gives each row's exact result.
+	MatMul(out, x Buf, w Weight, n int)
+	// RoPE rotates x f32 [n][heads][headDim] in place at positions pos int32 [n].
+	RoPE(x Buf, pos Buf, n, heads, headDim int, p RopeParams)
+	// SwiGLU: out[i] = silu(gate[i]) * up[i], count elements; out may equal gate.
+	SwiGLU(out, gate, up Buf, count int)
+	// Add: out[i] = a[i] + b[i], count elements; out may equal a.
+	Add(out, a, b Buf, count int)
+	// Softmax over each row of x f32 [rows][cols], in place.
+	Softmax(x Buf, rows, cols int)
+	// Argmax: out int32 [rows] = index of the largest value of each row (lowest index on ties).
+	Argmax(out, x Buf, rows, cols int)
+	// TopK: the k largest of each row, descending (lower index first on ties): idx int32 [rows][k], val f32.
+	TopK(idx, val, x Buf, rows, cols, k int)
+
+	// KVWrite stores k, v f32 [n][kvHeads][headDim] into slots int32 [n][kvHeads] (global slot ids), sets
+	// each written slot's position to pos[i] and its metric to 0.
+	KVWrite(pool KVPool, k, v, slots, pos Buf, n, kvHeads int)
+	// Attention: out f32 [rows][qHeads][headDim] = softmax(q k^T * scale) v over each row's paged cache,
+	// query head h reading KV head h / (qHeads/kvHeads). mode adds into the slots' metric (see MetricMode).
+	Attention(out, q Buf, pool KVPool, a AttnHeads, qHeads, kvHeads int, scale float32, mode MetricMode)
+	// WindowMetric adds the prefill observation-window metric (see WindowSpec) for q f32 [*][qHeads][headDim].
+	WindowMetric(q Buf, pool KVPool, w WindowSpec, qHeads, kvHeads int, scale float32)
+	// CopyMoves copies K, V, metric and position from slot moves[i][0] to slot moves[i][1], int32 [n][2].
+	// No destination is a source of the same call.
+	CopyMoves(pool KVPool, moves Buf, n int)
+	// ReadSlots copies metric (f32) and position (int32) of the given blocks to the host, block by block.
+	ReadSlots(pool KVPool, blocks []int32, metric []float32, pos []int32) error
+}
