@@ -1,0 +1,85 @@
+// Package cpu is the plain-Go reference backend: the oracle every shader is tested against, and the
+// --device cpu path. It executes each op as it is called.
+package cpu
+
+import (
+	"fmt"
+	"unsafe"
+
+	"kvc/engine"
+)
+
+// Buf is host memory, 4-byte aligned so it can be viewed as f32 or int32.
+type Buf struct {
+	words []uint32
+	size  int64
+}
+
+func (b *Buf) Size() int64 { return b.size }
+
+// Bytes is the buffer's memory.
+func (b *Buf) Bytes() []byte {
+	if len(b.words) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&b.words[0])), b.size)
+}
+
+// F32 views the buffer as float32s.
+func (b *Buf) F32() []float32 {
+	if len(b.words) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b.words[0])), b.size/4)
+}
+
+// I32 views the buffer as int32s.
+func (b *Buf) I32() []int32 {
+	if len(b.words) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&b.words[0])), b.size/4)
+}
+
+// Backend is the CPU backend. Threads bounds the goroutines an op may use.
+type Backend struct {
+	Threads int
+}
+
+// The assertion `var _ engine.Backend = (*Backend)(nil)` lives in ops.go once every op exists.
+
+func (c *Backend) Name() string { return "cpu" }
+
+func (c *Backend) Alloc(bytes int64) (engine.Buf, error) {
+	if bytes < 0 {
+		return nil, fmt.Errorf("cpu: negative allocation %d", bytes)
+	}
+	return &Buf{words: make([]uint32, (bytes+3)/4), size: bytes}, nil
+}
+
+func (c *Backend) Free(engine.Buf) {}
+
+func (c *Backend) Write(dst engine.Buf, off int64, src []byte) error {
+	b := dst.(*Buf)
+	if off < 0 || off+int64(len(src)) > b.size {
+		return fmt.Errorf("cpu: write of %d bytes at %d past buffer of %d", len(src), off, b.size)
+	}
+	copy(b.Bytes()[off:], src)
+	return nil
+}
+
+func (c *Backend) Read(src engine.Buf, off int64, dst []byte) error {
+	b := src.(*Buf)
+	if off < 0 || off+int64(len(dst)) > b.size {
+		return fmt.Errorf("cpu: read of %d bytes at %d past buffer of %d", len(dst), off, b.size)
+	}
+	copy(dst, b.Bytes()[off:])
+	return nil
+}
+
+func (c *Backend) Sync() error  { return nil }
+func (c *Backend) Close() error { return nil }
+
+// f32 and i32 view an engine.Buf of this backend.
+func f32(b engine.Buf) []float32 { return b.(*Buf).F32() }
+func i32(b engine.Buf) []int32   { return b.(*Buf).I32() }
