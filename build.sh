@@ -26,7 +26,7 @@ need_pkgs() {
   fi
 }
 
-# shaders/variants.txt: one line per SPIR-V module: "<output name> <source .comp> [-DNAME=VALUE ...]".
+# shaders/*.variants: one line per SPIR-V module: "<output name> <source .comp> [-DNAME=VALUE ...]".
 build_shaders() {
   local out=${1:-shaders/spv}
   mkdir -p "$out"
@@ -37,7 +37,7 @@ build_shaders() {
     glslc --target-env=vulkan1.2 -O -Ishaders $defs "shaders/$src" -o "$out/$name.spv"
     spirv-val --target-env vulkan1.2 "$out/$name.spv"
     n=$((n+1))
-  done < shaders/variants.txt
+  done < <(cat shaders/*.variants)
   echo "build.sh: $n SPIR-V modules in $out" >&2
 }
 
@@ -50,7 +50,7 @@ check_shaders() {
   done
   for f in shaders/spv/*.spv; do
     [ -e "$f" ] || continue
-    [ -e "$tmp/$(basename "$f")" ] || { echo "build.sh: $f has no line in shaders/variants.txt" >&2; stale=1; }
+    [ -e "$tmp/$(basename "$f")" ] || { echo "build.sh: $f has no line in any shaders/*.variants" >&2; stale=1; }
   done
   [ $stale -eq 0 ]
 }
