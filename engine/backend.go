@@ -123,6 +123,8 @@ type Backend interface {
 	Softmax(x Buf, rows, cols int)
 	// Argmax: out int32 [rows] = index of the largest value of each row (lowest index on ties).
 	Argmax(out, x Buf, rows, cols int)
+	// CopyRows gathers rows: dst[i][:] = src[rows[i]][:], f32 rows of width elements, i < n.
+	CopyRows(dst, src, rows Buf, n, width int)
 	// TopK: the k largest of each row, descending (lower index first on ties): idx int32 [rows][k], val f32.
 	TopK(idx, val, x Buf, rows, cols, k int)
 
