@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// SamplerConfig are the usual llama.cpp/vLLM sampling knobs. Temp 0 is greedy.
+type SamplerConfig struct {
+	Temp          float64 `json:"temperature"`
+	TopK          int     `json:"top_k"`          // 0: off
+	TopP          float64 `json:"top_p"`          // 1 or 0: off
+	MinP          float64 `json:"min_p"`          // 0: off
+	RepeatPenalty float64 `json:"repeat_penalty"` // 1 or 0: off
+	RepeatLastN   int     `json:"repeat_last_n"`  // tokens the penalty looks back over (default 64)
+	Seed          uint64  `json:"seed"`
+}
+
+// Validate reports an out-of-range setting.
+func (c SamplerConfig) Validate() error {
+	switch {
+	case c.Temp < 0 || math.IsNaN(c.Temp):
+		return fmt.Errorf("temperature %v must be >= 0", c.Temp)
+	case c.TopK < 0:
+		return fmt.Errorf("top-k %d must be >= 0", c.TopK)
+	case c.TopP < 0 || c.TopP > 1:
+		return fmt.Errorf("top-p %v must be in [0, 1]", c.TopP)
+	case c.MinP < 0 || c.MinP > 1:
+		return fmt.Errorf("min-p %v must be in [0, 1]", c.MinP)
+	case c.RepeatPenalty < 0:
+		return fmt.Errorf("repeat penalty %v must be >= 0", c.RepeatPenalty)
+	}
+	return nil
+}
+
+// Sampler draws tokens for one sequence; the same seed gives the same tokens.
+type Sampler struct {
+	cfg SamplerConfig
+	rng *rand.Rand
+	idx []int
+}
+
+// NewSampler makes a sampler with its own random stream.
+func NewSampler(cfg SamplerConfig) *Sampler {
+	if cfg.RepeatLastN == 0 {
+		cfg.RepeatLastN = 64
+	}
+	return &Sampler{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+}
+
+// Greedy reports whether Sample is a plain argmax (so a device argmax may stand in for it).
+func (s *Sampler) Greedy() bool {
+	return s.cfg.Temp == 0 && (s.cfg.RepeatPenalty == 0 || s.cfg.RepeatPenalty == 1)
+}
+
+// Sample picks the next token from logits (modified in place) given the sequence's recent tokens.
+func (s *Sampler) Sample(logits []float32, recent []int) int {
+	c := s.cfg
+	if c.RepeatPenalty != 0 && c.RepeatPenalty != 1 {
+		// llama.cpp's rule: divide positive logits, multiply negative ones, once per distinct token.
+		seen := map[int]bool{}
+		for _, t := range recent[max(0, len(recent)-c.RepeatLastN):] {
+			if seen[t] || t < 0 || t >= len(logits) {
+				continue
+			}
+			seen[t] = true
+			if logits[t] > 0 {
+				logits[t] /= float32(c.RepeatPenalty)
+			} else {
+				logits[t] *= float32(c.RepeatPenalty)
+			}
+		}
+	}
+	if c.Temp == 0 {
+		return Argmax(logits)
+	}
+	// Candidates sorted by logit, descending (lower id first on ties).
+	idx := s.idx[:0]
+	for i := range logits {
+		idx = append(idx, i)
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+	if c.TopK > 0 && c.TopK < len(idx) {
+		idx = idx[:c.TopK]
+	}
+	probs := make([]float64, len(idx))
+	maxL := float64(logits[idx[0]])
+	sum := 0.0
+	for i, t := range idx {
+		probs[i] = math.Exp((float64(logits[t]) - maxL) / c.Temp)
+		sum += probs[i]
+	}
+	for i := range probs {
+		probs[i] /= sum
+	}
+	n := len(idx)
+	if c.MinP > 0 {
+		floor := probs[0] * c.MinP
+		for n > 1 && probs[n-1] < floor {
+			n--
+		}
+	}
+	if c.TopP > 0 && c.TopP < 1 {
+		cum := 0.0
+		for i := 0; i < n; i++ {
+			cum += probs[i]
+			if cum >= c.TopP {
+				n = i + 1
+				break
+			}
+		}
+	}
+	total := 0.0
+	for i := 0; i < n; i++ {
+		total += probs[i]
+	}
+	u := s.rng.Float64() * total
+	s.idx = idx
+	for i := 0; i < n; i++ {
+		u -= probs[i]
+		if u <= 0 {
+			return idx[i]
+		}
+	}
+	return idx[n-1]
+}
+
+// Argmax is the index of the largest value (lowest index on ties).
+func Argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
