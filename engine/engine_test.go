@@ -1,0 +1,185 @@
+package engine_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"kvc/engine"
+	"kvc/engine/cpu"
+	"kvc/model"
+)
+
+// storiesPath is the real stories260K checkpoint in ../shared/models (never committed).
+func storiesPath(t testing.TB) string {
+	p := filepath.Join("..", "..", "shared", "models", "stories260K", "stories260K.bin")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("stories260K not found at %s: %v", p, err)
+	}
+	return p
+}
+
+func openStories(t testing.TB) *model.Checkpoint {
+	ck, err := model.Open(storiesPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
+}
+
+func newEngine(t testing.TB, b engine.Backend, ck *model.Checkpoint, opt engine.Options) *engine.Engine {
+	w, err := engine.LoadWeights(b, ck, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.KVBlocks == 0 {
+		opt.KVBlocks = 4096
+	}
+	e, err := engine.NewEngine(b, ck.Config, w, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func maxRelErr(got, want []float32) float64 {
+	scale := 0.0
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	worst := 0.0
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i])-float64(want[i]))/scale)
+	}
+	return worst
+}
+
+// The paged engine on the CPU backend gives the dense reference's logits, for several block sizes, a
+// prefill split into chunks, and decode steps past block boundaries.
+func TestPagedForwardMatchesDense(t *testing.T) {
+	ck := openStories(t)
+	prompt := []int{1, 403, 407, 261, 378, 324, 266, 297, 259, 360, 281, 402, 275, 426}
+	for _, bs := range []int{1, 4, 16, 32} {
+		t.Run(fmt.Sprintf("block%d", bs), func(t *testing.T) {
+			e := newEngine(t, &cpu.Backend{}, ck, engine.Options{BlockSize: bs, MaxRows: 5})
+			d := newDense(t, ck)
+			s := e.NewSequence(engine.SamplerConfig{})
+			got, err := e.Prefill(s, prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []float32
+			for _, tok := range prompt {
+				want = d.step(tok)
+			}
+			if r := maxRelErr(got, want); r > 1e-4 {
+				t.Fatalf("prefill logits differ from the dense reference: max rel err %.3g", r)
+			}
+			tok := engine.Argmax(got)
+			for i := 0; i < 40; i++ {
+				out, err := e.Decode([]*engine.Sequence{s}, []int{tok})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = d.step(tok)
+				if r := maxRelErr(out[0], want); r > 1e-4 {
+					t.Fatalf("decode step %d: logits differ from the dense reference: max rel err %.3g", i, r)
+				}
+				tok = engine.Argmax(want)
+			}
+		})
+	}
+}
+
+// greedy generates n tokens for each prompt, either as one batch or one sequence at a time.
+func greedy(t testing.TB, e *engine.Engine, prompts [][]int, n int, batched bool) [][]int {
+	out := make([][]int, len(prompts))
+	run := func(idx []int) {
+		seqs := make([]*engine.Sequence, len(idx))
+		next := make([]int, len(idx))
+		for j, i := range idx {
+			seqs[j] = e.NewSequence(engine.SamplerConfig{})
+			logits, err := e.Prefill(seqs[j], prompts[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			next[j] = engine.Argmax(logits)
+		}
+		for step := 0; step < n; step++ {
+			for j, i := range idx {
+				out[i] = append(out[i], next[j])
+			}
+			logits, err := e.Decode(seqs, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range idx {
+				next[j] = engine.Argmax(logits[j])
+			}
+		}
+		for _, s := range seqs {
+			e.Release(s)
+		}
+	}
+	if batched {
+		idx := make([]int, len(prompts))
+		for i := range idx {
+			idx[i] = i
+		}
+		run(idx)
+	} else {
+		for i := range prompts {
+			run([]int{i})
+		}
+	}
+	return out
+}
+
+func randomPrompts(n, vocab int, seed uint64) [][]int {
+	r := rand.New(rand.NewPCG(seed, 7))
+	ps := make([][]int, n)
+	for i := range ps {
+		ps[i] = []int{1}
+		for j := r.IntN(20); j >= 0; j-- {
+			ps[i] = append(ps[i], 3+r.IntN(vocab-3))
+		}
+	}
+	return ps
+}
+
+// 8 prompts of different lengths decoded as one batch give exactly the tokens each gives alone, and the
+// block size does not change them.
+func testBatchEqualsAlone(t *testing.T, b engine.Backend) {
+	ck := openStories(t)
+	prompts := randomPrompts(8, ck.Config.Vocab, 3)
+	var ref [][]int
+	for _, bs := range []int{1, 4, 16, 32} {
+		e := newEngine(t, b, ck, engine.Options{BlockSize: bs, MaxRows: 64})
+		alone := greedy(t, e, prompts, 24, false)
+		batch := greedy(t, e, prompts, 24, true)
+		for i := range prompts {
+			if fmt.Sprint(alone[i]) != fmt.Sprint(batch[i]) {
+				t.Fatalf("block %d, prompt %d: batch gave %v, alone %v", bs, i, batch[i], alone[i])
+			}
+		}
+		if ref == nil {
+			ref = alone
+		} else {
+			for i := range prompts {
+				if fmt.Sprint(alone[i]) != fmt.Sprint(ref[i]) {
+					t.Fatalf("block %d, prompt %d: %v, block 1 gave %v", bs, i, alone[i], ref[i])
+				}
+			}
+		}
+		if e.Pool.InUse() != 0 {
+			t.Fatalf("block %d: %d blocks still in use after every sequence was released", bs, e.Pool.InUse())
+		}
+	}
+}
+
+func TestBatchEqualsAloneCPU(t *testing.T) { testBatchEqualsAlone(t, &cpu.Backend{}) }
