@@ -153,3 +153,14 @@ func QuantizeQ8_0(x []float32, group int) (q []int8, scales []float32) {
 	}
 	return q, scales
 }
+
+// TensorFromBytes is an in-memory tensor (test fixtures, converted weights): data holds the stored element
+// bytes, scales the f32 scales its dtype needs (nil for f32, f16, bf16). Neither is copied.
+func TensorFromBytes(name string, dt DType, shape []int, data []byte, scales []float32) *Tensor {
+	t := &Tensor{Name: name, SourceName: name, DType: dt, Shape: shape}
+	t.read = func() ([]byte, error) { return data, nil }
+	if scales != nil {
+		t.scales = func() ([]float32, error) { return scales, nil }
+	}
+	return t
+}

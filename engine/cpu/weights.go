@@ -1,0 +1,275 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"kvc/engine"
+	"kvc/model"
+)
+
+// Weight is a weight on the CPU backend: a copy of the stored bytes (4-byte aligned, so f32 weights are
+// used in place) and the f32 scales, decoded row by row when an op needs them.
+type Weight struct {
+	info   engine.WeightInfo
+	words  []uint32
+	data   []byte
+	scales []float32
+}
+
+func (w *Weight) Info() engine.WeightInfo { return w.info }
+
+// FP8BlockSize is the side of the square blocks of model.ScaleBlock scales.
+const FP8BlockSize = 128
+
+// ScaleCount is how many f32 scales a weight carries: fp8 by ScaleKind (ScaleNone: none, meaning 1),
+// q8_0 one per Group inputs of each row, none for the float dtypes.
+func ScaleCount(info engine.WeightInfo) int {
+	switch info.DType {
+	case model.F8E4M3:
+		switch info.ScaleKind {
+		case model.ScaleTensor:
+			return 1
+		case model.ScaleChannel:
+			return info.Rows
+		case model.ScaleBlock:
+			return ceilDiv(info.Rows, FP8BlockSize) * ceilDiv(info.Cols, FP8BlockSize)
+		}
+	case model.Q8_0:
+		if info.Group > 0 {
+			return info.Rows * (info.Cols / info.Group)
+		}
+	}
+	return 0
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// CheckWeight validates a tensor before upload (shape, dtype, scale layout, byte and scale counts) and
+// returns its WeightInfo; every error names the tensor and its file. Backends share it so they accept
+// exactly the same tensors.
+func CheckWeight(t *model.Tensor, dataLen, scaleLen int) (engine.WeightInfo, error) {
+	where := func(format string, a ...any) error {
+		name := t.Name
+		if t.SourceName != "" && t.SourceName != t.Name {
+			name += " (" + t.SourceName + ")"
+		}
+		if t.File != "" {
+			name += " in " + t.File
+		}
+		return fmt.Errorf("upload weight %s: %s", name, fmt.Sprintf(format, a...))
+	}
+	if len(t.Shape) < 1 || len(t.Shape) > 2 {
+		return engine.WeightInfo{}, where("shape %v: want a vector or a matrix", t.Shape)
+	}
+	for _, d := range t.Shape {
+		if d <= 0 {
+			return engine.WeightInfo{}, where("shape %v: every dimension must be positive", t.Shape)
+		}
+	}
+	info := engine.WeightInfo{Name: t.Name, DType: t.DType, Rows: t.Rows(), Cols: t.Cols()}
+	switch t.DType {
+	case model.F32, model.F16, model.BF16:
+	case model.F8E4M3:
+		if t.ScaleKind < model.ScaleNone || t.ScaleKind > model.ScaleBlock {
+			return engine.WeightInfo{}, where("unknown fp8 scale kind %d", int(t.ScaleKind))
+		}
+		info.ScaleKind = t.ScaleKind
+	case model.Q8_0:
+		if t.Group <= 0 || info.Cols%t.Group != 0 {
+			return engine.WeightInfo{}, where("q8_0 group %d must be positive and divide the %d columns", t.Group, info.Cols)
+		}
+		info.Group = t.Group
+	default:
+		return engine.WeightInfo{}, where("dtype %v is not a weight dtype (want f32, f16, bf16, fp8-e4m3 or q8_0)", t.DType)
+	}
+	if want := t.DataBytes(); int64(dataLen) != want {
+		return engine.WeightInfo{}, where("%d data bytes, want %d (%v %v)", dataLen, want, t.DType, t.Shape)
+	}
+	if want := ScaleCount(info); scaleLen != want {
+		return engine.WeightInfo{}, where("%d scales, want %d (%v, %v)", scaleLen, want, t.DType, scaleDesc(info))
+	}
+	return info, nil
+}
+
+func scaleDesc(info engine.WeightInfo) string {
+	if info.DType == model.Q8_0 {
+		return fmt.Sprintf("group %d", info.Group)
+	}
+	return info.ScaleKind.String()
+}
+
+// UploadWeight copies the tensor's stored bytes and scales (the reader's bytes may be a file mapping).
+func (c *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
+	data, err := t.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("upload weight %s: %w", t.Name, err)
+	}
+	scales, err := t.Scales()
+	if err != nil {
+		return nil, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
+	}
+	info, err := CheckWeight(t, len(data), len(scales))
+	if err != nil {
+		return nil, err
+	}
+	w := &Weight{info: info, words: make([]uint32, (len(data)+3)/4), scales: append([]float32(nil), scales...)}
+	w.data = unsafe.Slice((*byte)(unsafe.Pointer(&w.words[0])), len(data))
+	copy(w.data, data)
+	return w, nil
+}
+
+var (
+	lutOnce sync.Once
+	f16LUT  []float32 // every half code
+	fp8LUT  [256]float32
+)
+
+func luts() {
+	lutOnce.Do(func() {
+		f16LUT = make([]float32, 1<<16)
+		for i := range f16LUT {
+			f16LUT[i] = model.F16ToF32(uint16(i))
+		}
+		for i := range fp8LUT {
+			fp8LUT[i] = model.FP8E4M3ToF32(uint8(i))
+		}
+	})
+}
+
+// f32Row returns row r of an f32 weight without copying.
+func (w *Weight) f32Row(r int) []float32 {
+	n := w.info.Cols
+	all := unsafe.Slice((*float32)(unsafe.Pointer(&w.words[0])), w.info.Rows*n)
+	return all[r*n : (r+1)*n]
+}
+
+// scale returns the scale of element (r, c): fp8 by ScaleKind, q8_0 by group.
+func (w *Weight) scale(r, c int) float32 {
+	switch {
+	case w.info.DType == model.Q8_0:
+		return w.scales[r*(w.info.Cols/w.info.Group)+c/w.info.Group]
+	case w.info.ScaleKind == model.ScaleTensor:
+		return w.scales[0]
+	case w.info.ScaleKind == model.ScaleChannel:
+		return w.scales[r]
+	case w.info.ScaleKind == model.ScaleBlock:
+		return w.scales[(r/FP8BlockSize)*ceilDiv(w.info.Cols, FP8BlockSize)+c/FP8BlockSize]
+	}
+	return 1
+}
+
+// DecodeRow writes row r as f32 into dst[:Cols]: the stored value, times its scale for fp8 and q8_0
+// (one f32 multiply per element).
+func (w *Weight) DecodeRow(r int, dst []float32) {
+	n := w.info.Cols
+	dst = dst[:n]
+	switch w.info.DType {
+	case model.F32:
+		copy(dst, w.f32Row(r))
+	case model.F16, model.BF16:
+		b := w.data[2*r*n : 2*(r+1)*n]
+		if w.info.DType == model.BF16 {
+			for i := range dst {
+				dst[i] = model.BF16ToF32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+			}
+			return
+		}
+		luts()
+		for i := range dst {
+			dst[i] = f16LUT[uint16(b[2*i])|uint16(b[2*i+1])<<8]
+		}
+	case model.F8E4M3:
+		luts()
+		b := w.data[r*n : (r+1)*n]
+		if w.info.ScaleKind == model.ScaleBlock {
+			for i := range dst {
+				dst[i] = fp8LUT[b[i]] * w.scale(r, i)
+			}
+			return
+		}
+		s := w.scale(r, 0)
+		for i := range dst {
+			dst[i] = fp8LUT[b[i]] * s
+		}
+	case model.Q8_0:
+		b := w.data[r*n : (r+1)*n]
+		g := w.info.Group
+		for c0 := 0; c0 < n; c0 += g {
+			s := w.scale(r, c0)
+			for i := c0; i < c0+g; i++ {
+				dst[i] = float32(int8(b[i])) * s
+			}
+		}
+	}
+}
+
+// EncodeTensor stores f32 values (rows x cols, row-major) as a tensor of dtype dt: the fixture builder of
+// the op tests of both backends and of synthetic models. fp8 scales are absmax/448 over each scale's
+// region (ScaleNone: scale 1), q8_0 uses model.QuantizeQ8_0. shape is [cols] when vector is set.
+func EncodeTensor(name string, dt model.DType, rows, cols int, vector bool, sk model.ScaleKind, group int, v []float32) *model.Tensor {
+	shape := []int{rows, cols}
+	if vector {
+		shape = []int{cols}
+	}
+	var data []byte
+	var scales []float32
+	switch dt {
+	case model.F32:
+		data = make([]byte, 4*len(v))
+		for i, x := range v {
+			putU32(data[4*i:], math.Float32bits(x))
+		}
+	case model.F16, model.BF16:
+		data = make([]byte, 2*len(v))
+		for i, x := range v {
+			h := model.F32ToF16(x)
+			if dt == model.BF16 {
+				h = model.F32ToBF16(x)
+			}
+			data[2*i], data[2*i+1] = byte(h), byte(h>>8)
+		}
+	case model.Q8_0:
+		q, s := model.QuantizeQ8_0(v, group)
+		data = unsafe.Slice((*byte)(unsafe.Pointer(&q[0])), len(q))
+		scales = s
+	case model.F8E4M3:
+		info := engine.WeightInfo{DType: dt, Rows: rows, Cols: cols, ScaleKind: sk}
+		w := &Weight{info: info, scales: make([]float32, ScaleCount(info))}
+		region := func(r, c int) int { // which scale covers (r, c)
+			switch sk {
+			case model.ScaleChannel:
+				return r
+			case model.ScaleBlock:
+				return (r/FP8BlockSize)*ceilDiv(cols, FP8BlockSize) + c/FP8BlockSize
+			}
+			return 0
+		}
+		if sk != model.ScaleNone {
+			for i, x := range v {
+				k := region(i/cols, i%cols)
+				w.scales[k] = max(w.scales[k], float32(math.Abs(float64(x)))/448)
+			}
+		}
+		data = make([]byte, len(v))
+		for i, x := range v {
+			s := w.scale(i/cols, i%cols)
+			if s != 0 {
+				x /= s
+			}
+			data[i] = model.F32ToFP8E4M3(x)
+		}
+		if sk != model.ScaleNone {
+			scales = w.scales
+		}
+	}
+	t := model.TensorFromBytes(name, dt, shape, data, scales)
+	t.ScaleKind, t.Group = sk, group
+	return t
+}
+
+func putU32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
