@@ -1,0 +1,197 @@
+package kvpages
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Policy is the eviction policy (--kv-policy). All policies share the same machinery: per-head sorted
+// block scores, the hanging-block rule, per-head prefixes, compaction by filling holes from the tail and
+// freeing tail blocks. They differ in how many blocks each head gives back and by what key slots rank.
+type Policy int
+
+const (
+	// PolicyKVCompress ranks the block scores of all (layer, KV head) of a sequence in one global sort and
+	// evicts the cheapest E_s blocks (kv-compress.md §1.2-1.3): heads keep variable amounts.
+	PolicyKVCompress Policy = iota
+	// PolicyFull never evicts.
+	PolicyFull
+	// PolicyUniform (SnapKV/PyramidKV-like) evicts by the same metric as KV-Compress but every head keeps
+	// the same block count: ceil(C/b) blocks, C the per-head budget in tokens.
+	PolicyUniform
+	// PolicyWindow (StreamingLLM-like) keeps the most recent positions plus the sinks, the same block count
+	// per head; the metric is ignored (slots rank by position, oldest first).
+	PolicyWindow
+	// PolicyH2O plans exactly like PolicyUniform; it differs in the metric the engine accumulates (see
+	// Policy.Metric): plain (L1) attention summed over every query, prompt and decode, with no observation
+	// window and no max-pool.
+	PolicyH2O
+)
+
+var policyNames = [...]string{
+	PolicyKVCompress: "kvcompress",
+	PolicyFull:       "full",
+	PolicyUniform:    "uniform",
+	PolicyWindow:     "window",
+	PolicyH2O:        "h2o",
+}
+
+func (p Policy) String() string {
+	if p >= 0 && int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// ParsePolicy reads a --kv-policy value: kvcompress (also kvc), full, uniform, window, h2o.
+func ParsePolicy(s string) (Policy, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "kvc" {
+		return PolicyKVCompress, nil
+	}
+	for i, n := range policyNames {
+		if v == n {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("kvpages: unknown kv policy %q (want one of %s)", s, strings.Join(policyNames[:], ", "))
+}
+
+// MetricSource says which per-slot metric the engine must accumulate for a policy.
+type MetricSource struct {
+	Needed bool // false: the metric is never read (full, window)
+	// Squared: add p^2 (L2, KV-Compress); otherwise p (L1, H2O).
+	Squared bool
+	// ObservationWindow: after prefill add the metric of the last w prompt queries, max-pooled (kernel 7)
+	// per query head before the group sum (SnapKV / KVC-w). When false, every prompt query contributes
+	// (H2O: accumulated attention over the whole prompt, no pooling).
+	ObservationWindow bool
+	// Decode: every decode query adds into the metric too (continual accumulation, eq. 20 / H2O).
+	Decode bool
+}
+
+// Metric describes the metric the engine must collect for this policy.
+func (p Policy) Metric() MetricSource {
+	switch p {
+	case PolicyKVCompress, PolicyUniform:
+		return MetricSource{Needed: true, Squared: true, ObservationWindow: true, Decode: true}
+	case PolicyH2O:
+		return MetricSource{Needed: true, Squared: false, ObservationWindow: false, Decode: true}
+	}
+	return MetricSource{}
+}
+
+// Budget is a per-sequence KV budget: exactly one of MaxCacheTokens and Rate is set.
+type Budget struct {
+	// MaxCacheTokens C: the sequence keeps C*layers*kvHeads KVs in total, spread freely over its heads by
+	// KV-Compress (per head for the baselines). C is rounded up to a multiple of the block size, so the
+	// budget is ceil(C/b)*layers*kvHeads blocks.
+	MaxCacheTokens int
+	// Rate R >= 1: full-cache KVs / kept KVs = R on the evictable part. With len the sequence length
+	// (Seq.NextPos) and P = min(len, Protect+Sinks) the slots that may never go, the sequence keeps
+	// ceil((len-P)*L*H/R) + P*L*H KVs, i.e. per head C_R = P + ceil((len-P)/R) tokens, and is budgeted
+	// as MaxCacheTokens = C_R (rounded up to blocks as above). R = 1 keeps everything.
+	Rate float64
+}
+
+func (b Budget) set() bool { return b.MaxCacheTokens != 0 || b.Rate != 0 }
+
+// Options configure eviction planning.
+type Options struct {
+	Policy    Policy
+	BlockSize int // b, slots per block; must equal the pool's
+	Budget    Budget
+	// Protect: the last Protect positions of every head are never evicted (pos > lastPos-Protect, lastPos
+	// = Seq.NextPos-1). They count toward the budget.
+	Protect int
+	// Sinks: positions < Sinks are never evicted (attention sinks). They count toward the budget.
+	Sinks int
+	// MaxKVPerRound caps the slots planned in one round (max_kv_per_compression), counted as blocks*b
+	// per sequence; 0 means no cap. See Select.
+	MaxKVPerRound int
+}
+
+// DefaultProtect is the protected window of the throughput runs (kv-compress.md §2, §6.13).
+const DefaultProtect = 32
+
+// DefaultOptions are KV-Compress with the given block size and budget, Protect 32, no sinks, no cap.
+func DefaultOptions(blockSize int, budget Budget) Options {
+	return Options{Policy: PolicyKVCompress, BlockSize: blockSize, Budget: budget, Protect: DefaultProtect}
+}
+
+// Validate checks the options before any work is done.
+func (o Options) Validate() error {
+	if o.Policy < 0 || int(o.Policy) >= len(policyNames) {
+		return fmt.Errorf("kvpages: unknown kv policy %d", int(o.Policy))
+	}
+	if o.BlockSize <= 0 {
+		return fmt.Errorf("kvpages: block size must be positive, got %d", o.BlockSize)
+	}
+	if o.Protect < 0 {
+		return fmt.Errorf("kvpages: protected window must be >= 0, got %d", o.Protect)
+	}
+	if o.Sinks < 0 {
+		return fmt.Errorf("kvpages: attention sinks must be >= 0, got %d", o.Sinks)
+	}
+	if o.MaxKVPerRound < 0 {
+		return fmt.Errorf("kvpages: max KVs per round must be >= 0 (0 = no cap), got %d", o.MaxKVPerRound)
+	}
+	if o.Policy == PolicyFull {
+		return nil // no budget needed
+	}
+	return o.checkBudget(o.Budget)
+}
+
+// checkBudget validates one budget against the options' block size, protected window and sinks.
+func (o Options) checkBudget(b Budget) error {
+	if !b.set() {
+		return fmt.Errorf("kvpages: policy %s needs a budget: max cache tokens or a compression rate", o.Policy)
+	}
+	if b.MaxCacheTokens != 0 && b.Rate != 0 {
+		return fmt.Errorf("kvpages: set max cache tokens (%d) or compression rate (%g), not both", b.MaxCacheTokens, b.Rate)
+	}
+	if b.Rate != 0 {
+		if math.IsNaN(b.Rate) || math.IsInf(b.Rate, 0) || b.Rate < 1 {
+			return fmt.Errorf("kvpages: compression rate must be a finite number >= 1 (full-cache KVs / kept KVs), got %g", b.Rate)
+		}
+		return nil
+	}
+	if b.MaxCacheTokens < 0 {
+		return fmt.Errorf("kvpages: max cache tokens must be positive, got %d", b.MaxCacheTokens)
+	}
+	bs := o.BlockSize
+	if need := ceilDiv(o.Protect+o.Sinks, bs); ceilDiv(b.MaxCacheTokens, bs) < need {
+		return fmt.Errorf("kvpages: max cache tokens %d (%d blocks of %d per head) is smaller than the protected window %d + sinks %d (%d blocks per head)",
+			b.MaxCacheTokens, ceilDiv(b.MaxCacheTokens, bs), bs, o.Protect, o.Sinks, need)
+	}
+	return nil
+}
+
+// budgetTokens is the per-head token budget C (before rounding up to blocks) for a sequence of length n.
+func (o Options) budgetTokens(b Budget, n int) int {
+	if b.MaxCacheTokens != 0 {
+		return b.MaxCacheTokens
+	}
+	p := min(n, o.Protect+o.Sinks)
+	return p + int(math.Ceil(float64(n-p)/b.Rate))
+}
+
+// BudgetBlocks is the number of blocks sequence s may keep under budget b (the options' budget when b
+// is the zero Budget): ceil(C/b)*layers*kvHeads. For PolicyFull it is the blocks the sequence holds.
+func (o Options) BudgetBlocks(s *Seq, b Budget) int {
+	if o.Policy == PolicyFull {
+		return s.Blocks()
+	}
+	if !b.set() {
+		b = o.Budget
+	}
+	return ceilDiv(o.budgetTokens(b, s.NextPos), o.BlockSize) * s.Layers * s.KVHeads
+}
+
+// Excess is E_s before capping at the evictable blocks: blocks in use minus the budget, at least 0.
+func (o Options) Excess(s *Seq, b Budget) int {
+	return max(0, s.Blocks()-o.BudgetBlocks(s, b))
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
