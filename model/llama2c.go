@@ -260,7 +260,7 @@ func (c *Checkpoint) readLlama2CBody(b blob, p llama2cHeader, gs int) error {
 			}
 			t := viewTensor(b, name, fmt.Sprintf("%s[%d]", src, l), Q8_0, []int{rows, cols}, qBase+int64(l)*per)
 			t.Group = gs
-			t.scales = f32Scales(b, t.SourceName, sBase+int64(l)*per/int64(gs)*4, per/int64(gs), true)
+			t.scales = f32Scales(b, t.SourceName, sBase+int64(l)*per/int64(gs)*4, per/int64(gs), false)
 			if err := c.add(t); err != nil {
 				return err
 			}
