@@ -37,7 +37,7 @@ func newEngine(t testing.TB, b engine.Backend, ck *model.Checkpoint, opt engine.
 		t.Fatal(err)
 	}
 	if opt.KVBlocks == 0 {
-		opt.KVBlocks = 4096
+		opt.KVBlocks = 16384
 	}
 	e, err := engine.NewEngine(b, ck.Config, w, opt)
 	if err != nil {

@@ -18,6 +18,10 @@ type Options struct {
 	Metric    MetricMode
 	Window    int  // prefill observation window w (0: no window metric)
 	Pool7     bool // max-pool the window metric
+	// PromptMetric: every prompt query adds its attention into the metric (H2O), instead of a window.
+	PromptMetric bool
+	// SquaredWindow: the prefill metric adds p^2 (L2) rather than p (L1).
+	SquaredWindow bool
 }
 
 // Engine runs forward passes of one model over a paged KV cache on one backend.
@@ -38,6 +42,8 @@ type Engine struct {
 	slots, heads, win            []Buf // per layer
 	tables                       Buf
 	tableCap                     int // int32 entries tables can hold
+	moves                        Buf // compaction move list
+	moveCap                      int
 	maxOut                       int // logit rows
 }
 
@@ -107,7 +113,7 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 
 // Close frees the engine's device memory (weights stay with the backend).
 func (e *Engine) Close() {
-	for _, b := range []Buf{e.x, e.xb, e.q, e.k, e.v, e.att, e.hb, e.hb2, e.logits, e.outRows, e.ids, e.pos, e.rowsIdx, e.tables} {
+	for _, b := range []Buf{e.x, e.xb, e.q, e.k, e.v, e.att, e.hb, e.hb2, e.logits, e.outRows, e.ids, e.pos, e.rowsIdx, e.tables, e.moves} {
 		if b != nil {
 			e.B.Free(b)
 		}
@@ -246,7 +252,7 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 			cfg.Heads, cfg.KVHeads, e.scale, mode)
 		if nWin > 0 {
 			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: e.tables, Pos: e.pos, NSeqs: nWin,
-				Squared: e.Opt.Metric != MetricPlain, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
+				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
 		}
 		b.MatMul(e.xb, e.att, ly.O, rows)
 		b.Add(e.x, e.x, e.xb, rows*cfg.Dim)

@@ -34,7 +34,9 @@ func (e *Engine) Prefill(s *Sequence, prompt []int) ([]float32, error) {
 	for _, c := range prefillChunks(len(prompt), e.Opt.MaxRows, w) {
 		last := c[1] == len(prompt)
 		it := Item{Seq: s.KV, Tokens: prompt[c[0]:c[1]], Logits: last}
-		if last {
+		if e.Opt.PromptMetric {
+			it.WindowRows = c[1] - c[0]
+		} else if last {
 			it.WindowRows = w
 		}
 		out, err := e.Forward([]Item{it})

@@ -59,13 +59,13 @@ func resolveModel(name string, pull bool, stderr io.Writer) (string, error) {
 		return "", errors.New("no model given: use --model PATH or a name (e.g. --model stories260K)")
 	}
 	if _, err := os.Stat(name); err == nil {
-		return name, nil
+		return modelInDir(name), nil
 	}
 	if !filepath.IsAbs(name) && !strings.HasPrefix(name, ".") {
 		for _, d := range modelDirs() {
 			p := filepath.Join(d, filepath.FromSlash(name))
 			if _, err := os.Stat(p); err == nil {
-				return p, nil
+				return modelInDir(p), nil
 			}
 		}
 	}
@@ -75,6 +75,41 @@ func resolveModel(name string, pull bool, stderr io.Writer) (string, error) {
 	}
 	fmt.Fprintf(stderr, "kvc: model %q not found locally; pulling it into %s\n", name, cacheDir())
 	return pullModel(name, "", stderr, false)
+}
+
+// modelInDir picks the checkpoint in a folder that is not a Hugging Face folder (no config.json): the file
+// named after the folder (stories260K/stories260K.bin), else its only .gguf or .bin file.
+func modelInDir(p string) string {
+	st, err := os.Stat(p)
+	if err != nil || !st.IsDir() {
+		return p
+	}
+	if _, err := os.Stat(filepath.Join(p, "config.json")); err == nil {
+		return p
+	}
+	base := filepath.Base(p)
+	for _, ext := range []string{".bin", ".gguf", ".bin.zst", ".gguf.zst"} {
+		if f := filepath.Join(p, base+ext); fileExists(f) {
+			return f
+		}
+	}
+	var cands []string
+	ents, _ := os.ReadDir(p)
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasSuffix(n, ".gguf") || (strings.HasSuffix(n, ".bin") && !strings.HasPrefix(n, "tok")) {
+			cands = append(cands, filepath.Join(p, n))
+		}
+	}
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	return p
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 func hfEndpoint() string {

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"kvc/engine"
+	"kvc/kvpages"
+	"kvc/model"
+	"kvc/model/tokenizer"
+)
+
+// engineFlags are the flags every command that runs a model shares.
+type engineFlags struct {
+	model     string
+	tokenizer string
+	device    string
+	quiet     bool
+	kvBlock   int
+	kvMem     string
+	kvType    string
+	maxRows   int
+	maxSeqs   int
+
+	policy   string
+	budget   int
+	rate     float64
+	protect  int
+	sinks    int
+	interval int
+	window   int
+	noPool   bool
+	metricL1 bool
+	maxKV    int
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.model, "model", "", "model: a file or folder, or a name under $KVC_MODELS or the cache (e.g. stories260K)")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file (default: found beside the model)")
+	fs.StringVar(&f.device, "device", "", "vulkan:N or cpu (default: the best Vulkan device, else cpu)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bars")
+	fs.IntVar(&f.kvBlock, "kv-block", 16, "KV cache block size in slots")
+	fs.StringVar(&f.kvMem, "kv-mem", "", "KV cache memory, e.g. 512MiB (default: what the device has left after the weights, minus a margin)")
+	fs.StringVar(&f.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
+	fs.IntVar(&f.maxRows, "max-rows", 256, "most tokens in one forward pass (prefill chunk size)")
+	fs.StringVar(&f.policy, "kv-policy", "full", "KV eviction: kvcompress, uniform, window, h2o or full")
+	fs.IntVar(&f.budget, "kv-budget", 0, "max cache tokens per head C (the sequence keeps C x layers x KV heads KVs)")
+	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
+	fs.IntVar(&f.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions of every head never evicted")
+	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
+	fs.IntVar(&f.interval, "kv-interval", 0, "also compress every N decode steps (0: only after prefill and when memory runs short)")
+	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
+	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
+	fs.BoolVar(&f.metricL1, "kv-metric-l1", false, "plain attention (L1) instead of squared attention (L2) as the metric")
+	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
+}
+
+// loaded is a model ready to run.
+type loaded struct {
+	ck       *model.Checkpoint
+	tok      tokenizer.Tokenizer
+	backend  engine.Backend
+	eng      *engine.Engine
+	planner  *kvpages.Planner // nil for the full policy
+	budget   kvpages.Budget
+	eos      map[int]bool
+	loadTime time.Duration
+}
+
+func (l *loaded) Close() {
+	if l.eng != nil {
+		l.eng.Close()
+	}
+	if l.backend != nil {
+		l.backend.Close()
+	}
+	if l.ck != nil {
+		l.ck.Close()
+	}
+}
+
+// compressionOptions validates the eviction flags before any work.
+func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
+	p, err := kvpages.ParsePolicy(f.policy)
+	if err != nil {
+		return kvpages.Options{}, err
+	}
+	o := kvpages.Options{Policy: p, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
+		Protect: f.protect, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
+	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
+		return o, fmt.Errorf("--kv-budget/--kv-rate need an eviction policy: add --kv-policy kvcompress (or uniform, window, h2o)")
+	}
+	return o, o.Validate()
+}
+
+func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
+	copts, err := f.compressionOptions()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	path, err := resolveModel(f.model, true, stderr)
+	if err != nil {
+		return nil, err
+	}
+	l := &loaded{}
+	ok := false
+	defer func() {
+		if !ok {
+			l.Close()
+		}
+	}()
+	if l.ck, err = model.Open(path); err != nil {
+		return nil, err
+	}
+	if l.tok, err = findTokenizer(l.ck, f.tokenizer); err != nil {
+		return nil, err
+	}
+	if l.tok.Vocab() > l.ck.Config.Vocab {
+		return nil, fmt.Errorf("tokenizer has %d tokens but the model's vocabulary is %d", l.tok.Vocab(), l.ck.Config.Vocab)
+	}
+	if l.backend, err = openBackend(f.device, stderr); err != nil {
+		return nil, err
+	}
+	var bar *progressbar.ProgressBar
+	progress := func(done, total int64) {
+		if bar == nil && !f.quiet && isTerminal(stderr) {
+			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowBytes(true),
+				progressbar.OptionSetDescription("loading "+filepath.Base(path)), progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish())
+		}
+		if bar != nil {
+			_ = bar.Set64(done)
+		}
+	}
+	w, err := engine.LoadWeights(l.backend, l.ck, progress)
+	if err != nil {
+		return nil, err
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	cfg := l.ck.Config
+	kvType := engine.KVF32
+	switch f.kvType {
+	case "f16":
+		kvType = engine.KVF16
+	case "f32":
+	case "":
+		if hasF16(l.backend) {
+			kvType = engine.KVF16
+		}
+	default:
+		return nil, fmt.Errorf("--kv-type %q: want f16 or f32", f.kvType)
+	}
+	blockBytes := engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, kvType)
+	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, blockBytes)
+	if err != nil {
+		return nil, err
+	}
+	blocks := int(kvBytes / blockBytes)
+	minBlocks := cfg.Layers * cfg.KVHeads * ((min(cfg.Context, f.maxRows) + f.kvBlock - 1) / f.kvBlock)
+	if blocks < minBlocks {
+		return nil, fmt.Errorf("KV memory %s holds %d blocks of %d bytes; at least %d (%s) are needed for one %d-token chunk of one sequence",
+			fmtBytes(kvBytes), blocks, blockBytes, minBlocks, fmtBytes(int64(minBlocks)*blockBytes), min(cfg.Context, f.maxRows))
+	}
+	mode, win, pool, whole := engine.MetricOptions(copts.Policy, f.window, !f.noPool)
+	if f.metricL1 && mode == engine.MetricSquared {
+		mode = engine.MetricPlain
+	}
+	opt := engine.Options{BlockSize: f.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: f.maxRows,
+		Metric: mode, Window: win, Pool7: pool, PromptMetric: whole,
+		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1}
+	if l.eng, err = engine.NewEngine(l.backend, cfg, w, opt); err != nil {
+		return nil, err
+	}
+	if copts.Policy != kvpages.PolicyFull {
+		if l.planner, err = kvpages.NewPlanner(copts); err != nil {
+			return nil, err
+		}
+	}
+	l.eos = map[int]bool{}
+	for _, id := range cfg.EOS {
+		l.eos[id] = true
+	}
+	for _, id := range l.tok.EOS() {
+		l.eos[id] = true
+	}
+	if strings.HasPrefix(l.ck.Format, "llama2c") {
+		l.eos[cfg.BOS] = true // llama2.c models delimit stories with BOS; run.c stops there
+	}
+	l.loadTime = time.Since(start)
+	ok = true
+	return l, nil
+}
+
+// kvMemory is the KV pool size: --kv-mem, or what the device has left minus a margin.
+func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize int, blockBytes int64) (int64, error) {
+	if flagVal != "" {
+		n, err := parseByteSize(flagVal)
+		if err != nil {
+			return 0, fmt.Errorf("--kv-mem: %w", err)
+		}
+		return n, nil
+	}
+	if m, ok := b.(interface{ MemoryAvailable() int64 }); ok {
+		if avail := m.MemoryAvailable(); avail > 0 {
+			// Leave 10% (at least 64 MiB) for scratch and the driver.
+			return max(avail-max(avail/10, 64<<20), 0), nil
+		}
+	}
+	// A host backend: room for 16 full-context sequences, at most 2 GiB.
+	perSeq := int64(cfg.Layers*cfg.KVHeads*((cfg.Context+blockSize-1)/blockSize)) * blockBytes
+	return min(16*perSeq, 2<<30), nil
+}
+
+func hasF16(b engine.Backend) bool {
+	c, ok := b.(interface{ KVF16() bool })
+	return ok && c.KVF16()
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"kvc/engine"
+	"kvc/kvpages"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type samplingFlags struct {
+	n     int
+	sc    engine.SamplerConfig
+	stops stringList
+}
+
+func (f *samplingFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.n, "n", 256, "new tokens to generate")
+	fs.Float64Var(&f.sc.Temp, "temp", 0.8, "temperature (0: greedy)")
+	fs.IntVar(&f.sc.TopK, "top-k", 40, "top-k (0: off)")
+	fs.Float64Var(&f.sc.TopP, "top-p", 0.95, "top-p (1: off)")
+	fs.Float64Var(&f.sc.MinP, "min-p", 0.05, "min-p (0: off)")
+	fs.Float64Var(&f.sc.RepeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
+	fs.Uint64Var(&f.sc.Seed, "seed", 0, "random seed (0: from the clock)")
+	fs.Var(&f.stops, "stop", "stop string (repeatable)")
+}
+
+func (f *samplingFlags) config() (engine.SamplerConfig, error) {
+	sc := f.sc
+	if sc.Seed == 0 {
+		sc.Seed = uint64(time.Now().UnixNano())
+	}
+	if f.n < 0 {
+		return sc, fmt.Errorf("-n %d: want a count >= 0", f.n)
+	}
+	return sc, sc.Validate()
+}
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var ef engineFlags
+	var sf samplingFlags
+	ef.register(fs)
+	sf.register(fs)
+	prompt := fs.String("prompt", "", "prompt text")
+	promptFile := fs.String("file", "", "read the prompt from a file")
+	echo := fs.Bool("echo", false, "print the prompt before the completion")
+	stats := fs.Bool("stats", false, "print statistics to stderr at the end")
+	truncate := fs.Bool("truncate", false, "drop the start of a prompt longer than the context instead of failing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (the prompt goes after --prompt)", fs.Arg(0))
+	}
+	if *promptFile != "" {
+		b, err := os.ReadFile(*promptFile)
+		if err != nil {
+			return err
+		}
+		*prompt = string(b)
+	}
+	sc, err := sf.config()
+	if err != nil {
+		return err
+	}
+	l, err := load(&ef, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ids := l.tok.Encode(*prompt, true)
+	ctx := l.ck.Config.Context
+	if len(ids) >= ctx {
+		if !*truncate {
+			return fmt.Errorf("the prompt is %d tokens, the model's context is %d: shorten it or pass --truncate", len(ids), ctx)
+		}
+		keep := ctx / 2
+		fmt.Fprintf(os.Stderr, "kvc: prompt of %d tokens truncated to its last %d (context %d)\n", len(ids), keep, ctx)
+		ids = append([]int{ids[0]}, ids[len(ids)-keep+1:]...)
+	}
+	g := &generation{l: l, out: os.Stdout, stderr: os.Stderr}
+	if *echo {
+		fmt.Fprint(os.Stdout, l.tok.Decode(ids))
+	}
+	res, err := g.run(ids, sc, sf.n, sf.stops, ef.interval)
+	fmt.Fprintln(os.Stdout)
+	if err != nil {
+		return err
+	}
+	if res.contextFull {
+		fmt.Fprintf(os.Stderr, "kvc: stopped after %d new tokens: the model's context of %d tokens is full\n", res.newTokens, ctx)
+	}
+	if *stats {
+		g.printStats(res)
+	}
+	return nil
+}
+
+// generation runs one sequence from prompt to completion, compressing its cache as configured.
+type generation struct {
+	l      *loaded
+	out    io.Writer
+	stderr io.Writer
+	comp   engine.CompressStats // totals
+	rounds int
+}
+
+type genResult struct {
+	seq          *engine.Sequence
+	newTokens    int
+	finish       string // "stop", "length", "context"
+	contextFull  bool
+	prefill      time.Duration
+	decode       time.Duration
+	promptTokens int
+	peakBlocks   int
+	kept         string
+	fullKVs      int
+}
+
+func (g *generation) compress(seq *engine.Sequence) error {
+	if g.l.planner == nil {
+		return nil
+	}
+	st, err := g.l.eng.Compress(g.l.planner, []*engine.Sequence{seq}, nil, nil)
+	if err != nil {
+		return err
+	}
+	g.rounds++
+	g.comp.EvictedKVs += st.EvictedKVs
+	g.comp.FreedBlocks += st.FreedBlocks
+	g.comp.Moves += st.Moves
+	g.comp.Time += st.Time
+	return nil
+}
+
+func (g *generation) run(ids []int, sc engine.SamplerConfig, n int, stops []string, interval int) (genResult, error) {
+	e := g.l.eng
+	res := genResult{promptTokens: len(ids), finish: "length"}
+	seq := e.NewSequence(sc)
+	res.seq = seq
+	t0 := time.Now()
+	logits, err := e.Prefill(seq, ids)
+	if err != nil {
+		return res, err
+	}
+	res.peakBlocks = e.Pool.InUse()
+	if err := g.compress(seq); err != nil {
+		return res, err
+	}
+	res.prefill = time.Since(t0)
+	t1 := time.Now()
+	dec := g.l.tok.NewDecoder()
+	for _, id := range ids { // the decoder needs the context (e.g. the space dropped after BOS)
+		dec.Push(id)
+	}
+	dec.Flush()
+	stop := engine.NewStopText(stops)
+	ctx := g.l.ck.Config.Context
+	for res.newTokens < n {
+		next := seq.Sampler.Sample(logits, seq.Tokens)
+		if g.l.eos[next] {
+			res.finish = "stop"
+			break
+		}
+		res.newTokens++
+		fmt.Fprint(g.out, stop.Push(dec.Push(next)))
+		if stop.Stopped {
+			res.finish = "stop"
+			seq.Tokens = append(seq.Tokens, next)
+			break
+		}
+		if seq.KV.NextPos >= ctx {
+			res.finish, res.contextFull = "context", true
+			seq.Tokens = append(seq.Tokens, next)
+			break
+		}
+		if res.newTokens == n {
+			seq.Tokens = append(seq.Tokens, next)
+			break
+		}
+		if interval > 0 && res.newTokens%interval == 0 {
+			if err := g.compress(seq); err != nil {
+				return res, err
+			}
+		}
+		// When the pool would run short, compression frees blocks before anything fails.
+		if seq.KV.BlocksNeeded(e.Pool, 1) > e.Pool.Free() {
+			if err := g.compress(seq); err != nil {
+				return res, err
+			}
+		}
+		out, err := e.Decode([]*engine.Sequence{seq}, []int{next})
+		if errors.Is(err, kvpages.ErrNoBlocks) {
+			return res, fmt.Errorf("the KV cache is full after %d tokens (%d blocks): raise --kv-mem or set a --kv-budget with --kv-policy kvcompress", seq.KV.NextPos, e.Pool.Blocks())
+		}
+		if err != nil {
+			return res, err
+		}
+		logits = out[0]
+		res.peakBlocks = max(res.peakBlocks, e.Pool.InUse())
+	}
+	fmt.Fprint(g.out, stop.Push(dec.Flush()))
+	if !stop.Stopped {
+		fmt.Fprint(g.out, stop.Flush())
+	}
+	res.decode = time.Since(t1)
+	return res, nil
+}
+
+func (g *generation) printStats(r genResult) {
+	e := g.l.eng
+	cfg := g.l.ck.Config
+	w := g.stderr
+	bb := e.KV.BlockBytes()
+	fmt.Fprintf(w, "model      %s (%s, %s weights), backend %s\n", g.l.ck.Path, g.l.ck.Format, fmtBytes(e.W.Bytes), e.B.Name())
+	fmt.Fprintf(w, "load       %.2f s\n", g.l.loadTime.Seconds())
+	fmt.Fprintf(w, "prompt     %d tokens in %.3f s: %.1f tok/s\n", r.promptTokens, r.prefill.Seconds(), float64(r.promptTokens)/r.prefill.Seconds())
+	if r.newTokens > 1 {
+		fmt.Fprintf(w, "decode     %d tokens in %.3f s: %.1f tok/s\n", r.newTokens, r.decode.Seconds(), float64(r.newTokens-1)/r.decode.Seconds())
+	}
+	fmt.Fprintf(w, "finish     %s\n", r.finish)
+	inUse := e.Pool.InUse()
+	fmt.Fprintf(w, "kv cache   %d of %d blocks in use (%s of %s; block %d slots, %d bytes), peak %d blocks (%s)\n",
+		inUse, e.Pool.Blocks(), fmtBytes(int64(inUse)*bb), fmtBytes(int64(e.Pool.Blocks())*bb), e.Opt.BlockSize, bb,
+		r.peakBlocks, fmtBytes(int64(r.peakBlocks)*bb))
+	if g.l.planner != nil {
+		full := r.seq.KV.NextPos * cfg.Layers * cfg.KVHeads
+		kept := 0
+		for _, c := range r.seq.KV.Ctx {
+			kept += c
+		}
+		fmt.Fprintf(w, "kv-compress policy %s: %d rounds, %d KVs evicted, %d blocks (%s) freed, %d moves, %.1f ms; kept %d of %d KVs (rate %.2fx)\n",
+			g.l.planner.Options().Policy, g.rounds, g.comp.EvictedKVs, g.comp.FreedBlocks, fmtBytes(int64(g.comp.FreedBlocks)*bb),
+			g.comp.Moves, float64(g.comp.Time.Microseconds())/1000, kept, full, float64(full)/float64(max(kept, 1)))
+		if st, err := kvpages.CollectStats(e.Pool, []*kvpages.Seq{r.seq.KV}, bb, kvpages.Ledger{}); err == nil {
+			fmt.Fprint(w, st.Table())
+		}
+	}
+}

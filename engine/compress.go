@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"kvc/kvpages"
+)
+
+// MetricOptions translate a kvpages policy's metric needs into the engine's metric collection.
+func MetricOptions(p kvpages.Policy, window int, pool7 bool) (mode MetricMode, w int, pool bool, wholePrompt bool) {
+	m := p.Metric()
+	if !m.Needed {
+		return MetricNone, 0, false, false
+	}
+	mode = MetricPlain
+	if m.Squared {
+		mode = MetricSquared
+	}
+	if !m.Decode {
+		mode = MetricNone
+	}
+	if m.ObservationWindow {
+		return mode, window, pool7, false
+	}
+	return mode, 0, false, true
+}
+
+// CompressStats describe one compression round.
+type CompressStats struct {
+	Seqs        int // sequences planned
+	EvictedKVs  int
+	FreedBlocks int
+	Moves       int
+	Time        time.Duration
+}
+
+// Compress runs one eviction round over the given sequences with planner pl: it picks the sequences over
+// their budgets (budgets[i], or the planner's when nil/zero), reads back only their metrics and positions,
+// plans, moves the retained KVs on the device and returns the freed blocks to the pool.
+func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpages.Budget, roundsSince []int) (CompressStats, error) {
+	start := time.Now()
+	var st CompressStats
+	if pl.Options().BlockSize != e.Opt.BlockSize {
+		return st, fmt.Errorf("engine: planner block size %d differs from the cache's %d", pl.Options().BlockSize, e.Opt.BlockSize)
+	}
+	cands := make([]kvpages.Candidate, len(seqs))
+	for i, s := range seqs {
+		cands[i] = kvpages.Candidate{Seq: s.KV}
+		if budgets != nil {
+			cands[i].Budget = budgets[i]
+		}
+		if roundsSince != nil {
+			cands[i].RoundsSince = roundsSince[i]
+		}
+	}
+	pick, err := pl.Select(cands)
+	if err != nil || len(pick) == 0 {
+		return st, err
+	}
+	in := make([]kvpages.SeqSlots, 0, len(pick))
+	b := e.Opt.BlockSize
+	for _, i := range pick {
+		s := seqs[i].KV
+		blocks := s.SlotBlocks()
+		metric := make([]float32, len(blocks)*b)
+		pos := make([]int32, len(blocks)*b)
+		if err := e.B.ReadSlots(e.KV, blocks, metric, pos); err != nil {
+			return st, fmt.Errorf("engine: reading metrics back: %w", err)
+		}
+		hs, err := s.SplitSlots(b, metric, pos)
+		if err != nil {
+			return st, err
+		}
+		in = append(in, kvpages.SeqSlots{Seq: s, Slots: hs, Budget: cands[i].Budget})
+	}
+	plan, err := pl.Plan(in)
+	if err != nil {
+		return st, err
+	}
+	n := len(plan.Moves) / 2
+	if n > 0 {
+		if err := e.ensureMoves(n); err != nil {
+			return st, err
+		}
+		if err := e.B.Write(e.moves, 0, i32bytes(plan.Moves)); err != nil {
+			return st, err
+		}
+		e.B.CopyMoves(e.KV, e.moves, n)
+		if err := e.B.Sync(); err != nil {
+			return st, err
+		}
+	}
+	freed, err := plan.Apply(e.Pool)
+	if err != nil {
+		return st, err
+	}
+	st = CompressStats{Seqs: len(in), EvictedKVs: plan.EvictedKVs(), FreedBlocks: freed, Moves: n, Time: time.Since(start)}
+	return st, nil
+}
+
+func (e *Engine) ensureMoves(n int) error {
+	if n <= e.moveCap {
+		return nil
+	}
+	if e.moves != nil {
+		e.B.Free(e.moves)
+	}
+	c := max(2*n, 4096)
+	m, err := e.B.Alloc(int64(c) * 8)
+	if err != nil {
+		return fmt.Errorf("engine: move list of %d moves: %w", c, err)
+	}
+	e.moves, e.moveCap = m, c
+	return nil
+}
