@@ -1,0 +1,48 @@
+// weights.glsl: decoding of weights stored in their checkpoint dtype, read through 32-bit words only (no
+// 8/16-bit storage or arithmetic features needed).
+//
+// Layout on the device (engine/gpu/ops_dense.go): a weight is split into chunks of whole rows, each its own
+// buffer; within a chunk row r starts at r * rowBytes, rowBytes = Cols * elemBytes rounded up to 16 (the
+// padding is zero). Scales live in a per-chunk f32 buffer: the scale of element (local row r, column c) is
+// sc[(r / rowDiv) * scaleStride + c / colDiv] (fp8 per tensor, per channel, 128x128 block; q8_0 per group),
+// and every weight is value * scale.
+//
+// DType codes are model.DType's.
+#define DT_F32 0
+#define DT_F16 1
+#define DT_BF16 2
+#define DT_FP8 3
+#define DT_Q8 4
+
+// fp8 e4m3fn -> f32 by bit arithmetic: normal values rebias the exponent (7 -> 127) in place, subnormals are
+// m * 2^-9 (computed as a product so no f32 denormal is ever formed), 0x7f/0xff are NaN.
+float fp8_to_f32(uint b) {
+    uint mag = b & 0x7fu;
+    float v = (mag >= 8u) ? uintBitsToFloat((mag << 20) + (120u << 23)) : float(mag) * (1.0 / 512.0);
+    if (mag == 0x7fu) v = uintBitsToFloat(0x7fc00000u);
+    return (b & 0x80u) != 0u ? -v : v;
+}
+
+vec4 fp8x4(uint w) {
+    return vec4(fp8_to_f32(w & 0xffu), fp8_to_f32((w >> 8) & 0xffu), fp8_to_f32((w >> 16) & 0xffu), fp8_to_f32(w >> 24));
+}
+
+vec4 q8x4(uint w) {
+    ivec4 b = ivec4(int(w << 24), int(w << 16), int(w << 8), int(w)) >> 24; // sign-extending shifts
+    return vec4(b);
+}
+
+vec2 bf16x2(uint w) { return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u)); }
+
+// elemBytes of a dtype code.
+uint dt_bytes(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
+
+// decode_elem decodes the element whose little-endian bytes start at byte b (0..3) of word w.
+float decode_elem(uint dt, uint w, uint b) {
+    uint s = w >> (8u * b);
+    if (dt == DT_F32) return uintBitsToFloat(w);
+    if (dt == DT_F16) return unpackHalf2x16(s).x;
+    if (dt == DT_BF16) return uintBitsToFloat(s << 16);
+    if (dt == DT_FP8) return fp8_to_f32(s & 0xffu);
+    return float(int(s << 24) >> 24);
+}
