@@ -1,0 +1,48 @@
+// kv_attn.glsl: bindings, push constants and the split rule shared by attention.comp and
+// attention_reduce.comp.
+//
+// Split-K: a (row, KV head) whose context holds ctx slots is cut into
+//   nParts = clamp(ceil(ctx / partMin), 1, splitMax)
+// partitions of ceil(ctx / nParts) slots. The rule depends on ctx alone, never on the batch, so a row's
+// result is bit-identical whether it runs alone or in a batch. With nParts == 1 attention.comp writes the
+// output (and the metric) itself; otherwise it writes per-partition (max, sum, unnormalized out) and
+// attention_reduce.comp combines them, then adds the metric.
+//
+// Metric: attention stores each visible slot's scaled score per query head in the pool's scratch (slot x
+// sStride, sStride >= r); once the global max M_h and sum L_h of a head are known the metric adds
+// sum_h f(exp(s_h - M_h) / L_h). For a split row this is exactly the v2 rescaling of partition
+// probabilities by exp(m_part - M) * (partition exp-sum) / (global exp-sum). Metric modes assume one query
+// row per head table (decode); two rows of one call sharing a table with a metric mode is a caller error.
+
+layout(std430, binding = 5) readonly buffer QBuf { float q[]; };
+layout(std430, binding = 6) writeonly buffer OutBuf { float outp[]; };
+layout(std430, binding = 7) readonly buffer HeadsBuf { int heads[]; };
+layout(std430, binding = 8) readonly buffer TablesBuf { int tables[]; };
+layout(std430, binding = 9) readonly buffer QPosBuf { int qpos[]; };
+layout(std430, binding = 10) buffer PartBuf { float part[]; };
+
+layout(push_constant) uniform Push {
+    KV_POOL_PUSH
+    uint rows;
+    uint qHeads;
+    uint kvHeads;
+    float scale;
+    uint mode;     // engine.MetricMode: 0 none, 1 squared, 2 plain
+    uint splitMax; // most partitions per (row, KV head); 1 disables split-K
+    uint partMin;  // fewest slots per partition
+} pc;
+
+#define MAX_GROUP 64 // query heads per KV head (r) the metric can track
+
+uint kvNumParts(uint ctx) {
+    if (pc.splitMax <= 1u) return 1u;
+    return clamp((ctx + pc.partMin - 1u) / pc.partMin, 1u, pc.splitMax);
+}
+
+float metricOf(float p) { return pc.mode == 1u ? p * p : p; }
+
+// Offset of the partial (m, l, out[hd]) of query head h (within the group) of a partition.
+uint partialAt(uint row, uint kvh, uint prt, uint h) {
+    uint r = pc.qHeads / pc.kvHeads;
+    return (((row * pc.kvHeads + kvh) * pc.splitMax + prt) * r + h) * (pc.hd + 2u);
+}
