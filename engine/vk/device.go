@@ -351,3 +351,8 @@ func (d *Device) DestroyFence(f Fence) { C.kvc_destroy_fence(d.c, C.uint64_t(f))
 func (d *Device) SubmitWait(c CommandBuffer, f Fence, timeoutNs uint64) error {
 	return check("vkQueueSubmit/vkWaitForFences", C.kvc_submit_wait(d.c, C.uint64_t(c), C.uint64_t(f), C.uint64_t(timeoutNs)))
 }
+
+// CmdFill fills size bytes at off (both multiples of 4) with a 32-bit value.
+func (d *Device) CmdFill(c CommandBuffer, dst Buffer, off, size uint64, value uint32) {
+	C.kvc_cmd_fill(d.c, C.uint64_t(c), C.uint64_t(dst), C.uint64_t(off), C.uint64_t(size), C.uint32_t(value))
+}

@@ -739,3 +739,7 @@ VkResult kvc_submit_wait(kvc_dev *d, uint64_t cmd, uint64_t fence, uint64_t time
 }
 
 VkResult kvc_device_wait_idle(kvc_dev *d) { return d->DeviceWaitIdle(d->dev); }
+
+void kvc_cmd_fill(kvc_dev *d, uint64_t cmd, uint64_t dst, uint64_t off, uint64_t size, uint32_t value) {
+	d->CmdFillBuffer(H(VkCommandBuffer, cmd), H(VkBuffer, dst), off, size, value);
+}

@@ -137,6 +137,7 @@ void kvc_cmd_host_barrier(kvc_dev *d, uint64_t cmd);
 void kvc_cmd_copy(kvc_dev *d, uint64_t cmd, uint64_t src, uint64_t dst, uint64_t src_off, uint64_t dst_off,
                   uint64_t size);
 void kvc_cmd_update(kvc_dev *d, uint64_t cmd, uint64_t dst, uint64_t off, uint64_t size, const void *data);
+void kvc_cmd_fill(kvc_dev *d, uint64_t cmd, uint64_t dst, uint64_t off, uint64_t size, uint32_t value);
 void kvc_cmd_reset_queries(kvc_dev *d, uint64_t cmd, uint64_t pool, uint32_t first, uint32_t count);
 void kvc_cmd_timestamp(kvc_dev *d, uint64_t cmd, uint64_t pool, uint32_t query);
 VkResult kvc_create_query_pool(kvc_dev *d, uint32_t count, uint64_t *out);

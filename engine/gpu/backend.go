@@ -1,0 +1,301 @@
+// Package gpu is the Vulkan backend's runtime: device memory, kernels (compute pipelines), command recording
+// with automatic barriers, Sync, and GPU-time profiling. The ops (engine.Backend's Embed, MatMul, ...) are
+// written on top of it in ops_*.go with this small API:
+//
+//	k, err := b.Kernel("fill", []uint32{256}, 8, []int{1})     // SPIR-V name, spec constants, push bytes, descriptors per binding
+//	b.Dispatch(k, b.Groups1D(n, 256), gpu.Push(n, v), []gpu.Range{gpu.Whole(dst)})
+//	err = b.Sync()                                              // submit and wait; also returns recording errors
+//
+// Dispatch records into the current command buffer; barriers are inserted only where a buffer written by an
+// earlier command is read or written again (bindings declared readonly in GLSL count as reads only).
+// Recording never returns an error: the first one is kept and returned by the next Sync (or Read).
+package gpu
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"kvc/engine/vk"
+)
+
+// Options configures Open.
+type Options struct {
+	// Validation enables the Khronos validation layer (also KVC_VALIDATION=1).
+	Validation bool
+	// Profile records GPU timestamps around every dispatch (also KVC_PROFILE=1); see ProfileReport.
+	Profile bool
+	// Features, when non-nil, is exactly the feature set to enable (Open fails naming any the device lacks).
+	// nil enables DefaultFeatures() where the device supports them.
+	Features *vk.Features
+}
+
+// DefaultFeatures are the features kvc enables whenever the device has them.
+func DefaultFeatures() vk.Features {
+	return vk.Features{
+		ShaderFloat16: true, ShaderInt8: true, ShaderInt16: true, ShaderInt64: true,
+		StorageBuffer16BitAccess: true, StorageBuffer8BitAccess: true, UniformAndStorageBuffer8BitAccess: true,
+		StoragePushConstant8: true, StoragePushConstant16: true,
+		SubgroupSizeControl: true, ComputeFullSubgroups: true,
+	}
+}
+
+// Caps is what op wrappers choose shader variants and sizes from: enabled features and device limits.
+type Caps struct {
+	Features vk.Features // exactly what the device was created with
+	// Convenience copies of Features.
+	FP16      bool // shaderFloat16 (fp16 arithmetic)
+	Storage16 bool // storageBuffer16BitAccess (f16/u16 in buffers)
+	Storage8  bool // storageBuffer8BitAccess + shaderInt8 (u8/i8 in buffers)
+	Int64     bool
+
+	SubgroupSize    uint32
+	SubgroupMin     uint32
+	SubgroupMax     uint32
+	SubgroupOps     uint32 // vk.Subgroup* bits, valid in compute shaders when SubgroupCompute
+	SubgroupCompute bool
+
+	MaxStorageBufferRange   int64
+	MaxAlloc                int64 // largest single buffer
+	StorageOffsetAlignment  int64 // a Range.Off bound to a shader must be a multiple of this
+	MaxSharedMemory         int
+	MaxWorkGroupInvocations int
+	MaxWorkGroupSize        [3]uint32
+	MaxWorkGroupCount       [3]uint32
+	MaxPushConstants        int
+	MaxDescriptorsPerStage  int
+	HostVisibleDeviceMemory bool // Write/Read map device memory directly (UMA, ReBAR, lavapipe)
+	TimestampPeriodNs       float64
+	TimestampsSupported     bool
+}
+
+// Backend is one Vulkan device. It is not safe for concurrent use.
+type Backend struct {
+	index int
+	inst  *vk.Instance
+	phys  *vk.PhysicalDevice
+	dev   *vk.Device
+	caps  Caps
+	info  vk.DeviceInfo
+
+	mem     *allocator
+	kernels map[string]*Kernel
+	cache   vk.PipelineCache
+	cacheFn string
+
+	rec     recorder
+	desc    descriptorCache
+	prof    profiler
+	fillK   *Kernel
+	err     error // first recording error, returned by Sync
+	stats   Stats
+	closed  bool
+	closeMu sync.Mutex
+}
+
+// Stats counts what the backend has done (for tests and reports).
+type Stats struct {
+	Dispatches     int
+	Barriers       int
+	Submits        int
+	DescriptorHits int
+	DescriptorNew  int
+	Kernels        int
+}
+
+// Devices lists the Vulkan devices (through a short-lived instance).
+func Devices() ([]vk.DeviceInfo, error) {
+	in, err := vk.NewInstance(vk.InstanceOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	ps, err := in.Devices()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vk.DeviceInfo, len(ps))
+	for i, p := range ps {
+		out[i] = p.Info
+	}
+	return out, nil
+}
+
+// Rank orders device types for the default choice: discrete > integrated > virtual > other > CPU.
+func Rank(t vk.DeviceType) int {
+	switch t {
+	case vk.TypeDiscrete:
+		return 4
+	case vk.TypeIntegrated:
+		return 3
+	case vk.TypeVirtual:
+		return 2
+	case vk.TypeOther:
+		return 1
+	}
+	return 0
+}
+
+// BestDevice returns the index of the preferred usable device (compute queue, Vulkan 1.2), or -1.
+func BestDevice(devs []vk.DeviceInfo) int {
+	best := -1
+	for i, d := range devs {
+		if d.QueueFamily < 0 || d.APIVersion < vk.APIVersion(1, 2, 0) {
+			continue
+		}
+		if best < 0 || Rank(d.Type) > Rank(devs[best].Type) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Open creates the device of the given index (as listed by Devices).
+func Open(index int, opts Options) (*Backend, error) {
+	if os.Getenv("KVC_VALIDATION") == "1" {
+		opts.Validation = true
+	}
+	if os.Getenv("KVC_PROFILE") == "1" {
+		opts.Profile = true
+	}
+	in, err := vk.NewInstance(vk.InstanceOptions{Validation: opts.Validation})
+	if err != nil {
+		return nil, err
+	}
+	ps, err := in.Devices()
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	if index < 0 || index >= len(ps) {
+		in.Close()
+		var names []string
+		for _, p := range ps {
+			names = append(names, fmt.Sprintf("vulkan:%d (%s)", p.Index, p.Info.Name))
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("gpu: no Vulkan device %d: there are no Vulkan devices (install a driver, e.g. mesa-vulkan-drivers)", index)
+		}
+		return nil, fmt.Errorf("gpu: no Vulkan device %d; available: %s", index, strings.Join(names, ", "))
+	}
+	p := ps[index]
+	want := DefaultFeatures().And(p.Info.Features)
+	if opts.Features != nil {
+		want = *opts.Features
+	}
+	dev, err := p.CreateDevice(want)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	b := &Backend{index: index, inst: in, phys: p, dev: dev, info: p.Info, kernels: map[string]*Kernel{}}
+	b.caps = makeCaps(&p.Info, want)
+	if err := b.init(opts); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func makeCaps(d *vk.DeviceInfo, f vk.Features) Caps {
+	l := d.Limits
+	maxAlloc := l.MaxMemoryAllocationSize
+	if l.MaxBufferSize != 0 && l.MaxBufferSize < maxAlloc {
+		maxAlloc = l.MaxBufferSize
+	}
+	return Caps{
+		Features: f, FP16: f.ShaderFloat16, Storage16: f.StorageBuffer16BitAccess,
+		Storage8: f.StorageBuffer8BitAccess && f.ShaderInt8, Int64: f.ShaderInt64,
+		SubgroupSize: d.Subgroup.Size, SubgroupMin: d.Subgroup.MinSize, SubgroupMax: d.Subgroup.MaxSize,
+		SubgroupOps: d.Subgroup.Operations, SubgroupCompute: d.Subgroup.InCompute,
+		MaxStorageBufferRange: int64(l.MaxStorageBufferRange), MaxAlloc: int64(maxAlloc),
+		StorageOffsetAlignment: int64(l.MinStorageBufferOffsetAlignment),
+		MaxSharedMemory:        int(l.MaxComputeSharedMemorySize), MaxWorkGroupInvocations: int(l.MaxComputeWorkGroupInvocations),
+		MaxWorkGroupSize: l.MaxComputeWorkGroupSize, MaxWorkGroupCount: l.MaxComputeWorkGroupCount,
+		MaxPushConstants: int(l.MaxPushConstantsSize), MaxDescriptorsPerStage: int(l.MaxPerStageDescriptorStorageBuffers),
+		TimestampPeriodNs: float64(l.TimestampPeriod), TimestampsSupported: l.TimestampValidBits > 0,
+	}
+}
+
+func (b *Backend) init(opts Options) error {
+	var err error
+	if b.mem, err = newAllocator(b.dev, &b.info); err != nil {
+		return err
+	}
+	b.caps.HostVisibleDeviceMemory = b.mem.mappable
+	b.openPipelineCache()
+	if err := b.rec.init(b.dev); err != nil {
+		return err
+	}
+	b.desc.init(b.dev)
+	if opts.Profile {
+		if !b.caps.TimestampsSupported {
+			return fmt.Errorf("gpu: profiling asked for, but %s has no timestamps on its compute queue", b.info.Name)
+		}
+		if err := b.prof.init(b.dev, b.caps.TimestampPeriodNs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Name is e.g. "vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits))".
+func (b *Backend) Name() string { return fmt.Sprintf("vulkan:%d (%s)", b.index, b.info.Name) }
+
+// Info is the device's properties, limits and supported features.
+func (b *Backend) Info() *vk.DeviceInfo { return &b.info }
+
+// Caps reports the enabled features and the limits op wrappers must respect.
+func (b *Backend) Caps() Caps { return b.caps }
+
+// Stats returns counters since Open.
+func (b *Backend) Stats() Stats { return b.stats }
+
+// ValidationMessages returns the validation layer's messages for this device's instance (empty without
+// validation).
+func (b *Backend) ValidationMessages() []string { return b.inst.Messages() }
+
+// Fail records err as the backend's error (the first one wins); the next Sync returns it. Op wrappers call
+// it when they cannot record an op (e.g. a kernel failed to build).
+func (b *Backend) Fail(err error) {
+	if b.err == nil && err != nil {
+		b.err = err
+	}
+}
+
+// Err is the pending recording error, if any.
+func (b *Backend) Err() error { return b.err }
+
+// Close waits for the device, saves the pipeline cache and destroys everything.
+func (b *Backend) Close() error {
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	var err error
+	if b.dev != nil {
+		if b.rec.recording {
+			err = b.Sync()
+		}
+		b.dev.WaitIdle()
+		b.prof.destroy(b.dev)
+		b.desc.destroy()
+		for _, k := range b.kernels {
+			b.dev.DestroyPipeline(k.pipe)
+		}
+		b.kernels = nil
+		b.savePipelineCache()
+		b.rec.destroy(b.dev)
+		if b.mem != nil {
+			b.mem.destroy()
+		}
+		b.dev.Close()
+	}
+	if b.inst != nil {
+		b.inst.Close()
+	}
+	return err
+}
