@@ -93,7 +93,16 @@ func fp8E4M3ToF32(v byte) float32 {
 	return sign * (1 + man/8) * float32(math.Ldexp(1, exp-7))
 }
 
-// f32ToFP8E4M3 rounds to nearest e4m3fn (ties to even by search), saturating at ±448.
+// fp8Positive holds the 127 finite non-negative e4m3fn values in increasing order (index = bit pattern).
+var fp8Positive = func() [127]float32 {
+	var t [127]float32
+	for v := range t {
+		t[v] = fp8E4M3ToF32(byte(v))
+	}
+	return t
+}()
+
+// f32ToFP8E4M3 rounds to the nearest e4m3fn value, ties to the even pattern, saturating at ±448.
 func f32ToFP8E4M3(f float32) byte {
 	if f != f {
 		return 0x7f
@@ -105,15 +114,21 @@ func f32ToFP8E4M3(f float32) byte {
 	if f >= 448 {
 		return sign | 0x7e
 	}
-	best, bestErr := byte(0), float32(math.Inf(1))
-	for v := byte(0); v < 0x7f; v++ {
-		d := fp8E4M3ToF32(v) - f
-		if d < 0 {
-			d = -d
-		}
-		if d < bestErr || (d == bestErr && v&1 == 0) {
-			best, bestErr = v, d
+	// First pattern whose value is >= f, then pick the nearer neighbour.
+	lo, hi := 0, 126
+	for lo < hi {
+		m := (lo + hi) / 2
+		if fp8Positive[m] < f {
+			lo = m + 1
+		} else {
+			hi = m
 		}
 	}
-	return sign | best
+	if lo > 0 {
+		below, above := f-fp8Positive[lo-1], fp8Positive[lo]-f
+		if below < above || (below == above && (lo-1)&1 == 0) {
+			lo--
+		}
+	}
+	return sign | byte(lo)
 }

@@ -1,3 +1,0 @@
-package model
-
-func (c *Checkpoint) readGGUF(b blob) error { return nil }
