@@ -22,6 +22,8 @@ type Options struct {
 	PromptMetric bool
 	// SquaredWindow: the prefill metric adds p^2 (L2) rather than p (L1).
 	SquaredWindow bool
+	// MetricAvg ranks KVs by their metric divided by the number of queries that have seen them.
+	MetricAvg bool
 }
 
 // Engine runs forward passes of one model over a paged KV cache on one backend.

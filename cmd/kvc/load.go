@@ -37,6 +37,7 @@ type engineFlags struct {
 	window   int
 	noPool   bool
 	metricL1 bool
+	avg      bool
 	maxKV    int
 }
 
@@ -58,6 +59,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.BoolVar(&f.metricL1, "kv-metric-l1", false, "plain attention (L1) instead of squared attention (L2) as the metric")
+	fs.BoolVar(&f.avg, "kv-metric-avg", false, "rank KVs by their metric per query that has seen them (the reference's -avg aggregation)")
 	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
 }
 
@@ -176,7 +178,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	}
 	opt := engine.Options{BlockSize: f.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: f.maxRows,
 		Metric: mode, Window: win, Pool7: pool, PromptMetric: whole,
-		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1}
+		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1, MetricAvg: f.avg}
 	if l.eng, err = engine.NewEngine(l.backend, cfg, w, opt); err != nil {
 		return nil, err
 	}

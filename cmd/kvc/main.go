@@ -16,6 +16,7 @@ type command struct {
 
 var commands = map[string]command{
 	"run":  {cmdRun, "generate text: kvc run --model M --prompt TEXT [-n N] [--temp T] [--kv-policy P --kv-budget C] ..."},
+	"eval": {cmdEval, "perplexity under KV compression: kvc eval ppl|sweep --model M --text FILE [--kv-policy P --kv-budget C]"},
 	"pull": {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
 }
 
