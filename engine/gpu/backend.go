@@ -84,14 +84,15 @@ type Backend struct {
 	cache   vk.PipelineCache
 	cacheFn string
 
-	rec     recorder
-	desc    descriptorCache
-	prof    profiler
-	fillK   *Kernel
-	err     error // first recording error, returned by Sync
-	stats   Stats
-	closed  bool
-	closeMu sync.Mutex
+	rec       recorder
+	desc      descriptorCache
+	prof      profiler
+	fillK     *Kernel
+	probePool vk.QueryPool
+	err       error // first recording error, returned by Sync
+	stats     Stats
+	closed    bool
+	closeMu   sync.Mutex
 }
 
 // Stats counts what the backend has done (for tests and reports).
@@ -282,6 +283,9 @@ func (b *Backend) Close() error {
 		}
 		b.dev.WaitIdle()
 		b.prof.destroy(b.dev)
+		if b.probePool != 0 {
+			b.dev.DestroyQueryPool(b.probePool)
+		}
 		b.desc.destroy()
 		for _, k := range b.kernels {
 			b.dev.DestroyPipeline(k.pipe)
