@@ -1,0 +1,70 @@
+package device
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestSpecErrors(t *testing.T) {
+	for _, spec := range []string{"gpu", "vulkan:", "vulkan:x", "vulkan:-1", "cuda:0"} {
+		if _, err := Open(spec, Options{}, os.Stderr); err == nil {
+			t.Errorf("Open(%q) succeeded", spec)
+		} else if !strings.Contains(err.Error(), "kvc devices") {
+			t.Errorf("Open(%q): %v (should point at kvc devices)", spec, err)
+		}
+	}
+}
+
+func TestOutOfRangeNamesDevices(t *testing.T) {
+	list, err := List()
+	if err != nil || len(list) < 2 {
+		if os.Getenv("KVC_REQUIRE_VULKAN") == "1" {
+			t.Fatalf("no Vulkan device: %v", err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	_, err = Open("vulkan:99", Options{}, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "vulkan:0 (") {
+		t.Errorf("Open(vulkan:99): %v, want an error naming vulkan:0", err)
+	}
+}
+
+func TestListEndsWithCPU(t *testing.T) {
+	list, _ := List()
+	if len(list) == 0 || list[len(list)-1].Spec != "cpu" {
+		t.Fatalf("List() = %+v, want the CPU backend last", list)
+	}
+}
+
+// Without a Vulkan loader the default choice is the CPU backend, with one line saying what to install.
+// The loader is process-wide, so this runs in a child process with KVC_VULKAN_LIB pointing nowhere.
+func TestNoLoaderFallsBackToCPU(t *testing.T) {
+	if os.Getenv("KVC_DEVICE_CHILD") == "1" {
+		var warn bytes.Buffer
+		_, err := Open("", Options{}, &warn)
+		// The CPU backend may not implement every op yet; then Open says so, which is fine here.
+		if err != nil && !strings.Contains(err.Error(), "does not implement") {
+			t.Fatalf("Open: %v", err)
+		}
+		os.Stdout.WriteString("WARN<" + warn.String() + ">\n")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNoLoaderFallsBackToCPU$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KVC_DEVICE_CHILD=1", "KVC_VULKAN_LIB=/nonexistent/libvulkan.so.1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	s := string(out)
+	i, j := strings.Index(s, "WARN<"), strings.Index(s, ">\n")
+	if i < 0 || j < i {
+		t.Fatalf("child output lacks the warning:\n%s", s)
+	}
+	warn := s[i+5 : j]
+	if strings.Count(warn, "\n") != 1 || !strings.Contains(warn, "CPU backend") || !strings.Contains(warn, "install libvulkan1") {
+		t.Errorf("warning %q: want one line naming the CPU backend and what to install", warn)
+	}
+}
