@@ -252,20 +252,29 @@ func parseQuantConfig(file string, raw json.RawMessage) (*fp8Scheme, error) {
 	default:
 		return nil, fmt.Errorf("%s: quantization_config.quant_method %q not supported (want compressed-tensors, fbgemm_fp8 or fp8)", file, q.QuantMethod)
 	}
-	for _, ig := range s.Ignore {
-		if p, ok := strings.CutPrefix(ig, "re:"); ok {
-			re, err := regexp.Compile("^(?:" + p + ")")
-			if err != nil {
-				return nil, fmt.Errorf("%s: quantization_config ignore entry %q: %v", file, ig, err)
-			}
-			s.ignoreRE = append(s.ignoreRE, re)
-		}
+	if err := s.compileIgnore(); err != nil {
+		return nil, fmt.Errorf("%s: quantization_config %v", file, err)
 	}
 	s.Desc = fmt.Sprintf("fp8-e4m3 %s, %s weight scales", s.Method, s.Kind)
 	if len(s.Ignore) > 0 {
 		s.Desc += fmt.Sprintf(", not quantized: %s", strings.Join(s.Ignore, ", "))
 	}
 	return s, nil
+}
+
+// compileIgnore compiles the "re:" entries of Ignore.
+func (s *fp8Scheme) compileIgnore() error {
+	s.ignoreRE = nil
+	for _, ig := range s.Ignore {
+		if p, ok := strings.CutPrefix(ig, "re:"); ok {
+			re, err := regexp.Compile("^(?:" + p + ")")
+			if err != nil {
+				return fmt.Errorf("ignore entry %q: %v", ig, err)
+			}
+			s.ignoreRE = append(s.ignoreRE, re)
+		}
+	}
+	return nil
 }
 
 // ignored reports whether a module (e.g. "lm_head", "model.layers.3.mlp.down_proj") stays unquantized:

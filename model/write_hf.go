@@ -62,6 +62,9 @@ func WriteHF(dir string, cfg Config, opt HFOptions, src TensorSource) error {
 	}
 	ignore := append([]string{"lm_head"}, opt.Ignore...)
 	scheme := &fp8Scheme{Ignore: ignore}
+	if err := scheme.compileIgnore(); err != nil {
+		return fmt.Errorf("HF writer: %v", err)
+	}
 	scaleName := "weight_scale"
 	if opt.FP8Method == "fp8" {
 		scaleName = "weight_scale_inv"
