@@ -76,10 +76,20 @@ void main() {
             for (uint r = 0u; r < R; r++) {
                 float wr[EPV];
                 decode_chunk(r < nr ? wq[(r0 + r) * pc.rowVec4 + j] : uvec4(0u), wr);
-                w[r] = wr;
 #if DT == DT_FP8 || DT == DT_Q8
-                s[r] = r < nr ? sc[((r0 + r) / pc.rowDiv) * pc.scaleStride + c0 / pc.colDiv] : 0.0;
+                s[r] = 0.0;
+                if (r < nr) {
+                    uint sb = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
+                    if (pc.colDiv % EPV == 0u) {
+                        s[r] = sc[sb + c0 / pc.colDiv]; // the chunk lies in one scale group
+                    } else { // q8_0 groups smaller than a chunk (e.g. 4): scale each element
+                        s[r] = 1.0;
+                        for (uint e = 0u; e < EPV; e++)
+                            if (c0 + e < pc.cols) wr[e] *= sc[sb + (c0 + e) / pc.colDiv];
+                    }
+                }
 #endif
+                w[r] = wr;
             }
             uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
             for (uint t = 0u; t < NT; t++) {

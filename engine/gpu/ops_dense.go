@@ -1,0 +1,455 @@
+package gpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"kvc/engine"
+	"kvc/engine/cpu"
+	"kvc/model"
+)
+
+// The dense ops of engine.Backend on the Vulkan device (shaders/dense.variants). Every kernel decodes
+// weights from their stored dtype through 32-bit words (shaders/weights.glsl), so no 8/16-bit storage
+// feature is needed; those reads are 16 bytes wide already, which is what such variants would buy.
+
+// Weight is a weight on the device: row chunks, each its own buffer no larger than one binding may be,
+// rows padded to 16 bytes so that every row starts on a 16-byte boundary; scales per chunk.
+type Weight struct {
+	info     engine.WeightInfo
+	rowBytes int64 // padded row stride
+	chunks   []weightChunk
+	// scale of (local row r, col c) = scales[(r/rowDiv)*scaleStride + c/colDiv] (see weights.glsl)
+	rowDiv, colDiv, scaleStride uint32
+}
+
+type weightChunk struct {
+	rowBase, rows int
+	data          *Buffer
+	scales        *Buffer // nil for f32/f16/bf16 (the data buffer is bound in its place, never read)
+}
+
+func (w *Weight) Info() engine.WeightInfo { return w.info }
+
+// Chunks is how many buffers the weight was split into.
+func (w *Weight) Chunks() int { return len(w.chunks) }
+
+// MaxWeightChunkBytes, when positive, caps a weight chunk below the device's maxStorageBufferRange (tests
+// use it to exercise splitting on small tensors).
+var MaxWeightChunkBytes int64
+
+const noDiv = 1 << 31 // a divisor that maps every index to 0
+
+// UploadWeight streams the tensor's bytes (and scales) into chunk buffers a few MiB at a time.
+func (b *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
+	data, err := t.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("upload weight %s: %w", t.Name, err)
+	}
+	scales, err := t.Scales()
+	if err != nil {
+		return nil, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
+	}
+	info, err := cpu.CheckWeight(t, len(data), len(scales))
+	if err != nil {
+		return nil, err
+	}
+	eb := int64(info.DType.ElemBytes())
+	rawRow := int64(info.Cols) * eb
+	w := &Weight{info: info, rowBytes: (rawRow + 15) &^ 15, rowDiv: noDiv, colDiv: noDiv}
+	scaleRow := int64(0) // scale bytes per row, for the chunk size
+	switch {
+	case info.DType == model.Q8_0:
+		w.rowDiv, w.colDiv, w.scaleStride = 1, uint32(info.Group), uint32(info.Cols/info.Group)
+		scaleRow = int64(w.scaleStride) * 4
+	case info.DType == model.F8E4M3 && info.ScaleKind == model.ScaleChannel:
+		w.rowDiv, w.scaleStride = 1, 1
+		scaleRow = 4
+	case info.DType == model.F8E4M3 && info.ScaleKind == model.ScaleBlock:
+		w.rowDiv, w.colDiv = cpu.FP8BlockSize, cpu.FP8BlockSize
+		w.scaleStride = uint32((info.Cols + cpu.FP8BlockSize - 1) / cpu.FP8BlockSize)
+		scaleRow = int64(w.scaleStride) * 4
+	}
+	if info.DType == model.F8E4M3 && (info.ScaleKind == model.ScaleNone || info.ScaleKind == model.ScaleTensor) {
+		if scales == nil {
+			scales = []float32{1}
+		}
+	}
+
+	limit := b.caps.MaxStorageBufferRange
+	if MaxWeightChunkBytes > 0 && MaxWeightChunkBytes < limit {
+		limit = MaxWeightChunkBytes
+	}
+	perRow := max(w.rowBytes, scaleRow)
+	chunkRows := int(limit / perRow)
+	if chunkRows < info.Rows {
+		chunkRows -= chunkRows % cpu.FP8BlockSize // chunks start on 128-row blocks (fp8 block scales)
+		if chunkRows == 0 {
+			return nil, fmt.Errorf("upload weight %s: a row of %d bytes is too long to split into chunks of at most %d bytes on %s",
+				t.Name, w.rowBytes, limit, b.info.Name)
+		}
+	}
+	fail := func(err error) (engine.Weight, error) {
+		w.free(b)
+		return nil, fmt.Errorf("upload weight %s: %w", t.Name, err)
+	}
+	for r0 := 0; r0 < info.Rows; r0 += chunkRows {
+		ch := weightChunk{rowBase: r0, rows: min(chunkRows, info.Rows-r0)}
+		if ch.data, err = b.AllocBinding(int64(ch.rows) * w.rowBytes); err != nil {
+			return fail(err)
+		}
+		w.chunks = append(w.chunks, ch)
+		if err := b.writeRows(ch.data, data[int64(r0)*rawRow:int64(r0+ch.rows)*rawRow], rawRow, w.rowBytes); err != nil {
+			return fail(err)
+		}
+		if scales == nil {
+			continue
+		}
+		cs := scales // per tensor: one value
+		switch {
+		case w.rowDiv == 1:
+			cs = scales[r0*int(w.scaleStride) : (r0+ch.rows)*int(w.scaleStride)]
+		case w.rowDiv == cpu.FP8BlockSize:
+			b0, b1 := r0/cpu.FP8BlockSize, (r0+ch.rows+cpu.FP8BlockSize-1)/cpu.FP8BlockSize
+			cs = scales[b0*int(w.scaleStride) : b1*int(w.scaleStride)]
+		}
+		if w.chunks[len(w.chunks)-1].scales, err = b.AllocBinding(int64(4 * len(cs))); err != nil {
+			return fail(err)
+		}
+		if err := b.Write(w.chunks[len(w.chunks)-1].scales, 0, f32Bytes(cs)); err != nil {
+			return fail(err)
+		}
+	}
+	return w, nil
+}
+
+// writeRows copies rows of rawRow bytes into buf at a stride of rowBytes (zero padding), in pieces of a
+// few MiB so that no second copy of the tensor is ever held.
+func (b *Backend) writeRows(buf *Buffer, src []byte, rawRow, rowBytes int64) error {
+	const piece = 4 << 20
+	if rawRow == rowBytes {
+		for off := int64(0); off < int64(len(src)); off += piece {
+			if err := b.Write(buf, off, src[off:min(off+piece, int64(len(src)))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rows := int64(len(src)) / rawRow
+	per := max(1, piece/rowBytes)
+	stage := make([]byte, min(rows, per)*rowBytes)
+	for r0 := int64(0); r0 < rows; r0 += per {
+		n := min(per, rows-r0)
+		s := stage[:n*rowBytes]
+		for r := int64(0); r < n; r++ {
+			copy(s[r*rowBytes:], src[(r0+r)*rawRow:(r0+r+1)*rawRow])
+		}
+		if err := b.Write(buf, r0*rowBytes, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func f32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		u := math.Float32bits(x)
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return out
+}
+
+func (w *Weight) free(b *Backend) {
+	for _, c := range w.chunks {
+		if c.data != nil {
+			b.Free(c.data)
+		}
+		if c.scales != nil {
+			b.Free(c.scales)
+		}
+	}
+	w.chunks = nil
+}
+
+// FreeWeight releases a weight's buffers.
+func (b *Backend) FreeWeight(x engine.Weight) {
+	if w, ok := x.(*Weight); ok {
+		w.free(b)
+	}
+}
+
+func (c *weightChunk) scaleRange() Range {
+	if c.scales == nil {
+		return Range{Buf: c.data}
+	}
+	return Range{Buf: c.scales}
+}
+
+// Workgroup sizes (specialization constant 0 of each kernel). Tree reductions need powers of two.
+const (
+	wgMatMul = 64
+	wgRow    = 128 // rmsnorm, softmax, argmax: one workgroup per row
+	wgElem   = 256
+	wgTopK   = 256
+	maxTopK  = 256 // MAXK in topk.comp
+)
+
+// matmul variants: tokens per pass and rows per workgroup, as compiled in dense.variants.
+var matmulVariants = [2]struct {
+	suffix string
+	rows   int
+}{{"_n1", 4}, {"_nb", 2}}
+
+var dtypeShaderName = map[model.DType]string{
+	model.F32: "f32", model.F16: "f16", model.BF16: "bf16", model.F8E4M3: "fp8", model.Q8_0: "q8",
+}
+
+// check fails the backend (the error comes back from Sync) unless buf holds at least bytes.
+func (b *Backend) check(op, what string, x engine.Buf, bytes int64) bool {
+	if b.err != nil {
+		return false
+	}
+	buf, ok := x.(*Buffer)
+	if !ok || buf == nil {
+		b.Fail(fmt.Errorf("gpu: %s: %s is a %T, not a gpu buffer", op, what, x))
+		return false
+	}
+	if buf.size < bytes {
+		b.Fail(fmt.Errorf("gpu: %s: %s has %d bytes, needs %d", op, what, buf.size, bytes))
+		return false
+	}
+	return true
+}
+
+func (b *Backend) weight(op string, x engine.Weight) *Weight {
+	w, ok := x.(*Weight)
+	if !ok || w == nil {
+		b.Fail(fmt.Errorf("gpu: %s: weight %T was not uploaded to this backend", op, x))
+		return nil
+	}
+	if len(w.chunks) == 0 {
+		b.Fail(fmt.Errorf("gpu: %s: weight %s was freed", op, w.info.Name))
+		return nil
+	}
+	return w
+}
+
+func (b *Backend) kernel(name string, wg uint32, pushWords, bindings int) *Kernel {
+	ones := make([]int, bindings)
+	for i := range ones {
+		ones[i] = 1
+	}
+	k, err := b.Kernel(name, []uint32{wg}, 4*pushWords, ones)
+	if err != nil {
+		b.Fail(err)
+		return nil
+	}
+	return k
+}
+
+// Embed gathers rows ids[i] of the table (decoded, scaled); an id outside the table gives a NaN row.
+func (b *Backend) Embed(out engine.Buf, table engine.Weight, ids engine.Buf, n int) {
+	w := b.weight("Embed", table)
+	if w == nil || n <= 0 || !b.check("Embed", "out", out, int64(n*w.info.Cols*4)) || !b.check("Embed", "ids", ids, int64(n*4)) {
+		return
+	}
+	k := b.kernel("embed", wgElem, 11, 4)
+	if k == nil {
+		return
+	}
+	for i, c := range w.chunks {
+		push := Push(n, w.info.Cols, int(w.rowBytes), c.rowBase, c.rows, w.info.Rows, int(w.info.DType),
+			w.rowDiv, w.colDiv, w.scaleStride, i == 0)
+		b.Dispatch(k, b.Groups1D(n*w.info.Cols, wgElem), push,
+			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(ids)}, []Range{Whole(out)})
+	}
+}
+
+// RMSNorm: out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w, one workgroup per row.
+func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float32) {
+	w := b.weight("RMSNorm", wt)
+	if w == nil || n <= 0 {
+		return
+	}
+	if w.info.Rows != 1 {
+		b.Fail(fmt.Errorf("gpu: RMSNorm: weight %s has %d rows, want a vector", w.info.Name, w.info.Rows))
+		return
+	}
+	d := int64(w.info.Cols)
+	if !b.check("RMSNorm", "x", x, int64(n)*d*4) || !b.check("RMSNorm", "out", out, int64(n)*d*4) {
+		return
+	}
+	k := b.kernel("rmsnorm", wgRow, 5, 4)
+	if k == nil {
+		return
+	}
+	c := &w.chunks[0]
+	b.Dispatch(k, b.Groups1D(n, 1), Push(n, w.info.Cols, int(w.info.DType), eps, w.colDiv),
+		[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
+}
+
+// MatMul: out[i][r] = sum_c x[i][c] * W[r][c]; one dispatch per weight chunk. n == 1 uses the decode
+// variant, larger n the batch variant: both reduce every element in the same order (see matmul.comp).
+func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
+	w := b.weight("MatMul", wt)
+	if w == nil || n <= 0 {
+		return
+	}
+	if !b.check("MatMul", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMul", "out", out, int64(n*w.info.Rows*4)) {
+		return
+	}
+	v := matmulVariants[0]
+	if n > 1 {
+		v = matmulVariants[1]
+	}
+	k := b.kernel("matmul_"+dtypeShaderName[w.info.DType]+v.suffix, wgMatMul, 9, 4)
+	if k == nil {
+		return
+	}
+	for _, c := range w.chunks {
+		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/16), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride)
+		b.Dispatch(k, b.Groups1D(c.rows, v.rows), push,
+			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
+	}
+}
+
+// ropeTables caches, per backend and parameters, the frequency table rope.comp reads: per pair the
+// 64-bit fixed-point fraction of a turn round(freq_i / 2pi * 2^64) as (low, high) words.
+var ropeTables = struct {
+	sync.Mutex
+	m map[ropeKey]*Buffer
+}{m: map[ropeKey]*Buffer{}}
+
+type ropeKey struct {
+	b       *Backend
+	headDim int
+	theta   float64
+	scaling model.RopeScaling
+	scaled  bool
+}
+
+// RopeTurns converts frequencies (radians per position) to the fixed-point turns rope.comp uses.
+func RopeTurns(freqs []float64) []uint64 {
+	out := make([]uint64, len(freqs))
+	for i, f := range freqs {
+		turns := f / (2 * math.Pi)
+		turns -= math.Floor(turns)
+		out[i] = uint64(math.Ldexp(turns, 64)) // < 2^64 unless turns rounds to 1 (then 0, the same angle)
+	}
+	return out
+}
+
+func (b *Backend) ropeTable(headDim int, p engine.RopeParams) *Buffer {
+	key := ropeKey{b: b, headDim: headDim, theta: p.Theta}
+	if p.Scaling != nil {
+		key.scaling, key.scaled = *p.Scaling, true
+	}
+	ropeTables.Lock()
+	defer ropeTables.Unlock()
+	if t, ok := ropeTables.m[key]; ok && !t.freed {
+		return t
+	}
+	turns := RopeTurns(cpu.RopeFreqs(headDim, p))
+	buf, err := b.AllocBinding(int64(8 * len(turns)))
+	if err == nil {
+		raw := make([]byte, 8*len(turns))
+		for i, t := range turns {
+			for j := 0; j < 8; j++ {
+				raw[8*i+j] = byte(t >> (8 * j))
+			}
+		}
+		err = b.Write(buf, 0, raw)
+	}
+	if err != nil {
+		b.Fail(fmt.Errorf("gpu: RoPE frequency table: %w", err))
+		return nil
+	}
+	ropeTables.m[key] = buf
+	return buf
+}
+
+// RoPE rotates x [n][heads][headDim] in place at positions pos [n] (see rope.comp for the precision).
+func (b *Backend) RoPE(x engine.Buf, pos engine.Buf, n, heads, headDim int, p engine.RopeParams) {
+	if n <= 0 || heads <= 0 {
+		return
+	}
+	if headDim <= 0 || headDim%2 != 0 {
+		b.Fail(fmt.Errorf("gpu: RoPE: head dim %d must be positive and even", headDim))
+		return
+	}
+	if !b.check("RoPE", "x", x, int64(n*heads*headDim*4)) || !b.check("RoPE", "pos", pos, int64(n*4)) {
+		return
+	}
+	tab := b.ropeTable(headDim, p)
+	k := b.kernel("rope", wgElem, 4, 3)
+	if tab == nil || k == nil {
+		return
+	}
+	b.Dispatch(k, b.Groups1D(n*heads*headDim/2, wgElem), Push(n, heads, headDim, p.Layout == model.RopeRotateHalf),
+		[]Range{Whole(x)}, []Range{Whole(pos)}, []Range{{Buf: tab}})
+}
+
+func (b *Backend) elementwise(op, name string, out, a, c engine.Buf, count int) {
+	if count <= 0 {
+		return
+	}
+	for _, buf := range []engine.Buf{out, a, c} {
+		if !b.check(op, "operand", buf, int64(count*4)) {
+			return
+		}
+	}
+	if k := b.kernel(name, wgElem, 1, 3); k != nil {
+		b.Dispatch(k, b.Groups1D(count, wgElem), Push(count), []Range{Whole(out)}, []Range{Whole(a)}, []Range{Whole(c)})
+	}
+}
+
+// SwiGLU: out = silu(gate) * up.
+func (b *Backend) SwiGLU(out, gate, up engine.Buf, count int) {
+	b.elementwise("SwiGLU", "swiglu", out, gate, up, count)
+}
+
+// Add: out = a + b.
+func (b *Backend) Add(out, a, c engine.Buf, count int) { b.elementwise("Add", "add", out, a, c, count) }
+
+// Softmax of each row in place.
+func (b *Backend) Softmax(x engine.Buf, rows, cols int) {
+	if rows <= 0 || cols <= 0 || !b.check("Softmax", "x", x, int64(rows*cols*4)) {
+		return
+	}
+	if k := b.kernel("softmax", wgRow, 2, 1); k != nil {
+		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(x)})
+	}
+}
+
+// Argmax of each row, the lowest index on ties.
+func (b *Backend) Argmax(out, x engine.Buf, rows, cols int) {
+	if rows <= 0 || cols <= 0 || !b.check("Argmax", "x", x, int64(rows*cols*4)) || !b.check("Argmax", "out", out, int64(rows*4)) {
+		return
+	}
+	if k := b.kernel("argmax", wgRow, 2, 2); k != nil {
+		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(out)}, []Range{Whole(x)})
+	}
+}
+
+// TopK: the k (<= 256) largest of each row, descending, lower index first on ties.
+func (b *Backend) TopK(idx, val, x engine.Buf, rows, cols, k int) {
+	if rows <= 0 {
+		return
+	}
+	if k < 1 || k > cols || k > maxTopK {
+		b.Fail(fmt.Errorf("gpu: TopK: k %d must be in [1, min(cols %d, %d)]", k, cols, maxTopK))
+		return
+	}
+	if !b.check("TopK", "x", x, int64(rows*cols*4)) || !b.check("TopK", "idx", idx, int64(rows*k*4)) || !b.check("TopK", "val", val, int64(rows*k*4)) {
+		return
+	}
+	kpad := 1
+	for kpad < k {
+		kpad *= 2
+	}
+	if kn := b.kernel("topk", wgTopK, 4, 3); kn != nil {
+		b.Dispatch(kn, b.Groups1D(rows, 1), Push(rows, cols, k, kpad), []Range{Whole(idx)}, []Range{Whole(val)}, []Range{Whole(x)})
+	}
+}
