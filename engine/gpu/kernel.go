@@ -41,6 +41,9 @@ func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings 
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s: %w", spvName, err)
 	}
+	if miss := missingFeatures(si.Capabilities, b.caps.Features, b.info.Subgroup); len(miss) > 0 {
+		return nil, fmt.Errorf("gpu: kernel %s needs %s, not enabled on %s: choose another variant", spvName, strings.Join(miss, ", "), b.info.Name)
+	}
 	for _, id := range si.SpecIDs {
 		if int(id) >= len(spec) {
 			return nil, fmt.Errorf("gpu: kernel %s: specialization constant %d has no value (%d given): give every constant an explicit value", spvName, id, len(spec))
