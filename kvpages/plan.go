@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"sort"
 	"sync"
@@ -17,6 +18,7 @@ type Planner struct {
 	ranks    []uint64 // per-head sorted evictable slots, all heads of a sequence back to back
 	ranksTmp []uint64
 	mask     []bool
+	hist     []int32 // per head, histBuckets cumulative counts of slot keys
 }
 
 // NewPlanner validates opts (see Options.Validate) and returns a planner.
@@ -205,42 +207,72 @@ func (pl *Planner) Plan(in []SeqSlots) (*Plan, error) {
 		if !pl.needsWork(s, x.Budget) {
 			continue
 		}
-		ranks := pl.rankHeads(s, x.Slots)
-		counts := make([]int, len(ranks))
+		counts := make([]int, len(s.Tables))
 		if o.Policy == PolicyKVCompress {
+			ranks := pl.rankHeads(s, x.Slots, sp.Excess)
 			selectGlobal(ranks, sp.Excess, b, counts)
+			pl.compact(plan, sp, ranks, counts)
 		} else {
 			k := pl.headBlocks(s, x.Budget)
+			ranks := pl.rankHeads(s, x.Slots, k)
 			for hd := range ranks {
 				counts[hd] = min(max(0, len(s.Tables[hd])-k), ranks[hd].nb)
 			}
+			pl.compact(plan, sp, ranks, counts)
 		}
-		pl.compact(plan, sp, ranks, counts)
 	}
 	return plan, nil
 }
 
-// rankHeads sorts each head's evictable slots (live, not protected, not a sink, metric not +Inf).
-func (pl *Planner) rankHeads(s *Seq, slots []HeadSlots) []headRanks {
+// histBuckets is the resolution of the pre-sort histogram: a metric key's top 11 bits are its sign, its
+// exponent and 2 mantissa bits, so one bucket spans a factor of at most 1.25 in value.
+const histBuckets = 2048
+
+// blocksWithin is how many block scores of a head with a hanging KVs fall among its k cheapest KVs.
+func blocksWithin(k, a, b int) int {
+	if k < a {
+		return 0
+	}
+	return (k-a)/b + 1
+}
+
+// rankHeads sorts the evictable slots (live, not protected, not a sink, metric not +Inf) of each head
+// that a round can reach. A first pass keys the slots and counts them in a per-head histogram of the
+// keys' top bits; from it a cutoff bucket is chosen that provably contains every block the round can
+// take (for KV-Compress: the lowest bucket below which the heads together hold excess block scores;
+// for the baselines: per head, the bucket of the last KV the head must give up). Only slots up to the
+// cutoff are sorted, which makes continual rounds that free a few blocks cheap. want is the excess for
+// KV-Compress and the per-head block count k for the baselines.
+func (pl *Planner) rankHeads(s *Seq, slots []HeadSlots, want int) []headRanks {
 	o := pl.opts
 	b := o.BlockSize
+	nh := len(slots)
 	total := 0
-	offs := make([]int, len(slots)+1)
+	offs := make([]int, nh+1)
 	for hd := range slots {
 		offs[hd] = total
 		total += s.Ctx[hd]
 	}
-	offs[len(slots)] = total
+	offs[nh] = total
 	if cap(pl.ranks) < total {
 		pl.ranks = make([]uint64, total)
 		pl.ranksTmp = make([]uint64, total)
 	}
-	ranks := make([]headRanks, len(slots))
+	if cap(pl.hist) < nh*histBuckets {
+		pl.hist = make([]int32, nh*histBuckets)
+	}
+	ranks := make([]headRanks, nh)
 	thr := s.NextPos - 1 - o.Protect // pos > thr is protected
 	byPos := o.Policy == PolicyWindow
-	parallelFor(len(slots), func(hd int) {
+	shift := uint(32 + 21) // bucket = top 11 bits of the key
+	if byPos {
+		shift = 32 + uint(max(0, bits.Len(uint(s.NextPos))-11))
+	}
+	parallelFor(nh, func(hd int) {
 		c := s.Ctx[hd]
 		buf := pl.ranks[offs[hd]:offs[hd]:offs[hd+1]]
+		hist := pl.hist[hd*histBuckets : (hd+1)*histBuckets]
+		clear(hist)
 		m, pos := slots[hd].Metric[:c], slots[hd].Pos[:c]
 		for i, p := range pos {
 			if int(p) > thr || int(p) < o.Sinks {
@@ -255,88 +287,122 @@ func (pl *Planner) rankHeads(s *Seq, slots []HeadSlots) []headRanks {
 				}
 				k = metricKey(m[i])
 			}
-			buf = append(buf, uint64(k)<<32|uint64(i))
+			v := uint64(k)<<32 | uint64(i)
+			hist[v>>shift]++
+			buf = append(buf, v)
+		}
+		for j := 1; j < histBuckets; j++ {
+			hist[j] += hist[j-1] // cumulative: slots in buckets <= j
 		}
 		r := &ranks[hd]
 		r.off = offs[hd]
-		r.sorted = sortRanks(buf, pl.ranksTmp[offs[hd]:offs[hd+1]])
+		r.sorted = buf
 		r.a = c % b
 		if r.a == 0 {
 			r.a = b
 		}
-		if c > 0 && len(r.sorted) >= r.a {
-			r.nb = (len(r.sorted)-r.a)/b + 1
+		if c > 0 {
+			r.nb = blocksWithin(len(buf), r.a, b)
 		}
+	})
+	cut := make([]int, nh) // per head: the last bucket to sort
+	if o.Policy == PolicyKVCompress {
+		within := func(j int) int {
+			n := 0
+			for hd := range ranks {
+				n += blocksWithin(int(pl.hist[hd*histBuckets+j]), ranks[hd].a, b)
+			}
+			return n
+		}
+		j := sort.Search(histBuckets, func(j int) bool { return within(j) >= want })
+		for hd := range cut {
+			cut[hd] = min(j, histBuckets-1)
+		}
+	} else {
+		for hd := range ranks {
+			r := &ranks[hd]
+			e := min(max(0, len(s.Tables[hd])-want), r.nb)
+			if e == 0 {
+				cut[hd] = -1
+				continue
+			}
+			need := int32((e-1)*b + r.a)
+			h := pl.hist[hd*histBuckets : (hd+1)*histBuckets]
+			cut[hd] = sort.Search(histBuckets, func(j int) bool { return h[j] >= need })
+		}
+	}
+	parallelFor(nh, func(hd int) {
+		r := &ranks[hd]
+		buf := r.sorted
+		if j := cut[hd]; j < histBuckets-1 {
+			n := 0
+			for _, v := range buf {
+				if int(v>>shift) <= j {
+					buf[n] = v
+					n++
+				}
+			}
+			buf = buf[:n]
+		}
+		r.sorted = sortRanks(buf, pl.ranksTmp[offs[hd]:offs[hd+1]])
+		r.nb = min(r.nb, blocksWithin(len(r.sorted), r.a, b))
 	})
 	return ranks
 }
 
 // selectGlobal takes the excess cheapest block scores over all heads, ordered by (score, head, e), and
-// writes each head's count. Per head the scores are non-decreasing in e, so merging the heads' lists
-// with a heap yields prefixes.
+// writes each head's count. Per head the scores are non-decreasing in e, so the selection is a prefix
+// of every head's list: it binary-searches the score T of the last block taken (the number of blocks
+// cheaper than a key is a sum of per-head binary searches), takes every block below T, then the blocks
+// equal to T in (head, e) order.
 func selectGlobal(ranks []headRanks, excess, b int, counts []int) {
-	h := make(blockHeap, 0, len(ranks))
+	total := 0
 	for hd := range ranks {
-		if ranks[hd].nb > 0 {
-			h = append(h, blockCand{ranks[hd].blockKey(1, b), int32(hd)})
-		}
+		total += ranks[hd].nb
 	}
-	h.init()
-	for ; excess > 0 && len(h) > 0; excess-- {
-		hd := int(h[0].hd)
-		counts[hd]++
-		if e := counts[hd] + 1; e <= ranks[hd].nb {
-			h[0].key = ranks[hd].blockKey(e, b)
-			h.down(0)
+	if excess >= total {
+		for hd := range ranks {
+			counts[hd] = ranks[hd].nb
+		}
+		return
+	}
+	if excess <= 0 {
+		return
+	}
+	below := func(hd int, t uint64) int { // blocks of head hd whose score is < t
+		r := &ranks[hd]
+		return sort.Search(r.nb, func(i int) bool { return uint64(r.blockKey(i+1, b)) >= t })
+	}
+	cheaper := func(t uint64) int {
+		n := 0
+		for hd := range ranks {
+			n += below(hd, t)
+		}
+		return n
+	}
+	// The largest t with fewer than excess blocks below it is the excess-th smallest score.
+	lo, hi := uint64(0), uint64(1)<<32 // cheaper(lo) < excess <= cheaper(hi)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if cheaper(mid) < excess {
+			lo = mid
 		} else {
-			h.pop()
+			hi = mid
 		}
 	}
-}
-
-type blockCand struct {
-	key uint32
-	hd  int32
-}
-
-// blockHeap is a min-heap of each head's next block score; a head has at most one entry, so ties on
-// the key break by head index and then, within the head, by e.
-type blockHeap []blockCand
-
-func (h blockHeap) less(i, j int) bool {
-	return h[i].key < h[j].key || h[i].key == h[j].key && h[i].hd < h[j].hd
-}
-
-func (h blockHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
+	left := excess
+	for hd := range ranks {
+		counts[hd] = below(hd, lo)
+		left -= counts[hd]
 	}
-}
-
-func (h blockHeap) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
+	for hd := range ranks {
+		if left == 0 {
+			break
 		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
+		eq := min(below(hd, lo+1)-counts[hd], left)
+		counts[hd] += eq
+		left -= eq
 	}
-}
-
-func (h *blockHeap) pop() {
-	old := *h
-	n := len(old) - 1
-	old[0] = old[n]
-	*h = old[:n]
-	h.down(0)
 }
 
 // compact fills in each head's evicted set, moves, new context and freed blocks, and appends the moves
