@@ -29,6 +29,10 @@ type Options struct {
 	// Features, when non-nil, is exactly the feature set to enable (Open fails naming any the device lacks).
 	// nil enables DefaultFeatures() where the device supports them.
 	Features *vk.Features
+
+	// Tests: use the staging path (and this window size) even where device memory is mappable.
+	forceStaging bool
+	stagingSize  int64
 }
 
 // DefaultFeatures are the features kvc enables whenever the device has them.
@@ -221,8 +225,11 @@ func makeCaps(d *vk.DeviceInfo, f vk.Features) Caps {
 
 func (b *Backend) init(opts Options) error {
 	var err error
-	if b.mem, err = newAllocator(b.dev, &b.info); err != nil {
+	if b.mem, err = newAllocator(b.dev, &b.info, opts.forceStaging); err != nil {
 		return err
+	}
+	if opts.stagingSize > 0 {
+		b.mem.stagingSize = opts.stagingSize
 	}
 	b.caps.HostVisibleDeviceMemory = b.mem.mappable
 	b.openPipelineCache()
@@ -234,7 +241,7 @@ func (b *Backend) init(opts Options) error {
 		if !b.caps.TimestampsSupported {
 			return fmt.Errorf("gpu: profiling asked for, but %s has no timestamps on its compute queue", b.info.Name)
 		}
-		if err := b.prof.init(b.dev, b.caps.TimestampPeriodNs); err != nil {
+		if err := b.prof.init(b.dev, b.caps.TimestampPeriodNs, b.info.Limits.TimestampValidBits); err != nil {
 			return err
 		}
 	}

@@ -47,21 +47,23 @@ type span struct{ off, size uint64 }
 
 // allocator carves VkDeviceMemory blocks into buffers.
 type allocator struct {
-	dev       *vk.Device
-	info      *vk.DeviceInfo
-	devType   int  // memory type for buffers
-	mappable  bool // devType is host-visible and coherent
-	stageType int  // host-visible coherent type for staging (when !mappable)
-	blockSize uint64
-	maxAlloc  uint64
-	blocks    []*memBlock
-	used      uint64 // bytes of VkDeviceMemory allocated
-	staging   *Buffer
-	live      map[*Buffer]struct{} // destroyed at Close
+	dev         *vk.Device
+	info        *vk.DeviceInfo
+	devType     int  // memory type for buffers
+	mappable    bool // devType is host-visible and coherent
+	stageType   int  // host-visible coherent type for staging (when !mappable)
+	blockSize   uint64
+	maxAlloc    uint64
+	blocks      []*memBlock
+	used        uint64 // bytes of VkDeviceMemory allocated
+	staging     *Buffer
+	stagingSize int64
+	live        map[*Buffer]struct{} // destroyed at Close
 }
 
-func newAllocator(dev *vk.Device, info *vk.DeviceInfo) (*allocator, error) {
-	a := &allocator{dev: dev, info: info, devType: -1, stageType: -1, live: map[*Buffer]struct{}{}}
+// newAllocator picks the memory types. forceStaging (tests) treats mappable device memory as if it were not.
+func newAllocator(dev *vk.Device, info *vk.DeviceInfo, forceStaging bool) (*allocator, error) {
+	a := &allocator{dev: dev, info: info, devType: -1, stageType: -1, live: map[*Buffer]struct{}{}, stagingSize: stagingSize}
 	// The device-local heap we use is the largest one. A host-visible+coherent type on that very heap means
 	// UMA, ReBAR or a CPU device: map it directly. A small host-visible device-local heap (the 256 MiB BAR)
 	// is not used for buffers.
@@ -91,6 +93,9 @@ func newAllocator(dev *vk.Device, info *vk.DeviceInfo) (*allocator, error) {
 	}
 	if a.devType < 0 {
 		return nil, fmt.Errorf("gpu: %s has no usable memory type", info.Name)
+	}
+	if forceStaging {
+		a.mappable = false
 	}
 	if !a.mappable {
 		for i, t := range info.MemoryTypes {
@@ -148,8 +153,9 @@ func (a *allocator) allocMemory(size uint64, typ int) (vk.Memory, error) {
 	return m, nil
 }
 
-// alloc creates a buffer of size bytes (size > 0) bound into device memory of the given type.
-func (a *allocator) alloc(size int64, typ int, usage uint32) (*Buffer, error) {
+// alloc creates a buffer of size bytes bound into memory of the given type; host buffers (staging) get a
+// dedicated, mapped allocation.
+func (a *allocator) alloc(size int64, typ int, usage uint32, host bool) (*Buffer, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("gpu: negative buffer size %d", size)
 	}
@@ -170,7 +176,7 @@ func (a *allocator) alloc(size int64, typ int, usage uint32) (*Buffer, error) {
 		return nil, fmt.Errorf("gpu: memory type %d cannot hold a storage buffer on %s", typ, a.info.Name)
 	}
 	buf := &Buffer{h: h, size: size}
-	if req.Size > a.blockSize/2 || typ != a.devType {
+	if req.Size > a.blockSize/2 || typ != a.devType || host {
 		// Big buffers (and staging) get their own allocation.
 		m, err := a.allocMemory(req.Size, typ)
 		if err != nil {
@@ -178,14 +184,14 @@ func (a *allocator) alloc(size int64, typ int, usage uint32) (*Buffer, error) {
 			return nil, err
 		}
 		blk := &memBlock{mem: m, size: req.Size, dedicated: true, counted: typ == a.devType}
-		if err := a.place(buf, blk, 0, req.Size, typ); err != nil {
+		if err := a.place(buf, blk, 0, req.Size, host || a.mappable); err != nil {
 			return nil, err
 		}
 		return buf, nil
 	}
 	for _, blk := range a.blocks {
 		if off, ok := blk.take(req.Size, req.Alignment); ok {
-			if err := a.place(buf, blk, off, req.Size, typ); err != nil {
+			if err := a.place(buf, blk, off, req.Size, a.mappable); err != nil {
 				return nil, err
 			}
 			return buf, nil
@@ -207,13 +213,13 @@ func (a *allocator) alloc(size int64, typ int, usage uint32) (*Buffer, error) {
 	}
 	a.blocks = append(a.blocks, blk)
 	off, _ := blk.take(req.Size, req.Alignment)
-	if err := a.place(buf, blk, off, req.Size, typ); err != nil {
+	if err := a.place(buf, blk, off, req.Size, a.mappable); err != nil {
 		return nil, err
 	}
 	return buf, nil
 }
 
-func (a *allocator) place(buf *Buffer, blk *memBlock, off, span uint64, typ int) error {
+func (a *allocator) place(buf *Buffer, blk *memBlock, off, span uint64, hostVisible bool) error {
 	if err := a.dev.BindBuffer(buf.h, blk.mem, off); err != nil {
 		a.dev.DestroyBuffer(buf.h)
 		a.release(blk, off, span)
@@ -221,7 +227,6 @@ func (a *allocator) place(buf *Buffer, blk *memBlock, off, span uint64, typ int)
 	}
 	buf.block, buf.off, buf.span = blk, off, span
 	a.live[buf] = struct{}{}
-	hostVisible := typ != a.devType || a.mappable
 	if blk.dedicated && hostVisible {
 		m, err := a.dev.Map(blk.mem, blk.size)
 		if err != nil {
@@ -320,7 +325,7 @@ func (b *Backend) AllocBuffer(bytes int64) (*Buffer, error) {
 	if b.closed {
 		return nil, fmt.Errorf("gpu: Alloc on a closed backend")
 	}
-	return b.mem.alloc(bytes, b.mem.devType, bufferUsage)
+	return b.mem.alloc(bytes, b.mem.devType, bufferUsage, false)
 }
 
 // AllocBinding allocates a buffer that shaders will bind whole: it may not exceed maxStorageBufferRange.
@@ -454,7 +459,7 @@ func (b *Backend) stagingBuffer() (*Buffer, error) {
 	if b.mem.staging != nil {
 		return b.mem.staging, nil
 	}
-	st, err := b.mem.alloc(stagingSize, b.mem.stageType, vk.UsageTransferSrc|vk.UsageTransferDst)
+	st, err := b.mem.alloc(b.mem.stagingSize, b.mem.stageType, vk.UsageTransferSrc|vk.UsageTransferDst, true)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: staging buffer: %w", err)
 	}

@@ -74,7 +74,7 @@ func (b *Backend) timeGPU(record func()) (time.Duration, bool, error) {
 	if err := b.dev.QueryResults(b.probePool, 0, ts[:]); err != nil {
 		return 0, false, err
 	}
-	ns := float64(ts[1]-ts[0]) * b.caps.TimestampPeriodNs
+	ns := float64((ts[1]-ts[0])&tsMask(b.info.Limits.TimestampValidBits)) * b.caps.TimestampPeriodNs
 	return time.Duration(ns), true, nil
 }
 

@@ -16,6 +16,7 @@ type profiler struct {
 	used     uint32
 	labels   []string // per dispatch (query pair)
 	periodNs float64
+	mask     uint64 // timestampValidBits
 	dropped  int
 	times    map[string][]float64 // kernel name -> per-dispatch microseconds
 	scratch  []uint64
@@ -23,12 +24,19 @@ type profiler struct {
 
 const profileQueries = 8192
 
-func (p *profiler) init(dev *vk.Device, periodNs float64) error {
+func tsMask(bits uint32) uint64 {
+	if bits >= 64 || bits == 0 {
+		return ^uint64(0)
+	}
+	return 1<<bits - 1
+}
+
+func (p *profiler) init(dev *vk.Device, periodNs float64, validBits uint32) error {
 	pool, err := dev.CreateQueryPool(profileQueries)
 	if err != nil {
 		return err
 	}
-	p.on, p.pool, p.capacity, p.periodNs = true, pool, profileQueries, periodNs
+	p.on, p.pool, p.capacity, p.periodNs, p.mask = true, pool, profileQueries, periodNs, tsMask(validBits)
 	p.times = map[string][]float64{}
 	return nil
 }
@@ -84,7 +92,7 @@ func (p *profiler) collect(dev *vk.Device) {
 		return
 	}
 	for i, label := range p.labels {
-		d := float64(ts[2*i+1]-ts[2*i]) * p.periodNs / 1e3
+		d := float64((ts[2*i+1]-ts[2*i])&p.mask) * p.periodNs / 1e3
 		p.times[label] = append(p.times[label], d)
 	}
 	p.used = 0

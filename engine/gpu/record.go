@@ -115,7 +115,12 @@ func (b *Backend) barrier() {
 	b.stats.Barriers++
 }
 
-func (b *Backend) checkRange(r Range, what string) bool {
+// checkRange validates a range; binding >= 0 names a kernel binding in the error (formatted only on error,
+// so that recording allocates nothing).
+func (b *Backend) checkRange(r Range, what string, binding int) bool {
+	if binding >= 0 && (r.Buf == nil || r.Buf.freed || r.Off < 0 || r.Len < 0 || r.Off+r.length() > r.Buf.size) {
+		what = fmt.Sprintf("%s binding %d", what, binding)
+	}
 	if r.Buf == nil {
 		b.Fail(fmt.Errorf("gpu: %s: not a gpu buffer", what))
 		return false
@@ -197,7 +202,7 @@ func (b *Backend) Dispatch(k *Kernel, groups [3]uint32, push []byte, bufs ...[]R
 			return
 		}
 		for _, rg := range rs {
-			if !b.checkRange(rg, fmt.Sprintf("%s binding %d", k.Name, i)) {
+			if !b.checkRange(rg, k.Name, i) {
 				return
 			}
 			if rg.Off%align != 0 {
@@ -252,7 +257,7 @@ func (b *Backend) Dispatch(k *Kernel, groups [3]uint32, push []byte, bufs ...[]R
 
 // Copy records a buffer-to-buffer copy of src into dst (lengths must match; Len 0 = to the end).
 func (b *Backend) Copy(dst, src Range) {
-	if b.err != nil || b.closed || !b.checkRange(dst, "Copy destination") || !b.checkRange(src, "Copy source") {
+	if b.err != nil || b.closed || !b.checkRange(dst, "Copy destination", -1) || !b.checkRange(src, "Copy source", -1) {
 		return
 	}
 	n := src.length()
@@ -285,7 +290,7 @@ func (b *Backend) recordUpdate(buf *Buffer, off int64, data []byte) {
 // Fill sets every 32-bit word of r to value (r.Off and the length must be multiples of 4). It runs the fill
 // kernel when r.Off is aligned for binding, else a transfer fill.
 func (b *Backend) Fill(r Range, value uint32) {
-	if b.err != nil || b.closed || !b.checkRange(r, "Fill") {
+	if b.err != nil || b.closed || !b.checkRange(r, "Fill", -1) {
 		return
 	}
 	n := r.length()

@@ -10,6 +10,11 @@ import (
 // KVC_REQUIRE_VULKAN=1 (then failing). KVC_TEST_DEVICE=N picks device N. The backend is closed at cleanup.
 func OpenForTest(t testing.TB) *Backend {
 	t.Helper()
+	return openForTest(t, Options{})
+}
+
+func openForTest(t testing.TB, opts Options) *Backend {
+	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Helper()
 		if os.Getenv("KVC_REQUIRE_VULKAN") == "1" {
@@ -36,7 +41,7 @@ func OpenForTest(t testing.TB) *Backend {
 			fail("no usable Vulkan device among %d", len(devs))
 		}
 	}
-	b, err := Open(idx, Options{})
+	b, err := Open(idx, opts)
 	if err != nil {
 		fail("cannot open Vulkan device %d: %v", idx, err)
 	}

@@ -1,0 +1,149 @@
+package gpu
+
+import (
+	"bytes"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Devices without host-visible device memory (discrete GPUs without ReBAR) go through a bounded staging
+// window; here a 4 KiB window forces many chunks.
+func TestStagingPath(t *testing.T) {
+	b := openForTest(t, Options{forceStaging: true, stagingSize: 4096})
+	if b.Caps().HostVisibleDeviceMemory {
+		t.Fatal("forceStaging left device memory mapped")
+	}
+	rng := rand.New(rand.NewSource(2))
+	for _, c := range []struct{ size, off int }{{1, 0}, {7, 3}, {4097, 1}, {20000, 5}} {
+		buf, err := b.AllocBuffer(int64(c.size + c.off + 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if buf.mapped != nil {
+			t.Fatal("device buffer is mapped on the staging path")
+		}
+		src := make([]byte, c.size)
+		rng.Read(src)
+		if err := b.Write(buf, int64(c.off), src); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, c.size)
+		if err := b.Read(buf, int64(c.off), got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, src) {
+			t.Errorf("size %d at %d: round trip differs", c.size, c.off)
+		}
+	}
+	if n := len(b.mem.staging.mapped); n != 4096 {
+		t.Errorf("staging window %d bytes, want 4096", n)
+	}
+}
+
+// A Write is ordered after the ops recorded before it.
+func TestWriteOrderedAfterRecordedOps(t *testing.T) {
+	for _, staging := range []bool{false, true} {
+		b := openForTest(t, Options{forceStaging: staging})
+		buf, _ := b.AllocBuffer(64)
+		b.Fill(Whole(buf), 0x11111111)
+		// Small aligned write: recorded inline after the fill.
+		if err := b.Write(buf, 8, []byte{1, 2, 3, 4, 5, 6, 7, 8}); err != nil {
+			t.Fatal(err)
+		}
+		b.Fill(Range{buf, 48, 16}, 0x22222222)
+		// Unaligned write: pending work is submitted first.
+		if err := b.Write(buf, 49, []byte{9}); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 64)
+		if err := b.Read(buf, 0, got); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Repeat([]byte{0x11}, 64)
+		copy(want[8:], []byte{1, 2, 3, 4, 5, 6, 7, 8})
+		copy(want[48:], bytes.Repeat([]byte{0x22}, 16))
+		want[49] = 9
+		if !bytes.Equal(got, want) {
+			t.Errorf("staging=%v: got %x\nwant %x", staging, got, want)
+		}
+	}
+}
+
+func TestProfileReport(t *testing.T) {
+	b := openForTest(t, Options{Profile: true})
+	if !b.Caps().TimestampsSupported {
+		t.Skip("no timestamps")
+	}
+	buf, _ := b.AllocBuffer(1 << 16)
+	for i := 0; i < 7; i++ {
+		b.Fill(Whole(buf), uint32(i))
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	p := b.Profile()
+	if len(p) != 1 || p[0].Name != "fill" || p[0].Calls != 7 || !(p[0].TotalMs > 0) {
+		t.Errorf("profile %+v, want 7 timed fill calls", p)
+	}
+	rep := b.ProfileReport()
+	if !strings.Contains(rep, "fill") || !strings.Contains(rep, "median us") {
+		t.Errorf("report:\n%s", rep)
+	}
+}
+
+func TestCorruptPipelineCacheIgnored(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", dir)
+	b := OpenForTest(t)
+	fn := b.pipelineCachePath()
+	if !strings.HasPrefix(fn, filepath.Join(dir, "kvc", "pipelines-")) {
+		t.Fatalf("cache path %s not under $XDG_CACHE_HOME/kvc", fn)
+	}
+	if err := os.MkdirAll(filepath.Dir(fn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A valid-looking header of another device, then garbage; then pure garbage.
+	hdr := make([]byte, 64)
+	hdr[0], hdr[4] = 32, 1
+	for _, data := range [][]byte{hdr, []byte("not a pipeline cache at all, just text")} {
+		if err := os.WriteFile(fn, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b2, err := Open(b.index, Options{})
+		if err != nil {
+			t.Fatalf("Open with a corrupt pipeline cache: %v", err)
+		}
+		if _, err := b2.Kernel("fill", []uint32{64}, 8, []int{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(fn); err == nil && len(data) >= 32 && !b.validCacheHeader(data) {
+			t.Errorf("saved cache has a header for another device")
+		}
+	}
+}
+
+func TestDispatchDoesNotAllocate(t *testing.T) {
+	b := OpenForTest(t)
+	k, err := b.Kernel("copy", []uint32{64}, 4, []int{1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := b.AllocBuffer(1024)
+	dst, _ := b.AllocBuffer(1024)
+	push := Push(uint32(64))
+	s, d := []Range{Whole(src)}, []Range{Whole(dst)}
+	b.Dispatch(k, [3]uint32{1, 1, 1}, push, s, d) // first use allocates the descriptor set
+	allocs := testing.AllocsPerRun(100, func() { b.Dispatch(k, [3]uint32{1, 1, 1}, push, s, d) })
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if allocs > 0 {
+		t.Errorf("Dispatch allocates %.1f times per call", allocs)
+	}
+}
