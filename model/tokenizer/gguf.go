@@ -123,7 +123,7 @@ func FromGGUF(meta map[string]any) (Tokenizer, error) {
 		}
 		v.stripAfterBOS = addPrefix
 		v.segment = &scoreEncoder{v: v, scores: scores, space: "▁", prefix: prefix,
-			minScore: float32(math.Inf(-1)), byteID: func(b byte) int { return byteIDs[b] }}
+			minScore: float32(math.Inf(-1)), byteID: func(b byte) int { return byteIDs[b] }, leadLength: true}
 	case "gpt2":
 		merges, ok := meta["tokenizer.ggml.merges"].([]string)
 		if !ok {

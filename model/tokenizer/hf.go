@@ -33,7 +33,8 @@ type hfFile struct {
 	Decoder       *hfComponent `json:"decoder"`
 	Model         struct {
 		Type                    string          `json:"type"`
-		Vocab                   map[string]int  `json:"vocab"`
+		VocabRaw                json.RawMessage `json:"vocab"`
+		Vocab                   map[string]int  `json:"-"`
 		Merges                  json.RawMessage `json:"merges"`
 		UnkToken                *string         `json:"unk_token"`
 		ByteFallback            bool            `json:"byte_fallback"`
@@ -135,8 +136,11 @@ func ParseHF(tokenizerJSON, tokenizerConfig []byte) (Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 		}
 	}
-	if f.Model.Type != "BPE" && !(f.Model.Type == "" && f.Model.Vocab != nil && f.Model.Merges != nil) {
+	if f.Model.Type != "BPE" && !(f.Model.Type == "" && f.Model.Merges != nil) {
 		return nil, fmt.Errorf("tokenizer.json: model.type %q is not supported (want BPE)", f.Model.Type)
+	}
+	if err := json.Unmarshal(f.Model.VocabRaw, &f.Model.Vocab); err != nil {
+		return nil, fmt.Errorf("tokenizer.json: model.vocab: want an object of token: id, %v", err)
 	}
 	if s := f.Model.ContinuingSubwordPrefix; s != nil && *s != "" {
 		return nil, fmt.Errorf("tokenizer.json: model.continuing_subword_prefix %q is not supported", *s)

@@ -20,6 +20,10 @@ type scoreEncoder struct {
 	prefix   prefixMode       // when the dummy prefix space is added
 	minScore float32          // pairs must score above this (run.c starts its search at -1e10)
 	byteID   func(b byte) int // byte-fallback id of a raw byte, -1: dropped
+	// leadLength splits characters by the length their lead byte announces (llama.cpp) instead of
+	// run.c's lead-plus-continuation-bytes rule. They differ only on malformed UTF-8, and for "▁"
+	// text run.c's rule would glue a stray continuation byte onto the "▁".
+	leadLength bool
 }
 
 type prefixMode int
@@ -45,8 +49,12 @@ func (e *scoreEncoder) encode(out []int, text string, first, afterSpecial bool) 
 	// same way (a stray continuation byte starts its own chunk).
 	for i := 0; i < len(text); {
 		j := i + 1
-		for j < len(text) && text[j]&0xC0 == 0x80 && j-i < 4 {
-			j++
+		if e.leadLength {
+			j = min(len(text), i+utf8LenByLead(text[i]))
+		} else {
+			for j < len(text) && text[j]&0xC0 == 0x80 && j-i < 4 {
+				j++
+			}
 		}
 		if id, ok := e.v.ids[text[i:j]]; ok {
 			syms = append(syms, id)
@@ -138,4 +146,18 @@ func (e *scoreEncoder) merge(ids []int) []int {
 		out = append(out, ids[i])
 	}
 	return out
+}
+
+// utf8LenByLead is the character length a byte announces when read as a lead byte (1 for ASCII and
+// for continuation bytes).
+func utf8LenByLead(b byte) int {
+	switch {
+	case b >= 0xF0:
+		return 4
+	case b >= 0xE0:
+		return 3
+	case b >= 0xC0:
+		return 2
+	}
+	return 1
 }
