@@ -102,9 +102,18 @@ func TestDeviceRefusesUnsupportedFeature(t *testing.T) {
 			t.Fatalf("creating with unsupported %v: err = %v, want one naming %s", miss, err, miss[0])
 		}
 	}
+	// Pretend the device lacks fp16: asking for it must be refused by name before the driver sees it.
+	fake := *p
+	fake.Info.Features.ShaderFloat16 = false
+	if _, err := fake.CreateDevice(Features{ShaderFloat16: true, ShaderInt8: true}); err == nil || !strings.Contains(err.Error(), "does not support shaderFloat16") {
+		t.Errorf("creating with a missing shaderFloat16: err = %v", err)
+	}
 	d, err := p.CreateDevice(p.Info.Features)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d.Enabled != p.Info.Features {
+		t.Errorf("enabled %+v, asked %+v", d.Enabled, p.Info.Features)
 	}
 	d.Close()
 }
@@ -118,5 +127,56 @@ func TestMissingLoaderMessage(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+}
+
+// The debug messenger must deliver validation errors, or "no messages" would prove nothing.
+func TestValidationMessagesAreRecorded(t *testing.T) {
+	if os.Getenv("KVC_VALIDATION") != "1" {
+		t.Skip("needs KVC_VALIDATION=1")
+	}
+	in, err := NewInstance(InstanceOptions{Validation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	devs, err := in.Devices()
+	if err != nil || len(devs) == 0 {
+		t.Fatalf("no device: %v", err)
+	}
+	d, err := devs[0].CreateDevice(Features{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// A zero-sized buffer is invalid usage (VUID-VkBufferCreateInfo-size-00912) that drivers tolerate.
+	buf, _, err := d.CreateBuffer(0, UsageStorage)
+	if err == nil {
+		d.DestroyBuffer(buf)
+	}
+	msgs := in.Messages()
+	if len(msgs) == 0 || !strings.Contains(strings.Join(msgs, "\n"), "VkBufferCreateInfo-size") {
+		t.Fatalf("validation messages %q, want one about VkBufferCreateInfo size", msgs)
+	}
+	found := false
+	for _, m := range ValidationMessages() {
+		found = found || strings.Contains(m, "VkBufferCreateInfo-size")
+	}
+	if !found {
+		t.Error("ValidationMessages() lacks the instance's message")
+	}
+}
+
+func TestFeaturesHelpers(t *testing.T) {
+	a := Features{ShaderFloat16: true, ShaderInt8: true}
+	b := Features{ShaderInt8: true, ShaderInt64: true}
+	if got := a.And(b); got != (Features{ShaderInt8: true}) {
+		t.Errorf("And = %+v", got)
+	}
+	if got := a.Missing(b); len(got) != 1 || got[0] != "shaderFloat16" {
+		t.Errorf("Missing = %v", got)
+	}
+	if got := b.Names(); strings.Join(got, " ") != "shaderInt8 shaderInt64" {
+		t.Errorf("Names = %v", got)
 	}
 }
