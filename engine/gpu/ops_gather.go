@@ -1,0 +1,14 @@
+package gpu
+
+import "kvc/engine"
+
+// CopyRows gathers f32 rows: dst[i] = src[rows[i]], i < n.
+func (b *Backend) CopyRows(dst, src, rows engine.Buf, n, width int) {
+	if n <= 0 || width <= 0 || !b.check("CopyRows", "dst", dst, int64(n*width*4)) ||
+		!b.check("CopyRows", "rows", rows, int64(n*4)) || !b.check("CopyRows", "src", src, int64(width*4)) {
+		return
+	}
+	if k := b.kernel("gather", wgElem, 2, 3); k != nil {
+		b.Dispatch(k, b.Groups1D(n*width, wgElem), Push(n, width), []Range{Whole(dst)}, []Range{Whole(src)}, []Range{Whole(rows)})
+	}
+}

@@ -1,0 +1,52 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"kvc/engine/cpu"
+)
+
+func TestCopyRowsMatchesCPU(t *testing.T) {
+	g := OpenForTest(t)
+	c := &cpu.Backend{}
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, shape := range [][3]int{{1, 1, 3}, {7, 63, 11}, {5, 4097, 9}} {
+		n, width, srcRows := shape[0], shape[1], shape[2]
+		src := make([]byte, srcRows*width*4)
+		for i := 0; i < srcRows*width; i++ {
+			binary.LittleEndian.PutUint32(src[i*4:], math.Float32bits(r.Float32()*2-1))
+		}
+		rows := make([]byte, n*4)
+		for i := 0; i < n; i++ {
+			binary.LittleEndian.PutUint32(rows[i*4:], uint32(r.IntN(srcRows)))
+		}
+		var outs [2][]byte
+		// GPU
+		gs, _ := g.Alloc(int64(len(src)))
+		gr, _ := g.Alloc(int64(len(rows)))
+		gd, _ := g.Alloc(int64(n * width * 4))
+		g.Write(gs, 0, src)
+		g.Write(gr, 0, rows)
+		g.Fill(Whole(gd), 0x7fc00001) // poison: NaN
+		g.CopyRows(gd, gs, gr, n, width)
+		outs[0] = make([]byte, n*width*4)
+		if err := g.Read(gd, 0, outs[0]); err != nil {
+			t.Fatal(err)
+		}
+		// CPU
+		cs, _ := c.Alloc(int64(len(src)))
+		cr, _ := c.Alloc(int64(len(rows)))
+		cd, _ := c.Alloc(int64(n * width * 4))
+		c.Write(cs, 0, src)
+		c.Write(cr, 0, rows)
+		c.CopyRows(cd, cs, cr, n, width)
+		outs[1] = make([]byte, n*width*4)
+		c.Read(cd, 0, outs[1])
+		if string(outs[0]) != string(outs[1]) {
+			t.Fatalf("shape %v: gpu gather differs from cpu", shape)
+		}
+	}
+}
