@@ -208,7 +208,7 @@ func newRandCase(t testing.TB, rng *rand.Rand, policy Policy) *randCase {
 	// Shuffle the free list so block ids are not in table order.
 	fl := rc.sim.pool.free
 	rng.Shuffle(len(fl), func(i, j int) { fl[i], fl[j] = fl[j], fl[i] })
-	gen := metricGen(rng, rng.IntN(3))
+	gen := metricGen(rng, rng.IntN(4))
 	for si := range nseq {
 		s := rc.sim.makeSeq(t, rng, layers, heads, nexts[si], ctxs[si], gen)
 		rc.seqs = append(rc.seqs, s)

@@ -142,13 +142,16 @@ func (s *sim) makeSeq(t testing.TB, rng *rand.Rand, layers, heads, nextPos int, 
 	return seq
 }
 
-// metricGen returns a metric generator: continuous, heavily tied, or with signed zeros and infinities.
+// metricGen returns a metric generator: continuous, heavily tied, with signed zeros and infinities, or
+// one ulp apart.
 func metricGen(rng *rand.Rand, kind int) func() float32 {
 	switch kind {
 	case 0:
 		return func() float32 { return rng.Float32() }
 	case 1:
 		return func() float32 { return float32(rng.IntN(4)) }
+	case 3: // keys one ulp apart: ties and near-ties at the selection threshold
+		return func() float32 { return math.Float32frombits(math.Float32bits(0.75) + uint32(rng.IntN(3))) }
 	default:
 		return func() float32 {
 			switch rng.IntN(12) {

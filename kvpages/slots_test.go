@@ -108,7 +108,7 @@ func FuzzPlan(f *testing.F) {
 		for hd := range ctx {
 			ctx[hd] = rng.IntN(next + 1)
 		}
-		s := sm.makeSeq(t, rng, layers, heads, next, ctx, metricGen(rng, int(seed%3)))
+		s := sm.makeSeq(t, rng, layers, heads, next, ctx, metricGen(rng, int(seed%4)))
 		runRound(t, fmt.Sprintf("seed %d %s b=%d", seed, pol, b), sm, opts, []SeqSlots{{Seq: s, Slots: sm.read(t, s)}})
 	})
 }
