@@ -84,7 +84,7 @@ type Backend struct {
 	info  vk.DeviceInfo
 
 	mem     *allocator
-	kernels map[string]*Kernel
+	kernels map[kernelKey]*Kernel
 	cache   vk.PipelineCache
 	cacheFn string
 
@@ -194,7 +194,7 @@ func Open(index int, opts Options) (*Backend, error) {
 		in.Close()
 		return nil, err
 	}
-	b := &Backend{index: index, inst: in, phys: p, dev: dev, info: p.Info, kernels: map[string]*Kernel{}}
+	b := &Backend{index: index, inst: in, phys: p, dev: dev, info: p.Info, kernels: map[kernelKey]*Kernel{}}
 	b.caps = makeCaps(&p.Info, want)
 	if err := b.init(opts); err != nil {
 		b.Close()

@@ -28,9 +28,8 @@ type Kernel struct {
 // constants and len(bindings) storage-buffer bindings in set 0, binding i being an array of bindings[i]
 // buffers (1 for a plain buffer). Pipelines are cached by all of these.
 func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings []int) (*Kernel, error) {
-	var key strings.Builder
-	fmt.Fprintf(&key, "%s|%v|%d|%v", spvName, spec, pushBytes, bindings)
-	if k, ok := b.kernels[key.String()]; ok {
+	key := makeKernelKey(spvName, spec, pushBytes, bindings)
+	if k, ok := b.kernels[key]; ok {
 		return k, nil
 	}
 	code, err := shaders.SPV(spvName)
@@ -75,9 +74,32 @@ func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings 
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s: %w", spvName, err)
 	}
-	b.kernels[key.String()] = k
+	b.kernels[key] = k
 	b.stats.Kernels++
 	return k, nil
+}
+
+// kernelKey identifies a kernel without allocating: ops look their kernel up on every call.
+type kernelKey struct {
+	name         string
+	push         int
+	nspec, nbind int
+	spec         [12]uint32
+	bind         [24]int32
+	long         string // when spec or bindings do not fit the arrays
+}
+
+func makeKernelKey(name string, spec []uint32, push int, bindings []int) kernelKey {
+	k := kernelKey{name: name, push: push, nspec: len(spec), nbind: len(bindings)}
+	if len(spec) > len(k.spec) || len(bindings) > len(k.bind) {
+		k.long = fmt.Sprint(spec, bindings)
+		return k
+	}
+	copy(k.spec[:], spec)
+	for i, c := range bindings {
+		k.bind[i] = int32(c)
+	}
+	return k
 }
 
 // Pipeline cache on disk: $XDG_CACHE_HOME/kvc (or ~/.cache/kvc)/pipelines-<vendor>-<device>-<driver>.bin.

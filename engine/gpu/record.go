@@ -265,6 +265,10 @@ func (b *Backend) Copy(dst, src Range) {
 		b.Fail(fmt.Errorf("gpu: Copy of %d bytes into a range of %d", n, dst.length()))
 		return
 	}
+	if dst.Buf == src.Buf && dst.Off < src.Off+n && src.Off < dst.Off+n {
+		b.Fail(fmt.Errorf("gpu: Copy within one buffer of overlapping ranges [%d,+%d) and [%d,+%d)", src.Off, n, dst.Off, n))
+		return
+	}
 	if n == 0 || !b.begin() {
 		return
 	}

@@ -147,3 +147,36 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 		t.Errorf("Dispatch allocates %.1f times per call", allocs)
 	}
 }
+
+func TestKernelLookupDoesNotAllocate(t *testing.T) {
+	b := OpenForTest(t)
+	spec, binds := []uint32{64}, []int{1}
+	k, err := b.Kernel("fill", spec, 8, binds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if k2, _ := b.Kernel("fill", spec, 8, binds); k2 != k {
+			t.Fatal("kernel not cached")
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("cached Kernel lookup allocates %.1f times", allocs)
+	}
+	if k3, _ := b.Kernel("fill", []uint32{128}, 8, binds); k3 == k {
+		t.Error("different spec constants share a kernel")
+	}
+}
+
+func TestCopyOverlapRejected(t *testing.T) {
+	b := OpenForTest(t)
+	buf, _ := b.AllocBuffer(64)
+	b.Copy(Range{buf, 0, 32}, Range{buf, 16, 32})
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "overlapping") {
+		t.Errorf("overlapping copy: err = %v", err)
+	}
+	b.Copy(Range{buf, 0, 32}, Range{buf, 32, 32})
+	if err := b.Sync(); err != nil {
+		t.Errorf("disjoint copy within a buffer: %v", err)
+	}
+}
