@@ -16,6 +16,8 @@ layout(local_size_x = WG) in;
 #define KV_USE_K
 #define KV_USE_V
 #define KV_USE_META
+#define KV_K_READONLY
+#define KV_POS_READONLY
 #define KV_USE_SCRATCH
 #include "kv_defs.glsl"
 #include "kv_attn.glsl"

@@ -9,6 +9,7 @@
 layout(local_size_x = WG) in;
 
 #define KV_USE_META
+#define KV_POS_READONLY
 #define KV_USE_SCRATCH
 #include "kv_defs.glsl"
 #include "kv_attn.glsl"

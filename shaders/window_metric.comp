@@ -13,6 +13,8 @@ layout(local_size_x = WG) in;
 
 #define KV_USE_K
 #define KV_USE_META
+#define KV_K_READONLY
+#define KV_POS_READONLY
 #define KV_USE_SCRATCH
 #include "kv_defs.glsl"
 

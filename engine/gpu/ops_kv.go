@@ -1,0 +1,473 @@
+package gpu
+
+import (
+	"fmt"
+	"unsafe"
+
+	"kvc/engine"
+)
+
+// Limits compiled into the KV shaders (shaders/kv_defs.glsl, kv_attn.glsl, attention.comp).
+const (
+	kvMaxArenas  = 8   // KV_ARENAS: K and V buffers per pool
+	kvMaxMeta    = 2   // META_ARENAS: metric, position and scratch buffers per pool
+	kvMaxGroup   = 64  // MAX_GROUP: query heads per KV head with a metric mode
+	kvMaxHeadDim = 256 // MAX_D
+	kvAttnWG     = 128 // WG of attention, attention_reduce, window_metric
+	kvCopyWG     = 64  // kv_write, copy_moves, read_slots
+	kvPoolPush   = 7   // uint32s of KV_POOL_PUSH
+)
+
+// Split-K defaults (see shaders/kv_attn.glsl): a (row, KV head) with ctx slots is cut into
+// clamp(ceil(ctx/PartMin), 1, SplitMax) partitions computed by separate workgroups. The rule depends on ctx
+// alone, so a decode row gives bit-identical results alone or in a batch. Calls with more than
+// kvSplitRows query rows (prefill chunks: the device is full anyway) are never split, which keeps the
+// partial buffer small; batch invariance therefore holds for batches of up to kvSplitRows rows.
+const (
+	DefaultSplitMax = 8
+	DefaultPartMin  = 512
+	kvSplitRows     = 64
+)
+
+// KVPool is the paged KV cache on the device. K and V are split into arenas of kBlocks blocks (each
+// buffer within maxStorageBufferRange), metric and position into arenas of mBlocks blocks; the shaders
+// find the arena of a slot by division. Scratch (attention scores and window sums, per slot) and the
+// split-K partials are allocated on first use.
+type KVPool struct {
+	b              *Backend
+	blocks, bs, hd int
+	typ            engine.KVType
+	arenaBytes     int64
+	kBlocks        int // blocks per K/V arena
+	mBlocks        int // blocks per metric/position arena
+	k, v           []*Buffer
+	met, pos       []*Buffer
+	scratch        []*Buffer
+	sBlocks        int // blocks per scratch arena
+	sStride        int // scratch floats per slot
+	part           *Buffer
+	dummy          *Buffer // bound to bindings a kernel declares but does not use
+	rsBlocks       *Buffer // ReadSlots: block list and gathered outputs
+	rsMetric       *Buffer
+	rsPos          *Buffer
+
+	// SplitMax and PartMin set split-K (tests lower them to exercise both paths at small sizes).
+	SplitMax, PartMin int
+}
+
+func (p *KVPool) Blocks() int         { return p.blocks }
+func (p *KVPool) BlockSize() int      { return p.bs }
+func (p *KVPool) HeadDim() int        { return p.hd }
+func (p *KVPool) Type() engine.KVType { return p.typ }
+func (p *KVPool) BlockBytes() int64 {
+	return int64(p.bs) * (2*int64(p.hd)*p.elemBytes() + 8)
+}
+func (p *KVPool) elemBytes() int64 {
+	if p.typ == engine.KVF16 {
+		return 2
+	}
+	return 4
+}
+
+// Arenas is the number of K (and of V) buffers.
+func (p *KVPool) Arenas() int { return len(p.k) }
+
+// NewKVPool allocates the paged cache with arenas as large as the device's binding range allows.
+func (b *Backend) NewKVPool(blocks, blockSize, headDim int, typ engine.KVType) (engine.KVPool, error) {
+	return b.NewKVPoolArenas(blocks, blockSize, headDim, typ, b.caps.MaxStorageBufferRange)
+}
+
+// NewKVPoolArenas is NewKVPool with every buffer of the pool at most arenaBytes long (tests use it to
+// spread a small pool over several arenas).
+func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVType, arenaBytes int64) (*KVPool, error) {
+	if blocks <= 0 || blockSize <= 0 || headDim <= 0 {
+		return nil, fmt.Errorf("gpu: KV pool needs positive blocks, block size and head dim, got %d, %d, %d",
+			blocks, blockSize, headDim)
+	}
+	if typ != engine.KVF32 && typ != engine.KVF16 {
+		return nil, fmt.Errorf("gpu: unknown KV type %d", typ)
+	}
+	if headDim > kvMaxHeadDim {
+		return nil, fmt.Errorf("gpu: KV head dim %d exceeds the attention shader's %d", headDim, kvMaxHeadDim)
+	}
+	if typ == engine.KVF16 && headDim%2 != 0 {
+		return nil, fmt.Errorf("gpu: an f16 KV pool stores half pairs: head dim %d must be even (use f32)", headDim)
+	}
+	arenaBytes = min(arenaBytes, b.caps.MaxStorageBufferRange)
+	p := &KVPool{b: b, blocks: blocks, bs: blockSize, hd: headDim, typ: typ, arenaBytes: arenaBytes,
+		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin}
+	if int64(blocks)*int64(blockSize) >= 1<<31 {
+		return nil, fmt.Errorf("gpu: KV pool of %d slots exceeds int32 slot ids", int64(blocks)*int64(blockSize))
+	}
+	kvBlock := int64(blockSize) * int64(headDim) * p.elemBytes()
+	var err error
+	if p.kBlocks, err = perArena("K/V", blocks, kvBlock, arenaBytes, kvMaxArenas); err != nil {
+		return nil, err
+	}
+	if p.mBlocks, err = perArena("metric/position", blocks, int64(blockSize)*4, arenaBytes, kvMaxMeta); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*KVPool, error) {
+		p.free()
+		return nil, err
+	}
+	alloc := func(list *[]*Buffer, per int, unit int64, fill uint32, what string) error {
+		for first := 0; first < blocks; first += per {
+			n := min(per, blocks-first)
+			buf, err := b.AllocBinding(int64(n) * unit)
+			if err != nil {
+				return fmt.Errorf("gpu: KV pool %s arena %d: %w", what, len(*list), err)
+			}
+			*list = append(*list, buf)
+			b.Fill(Whole(buf), fill)
+		}
+		return nil
+	}
+	if err := alloc(&p.k, p.kBlocks, kvBlock, 0, "K"); err != nil {
+		return fail(err)
+	}
+	if err := alloc(&p.v, p.kBlocks, kvBlock, 0, "V"); err != nil {
+		return fail(err)
+	}
+	if err := alloc(&p.met, p.mBlocks, int64(blockSize)*4, 0, "metric"); err != nil {
+		return fail(err)
+	}
+	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, 0xffffffff, "position"); err != nil {
+		return fail(err)
+	}
+	if p.dummy, err = b.AllocBuffer(16); err != nil {
+		return fail(err)
+	}
+	if err := b.Err(); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// perArena is how many blocks of unit bytes one arena holds, checking that max arenas hold them all.
+func perArena(what string, blocks int, unit, arenaBytes int64, max int) (int, error) {
+	per := arenaBytes / unit
+	if per < 1 {
+		return 0, fmt.Errorf("gpu: a KV block's %s (%d bytes) exceeds the binding range of %d bytes", what, unit, arenaBytes)
+	}
+	per = min(per, int64(blocks))
+	if n := (int64(blocks) + per - 1) / per; n > int64(max) {
+		return 0, fmt.Errorf("gpu: KV pool of %d blocks needs %d %s buffers of at most %d bytes; the shaders bind at most %d (use fewer blocks)",
+			blocks, n, what, arenaBytes, max)
+	}
+	return int(per), nil
+}
+
+// free releases every buffer of the pool (after pending work that uses them).
+func (p *KVPool) free() {
+	for _, l := range [][]*Buffer{p.k, p.v, p.met, p.pos, p.scratch} {
+		for _, buf := range l {
+			p.b.Free(buf)
+		}
+	}
+	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos} {
+		if buf != nil {
+			p.b.Free(buf)
+		}
+	}
+	p.k, p.v, p.met, p.pos, p.scratch = nil, nil, nil, nil, nil
+}
+
+// Release frees the pool's device memory.
+func (p *KVPool) Release() { p.free() }
+
+// ensureScratch makes room for stride floats per slot.
+func (p *KVPool) ensureScratch(stride int) error {
+	if stride <= p.sStride {
+		return nil
+	}
+	per, err := perArena("scratch", p.blocks, int64(p.bs)*4*int64(stride), p.arenaBytes, kvMaxMeta)
+	if err != nil {
+		return err
+	}
+	for _, buf := range p.scratch {
+		p.b.Free(buf)
+	}
+	p.scratch = nil
+	for first := 0; first < p.blocks; first += per {
+		buf, err := p.b.AllocBinding(int64(min(per, p.blocks-first)) * int64(p.bs) * 4 * int64(stride))
+		if err != nil {
+			return fmt.Errorf("gpu: KV scratch: %w", err)
+		}
+		p.scratch = append(p.scratch, buf)
+	}
+	p.sBlocks, p.sStride = per, stride
+	return nil
+}
+
+// ensure grows *buf to at least n bytes (the old one is freed once pending work is done).
+func (p *KVPool) ensure(buf **Buffer, n int64) error {
+	if *buf != nil && (*buf).size >= n {
+		return nil
+	}
+	if *buf != nil {
+		p.b.Free(*buf)
+		*buf = nil
+	}
+	nb, err := p.b.AllocBinding(max(n, 16))
+	if err != nil {
+		return err
+	}
+	*buf = nb
+	return nil
+}
+
+// push is KV_POOL_PUSH followed by the op's own values.
+func (p *KVPool) push(vals ...any) []byte {
+	sSlots := uint32(1)
+	if p.sBlocks > 0 {
+		sSlots = uint32(p.sBlocks * p.bs)
+	}
+	head := []any{uint32(p.bs), uint32(p.hd), uint32(p.kBlocks * p.bs), uint32(p.mBlocks * p.bs), sSlots,
+		uint32(p.blocks * p.bs), uint32(max(p.sStride, 1))}
+	return Push(append(head, vals...)...)
+}
+
+// arenas lists bufs padded to n ranges (unused entries repeat the first buffer; shaders never index them).
+func arenas(bufs []*Buffer, n int, dummy *Buffer) []Range {
+	out := make([]Range, n)
+	for i := range out {
+		switch {
+		case i < len(bufs):
+			out[i] = Range{Buf: bufs[i]}
+		case len(bufs) > 0:
+			out[i] = Range{Buf: bufs[0]}
+		default:
+			out[i] = Range{Buf: dummy}
+		}
+	}
+	return out
+}
+
+// poolBindings are bindings 0-4 of every KV kernel: K, V, metric, position, scratch.
+func (p *KVPool) poolBindings() [][]Range {
+	return [][]Range{arenas(p.k, kvMaxArenas, p.dummy), arenas(p.v, kvMaxArenas, p.dummy),
+		arenas(p.met, kvMaxMeta, p.dummy), arenas(p.pos, kvMaxMeta, p.dummy),
+		arenas(p.scratch, kvMaxMeta, p.dummy)}
+}
+
+var kvPoolCounts = []int{kvMaxArenas, kvMaxArenas, kvMaxMeta, kvMaxMeta, kvMaxMeta}
+
+func (p *KVPool) variant(name string) string {
+	if p.typ == engine.KVF16 {
+		return name + "_f16"
+	}
+	return name + "_f32"
+}
+
+func (b *Backend) kvPool(op string, pool engine.KVPool) *KVPool {
+	p, ok := pool.(*KVPool)
+	if !ok || p == nil {
+		b.Fail(fmt.Errorf("gpu: %s: pool %T is not a Vulkan KV pool", op, pool))
+		return nil
+	}
+	if p.b != b {
+		b.Fail(fmt.Errorf("gpu: %s: the KV pool belongs to another device", op))
+		return nil
+	}
+	if p.k == nil {
+		b.Fail(fmt.Errorf("gpu: %s: the KV pool was released", op))
+		return nil
+	}
+	return p
+}
+
+// kvKernel builds a KV kernel with the pool's five bindings and extra single-buffer bindings.
+func (b *Backend) kvKernel(op, name string, pushWords, extra int) *Kernel {
+	counts := append(append([]int(nil), kvPoolCounts...), make([]int, extra)...)
+	for i := len(kvPoolCounts); i < len(counts); i++ {
+		counts[i] = 1
+	}
+	k, err := b.Kernel(name, nil, 4*pushWords, counts)
+	if err != nil {
+		b.Fail(fmt.Errorf("gpu: %s: %w", op, err))
+		return nil
+	}
+	return k
+}
+
+// bufs returns Whole ranges, substituting the pool's dummy for nil.
+func (p *KVPool) bufs(xs ...engine.Buf) [][]Range {
+	out := make([][]Range, len(xs))
+	for i, x := range xs {
+		if x == nil {
+			out[i] = []Range{{Buf: p.dummy}}
+		} else {
+			out[i] = []Range{Whole(x)}
+		}
+	}
+	return out
+}
+
+func groups2D(b *Backend, n, perGroup int) [3]uint32 { return b.Groups1D(n, perGroup) }
+
+// KVWrite stores K and V rows into their slots, sets positions and clears metrics.
+func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kvHeads int) {
+	p := b.kvPool("KVWrite", pool)
+	if p == nil || n <= 0 || kvHeads <= 0 {
+		return
+	}
+	kn := b.kvKernel("KVWrite", p.variant("kv_write"), kvPoolPush+2, 5)
+	if kn == nil {
+		return
+	}
+	words := p.hd
+	if p.typ == engine.KVF16 {
+		words /= 2
+	}
+	bind := append(p.poolBindings(), p.bufs(k, v, slots, nil, pos)...)
+	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), p.push(uint32(n), uint32(kvHeads)), bind...)
+}
+
+// Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp.
+func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode) {
+	p := b.kvPool("Attention", pool)
+	if p == nil || a.Rows <= 0 {
+		return
+	}
+	if kvHeads <= 0 || qHeads%kvHeads != 0 {
+		b.Fail(fmt.Errorf("gpu: Attention: %d query heads are not a multiple of %d KV heads", qHeads, kvHeads))
+		return
+	}
+	r := qHeads / kvHeads
+	if mode != engine.MetricNone {
+		if r > kvMaxGroup {
+			b.Fail(fmt.Errorf("gpu: Attention: metric over %d query heads per KV head exceeds the shader's %d", r, kvMaxGroup))
+			return
+		}
+		if err := p.ensureScratch(max(r, 2)); err != nil {
+			b.Fail(fmt.Errorf("gpu: Attention: %w", err))
+			return
+		}
+	}
+	split := max(p.SplitMax, 1)
+	partBytes := int64(a.Rows) * int64(kvHeads) * int64(split) * int64(r) * int64(p.hd+2) * 4
+	if a.Rows > kvSplitRows || partBytes > b.caps.MaxStorageBufferRange {
+		split = 1
+	}
+	if split > 1 {
+		if err := p.ensure(&p.part, partBytes); err != nil {
+			b.Fail(fmt.Errorf("gpu: Attention: split-K partials: %w", err))
+			return
+		}
+	}
+	kn := b.kvKernel("Attention", p.variant("attention"), kvPoolPush+7, 6)
+	red := b.kvKernel("Attention", "attention_reduce", kvPoolPush+7, 6)
+	if kn == nil || red == nil {
+		return
+	}
+	var part engine.Buf
+	if split > 1 {
+		part = p.part
+	}
+	push := p.push(uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
+		uint32(max(p.PartMin, 1)))
+	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
+	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(split)}, push, bind...)
+	if split > 1 {
+		b.Dispatch(red, [3]uint32{uint32(kvHeads), uint32(a.Rows), 1}, push, bind...)
+	}
+}
+
+// WindowMetric adds the prefill observation-window metric; see shaders/window_metric.comp.
+func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.WindowSpec, qHeads, kvHeads int, scale float32) {
+	p := b.kvPool("WindowMetric", pool)
+	if p == nil || w.NSeqs <= 0 {
+		return
+	}
+	if kvHeads <= 0 || qHeads%kvHeads != 0 {
+		b.Fail(fmt.Errorf("gpu: WindowMetric: %d query heads are not a multiple of %d KV heads", qHeads, kvHeads))
+		return
+	}
+	if err := p.ensureScratch(max(qHeads/kvHeads, 2)); err != nil {
+		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
+		return
+	}
+	kn := b.kvKernel("WindowMetric", p.variant("window_metric"), kvPoolPush+5, 5)
+	if kn == nil {
+		return
+	}
+	push := p.push(uint32(qHeads), uint32(kvHeads), scale, w.Squared, w.Pool7)
+	bind := append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
+	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, push, bind...)
+}
+
+// CopyMoves copies K, V, metric and position of moves[i][0] into moves[i][1].
+func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
+	p := b.kvPool("CopyMoves", pool)
+	if p == nil || n <= 0 {
+		return
+	}
+	kn := b.kvKernel("CopyMoves", p.variant("copy_moves"), kvPoolPush+1, 1)
+	if kn == nil {
+		return
+	}
+	words := p.hd
+	if p.typ == engine.KVF16 {
+		words /= 2
+	}
+	bind := append(p.poolBindings(), p.bufs(moves)...)
+	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), p.push(uint32(n)), bind...)
+}
+
+// ReadSlots gathers the metric and position of the listed blocks on the device and reads them back.
+func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32, pos []int32) error {
+	p, ok := pool.(*KVPool)
+	if !ok || p == nil || p.b != b || p.k == nil {
+		return fmt.Errorf("gpu: ReadSlots: pool %T is not a live KV pool of this device", pool)
+	}
+	n := len(blocks) * p.bs
+	if len(metric) < n || len(pos) < n {
+		return fmt.Errorf("gpu: ReadSlots: %d blocks need %d metric and position entries, got %d and %d",
+			len(blocks), n, len(metric), len(pos))
+	}
+	if len(blocks) == 0 {
+		return nil
+	}
+	for _, blk := range blocks {
+		if blk < 0 || int(blk) >= p.blocks {
+			return fmt.Errorf("gpu: ReadSlots: block id %d outside the pool of %d blocks", blk, p.blocks)
+		}
+	}
+	for _, e := range []struct {
+		buf **Buffer
+		n   int64
+	}{{&p.rsBlocks, int64(len(blocks)) * 4}, {&p.rsMetric, int64(n) * 4}, {&p.rsPos, int64(n) * 4}} {
+		if err := p.ensure(e.buf, e.n); err != nil {
+			return fmt.Errorf("gpu: ReadSlots: %w", err)
+		}
+	}
+	if err := b.Write(p.rsBlocks, 0, kvI32Bytes(blocks)); err != nil {
+		return err
+	}
+	kn := b.kvKernel("ReadSlots", "copy_moves_read_slots", kvPoolPush+1, 3)
+	if kn == nil {
+		return b.Sync()
+	}
+	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos)...)
+	b.Dispatch(kn, groups2D(b, n, kvCopyWG), p.push(uint32(len(blocks))), bind...)
+	if err := b.Read(p.rsMetric, 0, kvF32Bytes(metric[:n])); err != nil {
+		return err
+	}
+	return b.Read(p.rsPos, 0, kvI32Bytes(pos[:n]))
+}
+
+func kvI32Bytes(x []int32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+}
+
+func kvF32Bytes(x []float32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+}

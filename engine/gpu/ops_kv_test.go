@@ -1,0 +1,526 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"kvc/engine"
+	"kvc/engine/cpu"
+	"kvc/model"
+)
+
+// kvHarness runs every KV op on the CPU reference and on the device with the same inputs.
+type kvHarness struct {
+	t     *testing.T
+	g     *Backend
+	c     *cpu.Backend
+	gp    *KVPool
+	cp    *cpu.KVPool
+	rng   *rand.Rand
+	bs    int
+	hd    int
+	typ   engine.KVType
+	heads []kvHead // every (sequence, KV head) written so far
+}
+
+// kvHead is one head's cache: its block table, context length and table offset in the shared Tables.
+type kvHead struct {
+	table []int32
+	ctx   int
+}
+
+type twin struct {
+	c *cpu.Buf
+	g engine.Buf
+	n int // 4-byte words
+}
+
+const kvPoison = 0x7fc00000 // quiet NaN
+
+func newKVHarness(t *testing.T, g *Backend, seed int64, blocks, bs, hd int, typ engine.KVType, arenaBytes int64) *kvHarness {
+	t.Helper()
+	h := &kvHarness{t: t, g: g, c: &cpu.Backend{Threads: 2}, rng: rand.New(rand.NewSource(seed)), bs: bs, hd: hd, typ: typ}
+	var err error
+	if h.gp, err = g.NewKVPoolArenas(blocks, bs, hd, typ, arenaBytes); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.gp.Release)
+	cp, err := h.c.NewKVPool(blocks, bs, hd, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cp = cp.(*cpu.KVPool)
+	return h
+}
+
+func (h *kvHarness) buf(words []uint32) twin {
+	h.t.Helper()
+	cb, err := h.c.Alloc(int64(4 * max(len(words), 1)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	gb, err := h.g.Alloc(int64(4 * max(len(words), 1)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { h.g.Free(gb) })
+	raw := make([]byte, 4*len(words))
+	for i, w := range words {
+		binary.LittleEndian.PutUint32(raw[4*i:], w)
+	}
+	if err := h.c.Write(cb, 0, raw); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.g.Write(gb, 0, raw); err != nil {
+		h.t.Fatal(err)
+	}
+	return twin{c: cb.(*cpu.Buf), g: gb, n: len(words)}
+}
+
+func (h *kvHarness) f32(x []float32) twin {
+	w := make([]uint32, len(x))
+	for i, v := range x {
+		w[i] = math.Float32bits(v)
+	}
+	return h.buf(w)
+}
+
+func (h *kvHarness) i32(x []int32) twin {
+	w := make([]uint32, len(x))
+	for i, v := range x {
+		w[i] = uint32(v)
+	}
+	return h.buf(w)
+}
+
+// out is a poisoned output buffer.
+func (h *kvHarness) out(n int) twin {
+	w := make([]uint32, n)
+	for i := range w {
+		w[i] = kvPoison
+	}
+	return h.buf(w)
+}
+
+func (h *kvHarness) randn(n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(h.rng.NormFloat64())
+	}
+	return x
+}
+
+func (h *kvHarness) readF32(b engine.Buf, n int) []float32 {
+	h.t.Helper()
+	raw := make([]byte, 4*n)
+	if err := h.g.Read(b, 0, raw); err != nil {
+		h.t.Fatal(err)
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out
+}
+
+// addHeads allocates blocks for heads with the given context lengths from shuffled free block ids and writes
+// random K/V with positions (a random permutation of 0..ctx-1 when shuffle, else in order) through KVWrite
+// on both backends. It returns the new heads.
+func (h *kvHarness) addHeads(ctxs []int, shuffle bool) []kvHead {
+	h.t.Helper()
+	used := map[int32]bool{}
+	for _, hd := range h.heads {
+		for _, b := range hd.table {
+			used[b] = true
+		}
+	}
+	var free []int32
+	for _, b := range h.rng.Perm(h.gp.Blocks()) {
+		if !used[int32(b)] {
+			free = append(free, int32(b))
+		}
+	}
+	var slots, pos []int32
+	var added []kvHead
+	for _, c := range ctxs {
+		nb := (c + h.bs - 1) / h.bs
+		if nb > len(free) {
+			h.t.Fatalf("test pool too small: need %d more blocks", nb)
+		}
+		hd := kvHead{table: free[:nb], ctx: c}
+		free = free[nb:]
+		perm := h.rng.Perm(c)
+		for i := 0; i < c; i++ {
+			slots = append(slots, hd.table[i/h.bs]*int32(h.bs)+int32(i%h.bs))
+			p := int32(i)
+			if shuffle {
+				p = int32(perm[i])
+			}
+			pos = append(pos, p)
+		}
+		added = append(added, hd)
+	}
+	h.heads = append(h.heads, added...)
+	n := len(slots)
+	k, v := h.f32(h.randn(n*h.hd)), h.f32(h.randn(n*h.hd))
+	s, p := h.i32(slots), h.i32(pos)
+	h.c.KVWrite(h.cp, k.c, v.c, s.c, p.c, n, 1)
+	h.g.KVWrite(h.gp, k.g, v.g, s.g, p.g, n, 1)
+	return added
+}
+
+// checkPool compares every slot of the two pools: K, V (bit-exact for f32, within one f16 rounding step
+// for f16), metric (within tol) and position (exact).
+func (h *kvHarness) checkPool(what string, metricTol float64) {
+	h.t.Helper()
+	gp := h.gp
+	all := make([]int32, gp.Blocks())
+	for i := range all {
+		all[i] = int32(i)
+	}
+	n := gp.Blocks() * h.bs
+	gm, gpos := make([]float32, n), make([]int32, n)
+	if err := h.g.ReadSlots(gp, all, gm, gpos); err != nil {
+		h.t.Fatal(err)
+	}
+	gk, gv := h.readArenas(gp.k), h.readArenas(gp.v)
+	for s := 0; s < n; s++ {
+		if gpos[s] != h.cp.Pos[s] {
+			h.t.Fatalf("%s: slot %d position %d, CPU %d", what, s, gpos[s], h.cp.Pos[s])
+		}
+		if !near(gm[s], float64(h.cp.Metric[s]), metricTol) {
+			h.t.Fatalf("%s: slot %d metric %v, CPU %v", what, s, gm[s], h.cp.Metric[s])
+		}
+		ck, cv := h.cp.K(s), h.cp.V(s)
+		for e := 0; e < h.hd; e++ {
+			tol := 0.0
+			if h.typ == engine.KVF16 { // the device may round half-way cases differently
+				tol = 1e-3
+			}
+			if !near(gk[s*h.hd+e], float64(ck[e]), tol) || !near(gv[s*h.hd+e], float64(cv[e]), tol) {
+				h.t.Fatalf("%s: slot %d elem %d: K/V %v/%v, CPU %v/%v", what, s, e, gk[s*h.hd+e], gv[s*h.hd+e], ck[e], cv[e])
+			}
+		}
+	}
+}
+
+// readArenas reads K or V of the whole pool as f32, slot after slot.
+func (h *kvHarness) readArenas(arenas []*Buffer) []float32 {
+	var out []float32
+	for _, a := range arenas {
+		raw := make([]byte, a.Size())
+		if err := h.g.Read(a, 0, raw); err != nil {
+			h.t.Fatal(err)
+		}
+		if h.typ == engine.KVF16 {
+			for i := 0; i+1 < len(raw); i += 2 {
+				out = append(out, model.F16ToF32(binary.LittleEndian.Uint16(raw[i:])))
+			}
+		} else {
+			for i := 0; i+3 < len(raw); i += 4 {
+				out = append(out, math.Float32frombits(binary.LittleEndian.Uint32(raw[i:])))
+			}
+		}
+	}
+	return out
+}
+
+func near(got float32, want, tol float64) bool {
+	if math.IsNaN(float64(got)) {
+		return false
+	}
+	return math.Abs(float64(got)-want) <= tol*(1+math.Abs(want))
+}
+
+// attnInputs builds AttnHeads for rows whose (row, KV head) caches are rowHeads[row][kvHead].
+func (h *kvHarness) attnInputs(rowHeads [][]kvHead, qpos []int32) (heads, tables, pos twin) {
+	var tab, hs []int32
+	for _, row := range rowHeads {
+		for _, hd := range row {
+			hs = append(hs, int32(len(tab)), int32(hd.ctx))
+			tab = append(tab, hd.table...)
+		}
+	}
+	return h.i32(hs), h.i32(tab), h.i32(qpos)
+}
+
+// runAttention runs Attention on both backends and returns the device output and the CPU output.
+func (h *kvHarness) runAttention(q twin, rowHeads [][]kvHead, qpos []int32, qHeads, kvHeads int,
+	mode engine.MetricMode) (gpu, ref []float32) {
+	h.t.Helper()
+	heads, tables, pos := h.attnInputs(rowHeads, qpos)
+	rows := len(rowHeads)
+	o := h.out(rows * qHeads * h.hd)
+	scale := float32(1 / math.Sqrt(float64(h.hd)))
+	h.c.Attention(o.c, q.c, h.cp, engine.AttnHeads{Heads: heads.c, Tables: tables.c, Pos: pos.c, Rows: rows}, qHeads, kvHeads, scale, mode)
+	h.g.Attention(o.g, q.g, h.gp, engine.AttnHeads{Heads: heads.g, Tables: tables.g, Pos: pos.g, Rows: rows}, qHeads, kvHeads, scale, mode)
+	return h.readF32(o.g, o.n), o.c.F32()
+}
+
+func compareOut(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	for i := range want {
+		if !near(got[i], float64(want[i]), tol) {
+			t.Fatalf("%s: element %d: device %v, CPU %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestKVAttentionDecodeMatchesCPU: many sequences of different per-head lengths in one decode call (one
+// row per sequence, compacted caches with permuted positions, some slots hidden by position), f32 and f16
+// pools spread over several arenas, every metric mode, with and without split-K.
+func TestKVAttentionDecodeMatchesCPU(t *testing.T) {
+	g := OpenForTest(t)
+	// hd 12: 16 blocks per K/V arena, 7 arenas. hd 2: metric and position split into 2 arenas too (the
+	// scratch of a metric mode would then need more than the shaders bind, so only MetricNone).
+	for _, hd := range []int{12, 2} {
+		for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+			for _, split := range []bool{false, true} {
+				for _, mode := range []engine.MetricMode{engine.MetricNone, engine.MetricSquared, engine.MetricPlain} {
+					if hd == 2 && mode != engine.MetricNone {
+						continue
+					}
+					name := fmt.Sprintf("hd%d/type%d/split%v/metric%d", hd, typ, split, mode)
+					t.Run(name, func(t *testing.T) { checkDecode(t, g, hd, typ, split, mode) })
+				}
+			}
+		}
+	}
+}
+
+func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split bool, mode engine.MetricMode) {
+	const bs, kvHeads, r, seqs, blocks = 4, 2, 3, 5, 100
+	arena := int64(16 * bs * hd * 4)
+	if hd == 2 {
+		arena = 1000
+	}
+	h := newKVHarness(t, g, int64(hd*100)+int64(typ)*10+int64(mode), blocks, bs, hd, typ, arena)
+	if h.gp.Arenas() < 2 || (hd == 2 && len(h.gp.met) < 2) {
+		t.Fatalf("pool has %d K/V and %d metric arenas, the test wants several", h.gp.Arenas(), len(h.gp.met))
+	}
+	if split {
+		h.gp.SplitMax, h.gp.PartMin = 3, 5
+	} else {
+		h.gp.SplitMax = 1
+	}
+	rowHeads := make([][]kvHead, seqs)
+	qpos := make([]int32, seqs)
+	for s := range rowHeads {
+		ctx := []int{1 + h.rng.Intn(30), 1 + h.rng.Intn(30)}
+		if s == 0 {
+			ctx[0] = 0 // an empty head: zero output
+		}
+		rowHeads[s] = h.addHeads(ctx, true)
+		qpos[s] = int32(h.rng.Intn(40)) // hides some slots of the longer heads
+	}
+	// Random metrics first, so that the op must add.
+	h.randomMetrics()
+	q := h.f32(h.randn(seqs * kvHeads * r * hd))
+	got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, mode)
+	compareOut(t, "output", got, want, 2e-4)
+	h.checkPool("after attention", 2e-4)
+}
+
+// randomMetrics sets every slot's metric to the same random value on both pools (through CopyMoves-free
+// means: a KVWrite would clear it, so write the device buffers and the CPU slice directly).
+func (h *kvHarness) randomMetrics() {
+	h.t.Helper()
+	n := h.gp.Blocks() * h.bs
+	per := h.gp.mBlocks * h.bs
+	for a, buf := range h.gp.met {
+		cnt := min(per, n-a*per)
+		raw := make([]byte, 4*cnt)
+		for i := 0; i < cnt; i++ {
+			v := h.rng.Float32()
+			h.cp.Metric[a*per+i] = v
+			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+		}
+		if err := h.g.Write(buf, 0, raw); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// TestKVAttentionPrefillChunk: a chunk of query rows of one sequence (causal through positions), with and
+// without split-K.
+func TestKVAttentionPrefillChunk(t *testing.T) {
+	g := OpenForTest(t)
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, split := range []bool{false, true} {
+			const bs, hd, kvHeads, r, n = 16, 8, 2, 2, 150 // more than one 128-slot tile
+			h := newKVHarness(t, g, 7, 24, bs, hd, typ, 1<<20)
+			if split {
+				h.gp.SplitMax, h.gp.PartMin = 4, 7
+			} else {
+				h.gp.SplitMax = 1
+			}
+			heads := h.addHeads([]int{n, n}, false)
+			rowHeads := make([][]kvHead, n)
+			qpos := make([]int32, n)
+			for i := range rowHeads {
+				rowHeads[i], qpos[i] = heads, int32(i)
+			}
+			q := h.f32(h.randn(n * kvHeads * r * hd))
+			got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, engine.MetricNone)
+			compareOut(t, fmt.Sprintf("type %d split %v", typ, split), got, want, 2e-4)
+		}
+	}
+}
+
+// TestKVAttentionLargeGroup: more query heads per KV head than one pass of the shader handles (MAX_R),
+// and contexts of several tiles.
+func TestKVAttentionLargeGroup(t *testing.T) {
+	g := OpenForTest(t)
+	const bs, hd, kvHeads, r = 8, 16, 1, 9
+	h := newKVHarness(t, g, 9, 40, bs, hd, engine.KVF32, 1<<20)
+	rowHeads := [][]kvHead{h.addHeads([]int{300}, true)}
+	for _, partMin := range []int{1000, 70} { // ctx 300: 3 tiles in one partition, or 5 partitions
+		h.gp.PartMin = partMin
+		q := h.f32(h.randn(kvHeads * r * hd))
+		got, want := h.runAttention(q, rowHeads, []int32{1000}, kvHeads*r, kvHeads, engine.MetricSquared)
+		compareOut(t, fmt.Sprintf("PartMin %d: output", partMin), got, want, 2e-4)
+		h.checkPool(fmt.Sprintf("PartMin %d: metric", partMin), 2e-4)
+	}
+}
+
+// TestKVAttentionBatchInvariant: a decode row's output is bit-identical alone and in a batch, for rows
+// that split and rows that do not.
+func TestKVAttentionBatchInvariant(t *testing.T) {
+	g := OpenForTest(t)
+	const bs, hd, kvHeads, r, seqs = 4, 16, 2, 2, 6
+	h := newKVHarness(t, g, 11, 200, bs, hd, engine.KVF16, 1<<20)
+	h.gp.SplitMax, h.gp.PartMin = 4, 32
+	rowHeads := make([][]kvHead, seqs)
+	qpos := make([]int32, seqs)
+	for s := range rowHeads {
+		rowHeads[s] = h.addHeads([]int{5 + h.rng.Intn(120), 5 + h.rng.Intn(120)}, true)
+		qpos[s] = 1000
+	}
+	qh := kvHeads * r
+	qv := h.randn(seqs * qh * hd)
+	batch, _ := h.runAttention(h.f32(qv), rowHeads, qpos, qh, kvHeads, engine.MetricNone)
+	for s := 0; s < seqs; s++ {
+		alone, _ := h.runAttention(h.f32(qv[s*qh*hd:(s+1)*qh*hd]), rowHeads[s:s+1], qpos[s:s+1], qh, kvHeads, engine.MetricNone)
+		for i, x := range alone {
+			if math.Float32bits(x) != math.Float32bits(batch[s*qh*hd+i]) {
+				t.Fatalf("row %d element %d: alone %v, in the batch %v", s, i, x, batch[s*qh*hd+i])
+			}
+		}
+	}
+}
+
+// TestKVWindowMetricMatchesCPU: the prefill observation-window metric, with and without pool, squared and
+// plain, f32 and f16, two sequences of different lengths.
+func TestKVWindowMetricMatchesCPU(t *testing.T) {
+	g := OpenForTest(t)
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, pool7 := range []bool{false, true} {
+			for _, squared := range []bool{false, true} {
+				const bs, hd, kvHeads, r = 4, 8, 2, 2
+				h := newKVHarness(t, g, 13, 40, bs, hd, typ, int64(6*bs*hd*4))
+				lens, win := []int{37, 21}, []int{8, 5}
+				qh := kvHeads * r
+				var seqs []int32
+				var tab, pos []int32
+				row := 0
+				for s, n := range lens {
+					hs := h.addHeads([]int{n, n}, false)
+					for _, hd := range hs {
+						seqs = append(seqs, int32(len(tab)), int32(n), int32(row+n-win[s]), int32(win[s]))
+						tab = append(tab, hd.table...)
+					}
+					for i := 0; i < n; i++ {
+						pos = append(pos, int32(i))
+					}
+					row += n
+				}
+				h.randomMetrics()
+				q := h.f32(h.randn(row * qh * hd))
+				sq, tb, ps := h.i32(seqs), h.i32(tab), h.i32(pos)
+				scale := float32(0.4)
+				h.c.WindowMetric(q.c, h.cp, engine.WindowSpec{Seqs: sq.c, Tables: tb.c, Pos: ps.c, NSeqs: 2, Squared: squared, Pool7: pool7}, qh, kvHeads, scale)
+				h.g.WindowMetric(q.g, h.gp, engine.WindowSpec{Seqs: sq.g, Tables: tb.g, Pos: ps.g, NSeqs: 2, Squared: squared, Pool7: pool7}, qh, kvHeads, scale)
+				h.checkPool(fmt.Sprintf("type %d pool %v squared %v", typ, pool7, squared), 2e-4)
+			}
+		}
+	}
+}
+
+// TestKVWriteAndCopyMoves: KVWrite, then compaction-style moves (holes filled from the tail, so no
+// destination is a source); afterwards every slot (moved or retained) matches the CPU pool.
+func TestKVWriteAndCopyMoves(t *testing.T) {
+	g := OpenForTest(t)
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		const bs, hd = 4, 10
+		h := newKVHarness(t, g, 17, 30, bs, hd, typ, int64(5*bs*hd*4))
+		heads := h.addHeads([]int{23, 17, 30}, true)
+		h.randomMetrics()
+		h.checkPool("after KVWrite", 0)
+		var moves []int32
+		for _, hd := range heads {
+			slot := func(i int) int32 { return hd.table[i/bs]*bs + int32(i%bs) }
+			// Evict a random third, then MoveCache: lowest holes from the highest retained slots.
+			evicted := map[int]bool{}
+			for _, i := range h.rng.Perm(hd.ctx)[:hd.ctx/3] {
+				evicted[i] = true
+			}
+			src := hd.ctx - 1
+			for hole := 0; hole < hd.ctx; hole++ {
+				if !evicted[hole] {
+					continue
+				}
+				for src > hole && evicted[src] {
+					src--
+				}
+				if src <= hole {
+					break
+				}
+				moves = append(moves, slot(src), slot(hole))
+				src--
+			}
+		}
+		if len(moves) == 0 {
+			t.Fatal("no moves generated")
+		}
+		mv := h.i32(moves)
+		h.c.CopyMoves(h.cp, mv.c, len(moves)/2)
+		h.g.CopyMoves(h.gp, mv.g, len(moves)/2)
+		h.checkPool(fmt.Sprintf("type %d after %d moves", typ, len(moves)/2), 0)
+	}
+}
+
+func TestKVPoolErrors(t *testing.T) {
+	g := OpenForTest(t)
+	if _, err := g.NewKVPoolArenas(100, 16, 64, engine.KVF32, 16*64*4*2); err == nil {
+		t.Fatal("a pool needing 50 arenas was accepted")
+	}
+	if _, err := g.NewKVPoolArenas(4, 16, 7, engine.KVF16, 1<<20); err == nil {
+		t.Fatal("an f16 pool with an odd head dim was accepted")
+	}
+	if _, err := g.NewKVPoolArenas(4, 16, 512, engine.KVF32, 1<<24); err == nil {
+		t.Fatal("a head dim above the shader's limit was accepted")
+	}
+	p, err := g.NewKVPoolArenas(4, 4, 8, engine.KVF32, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	m, ps := make([]float32, 4), make([]int32, 4)
+	if err := g.ReadSlots(p, []int32{4}, m, ps); err == nil {
+		t.Fatal("ReadSlots accepted block 4 of a 4-block pool")
+	}
+	if err := g.ReadSlots(p, []int32{0, 1}, m, ps); err == nil {
+		t.Fatal("ReadSlots accepted short output slices")
+	}
+	if err := g.ReadSlots(p, []int32{3}, m, ps); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m {
+		if m[i] != 0 || ps[i] != -1 {
+			t.Fatalf("a new pool's slot %d is (%v, %d), want (0, -1)", i, m[i], ps[i])
+		}
+	}
+}
