@@ -1,7 +1,6 @@
 package kvpages
 
 import (
-	"math"
 	"math/bits"
 	"runtime"
 	"sort"
@@ -22,13 +21,18 @@ import (
 // mantissa bits, so one bucket spans a factor of at most 1.25 in value.
 const histBuckets = 2048
 
+// keyPosInf is metricKey(+Inf).
+const keyPosInf = 0xff800000
+
 // headRanks is one head's evictable slots.
 type headRanks struct {
-	keys   []uint64 // entries in logical order
-	cum    []int32  // cum[j]: entries in buckets <= j
-	sorted []uint64 // scratch for one sorted bucket (as long as keys)
-	a      int      // hanging KVs of the last block
-	nb     int      // blocks the head can give back: its finite block scores
+	keys    []uint64 // entries in logical order
+	cum     []int32  // cum[j]: entries in buckets <= j
+	sorted  []uint64 // scratch for one sorted bucket (as long as keys)
+	sortedJ int      // the bucket sorted in sorted[:sortedN], -1 if none
+	sortedN int
+	a       int // hanging KVs of the last block
+	nb      int // blocks the head can give back: its finite block scores
 }
 
 // below is the number of entries in buckets < j.
@@ -98,11 +102,8 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 			var k uint32
 			if byPos {
 				k = uint32(p)
-			} else {
-				if math.IsInf(float64(m[i]), 1) {
-					continue
-				}
-				k = metricKey(m[i])
+			} else if k = metricKey(m[i]); k >= keyPosInf {
+				continue // +Inf: may not go
 			}
 			v := uint64(k)<<32 | uint64(i)
 			cum[v>>shift]++
@@ -112,7 +113,7 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 			cum[j] += cum[j-1]
 		}
 		r := &ranks[hd]
-		*r = headRanks{keys: keys, cum: cum, sorted: pl.sorted[offs[hd]:offs[hd+1]], a: c % b}
+		*r = headRanks{keys: keys, cum: cum, sorted: pl.sorted[offs[hd]:offs[hd+1]], sortedJ: -1, a: c % b}
 		if r.a == 0 {
 			r.a = b
 		}
@@ -125,6 +126,9 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 
 // sortBucket sorts the head's entries of bucket j into r.sorted and returns them.
 func (pl *Planner) sortBucket(r *headRanks, j int, scratch []uint64) []uint64 {
+	if r.sortedJ == j {
+		return r.sorted[:r.sortedN]
+	}
 	out := r.sorted[:0]
 	for _, v := range r.keys {
 		if int(v>>pl.shift) == j {
@@ -135,6 +139,7 @@ func (pl *Planner) sortBucket(r *headRanks, j int, scratch []uint64) []uint64 {
 	if &res[0] != &out[0] {
 		copy(out, res)
 	}
+	r.sortedJ, r.sortedN = j, len(out)
 	return out
 }
 
@@ -241,9 +246,9 @@ func (pl *Planner) compact(plan *Plan, sp *SeqPlan, ranks []headRanks, counts []
 	}
 	evicted := make([]int32, evOff[len(counts)])
 	free := make([]int32, fOff[len(counts)])
-	// Pass 1: each head's evicted entries (the r cheapest: every entry of the buckets below the one
-	// holding the r-th, and that bucket's entries up to the r-th), in logical order; the move count is
-	// the number of holes below the new ctx.
+	// Pass 1: each head's evicted entries, in logical order: the need cheapest, i.e. those up to the
+	// need-th cheapest (the pivot, found in its sorted bucket); the move count is the number of holes
+	// below the new ctx.
 	parallelFor(len(counts), func(w, hd int) {
 		e := counts[hd]
 		if e == 0 {
@@ -260,7 +265,7 @@ func (pl *Planner) compact(plan *Plan, sp *SeqPlan, ranks []headRanks, counts []
 		hp.NewCtx = (len(t) - e) * b
 		ev := evicted[lo:lo:hi]
 		for _, v := range r.keys {
-			if bk := int(v >> pl.shift); bk < j || bk == j && v <= pivot {
+			if v <= pivot {
 				ev = append(ev, int32(uint32(v)))
 				if int(uint32(v)) < hp.NewCtx {
 					hp.MoveN++

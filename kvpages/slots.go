@@ -1,9 +1,6 @@
 package kvpages
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // HeadSlots is what the engine reads back from the device for one (sequence, layer*KVHeads+kvHead): the
 // metric and token position of every slot of the head's blocks, in the head's logical order (block
@@ -61,14 +58,26 @@ func checkSlots(si int, s *Seq, slots []HeadSlots, b int) error {
 			return fmt.Errorf("kvpages: seq %d layer %d head %d: %d metrics and %d positions, want %d (%d blocks of %d)",
 				si, l, h, len(hs.Metric), len(hs.Pos), nb*b, nb, b)
 		}
-		for i := 0; i < c; i++ {
-			if math.IsNaN(float64(hs.Metric[i])) {
-				return fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: metric is NaN", si, l, h, i)
+	}
+	// The per-slot checks run in parallel; the error of the lowest head wins.
+	errs := make([]error, nh)
+	parallelFor(nh, func(_, hd int) {
+		hs := slots[hd]
+		for i := range s.Ctx[hd] {
+			if m := hs.Metric[i]; m != m {
+				errs[hd] = fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: metric is NaN", si, hd/s.KVHeads, hd%s.KVHeads, i)
+				return
 			}
 			if p := hs.Pos[i]; p < 0 || int(p) >= s.NextPos {
-				return fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: position %d outside [0, %d) (NextPos)",
-					si, l, h, i, p, s.NextPos)
+				errs[hd] = fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: position %d outside [0, %d) (NextPos)",
+					si, hd/s.KVHeads, hd%s.KVHeads, i, p, s.NextPos)
+				return
 			}
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
