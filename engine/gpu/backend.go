@@ -93,10 +93,12 @@ type Backend struct {
 	prof      profiler
 	fillK     *Kernel
 	probePool vk.QueryPool
-	err       error // first recording error, returned by Sync
-	stats     Stats
-	closed    bool
-	closeMu   sync.Mutex
+	// testNoBarriers drops every barrier: tests prove synchronization validation would catch a missing one.
+	testNoBarriers bool
+	err            error // first recording error, returned by Sync
+	stats          Stats
+	closed         bool
+	closeMu        sync.Mutex
 }
 
 // Stats counts what the backend has done (for tests and reports).

@@ -180,3 +180,29 @@ func TestCopyOverlapRejected(t *testing.T) {
 		t.Errorf("disjoint copy within a buffer: %v", err)
 	}
 }
+
+// With barriers removed, synchronization validation must report the fill -> copy hazard; so a clean run of
+// the other tests under KVC_VALIDATION=1 means the hazard tracking inserted the barriers that were needed.
+func TestSyncValidationCatchesMissingBarrier(t *testing.T) {
+	if os.Getenv("KVC_VALIDATION") != "1" || os.Getenv("KVC_VALIDATION_SYNC") == "0" {
+		t.Skip("needs KVC_VALIDATION=1 with synchronization validation")
+	}
+	probe := OpenForTest(t) // skips or fails without a device
+	b, err := Open(probe.index, Options{Validation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.testNoBarriers = true
+	x, _ := b.AllocBuffer(4096)
+	y, _ := b.AllocBuffer(4096)
+	b.Fill(Whole(x), 1)
+	b.Copy(Whole(y), Whole(x))
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := strings.Join(b.ValidationMessages(), "\n")
+	if !strings.Contains(msgs, "SYNC-HAZARD") {
+		t.Errorf("no synchronization hazard reported without barriers; messages:\n%s", msgs)
+	}
+}

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 )
 
@@ -16,8 +17,11 @@ const ValidationLayer = "VK_LAYER_KHRONOS_validation"
 
 // InstanceOptions configures NewInstance.
 type InstanceOptions struct {
-	// Validation enables VK_LAYER_KHRONOS_validation and records its messages (see Instance.Messages).
+	// Validation enables VK_LAYER_KHRONOS_validation, with synchronization validation (missing barriers),
+	// and records its messages (see Instance.Messages).
 	Validation bool
+	// NoSyncValidation leaves synchronization validation off (also KVC_VALIDATION_SYNC=0).
+	NoSyncValidation bool
 }
 
 // Instance is a VkInstance with its function table.
@@ -39,6 +43,9 @@ func NewInstance(opts InstanceOptions) (*Instance, error) {
 	if err := Load(); err != nil {
 		return nil, err
 	}
+	if os.Getenv("KVC_VALIDATION_SYNC") == "0" {
+		opts.NoSyncValidation = true
+	}
 	ver := uint32(C.kvc_instance_version())
 	if ver < APIVersion(1, 2, 0) {
 		return nil, fmt.Errorf("vulkan: the loader supports only Vulkan %s; kvc needs 1.2: update libvulkan1", VersionString(ver))
@@ -47,10 +54,15 @@ func NewInstance(opts InstanceOptions) (*Instance, error) {
 	if ver < api {
 		api = APIVersion(1, 2, 0)
 	}
-	has := func(name string) bool {
+	has := func(layer, name string) bool {
 		c := C.CString(name)
 		defer C.free(unsafe.Pointer(c))
-		return C.kvc_has_instance_ext(c) != 0
+		var l *C.char
+		if layer != "" {
+			l = C.CString(layer)
+			defer C.free(unsafe.Pointer(l))
+		}
+		return C.kvc_has_instance_ext(l, c) != 0
 	}
 	if opts.Validation {
 		c := C.CString(ValidationLayer)
@@ -60,15 +72,16 @@ func NewInstance(opts InstanceOptions) (*Instance, error) {
 			return nil, fmt.Errorf("vulkan: validation requested (KVC_VALIDATION=1) but %s is not installed: install package vulkan-validationlayers", ValidationLayer)
 		}
 	}
-	debugUtils := opts.Validation && has("VK_EXT_debug_utils")
-	portability := has("VK_KHR_portability_enumeration")
+	debugUtils := opts.Validation && has("", "VK_EXT_debug_utils")
+	portability := has("", "VK_KHR_portability_enumeration")
+	syncVal := opts.Validation && !opts.NoSyncValidation && has(ValidationLayer, "VK_EXT_validation_features")
 
 	msgMu.Lock()
 	id := nextID
 	nextID++
 	msgMu.Unlock()
 	var ci *C.kvc_inst
-	r := C.kvc_create_instance(C.uint32_t(api), boolInt(opts.Validation), boolInt(debugUtils), boolInt(portability), C.int(id), &ci)
+	r := C.kvc_create_instance(C.uint32_t(api), boolInt(opts.Validation), boolInt(syncVal), boolInt(debugUtils), boolInt(portability), C.int(id), &ci)
 	if err := check("vkCreateInstance", r); err != nil {
 		return nil, err
 	}

@@ -73,12 +73,12 @@ int kvc_has_layer(const char *name) {
 	return found;
 }
 
-int kvc_has_instance_ext(const char *name) {
+int kvc_has_instance_ext(const char *layer, const char *name) {
 	uint32_t n = 0;
-	if (enum_inst_ext(NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
+	if (enum_inst_ext(layer, &n, NULL) != VK_SUCCESS || n == 0) return 0;
 	VkExtensionProperties *p = calloc(n, sizeof *p);
 	int found = 0;
-	if (enum_inst_ext(NULL, &n, p) >= 0)
+	if (enum_inst_ext(layer, &n, p) >= 0)
 		for (uint32_t i = 0; i < n; i++)
 			if (strcmp(p[i].extensionName, name) == 0) found = 1;
 	free(p);
@@ -103,7 +103,8 @@ static void fill_messenger_info(VkDebugUtilsMessengerCreateInfoEXT *m, int id) {
 	m->pUserData = (void *)(intptr_t)id;
 }
 
-VkResult kvc_create_instance(uint32_t api, int validation, int debug_utils, int portability, int id, kvc_inst **out) {
+VkResult kvc_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, int portability, int id,
+                             kvc_inst **out) {
 	VkApplicationInfo app = {VK_STRUCTURE_TYPE_APPLICATION_INFO};
 	app.pApplicationName = "kvc";
 	app.pEngineName = "kvc";
@@ -112,6 +113,12 @@ VkResult kvc_create_instance(uint32_t api, int validation, int debug_utils, int 
 	uint32_t next = 0;
 	if (debug_utils) exts[next++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
 	if (portability) exts[next++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
+	if (sync_validation) exts[next++] = VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME;
+	// Synchronization validation checks the barriers kvc inserts from its own hazard tracking.
+	VkValidationFeatureEnableEXT enables[1] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+	VkValidationFeaturesEXT vf = {VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+	vf.enabledValidationFeatureCount = 1;
+	vf.pEnabledValidationFeatures = enables;
 	const char *layers[1] = {"VK_LAYER_KHRONOS_validation"};
 	VkDebugUtilsMessengerCreateInfoEXT msg;
 	fill_messenger_info(&msg, id);
@@ -124,7 +131,9 @@ VkResult kvc_create_instance(uint32_t api, int validation, int debug_utils, int 
 		ci.ppEnabledLayerNames = layers;
 	}
 	if (portability) ci.flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
-	if (debug_utils) ci.pNext = &msg;
+	const void **tail = &ci.pNext;
+	if (debug_utils) *tail = &msg, tail = &msg.pNext;
+	if (sync_validation) *tail = &vf, tail = &vf.pNext;
 	VkInstance inst = VK_NULL_HANDLE;
 	VkResult r = create_instance(&ci, NULL, &inst);
 	if (r != VK_SUCCESS) return r;
@@ -152,6 +161,7 @@ VkResult kvc_create_instance(uint32_t api, int validation, int debug_utils, int 
 		return VK_ERROR_INITIALIZATION_FAILED;
 	}
 	if (debug_utils && in->CreateDebugUtilsMessengerEXT) {
+		msg.pNext = NULL; // it chained the validation features for vkCreateInstance
 		r = in->CreateDebugUtilsMessengerEXT(inst, &msg, NULL, &in->messenger);
 		if (r != VK_SUCCESS) in->messenger = VK_NULL_HANDLE;
 	}

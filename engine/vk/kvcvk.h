@@ -94,8 +94,9 @@ typedef struct kvc_features {
 int kvc_load(const char *path, int install, char *err, int errlen);
 uint32_t kvc_instance_version(void);
 int kvc_has_layer(const char *name);
-int kvc_has_instance_ext(const char *name);
-VkResult kvc_create_instance(uint32_t api, int validation, int debug_utils, int portability, int id, kvc_inst **out);
+int kvc_has_instance_ext(const char *layer, const char *name); // layer NULL: the loader's and drivers'
+VkResult kvc_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, int portability, int id,
+                             kvc_inst **out);
 void kvc_destroy_instance(kvc_inst *in);
 VkResult kvc_enum_physical(kvc_inst *in, uint32_t *count, uint64_t *out);
 void kvc_query_device(kvc_inst *in, uint64_t phys, kvc_devinfo *out);
