@@ -305,3 +305,56 @@ func toInts(v []int32) []int {
 	}
 	return out
 }
+
+// TestPlanMatchesOraclesLarge: long heads, where the histogram cut and the threshold bucket matter,
+// including metrics that all fall in one bucket.
+func TestPlanMatchesOraclesLarge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	gens := []func() float32{
+		func() float32 { return rng.Float32() * rng.Float32() * rng.Float32() },
+		func() float32 { return 1 + rng.Float32()*1e-3 }, // one bucket
+		func() float32 { return float32(rng.IntN(5)) },
+	}
+	for iter := range 12 {
+		pol := []Policy{PolicyKVCompress, PolicyUniform, PolicyWindow}[iter%3]
+		b := []int{16, 4, 32, 1}[iter%4]
+		const layers, heads = 2, 2
+		next := 3000 + rng.IntN(2000)
+		opts := Options{Policy: pol, BlockSize: b, Protect: 32, Sinks: iter % 3, Budget: Budget{MaxCacheTokens: 64 + rng.IntN(next)}}
+		sm := newSim(t, layers*heads*ceilDiv(next, b)+1, b)
+		ctx := make([]int, layers*heads)
+		for hd := range ctx {
+			ctx[hd] = next - rng.IntN(next/2)
+		}
+		s := sm.makeSeq(t, rng, layers, heads, next, ctx, gens[iter%len(gens)])
+		slots := sm.read(t, s)
+		pl, err := NewPlanner(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pl.Plan([]SeqSlots{{Seq: s, Slots: slots}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs := make([]refHead, len(ctx))
+		for hd := range refs {
+			refs[hd] = refRank(slots[hd], ctx[hd], next, opts.Protect, opts.Sinks, b, pol == PolicyWindow)
+		}
+		var want []int
+		if pol == PolicyKVCompress {
+			want = refScheduleEvictions(refs, opts.Excess(s, Budget{}), b)
+		} else {
+			want = refUniform(refs, ceilDiv(opts.Budget.MaxCacheTokens, b), b)
+		}
+		for hd, hp := range plan.Seqs[0].Heads {
+			wantEv := refs[hd].evicted(want[hd], b)
+			if hp.EvictedBlocks != want[hd] || !slices.Equal(toInts(hp.Evicted), wantEv) {
+				t.Fatalf("iter %d %s b=%d head %d: evicted %d blocks (%d KVs), oracle %d blocks (%d KVs)",
+					iter, pol, b, hd, hp.EvictedBlocks, len(hp.Evicted), want[hd], len(wantEv))
+			}
+			if got, w := plan.Moves[2*hp.MoveOff:2*(hp.MoveOff+hp.MoveN)], refScheduleMoves(s.Tables[hd], ctx[hd], b, wantEv); !slices.Equal(got, w) && len(got)+len(w) > 0 {
+				t.Fatalf("iter %d head %d: moves differ from the oracle", iter, hd)
+			}
+		}
+	}
+}

@@ -135,6 +135,9 @@ func (pl *Planner) sortBucket(r *headRanks, j int, scratch []uint64) []uint64 {
 			out = append(out, v)
 		}
 	}
+	if len(out) == 0 {
+		return out
+	}
 	res := sortRanks(out, scratch[:len(out)])
 	if &res[0] != &out[0] {
 		copy(out, res)
