@@ -23,6 +23,7 @@ type blob interface {
 // mmapBlob maps a whole file read-only; views are slices of the mapping.
 type mmapBlob struct {
 	path string
+	f    *os.File // header and scale reads use pread: no page faults or readahead over the mapping
 	data []byte
 	mu   sync.RWMutex
 	done bool
@@ -33,23 +34,26 @@ func openMmap(path string) (*mmapBlob, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	if st.IsDir() {
+		f.Close()
 		return nil, fmt.Errorf("%s: is a directory", path)
 	}
-	b := &mmapBlob{path: path}
+	b := &mmapBlob{path: path, f: f}
 	if st.Size() == 0 {
 		return b, nil
 	}
 	if int64(int(st.Size())) != st.Size() {
+		f.Close()
 		return nil, fmt.Errorf("%s: file too large to map (%d bytes)", path, st.Size())
 	}
 	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
 	b.data = data
@@ -82,11 +86,14 @@ func (b *mmapBlob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 || off >= int64(len(b.data)) {
 		return 0, io.EOF
 	}
-	n := copy(p, b.data[off:])
-	if n < len(p) {
-		return n, io.EOF
+	if b.f == nil {
+		n := copy(p, b.data[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
 	}
-	return n, nil
+	return b.f.ReadAt(p, off)
 }
 
 func (b *mmapBlob) Close() error {
@@ -96,12 +103,17 @@ func (b *mmapBlob) Close() error {
 		return nil
 	}
 	b.done = true
+	var err error
 	if b.data != nil {
-		err := syscall.Munmap(b.data)
+		err = syscall.Munmap(b.data)
 		b.data = nil
-		return err
 	}
-	return nil
+	if b.f != nil {
+		if cerr := b.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // blobReader reads a blob sequentially from an offset (headers are parsed through it).

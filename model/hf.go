@@ -348,11 +348,14 @@ func scaleReader(b blob, e stEntry, n int, cache map[string][]byte) func() ([]fl
 func readScaleValues(b blob, e stEntry, n int, cache map[string][]byte) ([]float32, error) {
 	raw, ok := cache[e.Name]
 	if !ok {
-		var err error
-		raw, err = b.View(e.Begin, e.End-e.Begin)
-		if err != nil {
-			return nil, err
+		// pread, not the mapping: a handful of bytes should not fault in (and read ahead) a page range.
+		raw = make([]byte, e.End-e.Begin)
+		if k, err := b.ReadAt(raw, e.Begin); k < len(raw) {
+			return nil, fmt.Errorf("%s: scale %s: read %d of %d bytes: %v", b.Name(), e.Name, k, len(raw), err)
 		}
+	}
+	if int64(len(raw)) < int64(n)*int64(e.dt.ElemBytes()) {
+		return nil, fmt.Errorf("%s: scale %s: %d bytes for %d values", b.Name(), e.Name, len(raw), n)
 	}
 	out := make([]float32, n)
 	for i := range out {
