@@ -123,8 +123,12 @@ func (t Template) AddBOS() bool {
 // Render writes the prompt for msgs, ending with the assistant header when addGenerationPrompt is set
 // (Llama-2 and Mistral templates ignore it: their prompt ends with [/INST] anyway). It fails where the
 // HF template raises: Llama-2 and Mistral need user and assistant turns to alternate, starting with
-// the user (Llama-2 may lead with one system message; Mistral has no system role).
+// the user (Llama-2 may lead with one system message; Mistral has no system role), and Llama-2 and
+// Llama-3.1 fail on an empty conversation.
 func (t Template) Render(msgs []Message, addGenerationPrompt bool) (string, error) {
+	if len(msgs) == 0 && (t.Format == Llama2 || t.Format == Llama31) {
+		return "", errors.New("chat: the template reads messages[0]: the conversation is empty")
+	}
 	var b strings.Builder
 	switch t.Format {
 	case Llama3:
