@@ -12,6 +12,8 @@ type descriptorCache struct {
 	dev     *vk.Device
 	pools   []vk.DescriptorPool
 	entries map[uint64][]*descEntry // by hash of the key
+	count   int
+	limit   int // past this many cached sets, Sync recycles them all
 }
 
 type descEntry struct {
@@ -33,6 +35,28 @@ const (
 func (c *descriptorCache) init(dev *vk.Device) {
 	c.dev = dev
 	c.entries = map[uint64][]*descEntry{}
+	c.limit = maxCachedSets
+}
+
+// maxCachedSets bounds the cache when ops bind ever-changing ranges (its pools would grow without end).
+const maxCachedSets = 8192
+
+// trim recycles every cached set once there are too many; only call it when no command is pending.
+func (c *descriptorCache) trim() {
+	if c.count <= c.limit {
+		return
+	}
+	for _, list := range c.entries {
+		for _, e := range list {
+			e.dead = true
+			e.k.freeSets = append(e.k.freeSets, e.set)
+			for _, o := range e.owners {
+				o.sets = o.sets[:0]
+			}
+		}
+	}
+	c.entries = map[uint64][]*descEntry{}
+	c.count = 0
 }
 
 func (c *descriptorCache) destroy() {
@@ -99,6 +123,7 @@ func (c *descriptorCache) get(k *Kernel, bufs []vk.Buffer, offs, ranges []uint64
 	for _, o := range owners {
 		o.sets = append(o.sets, e)
 	}
+	c.count++
 	st.DescriptorNew++
 	return set, nil
 }
@@ -138,6 +163,7 @@ func (c *descriptorCache) forget(buf *Buffer) {
 			continue
 		}
 		e.dead = true
+		c.count--
 		list := c.entries[e.hash]
 		for i, x := range list {
 			if x == e {

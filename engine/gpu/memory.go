@@ -138,12 +138,18 @@ func (a *allocator) heapLeft() (left, total uint64) {
 }
 
 func (a *allocator) allocMemory(size uint64, typ int) (vk.Memory, error) {
+	oom := func() error {
+		left, total := a.heapLeft()
+		return fmt.Errorf("gpu: out of device memory allocating %.1f MiB on %s: kvc holds %.1f MiB, the heap has %.1f MiB of %.1f MiB left",
+			float64(size)/mib, a.info.Name, float64(a.used)/mib, float64(left)/mib, float64(total)/mib)
+	}
+	if left, _ := a.heapLeft(); typ == a.devType && size > left {
+		return 0, oom() // never ask the driver for more than the heap has
+	}
 	m, err := a.dev.AllocateMemory(size, typ)
 	if err != nil {
 		if ve, ok := err.(*vk.Error); ok && ve.OutOfMemory() {
-			left, total := a.heapLeft()
-			return 0, fmt.Errorf("gpu: out of device memory allocating %.1f MiB on %s: kvc holds %.1f MiB, the heap has %.1f MiB of %.1f MiB left",
-				float64(size)/mib, a.info.Name, float64(a.used)/mib, float64(left)/mib, float64(total)/mib)
+			return 0, oom()
 		}
 		return 0, err
 	}
@@ -176,7 +182,8 @@ func (a *allocator) alloc(size int64, typ int, usage uint32, host bool) (*Buffer
 		return nil, fmt.Errorf("gpu: memory type %d cannot hold a storage buffer on %s", typ, a.info.Name)
 	}
 	buf := &Buffer{h: h, size: size}
-	if req.Size > a.blockSize/2 || typ != a.devType || host {
+	left, _ := a.heapLeft()
+	if req.Size > a.blockSize/2 || typ != a.devType || host || !a.fitsBlock(req.Size, req.Alignment) && left < a.blockSize {
 		// Big buffers (and staging) get their own allocation.
 		m, err := a.allocMemory(req.Size, typ)
 		if err != nil {
@@ -240,6 +247,17 @@ func (a *allocator) place(buf *Buffer, blk *memBlock, off, span uint64, hostVisi
 		buf.mapped = blk.mapped[off : off+uint64(buf.size) : off+uint64(buf.size)]
 	}
 	return nil
+}
+
+func (a *allocator) fitsBlock(size, align uint64) bool {
+	for _, blk := range a.blocks {
+		for _, s := range blk.free {
+			if alignUp(s.off, align)+size <= s.off+s.size {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // take finds the first free span that fits size at the alignment.

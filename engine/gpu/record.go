@@ -384,6 +384,7 @@ func (b *Backend) Sync() error {
 			b.release(buf)
 		}
 		r.deferred = r.deferred[:0]
+		b.desc.trim()
 	}
 	err := b.err
 	b.err = nil

@@ -206,3 +206,60 @@ func TestSyncValidationCatchesMissingBarrier(t *testing.T) {
 		t.Errorf("no synchronization hazard reported without barriers; messages:\n%s", msgs)
 	}
 }
+
+func TestOutOfDeviceMemoryMessage(t *testing.T) {
+	b := OpenForTest(t)
+	// Pretend the heap has 96 MiB left beyond what kvc holds.
+	h := b.info.MemoryTypes[b.mem.devType].Heap
+	saved := b.info.Heaps[h].Size
+	defer func() { b.info.Heaps[h].Size = saved }()
+	b.info.Heaps[h].Size = b.mem.used + 96<<20
+	x, err := b.AllocBuffer(64 << 20)
+	if err != nil {
+		t.Fatalf("64 MiB of 96 MiB: %v", err)
+	}
+	_, err = b.AllocBuffer(64 << 20)
+	if err == nil || !strings.Contains(err.Error(), "out of device memory allocating 64.0 MiB") || !strings.Contains(err.Error(), "32.0 MiB of") {
+		t.Errorf("64 MiB with 32 MiB left: err = %v", err)
+	}
+	small, err := b.AllocBuffer(1 << 20)
+	if err != nil {
+		t.Errorf("1 MiB with 32 MiB left: %v", err)
+	}
+	b.Free(small)
+	b.Free(x)
+	if _, err := b.AllocBuffer(90 << 20); err != nil {
+		t.Errorf("90 MiB after freeing: %v", err)
+	}
+}
+
+func TestDescriptorCacheBounded(t *testing.T) {
+	b := OpenForTest(t)
+	b.desc.limit = 10
+	buf, _ := b.AllocBuffer(4096)
+	for i := 0; i < 25; i++ {
+		b.Fill(Range{buf, 16 * int64(i), 16}, uint32(i)) // a new range, so a new set, each time
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if b.desc.count != 0 || len(b.desc.entries) != 0 || len(buf.sets) != 0 {
+		t.Errorf("after Sync past the limit: %d cached, %d owner links", b.desc.count, len(buf.sets))
+	}
+	pools := len(b.desc.pools)
+	for i := 0; i < 25; i++ {
+		b.Fill(Range{buf, 16 * int64(i), 16}, uint32(100+i))
+	}
+	out := make([]byte, 400)
+	if err := b.Read(buf, 0, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range u32s(out) {
+		if v != uint32(100+i/4) {
+			t.Fatalf("word %d = %d", i, v)
+		}
+	}
+	if len(b.desc.pools) != pools {
+		t.Errorf("recycled sets not reused: pools grew from %d to %d", pools, len(b.desc.pools))
+	}
+}
