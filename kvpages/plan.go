@@ -176,7 +176,7 @@ func (pl *Planner) Plan(in []SeqSlots) (*Plan, error) {
 		if o.Policy == PolicyFull {
 			continue
 		}
-		if err := checkSlots(si, x.Seq, x.Slots, b); err != nil {
+		if err := checkShape(si, x.Seq, x.Slots, b); err != nil {
 			return nil, err
 		}
 	}
@@ -190,9 +190,17 @@ func (pl *Planner) Plan(in []SeqSlots) (*Plan, error) {
 			sp.Heads[hd] = HeadPlan{OldCtx: s.Ctx[hd], OldBlocks: len(s.Tables[hd]), NewCtx: s.Ctx[hd]}
 		}
 		if !pl.needsWork(s, x.Budget) {
+			if o.Policy != PolicyFull {
+				if err := checkValues(si, s, x.Slots); err != nil {
+					return nil, err
+				}
+			}
 			continue
 		}
-		ranks := pl.keyHeads(s, x.Slots)
+		ranks, err := pl.keyHeads(si, s, x.Slots)
+		if err != nil {
+			return nil, err
+		}
 		counts := make([]int, len(s.Tables))
 		if o.Policy == PolicyKVCompress {
 			pl.selectGlobal(ranks, sp.Excess, counts)

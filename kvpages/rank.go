@@ -52,8 +52,9 @@ func blocksWithin(k, a, b int) int {
 	return (k-a)/b + 1
 }
 
-// keyHeads makes each head's entries and histogram (in parallel over heads).
-func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
+// keyHeads makes each head's entries and histogram (in parallel over heads), checking every live slot
+// on the way (see badSlot); si names the sequence in errors.
+func (pl *Planner) keyHeads(si int, s *Seq, slots []HeadSlots) ([]headRanks, error) {
 	o := pl.opts
 	b := o.BlockSize
 	nh := len(slots)
@@ -89,6 +90,8 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 	}
 	shift := pl.shift
 	ranks := make([]headRanks, nh)
+	errs := make([]error, nh)
+	next := uint32(s.NextPos)
 	parallelFor(nh, func(_, hd int) {
 		c := s.Ctx[hd]
 		keys := pl.keys[offs[hd]:offs[hd]:offs[hd+1]]
@@ -96,13 +99,18 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 		clear(cum)
 		m, pos := slots[hd].Metric[:c], slots[hd].Pos[:c]
 		for i, p := range pos {
+			mi := m[i]
+			if uint32(p) >= next || mi != mi {
+				errs[hd] = badSlot(si, s, hd, i, mi, p)
+				return
+			}
 			if int(p) > thr || int(p) < o.Sinks {
 				continue
 			}
 			var k uint32
 			if byPos {
 				k = uint32(p)
-			} else if k = metricKey(m[i]); k >= keyPosInf {
+			} else if k = metricKey(mi); k >= keyPosInf {
 				continue // +Inf: may not go
 			}
 			v := uint64(k)<<32 | uint64(i)
@@ -121,7 +129,7 @@ func (pl *Planner) keyHeads(s *Seq, slots []HeadSlots) []headRanks {
 			r.nb = blocksWithin(len(keys), r.a, b)
 		}
 	})
-	return ranks
+	return ranks, firstErr(errs)
 }
 
 // sortBucket sorts the head's entries of bucket j into r.sorted and returns them.

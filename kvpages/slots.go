@@ -37,8 +37,8 @@ func (s *Seq) SplitSlots(blockSize int, metric []float32, pos []int32) ([]HeadSl
 	return out, nil
 }
 
-// checkSlots validates one sequence's read-back against its tables before planning.
-func checkSlots(si int, s *Seq, slots []HeadSlots, b int) error {
+// checkShape validates one sequence's tables and read-back sizes before planning.
+func checkShape(si int, s *Seq, slots []HeadSlots, b int) error {
 	nh := s.Layers * s.KVHeads
 	if len(s.Tables) != nh || len(s.Ctx) != nh {
 		return fmt.Errorf("kvpages: seq %d: %d tables and %d context lengths for %d layers x %d KV heads",
@@ -59,26 +59,43 @@ func checkSlots(si int, s *Seq, slots []HeadSlots, b int) error {
 				si, l, h, len(hs.Metric), len(hs.Pos), nb*b, nb, b)
 		}
 	}
-	// The per-slot checks run in parallel; the error of the lowest head wins.
-	errs := make([]error, nh)
-	parallelFor(nh, func(_, hd int) {
-		hs := slots[hd]
-		for i := range s.Ctx[hd] {
-			if m := hs.Metric[i]; m != m {
-				errs[hd] = fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: metric is NaN", si, hd/s.KVHeads, hd%s.KVHeads, i)
-				return
-			}
-			if p := hs.Pos[i]; p < 0 || int(p) >= s.NextPos {
-				errs[hd] = fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: position %d outside [0, %d) (NextPos)",
-					si, hd/s.KVHeads, hd%s.KVHeads, i, p, s.NextPos)
-				return
-			}
-		}
-	})
+	return nil
+}
+
+// badSlot says why a live slot's read-back is invalid (nil if it is valid): a NaN metric, or a position
+// that was never written or lies beyond the sequence.
+func badSlot(si int, s *Seq, hd, i int, m float32, p int32) error {
+	if m != m {
+		return fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: metric is NaN", si, hd/s.KVHeads, hd%s.KVHeads, i)
+	}
+	if p < 0 || int(p) >= s.NextPos {
+		return fmt.Errorf("kvpages: seq %d layer %d head %d slot %d: position %d outside [0, %d) (NextPos)",
+			si, hd/s.KVHeads, hd%s.KVHeads, i, p, s.NextPos)
+	}
+	return nil
+}
+
+// firstErr returns the first non-nil error (the lowest head's, when errs is per head).
+func firstErr(errs []error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkValues validates every live slot of a sequence that keyHeads will not scan.
+func checkValues(si int, s *Seq, slots []HeadSlots) error {
+	errs := make([]error, len(slots))
+	parallelFor(len(slots), func(_, hd int) {
+		hs := slots[hd]
+		for i := range s.Ctx[hd] {
+			if err := badSlot(si, s, hd, i, hs.Metric[i], hs.Pos[i]); err != nil {
+				errs[hd] = err
+				return
+			}
+		}
+	})
+	return firstErr(errs)
 }

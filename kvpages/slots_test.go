@@ -52,6 +52,11 @@ func TestPlanRejectsBadInput(t *testing.T) {
 		}, "position 10 outside [0, 10)"},
 		{"twice", func() []SeqSlots { return []SeqSlots{{Seq: s, Slots: good()}, {Seq: s, Slots: good()}} }, "appears twice"},
 		{"nil seq", func() []SeqSlots { return []SeqSlots{{}} }, "no sequence"},
+		{"NaN in a sequence within budget", func() []SeqSlots {
+			hs := good()
+			hs[1].Metric[2] = float32(math.NaN())
+			return []SeqSlots{{Seq: s, Slots: hs, Budget: Budget{MaxCacheTokens: 100}}}
+		}, "layer 0 head 1 slot 2: metric is NaN"},
 		{"bad budget", func() []SeqSlots { return []SeqSlots{{Seq: s, Slots: good(), Budget: Budget{Rate: 0.1}}} }, "rate"},
 	}
 	for _, c := range cases {
