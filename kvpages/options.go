@@ -89,9 +89,10 @@ type Budget struct {
 	// budget is ceil(C/b)*layers*kvHeads blocks.
 	MaxCacheTokens int
 	// Rate R >= 1: full-cache KVs / kept KVs = R on the evictable part. With len the sequence length
-	// (Seq.NextPos) and P = min(len, Protect+Sinks) the slots that may never go, the sequence keeps
-	// ceil((len-P)*L*H/R) + P*L*H KVs, i.e. per head C_R = P + ceil((len-P)/R) tokens, and is budgeted
-	// as MaxCacheTokens = C_R (rounded up to blocks as above). R = 1 keeps everything.
+	// (Seq.NextPos) and P = min(len, Protect+Sinks) the positions of a head that may never go, the
+	// sequence should keep ceil((len-P)*L*H/R) + P*L*H KVs. It is budgeted as MaxCacheTokens
+	// C_R = P + ceil((len-P)/R), i.e. ceil(C_R/b)*L*H blocks: the target rounded up to whole blocks.
+	// R = 1 keeps everything; the budget grows with the sequence.
 	Rate float64
 }
 
