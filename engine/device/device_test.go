@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"kvc/engine/gpu"
 )
 
 func TestSpecErrors(t *testing.T) {
@@ -64,7 +66,49 @@ func TestNoLoaderFallsBackToCPU(t *testing.T) {
 		t.Fatalf("child output lacks the warning:\n%s", s)
 	}
 	warn := s[i+5 : j]
+	t.Logf("child warned: %q", warn)
 	if strings.Count(warn, "\n") != 1 || !strings.Contains(warn, "CPU backend") || !strings.Contains(warn, "install libvulkan1") {
 		t.Errorf("warning %q: want one line naming the CPU backend and what to install", warn)
+	}
+}
+
+func TestOpenDefaultAndCPU(t *testing.T) {
+	c, err := Open("cpu", Options{}, os.Stderr)
+	if err != nil || c.Name() != "cpu" {
+		t.Fatalf("Open(cpu) = %v, %v", c, err)
+	}
+	c.Close()
+	var warn bytes.Buffer
+	b, err := Open("", Options{}, &warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if g, ok := b.(*gpu.Backend); ok {
+		defer func() {
+			for _, m := range g.ValidationMessages() {
+				t.Error(m)
+			}
+		}()
+		if warn.Len() != 0 {
+			t.Errorf("a Vulkan backend with a warning: %q", warn.String())
+		}
+		if !strings.HasPrefix(b.Name(), "vulkan:") {
+			t.Errorf("name %q", b.Name())
+		}
+	} else if os.Getenv("KVC_REQUIRE_VULKAN") == "1" {
+		t.Fatalf("KVC_REQUIRE_VULKAN=1 but the default backend is %s (%s)", b.Name(), warn.String())
+	}
+	// The backend works end to end: write, read back.
+	buf, err := b.Alloc(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(buf, 4, []byte{1, 2, 3, 4, 5}); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if err := b.Read(buf, 4, got); err != nil || !bytes.Equal(got, []byte{1, 2, 3, 4, 5}) {
+		t.Errorf("read back %v, %v", got, err)
 	}
 }
