@@ -115,3 +115,32 @@ func TestProbe(t *testing.T) {
 		t.Errorf("implausible measurements: %v GB/s, %v, %v", gbps, one, per)
 	}
 }
+
+// BenchmarkRecord: the host cost of recording one dispatch (cached kernel and descriptor set), without
+// the submission.
+func BenchmarkRecord(bb *testing.B) {
+	b := OpenForTest(bb)
+	k, err := b.CopyKernel()
+	if err != nil {
+		bb.Fatal(err)
+	}
+	src, _ := b.AllocBuffer(1024)
+	dst, _ := b.AllocBuffer(1024)
+	push := Push(uint32(64))
+	s, d := []Range{Whole(src)}, []Range{Whole(dst)}
+	bb.ResetTimer()
+	for i := 0; i < bb.N; i++ {
+		b.Dispatch(k, [3]uint32{1, 1, 1}, push, s, d)
+		if i%1000 == 999 {
+			bb.StopTimer()
+			if err := b.Sync(); err != nil {
+				bb.Fatal(err)
+			}
+			bb.StartTimer()
+		}
+	}
+	bb.StopTimer()
+	if err := b.Sync(); err != nil {
+		bb.Fatal(err)
+	}
+}

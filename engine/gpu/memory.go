@@ -24,6 +24,7 @@ type Buffer struct {
 	span   uint64 // bytes taken from the block
 	mapped []byte // len size, when the memory is host-visible
 	freed  bool
+	owner  *allocator // the device it belongs to
 
 	// Hazard tracking (see recorder): the barrier epoch of this buffer's last read and last write.
 	readEpoch, writeEpoch uint64
@@ -181,7 +182,7 @@ func (a *allocator) alloc(size int64, typ int, usage uint32, host bool) (*Buffer
 		a.dev.DestroyBuffer(h)
 		return nil, fmt.Errorf("gpu: memory type %d cannot hold a storage buffer on %s", typ, a.info.Name)
 	}
-	buf := &Buffer{h: h, size: size}
+	buf := &Buffer{h: h, size: size, owner: a}
 	left, _ := a.heapLeft()
 	if req.Size > a.blockSize/2 || typ != a.devType || host || !a.fitsBlock(req.Size, req.Alignment) && left < a.blockSize {
 		// Big buffers (and staging) get their own allocation.
@@ -367,7 +368,7 @@ func (b *Backend) Alloc(bytes int64) (engine.Buf, error) {
 // Free releases a buffer; when commands not yet submitted use it, it is released after the next Sync.
 func (b *Backend) Free(x engine.Buf) {
 	buf, ok := x.(*Buffer)
-	if !ok || buf == nil || buf.freed || b.closed {
+	if !ok || buf == nil || buf.freed || b.closed || buf.owner != b.mem {
 		return
 	}
 	if b.rec.recording && buf.useSerial == b.rec.serial {
@@ -382,7 +383,7 @@ func (b *Backend) release(buf *Buffer) {
 	b.mem.free(buf)
 }
 
-func asBuffer(x engine.Buf, op string) (*Buffer, error) {
+func (b *Backend) asBuffer(x engine.Buf, op string) (*Buffer, error) {
 	buf, ok := x.(*Buffer)
 	if !ok || buf == nil {
 		return nil, fmt.Errorf("gpu: %s of a %T, not a gpu buffer", op, x)
@@ -390,13 +391,16 @@ func asBuffer(x engine.Buf, op string) (*Buffer, error) {
 	if buf.freed {
 		return nil, fmt.Errorf("gpu: %s of a freed buffer", op)
 	}
+	if buf.owner != b.mem {
+		return nil, fmt.Errorf("gpu: %s of a buffer of another device", op)
+	}
 	return buf, nil
 }
 
 // Write copies src into dst at off. It is ordered after every op recorded before it: small aligned writes
 // to a buffer that pending commands use are recorded inline; otherwise pending work is submitted first.
 func (b *Backend) Write(dst engine.Buf, off int64, src []byte) error {
-	buf, err := asBuffer(dst, "Write")
+	buf, err := b.asBuffer(dst, "Write")
 	if err != nil {
 		return err
 	}
@@ -442,7 +446,7 @@ func (b *Backend) Write(dst engine.Buf, off int64, src []byte) error {
 
 // Read copies src at off into dst after submitting and waiting for all recorded work.
 func (b *Backend) Read(src engine.Buf, off int64, dst []byte) error {
-	buf, err := asBuffer(src, "Read")
+	buf, err := b.asBuffer(src, "Read")
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func (b *Backend) barrier() {
 // checkRange validates a range; binding >= 0 names a kernel binding in the error (formatted only on error,
 // so that recording allocates nothing).
 func (b *Backend) checkRange(r Range, what string, binding int) bool {
-	if binding >= 0 && (r.Buf == nil || r.Buf.freed || r.Off < 0 || r.Len < 0 || r.Off+r.length() > r.Buf.size) {
+	if binding >= 0 && (r.Buf == nil || r.Buf.freed || r.Buf.owner != b.mem || r.Off < 0 || r.Len < 0 || r.Off+r.length() > r.Buf.size) {
 		what = fmt.Sprintf("%s binding %d", what, binding)
 	}
 	if r.Buf == nil {
@@ -130,6 +130,10 @@ func (b *Backend) checkRange(r Range, what string, binding int) bool {
 	}
 	if r.Buf.freed {
 		b.Fail(fmt.Errorf("gpu: %s: buffer was freed", what))
+		return false
+	}
+	if r.Buf.owner != b.mem {
+		b.Fail(fmt.Errorf("gpu: %s: buffer of another device", what))
 		return false
 	}
 	if r.Off < 0 || r.Len < 0 || r.Off+r.length() > r.Buf.size || r.length() <= 0 && r.Buf.size > 0 {

@@ -263,3 +263,20 @@ func TestDescriptorCacheBounded(t *testing.T) {
 		t.Errorf("recycled sets not reused: pools grew from %d to %d", pools, len(b.desc.pools))
 	}
 }
+
+func TestBufferOfAnotherDevice(t *testing.T) {
+	a := OpenForTest(t)
+	b := OpenForTest(t)
+	x, _ := a.AllocBuffer(64)
+	if err := b.Write(x, 0, []byte{1}); err == nil || !strings.Contains(err.Error(), "another device") {
+		t.Errorf("Write: %v", err)
+	}
+	b.Fill(Whole(x), 0)
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "another device") {
+		t.Errorf("Fill: %v", err)
+	}
+	b.Free(x) // ignored
+	if err := a.Write(x, 0, []byte{1}); err != nil {
+		t.Errorf("the owner can still write: %v", err)
+	}
+}
