@@ -50,6 +50,10 @@ func (t *Tensor) Float32() ([]float32, error) {
 		return out, nil
 	case F8E4M3:
 		bc := (cols + 127) / 128
+		want := map[ScaleKind]int{ScaleTensor: 1, ScaleChannel: rows, ScaleBlock: ((rows + 127) / 128) * bc}[t.ScaleKind]
+		if want == 0 || len(sc) != want {
+			return nil, fmt.Errorf("%s: tensor %s: %d %s scales, want %d", t.File, t.SourceName, len(sc), t.ScaleKind, want)
+		}
 		for r := 0; r < rows; r++ {
 			for k := 0; k < cols; k++ {
 				var s float32

@@ -190,3 +190,45 @@ func TestZstdEqualsPlain(t *testing.T) {
 	}
 	sameWeights(t, hf, cz, 0)
 }
+
+// TestZstdFileOrderNeedsNoRewind reads every tensor (bytes, then scales) in file order from compressed
+// llama2.c v2, GGUF Q8_0 and FP8 HF files: the streams never rewind.
+func TestZstdFileOrderNeedsNoRewind(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	p := writeFile(t, filepath.Join(dir, "v2.bin"), func(f *os.File) error { return WriteLlama2C(f, tinyConfig, 2, 4, RandomSource(1)) })
+	paths = append(paths, p)
+	cfg := tinyConfig
+	cfg.Dim, cfg.FFN, cfg.HeadDim = 64, 96, 32
+	p = writeFile(t, filepath.Join(dir, "q8.gguf"), func(f *os.File) error {
+		return WriteGGUFModel(f, cfg, GGUFModelOptions{DType: Q8_0}, RandomSource(1))
+	})
+	paths = append(paths, p)
+	for _, p := range paths {
+		z, err := CompressFileZstd(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, z)
+	}
+	hf := filepath.Join(dir, "hf")
+	if err := WriteHF(hf, fp8Config, HFOptions{DType: F8E4M3, FP8Scale: ScaleChannel, InputScales: true, ShardBytes: 100 << 10, Compress: true}, RandomSource(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(paths[2:], hf) {
+		c := openT(t, p)
+		for _, tn := range c.Tensors {
+			if _, err := tn.Bytes(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tn.Scales(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, b := range c.blobs {
+			if z, ok := b.(*zstdBlob); !ok || z.restarts != 0 {
+				t.Fatalf("%s: blob %T rewound (%+v)", p, b, z)
+			}
+		}
+	}
+}

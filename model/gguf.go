@@ -410,7 +410,11 @@ func (c *Checkpoint) readGGUF(b blob) error {
 	for _, ti := range h.tensors {
 		canon, ok := strings.CutSuffix(ti.name, ".weight")
 		if !ok || !isCanonical(canon) {
-			c.Notes = append(c.Notes, "unused tensor "+ti.name)
+			if ti.name == "rope_freqs.weight" {
+				c.Notes = append(c.Notes, "rope_freqs.weight (baked llama3 RoPE scaling factors) ignored: the config has no rope_scaling from GGUF")
+			} else {
+				c.Notes = append(c.Notes, "unused tensor "+ti.name)
+			}
 			continue
 		}
 		off := h.dataStart + int64(ti.off)

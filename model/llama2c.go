@@ -228,6 +228,17 @@ func (c *Checkpoint) readLlama2CVersioned(b blob) error {
 // readLlama2CBody lays out a version 1 (gs == 0, f32) or version 2 (Q8_0 with group gs) body.
 func (c *Checkpoint) readLlama2CBody(b blob, p llama2cHeader, gs int) error {
 	off := int64(256)
+	// A compressed v2 file gets a second stream for the scales, so values and scales both move forward
+	// when tensors are read in file order (two decompressions instead of a rewind per tensor).
+	sb := b
+	if _, ok := b.(*zstdBlob); ok && gs > 0 {
+		z, err := openZstd(b.Name())
+		if err != nil {
+			return err
+		}
+		c.blobs = append(c.blobs, z)
+		sb = z
+	}
 	addF32 := func(name, src string, shape []int) error {
 		t := viewTensor(b, name, src, F32, shape, off)
 		off += t.DataBytes()
@@ -260,7 +271,7 @@ func (c *Checkpoint) readLlama2CBody(b blob, p llama2cHeader, gs int) error {
 			}
 			t := viewTensor(b, name, fmt.Sprintf("%s[%d]", src, l), Q8_0, []int{rows, cols}, qBase+int64(l)*per)
 			t.Group = gs
-			t.scales = f32Scales(b, t.SourceName, sBase+int64(l)*per/int64(gs)*4, per/int64(gs), false)
+			t.scales = f32Scales(sb, t.SourceName, sBase+int64(l)*per/int64(gs)*4, per/int64(gs), false)
 			if err := c.add(t); err != nil {
 				return err
 			}

@@ -51,9 +51,20 @@ func readSafetensorsHeader(b blob) (*stHeader, error) {
 	if rem := remaining(b, 8); rem >= 0 && int64(n) > rem {
 		return nil, fmt.Errorf("%s: truncated safetensors file: header length %d, only %d bytes follow", name, n, rem)
 	}
-	js := make([]byte, n)
-	if k, _ := b.ReadAt(js, 8); k < len(js) {
-		return nil, fmt.Errorf("%s: truncated safetensors header: %d of %d bytes", name, k, n)
+	// A stream of unknown size gets a buffer that grows with what it really holds.
+	var js []byte
+	if b.Size() >= 0 {
+		js = make([]byte, n)
+		if k, _ := b.ReadAt(js, 8); k < len(js) {
+			return nil, fmt.Errorf("%s: truncated safetensors header: %d of %d bytes", name, k, n)
+		}
+	} else {
+		var buf bytes.Buffer
+		k, _ := io.CopyN(&buf, &blobReader{b: b, off: 8}, int64(n))
+		if k < int64(n) {
+			return nil, fmt.Errorf("%s: truncated safetensors header: %d of %d bytes", name, k, n)
+		}
+		js = buf.Bytes()
 	}
 	h := &stHeader{dataStart: 8 + int64(n)}
 	dataLen := int64(-1)

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -12,14 +11,22 @@ import (
 )
 
 // A .zst checkpoint file is read as one forward stream, never mapped and never decompressed to disk.
-// Memory: the decoder's window (the frame's window size, 8 MiB for klauspost's default encoder level,
-// capped at 1 GiB here) plus one copy of the tensor being read. Reading tensors in file order costs one
-// pass; asking for an earlier offset restarts the stream from the file's beginning.
+// Headers are decoded from the stream start. Memory per open file: the decoder's window (the frame's
+// window size: 8 MiB for klauspost's default level, capped at 1 GiB), the last 1 MiB decoded (so header
+// re-reads and read-ahead never rewind), and a copy of the tensor being read (up to twice its size when
+// it is over 64 MiB, since such buffers grow with the data really decoded). Reading tensors in file order
+// (bytes, then scales) is one pass: HF FP8 scale tensors are read during Open, GGUF Q8_0 scales come
+// with the bytes, and llama2.c v2 files get a second stream for their scales. Asking for an earlier
+// offset restarts the stream from the file's beginning.
 
 func isZstd(path string) bool { return strings.HasSuffix(path, ".zst") }
 
 // zstdMaxWindow bounds the decoder window a hostile frame can demand.
 const zstdMaxWindow = 1 << 30
+
+// zstdRecent is how much of the most recently decoded data is kept, so that re-reading a header or a
+// buffered reader's read-ahead never rewinds the stream.
+const zstdRecent = 1 << 20
 
 type zstdBlob struct {
 	path string
@@ -29,6 +36,10 @@ type zstdBlob struct {
 	pos  int64 // decompressed offset of the stream
 	size int64 // -1 until the end has been seen
 	done bool
+	// recent holds the decoded bytes [pos-len(recent), pos).
+	recent []byte
+	// restarts counts rewinds to the stream start (tests check that file-order reads need none).
+	restarts int
 }
 
 func openZstd(path string) (*zstdBlob, error) {
@@ -53,44 +64,22 @@ func (z *zstdBlob) Size() int64 {
 	return z.size
 }
 
-// seek moves the stream to off, restarting from the beginning when off is behind.
-func (z *zstdBlob) seek(off int64) error {
-	if z.done {
-		return fmt.Errorf("%s: %w", z.path, errClosed)
+// remember appends freshly decoded bytes to the recent window.
+func (z *zstdBlob) remember(b []byte) {
+	if len(b) >= zstdRecent {
+		z.recent = append(z.recent[:0], b[len(b)-zstdRecent:]...)
+		return
 	}
-	if off < z.pos {
-		if _, err := z.f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("%s: %w", z.path, err)
-		}
-		if err := z.dec.Reset(z.f); err != nil {
-			return fmt.Errorf("%s: zstd: %w", z.path, err)
-		}
-		z.pos = 0
+	if over := len(z.recent) + len(b) - zstdRecent; over > 0 {
+		z.recent = z.recent[:copy(z.recent, z.recent[over:])]
 	}
-	if off > z.pos {
-		n, err := io.CopyN(io.Discard, z.dec, off-z.pos)
-		z.pos += n
-		if err == io.EOF {
-			z.size = z.pos
-			return io.EOF
-		}
-		if err != nil {
-			return fmt.Errorf("%s: zstd: %w", z.path, err)
-		}
-	}
-	return nil
+	z.recent = append(z.recent, b...)
 }
 
-func (z *zstdBlob) ReadAt(p []byte, off int64) (int, error) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if off < 0 {
-		return 0, fmt.Errorf("%s: negative offset", z.path)
-	}
-	if err := z.seek(off); err != nil {
-		return 0, err
-	}
+// decode reads len(p) bytes from the stream at pos; a short read means the stream ended.
+func (z *zstdBlob) decode(p []byte) (int, error) {
 	n, err := io.ReadFull(z.dec, p)
+	z.remember(p[:n])
 	z.pos += int64(n)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		z.size = z.pos
@@ -102,6 +91,66 @@ func (z *zstdBlob) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// seek makes off readable: rewinds when off is before the recent window, skips forward when past pos.
+func (z *zstdBlob) seek(off int64) error {
+	if z.done {
+		return fmt.Errorf("%s: %w", z.path, errClosed)
+	}
+	if off < z.pos-int64(len(z.recent)) {
+		if _, err := z.f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("%s: %w", z.path, err)
+		}
+		if err := z.dec.Reset(z.f); err != nil {
+			return fmt.Errorf("%s: zstd: %w", z.path, err)
+		}
+		z.pos, z.recent = 0, z.recent[:0]
+		z.restarts++
+	}
+	var buf []byte
+	for off > z.pos {
+		if buf == nil {
+			buf = make([]byte, 64<<10)
+		}
+		n, err := z.decode(buf[:min(int64(len(buf)), off-z.pos)])
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.EOF
+		}
+	}
+	return nil
+}
+
+// readAt fills p from off: first from the recent window, then from the stream.
+func (z *zstdBlob) readAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset", z.path)
+	}
+	if err := z.seek(off); err != nil {
+		return 0, err
+	}
+	n := 0
+	if start := z.pos - int64(len(z.recent)); off < z.pos {
+		n = copy(p, z.recent[off-start:])
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	k, err := z.decode(p[n:])
+	return n + k, err
+}
+
+func (z *zstdBlob) ReadAt(p []byte, off int64) (int, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.readAt(p, off)
+}
+
+func (z *zstdBlob) outside(off, n int64) error {
+	return fmt.Errorf("%s: range [%d, %d) outside the file (%d bytes decompressed)", z.path, off, off+n, z.size)
+}
+
 // View copies n bytes at off. Buffers past 64 MiB grow with the data actually decoded, so a header
 // that lies about a length cannot make us allocate more than the stream holds (times two).
 func (z *zstdBlob) View(off, n int64) ([]byte, error) {
@@ -111,39 +160,33 @@ func (z *zstdBlob) View(off, n int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: bad range [%d, %d)", z.path, off, off+n)
 	}
 	if z.size >= 0 && (off > z.size || n > z.size-off) {
-		return nil, fmt.Errorf("%s: range [%d, %d) outside the file (%d bytes decompressed)", z.path, off, off+n, z.size)
+		return nil, z.outside(off, n)
 	}
-	if err := z.seek(off); err != nil {
-		if err == io.EOF {
-			return nil, fmt.Errorf("%s: range [%d, %d) outside the file (%d bytes decompressed)", z.path, off, off+n, z.size)
-		}
-		return nil, err
-	}
-	var got []byte
 	if n <= 64<<20 {
-		got = make([]byte, n)
-		k, err := io.ReadFull(z.dec, got)
-		z.pos += int64(k)
+		got := make([]byte, n)
+		k, err := z.readAt(got, off)
+		if err == io.EOF || (err == nil && int64(k) < n) {
+			return nil, z.outside(off, n)
+		}
 		if err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				z.size = z.pos
-				return nil, fmt.Errorf("%s: range [%d, %d) outside the file (%d bytes decompressed)", z.path, off, off+n, z.size)
-			}
-			return nil, fmt.Errorf("%s: zstd: %w", z.path, err)
+			return nil, err
 		}
 		return got, nil
 	}
-	var buf bytes.Buffer
-	k, err := io.CopyN(&buf, z.dec, n)
-	z.pos += k
-	if err != nil {
+	var out []byte
+	chunk := make([]byte, 16<<20)
+	for int64(len(out)) < n {
+		c := chunk[:min(int64(len(chunk)), n-int64(len(out)))]
+		k, err := z.readAt(c, off+int64(len(out)))
+		out = append(out, c[:k]...)
 		if err == io.EOF {
-			z.size = z.pos
-			return nil, fmt.Errorf("%s: range [%d, %d) outside the file (%d bytes decompressed)", z.path, off, off+n, z.size)
+			return nil, z.outside(off, n)
 		}
-		return nil, fmt.Errorf("%s: zstd: %w", z.path, err)
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 func (z *zstdBlob) Close() error {
