@@ -113,6 +113,8 @@ func FromGGUF(meta map[string]any) (Tokenizer, error) {
 		for i, p := range tokens {
 			if b, ok := byteToken(p); ok && (types[i] == ggufByte || types[i] == ggufNormal) {
 				v.decoded[i] = []byte{b}
+			} else if types[i] == ggufUserDefined {
+				v.decoded[i] = []byte(p) // llama.cpp prints user-defined tokens as stored
 			} else {
 				v.decoded[i] = []byte(strings.ReplaceAll(p, "▁", " "))
 			}
@@ -129,7 +131,7 @@ func FromGGUF(meta map[string]any) (Tokenizer, error) {
 		if !ok {
 			return nil, missingOrWrong(meta, "tokenizer.ggml.merges", "a string array")
 		}
-		e := &rankEncoder{v: v, unk: -1, merges: make(map[[2]int]rankedMerge, len(merges))}
+		e := &rankEncoder{v: v, ids: v.ids, unk: -1, merges: make(map[[2]int]rankedMerge, len(merges))}
 		for rank, m := range merges {
 			a, b, found := strings.Cut(m, " ")
 			ia, okA := v.ids[a]

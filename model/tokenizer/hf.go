@@ -191,7 +191,7 @@ func ParseHF(tokenizerJSON, tokenizerConfig []byte) (Tokenizer, error) {
 		v.ids[s] = id
 	}
 
-	e := &rankEncoder{v: v, unk: -1, byteFallback: f.Model.ByteFallback, fuseUnk: f.Model.FuseUnk,
+	e := &rankEncoder{v: v, ids: f.Model.Vocab, unk: -1, byteFallback: f.Model.ByteFallback, fuseUnk: f.Model.FuseUnk,
 		ignoreMerges: f.Model.IgnoreMerges}
 	if f.Model.UnkToken != nil {
 		id, ok := f.Model.Vocab[*f.Model.UnkToken]

@@ -11,6 +11,7 @@ import (
 // adjacent pair with the lowest merge rank (leftmost on ties) until no pair is in the merge list.
 type rankEncoder struct {
 	v            *vocab
+	ids          map[string]int // the BPE model's vocab (HF: without added tokens)
 	merges       map[[2]int]rankedMerge
 	normal       []func(s string, first bool) string         // HF normalizers, applied to each run of text
 	pretok       []func(words []string, first bool) []string // HF pre-tokenizers, in order
@@ -36,7 +37,7 @@ func (e *rankEncoder) encode(out []int, text string, first, afterSpecial bool) [
 			continue
 		}
 		if e.ignoreMerges {
-			if id, ok := e.v.ids[w]; ok {
+			if id, ok := e.ids[w]; ok {
 				out = append(out, id)
 				continue
 			}
@@ -53,7 +54,7 @@ func (e *rankEncoder) word(out []int, w string) []int {
 		_, n := utf8.DecodeRuneInString(w[i:])
 		ch := w[i : i+n]
 		i += n
-		if id, ok := e.v.ids[ch]; ok {
+		if id, ok := e.ids[ch]; ok {
 			syms = append(syms, id)
 			continue
 		}
