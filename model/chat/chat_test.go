@@ -246,3 +246,22 @@ func FuzzParseTokenizerConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestFromGGUF(t *testing.T) {
+	meta := map[string]any{
+		"tokenizer.chat_template":     llama2Src,
+		"tokenizer.ggml.tokens":       []string{"<unk>", "<s>", "</s>", "a"},
+		"tokenizer.ggml.bos_token_id": uint32(1),
+		"tokenizer.ggml.eos_token_id": uint32(2),
+	}
+	tmpl, warn := FromGGUF(meta)
+	if tmpl.Format != Llama2 || warn != "" || tmpl.BOS != "<s>" || tmpl.EOS != "</s>" {
+		t.Errorf("llama2 GGUF: %+v %q", tmpl, warn)
+	}
+	meta["tokenizer.ggml.eos_token_id"] = uint32(99) // out of range: the family default stays
+	delete(meta, "tokenizer.chat_template")
+	tmpl, warn = FromGGUF(meta)
+	if tmpl.Format != Plain || warn == "" || tmpl.EOS != "" {
+		t.Errorf("no template: %+v %q", tmpl, warn)
+	}
+}

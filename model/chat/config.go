@@ -97,3 +97,41 @@ func tokenText(key string, raw json.RawMessage) (*string, error) {
 	}
 	return o.Content, nil
 }
+
+// FromGGUF detects the template stored in GGUF metadata (tokenizer.chat_template) and takes the BOS
+// and EOS texts from the vocab (tokenizer.ggml.tokens at bos_token_id / eos_token_id) when they are
+// there. A file without a template gets the Plain format and Detect's warning.
+func FromGGUF(meta map[string]any) (Template, string) {
+	src, _ := meta["tokenizer.chat_template"].(string)
+	t, warn := Detect(src)
+	tokens, _ := meta["tokenizer.ggml.tokens"].([]string)
+	if s, ok := tokenAt(tokens, meta["tokenizer.ggml.bos_token_id"]); ok {
+		t.BOS = s
+	}
+	if s, ok := tokenAt(tokens, meta["tokenizer.ggml.eos_token_id"]); ok {
+		t.EOS = s
+	}
+	return t, warn
+}
+
+func tokenAt(tokens []string, id any) (string, bool) {
+	var i int64 = -1
+	switch x := id.(type) {
+	case uint32:
+		i = int64(x)
+	case int32:
+		i = int64(x)
+	case uint64:
+		if x < 1<<31 {
+			i = int64(x)
+		}
+	case int64:
+		i = x
+	case int:
+		i = int64(x)
+	}
+	if i < 0 || i >= int64(len(tokens)) {
+		return "", false
+	}
+	return tokens[i], true
+}
