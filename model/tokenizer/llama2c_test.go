@@ -268,3 +268,24 @@ func FuzzLlama2CTokenizerFile(f *testing.F) {
 		_ = tk.Decode(ids)
 	})
 }
+
+func TestCompleteUTF8(t *testing.T) {
+	for in, want := range map[string]int{
+		"":              0,
+		"abc":           3,
+		"a\xe6\x97":     1, // 日 missing its last byte: held back
+		"a\xe6\x97\xa5": 4,
+		"\xf0\x9f":      0, // emoji start
+		"\xf0\x9f\x98":  0,
+		"\xe0\x80":      2, // overlong: can never complete, not held
+		"\xed\xa0":      2, // surrogate
+		"\xf4\x90":      2, // above U+10FFFF
+		"\xc1":          1, // never a lead byte
+		"x\x80":         2, // stray continuation byte
+		"\xc3":          0,
+	} {
+		if got := completeUTF8([]byte(in)); got != want {
+			t.Errorf("completeUTF8(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -13,10 +13,6 @@
 //     prefix), exactly as run.c's decode does; without a BOS the space stays.
 package tokenizer
 
-import (
-	"unicode/utf8"
-)
-
 // Tokenizer encodes text to ids and decodes ids to text.
 type Tokenizer interface {
 	// Encode returns the ids of text, led by BOS when addBOS is set.
@@ -196,26 +192,26 @@ func completeUTF8(b []byte) int {
 }
 
 // validPrefix says whether p (a lead byte and fewer continuation bytes than it needs) can still become
-// a valid UTF-8 character.
+// a valid UTF-8 character: continuation bytes in 80..BF, and the second byte inside the narrower range
+// some lead bytes allow (no overlong forms, no surrogates, nothing above U+10FFFF).
 func validPrefix(p []byte) bool {
-	var buf [4]byte
-	n := copy(buf[:], p)
-	// Complete it with the smallest continuation bytes allowed and check validity; try both ends of the
-	// range the second byte may take (E0/ED/F0/F4 restrict it).
-	for _, fill := range []byte{0x80, 0xBF, 0x90, 0x9F, 0xA0} {
-		for k := n; k < 4; k++ {
-			buf[k] = fill
+	for k, c := range p[1:] {
+		lo, hi := byte(0x80), byte(0xBF)
+		if k == 0 {
+			switch p[0] {
+			case 0xE0:
+				lo = 0xA0
+			case 0xED:
+				hi = 0x9F
+			case 0xF0:
+				lo = 0x90
+			case 0xF4:
+				hi = 0x8F
+			}
 		}
-		need := 2
-		if p[0] >= 0xE0 {
-			need = 3
-		}
-		if p[0] >= 0xF0 {
-			need = 4
-		}
-		if utf8.Valid(buf[:need]) {
-			return true
+		if c < lo || c > hi {
+			return false
 		}
 	}
-	return false
+	return true
 }
