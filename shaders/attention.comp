@@ -3,14 +3,16 @@
 // y = row, z = partition (see kv_attn.glsl for the split rule). The workgroup computes the r query heads of
 // the KV head's group together (MAX_R at a time), so each K/V row it loads serves the whole group.
 // Per tile of WG slots: thread t scores slot t against the group's queries (q pre-scaled in shared
-// memory); the tile max updates a running max per head (online softmax, f32); thread t then accumulates
-// its output elements (head, dim) over the tile's probabilities.
+// memory); the tile max updates a running max per head (online softmax, f32). For the output, thread t
+// owns head dim t % hd (and t + WG when hd > WG) for all MAX_R heads, so each V element is loaded once
+// for the group; with hd < WG the WG / hd thread groups take every (WG/hd)-th slot of the tile and are
+// summed in a fixed order at the end. Every per-thread array is indexed by constants (registers).
 #extension GL_GOOGLE_include_directive : require
 
 #define WG 128
 #define MAX_R 4    // query heads per pass over the context
 #define MAX_D 256  // head dim
-#define ACC ((MAX_R * MAX_D) / WG)
+#define DPT ((MAX_D + WG - 1) / WG) // head dims per thread when hd > WG
 layout(local_size_x = WG) in;
 
 #define KV_USE_K
@@ -33,42 +35,42 @@ shared float lFin[MAX_GROUP];
 
 const uint NONE = 0xffffffffu;
 
-// Tree reductions over red[h*WG + t] for h < rc; the result lands in red[h*WG].
-void reduceMax(uint t, uint rc) {
+// Tree reductions over red[h*WG + t] for h < MAX_R; the result lands in red[h*WG].
+void reduceMax(uint t) {
     for (uint s = WG / 2u; s > 0u; s >>= 1u) {
         if (t < s) {
-            for (uint h = 0u; h < rc; h++) red[h * WG + t] = max(red[h * WG + t], red[h * WG + t + s]);
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = max(red[h * WG + t], red[h * WG + t + s]);
         }
         barrier();
     }
 }
-void reduceSum(uint t, uint rc) {
+void reduceSum(uint t) {
     for (uint s = WG / 2u; s > 0u; s >>= 1u) {
         if (t < s) {
-            for (uint h = 0u; h < rc; h++) red[h * WG + t] += red[h * WG + t + s];
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] += red[h * WG + t + s];
         }
         barrier();
     }
 }
 
-// scores: s[h] = dot(qs[h], K row at (arena a, element base)) for h < rc.
-void scores(uint a, uint base, uint rc, inout float s[MAX_R]) {
+// scores: s[h] += dot(qs[h], K row at (arena a, element base)) for every h < MAX_R (qs is 0 past rc).
+void scores(uint a, uint base, inout float s[MAX_R]) {
 #if KV_F16
     uint w0 = base >> 1u;
-#define C(A) case A: \
+#define S(A) \
     for (uint e = 0u; e < pc.hd; e += 2u) { \
         vec2 kv = unpackHalf2x16(K[A].d[w0 + (e >> 1u)]); \
-        for (uint h = 0u; h < rc; h++) s[h] += kv.x * qs[h * MAX_D + e] + kv.y * qs[h * MAX_D + e + 1u]; \
-    } break;
+        for (uint h = 0u; h < MAX_R; h++) s[h] += kv.x * qs[h * MAX_D + e] + kv.y * qs[h * MAX_D + e + 1u]; \
+    }
 #else
-#define C(A) case A: \
+#define S(A) \
     for (uint e = 0u; e < pc.hd; e++) { \
         float kv = K[A].d[base + e]; \
-        for (uint h = 0u; h < rc; h++) s[h] += kv * qs[h * MAX_D + e]; \
-    } break;
+        for (uint h = 0u; h < MAX_R; h++) s[h] += kv * qs[h * MAX_D + e]; \
+    }
 #endif
-    switch (a) { KV_ARENA_CASES(C) }
-#undef C
+    KV_SWITCH(a, S)
+#undef S
 }
 
 void main() {
@@ -84,17 +86,22 @@ void main() {
     uint r = pc.qHeads / pc.kvHeads;
     int qp = qpos[row];
     bool metric = pc.mode != 0u;
+    // Output layout: nG thread groups of hd threads (or one group covering hd > WG with DPT dims each).
+    uint nG = pc.hd <= WG ? WG / pc.hd : 1u;
+    uint g = pc.hd <= WG ? t / pc.hd : 0u;
+    uint d0 = pc.hd <= WG ? t - g * pc.hd : t;
+    bool vAct = g < nG;
 
     for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
         uint rc = min(MAX_R, r - h0);
         uint qbase = (row * pc.qHeads + kvh * r + h0) * pc.hd;
-        for (uint e = t; e < rc * pc.hd; e += WG) {
+        for (uint e = t; e < MAX_R * pc.hd; e += WG) {
             uint h = e / pc.hd;
-            qs[h * MAX_D + e - h * pc.hd] = q[qbase + e] * pc.scale;
+            qs[h * MAX_D + e - h * pc.hd] = h < rc ? q[qbase + e] * pc.scale : 0.0;
         }
-        float m[MAX_R], lt[MAX_R], acc[ACC];
+        float m[MAX_R], lt[MAX_R], acc[DPT * MAX_R];
         for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; }
-        for (uint k = 0u; k < ACC; k++) acc[k] = 0.0;
+        for (uint k = 0u; k < DPT * MAX_R; k++) acc[k] = 0.0;
         barrier();
 
         for (uint tile = beg; tile < end; tile += WG) {
@@ -108,21 +115,23 @@ void main() {
                     if (posLoad(slot) <= qp) {
                         ka = slot / pc.kSlots;
                         kb = (slot - ka * pc.kSlots) * pc.hd;
-                        for (uint h = 0u; h < rc; h++) s[h] = 0.0;
-                        scores(ka, kb, rc, s);
+                        for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
+                        scores(ka, kb, s);
                     }
                     if (metric) {
-                        for (uint h = 0u; h < rc; h++) scratchStore(slot, h0 + h, s[h]);
+                        for (uint h = 0u; h < MAX_R; h++) {
+                            if (h < rc) scratchStore(slot, h0 + h, s[h]);
+                        }
                     }
                 }
             }
             tileArena[t] = ka;
             tileBase[t] = kb;
-            for (uint h = 0u; h < rc; h++) red[h * WG + t] = s[h];
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = s[h];
             barrier();
-            reduceMax(t, rc);
+            reduceMax(t);
             float alpha[MAX_R];
-            for (uint h = 0u; h < rc; h++) {
+            for (uint h = 0u; h < MAX_R; h++) {
                 float mn = max(m[h], red[h * WG]);
                 alpha[h] = exp(m[h] - mn);
                 float p = ka != NONE ? exp(s[h] - mn) : 0.0;
@@ -130,45 +139,71 @@ void main() {
                 lt[h] = lt[h] * alpha[h] + p;
                 m[h] = mn;
             }
+            for (uint k = 0u; k < DPT; k++) {
+                for (uint h = 0u; h < MAX_R; h++) acc[k * MAX_R + h] *= alpha[h];
+            }
             barrier();
             uint cnt = min(WG, end - tile);
-            for (uint k = 0u; k < ACC; k++) {
-                uint e = t + k * WG;
-                if (e < rc * pc.hd) {
-                    uint h = e / pc.hd, dd = e - h * pc.hd;
-                    float a = acc[k] * alpha[h];
-                    for (uint j = 0u; j < cnt; j++) {
-                        uint aj = tileArena[j];
-                        if (aj != NONE) a += ps[h * WG + j] * vElem(aj, tileBase[j] + dd);
+            if (vAct) {
+                for (uint j = g; j < cnt; j += nG) {
+                    uint aj = tileArena[j];
+                    if (aj == NONE) continue;
+                    float pj[MAX_R];
+                    for (uint h = 0u; h < MAX_R; h++) pj[h] = ps[h * WG + j];
+                    for (uint k = 0u; k < DPT; k++) {
+                        uint dd = d0 + k * WG;
+                        if (dd < pc.hd) {
+                            float v = vElem(aj, tileBase[j] + dd);
+                            for (uint h = 0u; h < MAX_R; h++) acc[k * MAX_R + h] += pj[h] * v;
+                        }
                     }
-                    acc[k] = a;
                 }
             }
             barrier();
         }
 
+        // The thread groups' sums, added in group order (ps is free after the last tile's barrier).
+        if (nG > 1u) {
+            if (vAct) {
+                for (uint h = 0u; h < MAX_R; h++) ps[(g * pc.hd + d0) * MAX_R + h] = acc[h];
+            }
+            barrier();
+            if (g == 0u) {
+                for (uint h = 0u; h < MAX_R; h++) {
+                    float a = ps[d0 * MAX_R + h];
+                    for (uint gg = 1u; gg < nG; gg++) a += ps[(gg * pc.hd + d0) * MAX_R + h];
+                    acc[h] = a;
+                }
+            }
+        }
         // l[h]: the sum of the threads' partial sums, in a fixed order.
-        for (uint h = 0u; h < rc; h++) red[h * WG + t] = lt[h];
+        for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h];
         barrier();
-        reduceSum(t, rc);
-        for (uint k = 0u; k < ACC; k++) {
-            uint e = t + k * WG;
-            if (e < rc * pc.hd) {
-                uint h = e / pc.hd, dd = e - h * pc.hd;
-                float l = red[h * WG];
-                if (nParts == 1u) {
-                    outp[qbase + e] = l > 0.0 ? acc[k] / l : 0.0;
-                } else {
-                    uint pa = partialAt(row, kvh, prt, h0 + h);
-                    part[pa + 2u + dd] = acc[k];
-                    if (dd == 0u) { part[pa] = m[h]; part[pa + 1u] = l; }
+        reduceSum(t);
+        if (g == 0u) {
+            for (uint k = 0u; k < DPT; k++) {
+                uint dd = d0 + k * WG;
+                if (dd >= pc.hd) continue;
+                for (uint h = 0u; h < MAX_R; h++) {
+                    if (h >= rc) continue;
+                    float l = red[h * WG];
+                    float a = acc[k * MAX_R + h];
+                    if (nParts == 1u) {
+                        outp[qbase + h * pc.hd + dd] = l > 0.0 ? a / l : 0.0;
+                    } else {
+                        uint pa = partialAt(row, kvh, prt, h0 + h);
+                        part[pa + 2u + dd] = a;
+                        if (dd == 0u) { part[pa] = m[h]; part[pa + 1u] = l; }
+                    }
                 }
             }
         }
         if (t == 0u) {
-            for (uint h = 0u; h < rc; h++) { mFin[h0 + h] = m[h]; lFin[h0 + h] = red[h * WG]; }
+            for (uint h = 0u; h < MAX_R; h++) {
+                if (h < rc) { mFin[h0 + h] = m[h]; lFin[h0 + h] = red[h * WG]; }
+            }
         }
-        barrier(); // red, qs and mFin before the next group pass or the metric pass
+        barrier(); // red, ps, qs and mFin before the next group pass or the metric pass
     }
 
     // Unsplit rows add their metric here; each thread rereads the scores it stored itself.

@@ -41,18 +41,17 @@ float score(uint slot) {
     uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
     float s = 0.0;
 #if KV_F16
-#define C(A) case A: \
+#define S(A) \
     for (uint e = 0u; e < pc.hd; e += 2u) { \
         vec2 kv = unpackHalf2x16(K[A].d[(base + e) >> 1u]); \
         s += kv.x * qs[e] + kv.y * qs[e + 1u]; \
-    } break;
+    }
 #else
-#define C(A) case A: \
-    for (uint e = 0u; e < pc.hd; e++) s += K[A].d[base + e] * qs[e]; \
-    break;
+#define S(A) \
+    for (uint e = 0u; e < pc.hd; e++) s += K[A].d[base + e] * qs[e];
 #endif
-    switch (a) { KV_ARENA_CASES(C) }
-#undef C
+    KV_SWITCH(a, S)
+#undef S
     return s;
 }
 

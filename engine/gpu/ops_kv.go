@@ -251,8 +251,6 @@ func (p *KVPool) poolBindings() [][]Range {
 		arenas(p.scratch, kvMaxMeta, p.dummy)}
 }
 
-var kvPoolCounts = []int{kvMaxArenas, kvMaxArenas, kvMaxMeta, kvMaxMeta, kvMaxMeta}
-
 func (p *KVPool) variant(name string) string {
 	if p.typ == engine.KVF16 {
 		return name + "_f16"
@@ -277,13 +275,21 @@ func (b *Backend) kvPool(op string, pool engine.KVPool) *KVPool {
 	return p
 }
 
-// kvKernel builds a KV kernel with the pool's five bindings and extra single-buffer bindings.
-func (b *Backend) kvKernel(op, name string, pushWords, extra int) *Kernel {
-	counts := append(append([]int(nil), kvPoolCounts...), make([]int, extra)...)
-	for i := len(kvPoolCounts); i < len(counts); i++ {
-		counts[i] = 1
+// kvCounts[extra] are the binding counts of a KV kernel: the pool's five bindings, then extra buffers.
+var kvCounts = func() (c [8][]int) {
+	for extra := range c {
+		c[extra] = append([]int{kvMaxArenas, kvMaxArenas, kvMaxMeta, kvMaxMeta, kvMaxMeta}, make([]int, extra)...)
+		for i := 5; i < len(c[extra]); i++ {
+			c[extra][i] = 1
+		}
 	}
-	k, err := b.Kernel(name, nil, 4*pushWords, counts)
+	return c
+}()
+
+// kvKernel builds a KV kernel for the pool's arena counts (specialization constants 0-2 of kv_pool.glsl).
+func (b *Backend) kvKernel(op, name string, p *KVPool, pushWords, extra int) *Kernel {
+	spec := [3]uint32{uint32(len(p.k)), uint32(len(p.met)), uint32(max(len(p.scratch), 1))}
+	k, err := b.Kernel(name, spec[:], 4*pushWords, kvCounts[extra])
 	if err != nil {
 		b.Fail(fmt.Errorf("gpu: %s: %w", op, err))
 		return nil
@@ -312,7 +318,7 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 	if p == nil || n <= 0 || kvHeads <= 0 {
 		return
 	}
-	kn := b.kvKernel("KVWrite", p.variant("kv_write"), kvPoolPush+2, 5)
+	kn := b.kvKernel("KVWrite", p.variant("kv_write"), p, kvPoolPush+2, 5)
 	if kn == nil {
 		return
 	}
@@ -357,8 +363,8 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 			return
 		}
 	}
-	kn := b.kvKernel("Attention", p.variant("attention"), kvPoolPush+7, 6)
-	red := b.kvKernel("Attention", "attention_reduce", kvPoolPush+7, 6)
+	kn := b.kvKernel("Attention", p.variant("attention"), p, kvPoolPush+7, 6)
+	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+7, 6)
 	if kn == nil || red == nil {
 		return
 	}
@@ -389,7 +395,7 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
 		return
 	}
-	kn := b.kvKernel("WindowMetric", p.variant("window_metric"), kvPoolPush+5, 5)
+	kn := b.kvKernel("WindowMetric", p.variant("window_metric"), p, kvPoolPush+5, 5)
 	if kn == nil {
 		return
 	}
@@ -404,7 +410,7 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	if p == nil || n <= 0 {
 		return
 	}
-	kn := b.kvKernel("CopyMoves", p.variant("copy_moves"), kvPoolPush+1, 1)
+	kn := b.kvKernel("CopyMoves", p.variant("copy_moves"), p, kvPoolPush+1, 1)
 	if kn == nil {
 		return
 	}
@@ -446,7 +452,7 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 	if err := b.Write(p.rsBlocks, 0, kvI32Bytes(blocks)); err != nil {
 		return err
 	}
-	kn := b.kvKernel("ReadSlots", "copy_moves_read_slots", kvPoolPush+1, 3)
+	kn := b.kvKernel("ReadSlots", "copy_moves_read_slots", p, kvPoolPush+1, 3)
 	if kn == nil {
 		return b.Sync()
 	}

@@ -14,7 +14,7 @@ import (
 
 // kvHarness runs every KV op on the CPU reference and on the device with the same inputs.
 type kvHarness struct {
-	t     *testing.T
+	t     testing.TB
 	g     *Backend
 	c     *cpu.Backend
 	gp    *KVPool
@@ -40,7 +40,7 @@ type twin struct {
 
 const kvPoison = 0x7fc00000 // quiet NaN
 
-func newKVHarness(t *testing.T, g *Backend, seed int64, blocks, bs, hd int, typ engine.KVType, arenaBytes int64) *kvHarness {
+func newKVHarness(t testing.TB, g *Backend, seed int64, blocks, bs, hd int, typ engine.KVType, arenaBytes int64) *kvHarness {
 	t.Helper()
 	h := &kvHarness{t: t, g: g, c: &cpu.Backend{Threads: 2}, rng: rand.New(rand.NewSource(seed)), bs: bs, hd: hd, typ: typ}
 	var err error
@@ -384,6 +384,18 @@ func TestKVAttentionLargeGroup(t *testing.T) {
 		compareOut(t, fmt.Sprintf("PartMin %d: output", partMin), got, want, 2e-4)
 		h.checkPool(fmt.Sprintf("PartMin %d: metric", partMin), 2e-4)
 	}
+}
+
+// TestKVAttentionWideHead: a head dim above the workgroup size (two dims per thread).
+func TestKVAttentionWideHead(t *testing.T) {
+	g := OpenForTest(t)
+	const bs, hd, kvHeads, r = 16, 160, 2, 2
+	h := newKVHarness(t, g, 21, 8, bs, hd, engine.KVF16, 1<<20)
+	rowHeads := [][]kvHead{h.addHeads([]int{40, 29}, true)}
+	q := h.f32(h.randn(kvHeads * r * hd))
+	got, want := h.runAttention(q, rowHeads, []int32{35}, kvHeads*r, kvHeads, engine.MetricSquared)
+	compareOut(t, "output", got, want, 2e-4)
+	h.checkPool("metric", 2e-4)
 }
 
 // TestKVAttentionBatchInvariant: a decode row's output is bit-identical alone and in a batch, for rows
