@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"kvc/engine"
+	"kvc/model"
+)
+
+// benchModes are the kvc bench sub-commands.
+var benchModes = map[string]func([]string) error{
+	"decode": cmdBenchDecode,
+}
+
+func cmdBench(args []string) error {
+	var names []string
+	for n := range benchModes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(args) == 0 {
+		return fmt.Errorf("usage: kvc bench %s ...", strings.Join(names, "|"))
+	}
+	f, ok := benchModes[args[0]]
+	if !ok {
+		return fmt.Errorf("kvc bench: unknown mode %q (have %s)", args[0], strings.Join(names, ", "))
+	}
+	return f(args[1:])
+}
+
+// decodeBench is what kvc bench decode measures.
+type decodeBench struct {
+	Model        string  `json:"model"`
+	Backend      string  `json:"backend"`
+	WeightsBytes int64   `json:"weights_bytes"`
+	ReadPerStep  int64   `json:"weight_bytes_read_per_step"`
+	Batch        int     `json:"batch"`
+	PromptTokens int     `json:"prompt_tokens"`
+	PromptTokS   float64 `json:"prompt_tok_s"`
+	DecodeSteps  int     `json:"decode_steps"`
+	StepMedianMS float64 `json:"decode_step_median_ms"`
+	DecodeTokS   float64 `json:"decode_tok_s"` // batch / median step time
+	GBs          float64 `json:"weight_gb_s"`  // weight bytes read per step / median step time
+}
+
+func cmdBenchDecode(args []string) error {
+	fs := flag.NewFlagSet("bench decode", flag.ContinueOnError)
+	var ef engineFlags
+	ef.register(fs)
+	batch := fs.Int("batch", 1, "sequences decoded together")
+	promptLen := fs.Int("prompt-len", 128, "prompt tokens (random ids) per sequence")
+	steps := fs.Int("n", 32, "decode steps")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *batch < 1 || *steps < 1 || *promptLen < 1 {
+		return fmt.Errorf("--batch, -n and --prompt-len must be positive")
+	}
+	ef.maxRows = max(ef.maxRows, *batch)
+	l, err := load(&ef, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	e := l.eng
+	cfg := l.ck.Config
+	if *promptLen+*steps > cfg.Context {
+		return fmt.Errorf("--prompt-len %d + -n %d exceed the context of %d", *promptLen, *steps, cfg.Context)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	seqs := make([]*engine.Sequence, *batch)
+	next := make([]int, *batch)
+	var prefill time.Duration
+	for i := range seqs {
+		p := make([]int, *promptLen)
+		p[0] = cfg.BOS
+		for j := 1; j < len(p); j++ {
+			p[j] = 3 + r.IntN(cfg.Vocab-3)
+		}
+		seqs[i] = e.NewSequence(engine.SamplerConfig{})
+		t0 := time.Now()
+		logits, err := e.Prefill(seqs[i], p)
+		if err != nil {
+			return err
+		}
+		prefill += time.Since(t0)
+		next[i] = engine.Argmax(logits)
+	}
+	times := make([]time.Duration, 0, *steps)
+	for s := 0; s < *steps; s++ {
+		t0 := time.Now()
+		out, err := e.Decode(seqs, next)
+		if err != nil {
+			return err
+		}
+		times = append(times, time.Since(t0))
+		for i := range next {
+			next[i] = engine.Argmax(out[i])
+		}
+	}
+	sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
+	med := times[len(times)/2].Seconds()
+	res := decodeBench{Model: l.ck.Path, Backend: e.B.Name(), WeightsBytes: e.W.Bytes, ReadPerStep: weightBytesPerStep(l.ck),
+		Batch: *batch, PromptTokens: *promptLen * *batch, PromptTokS: float64(*promptLen**batch) / prefill.Seconds(),
+		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med}
+	res.GBs = float64(res.ReadPerStep) / med / 1e9
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	fmt.Printf("%s on %s: weights %s (%s read per decode step)\n", res.Model, res.Backend, fmtBytes(res.WeightsBytes), fmtBytes(res.ReadPerStep))
+	fmt.Printf("prompt  %d tokens: %.1f tok/s\n", res.PromptTokens, res.PromptTokS)
+	fmt.Printf("decode  batch %d, %d steps: median step %.2f ms, %.1f tok/s, %.2f GB/s of weights\n",
+		res.Batch, res.DecodeSteps, res.StepMedianMS, res.DecodeTokS, res.GBs)
+	return nil
+}
+
+// weightBytesPerStep is what one decode step reads of the weights: every matrix and norm once, but of the
+// token embedding only the looked-up rows (counted as none); a tied output projection reads it whole.
+func weightBytesPerStep(ck *model.Checkpoint) int64 {
+	var n int64
+	for _, t := range ck.Tensors {
+		if t.Name == "token_embd" && !ck.Config.Tied {
+			continue
+		}
+		n += model.TensorStoredBytes(t)
+	}
+	return n
+}
