@@ -206,6 +206,17 @@ func TestStreamDecoderSplitsCharacter(t *testing.T) {
 	if f := d.Flush(); f != "\xe6" {
 		t.Errorf("Flush = %q, want \"\\xe6\"", f)
 	}
+	// A stream that follows BOS drops the dummy-prefix space of its first token, as run.c prints it.
+	d = tk.NewDecoder()
+	d.Follow(tk.BOS())
+	ids = tk.Encode("Lily", false)
+	if s := d.Push(ids[0]); strings.HasPrefix(s, " ") || s == "" {
+		t.Errorf("first token after BOS printed %q", s)
+	}
+	d = tk.NewDecoder()
+	if s := d.Push(ids[0]); !strings.HasPrefix(s, " ") {
+		t.Errorf("first token without BOS printed %q, want its space", s)
+	}
 	// A byte that can never start a character is not held back.
 	d = tk.NewDecoder()
 	if s := d.Push(0xFF + 3); s != "\xff" {

@@ -24,7 +24,7 @@ type rankEncoder struct {
 
 type rankedMerge struct{ rank, id int }
 
-func (e *rankEncoder) encode(out []int, text string, first, afterSpecial bool) []int {
+func (e *rankEncoder) encode(out []int, text string, first bool) []int {
 	for _, f := range e.normal {
 		text = f(text, first)
 	}

@@ -34,7 +34,7 @@ const (
 	prefixAlways            // for every run of text, also after a special token
 )
 
-func (e *scoreEncoder) encode(out []int, text string, first, afterSpecial bool) []int {
+func (e *scoreEncoder) encode(out []int, text string, first bool) []int {
 	if text == "" {
 		return out
 	}

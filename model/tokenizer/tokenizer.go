@@ -23,7 +23,7 @@ type Tokenizer interface {
 	NewDecoder() *StreamDecoder
 	// Vocab is the number of token ids.
 	Vocab() int
-	// BOS is the begin-of-sequence id.
+	// BOS is the begin-of-sequence id, -1 when the tokenizer has none (then Encode adds nothing).
 	BOS() int
 	// EOS are the ids that end generation, the primary end-of-sequence id first.
 	EOS() []int
@@ -47,10 +47,10 @@ type vocab struct {
 	segment       segmentEncoder // encodes text that holds no special token
 }
 
-// segmentEncoder encodes one run of ordinary text. first is true for the run at the very start of the
-// input (some prefix schemes add the dummy space only there); afterSpecial when a special token precedes.
+// segmentEncoder encodes one run of ordinary text (between special tokens). first is true for the run
+// at the very start of the input: some prefix schemes add the dummy space only there.
 type segmentEncoder interface {
-	encode(out []int, text string, first, afterSpecial bool) []int
+	encode(out []int, text string, first bool) []int
 }
 
 func newVocab(pieces []string) *vocab {
@@ -70,17 +70,14 @@ func (v *vocab) Encode(text string, addBOS bool) []int {
 		out = append(out, v.bos)
 	}
 	if v.specials == nil {
-		return v.segment.encode(out, text, true, false)
+		return v.segment.encode(out, text, true)
 	}
-	afterSpecial := false
 	first := true
 	v.specials.split(text, func(seg string, special int) {
 		if special >= 0 {
 			out = append(out, special)
-			afterSpecial = true
-		} else if seg != "" {
-			out = v.segment.encode(out, seg, first, afterSpecial)
-			afterSpecial = false
+		} else {
+			out = v.segment.encode(out, seg, first)
 		}
 		first = false
 	})
@@ -93,7 +90,7 @@ func (v *vocab) piece(prev, id int) []byte {
 		return nil
 	}
 	b := v.decoded[id]
-	if v.stripAfterBOS && prev == v.bos && len(b) > 0 && b[0] == ' ' {
+	if v.stripAfterBOS && prev >= 0 && prev == v.bos && len(b) > 0 && b[0] == ' ' {
 		b = b[1:]
 	}
 	return b
@@ -138,6 +135,10 @@ type StreamDecoder struct {
 	prev    int
 	pending []byte
 }
+
+// Follow tells the decoder which token precedes the stream (e.g. the last prompt token) without
+// printing it, so that a first generated token after BOS loses its dummy-prefix space as in run.c.
+func (d *StreamDecoder) Follow(prev int) { d.prev = prev }
 
 // Push adds one id and returns the text that is now complete (possibly "").
 func (d *StreamDecoder) Push(id int) string {
