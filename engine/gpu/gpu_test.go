@@ -147,6 +147,34 @@ func TestIndependentDispatchesNeedNoBarrier(t *testing.T) {
 	if got := b.Stats().Barriers - before; got != 0 {
 		t.Errorf("%d barriers between fills of distinct buffers, want 0", got)
 	}
+	// Disjoint ranges of one buffer need none either; an overlapping range does.
+	x := bufs[0]
+	before = b.Stats().Barriers
+	b.Fill(Range{x, 0, 512}, 1)
+	b.Fill(Range{x, 512, 512}, 2)
+	if got := b.Stats().Barriers - before; got != 0 {
+		t.Errorf("%d barriers between fills of disjoint ranges, want 0", got)
+	}
+	b.Fill(Range{x, 256, 512}, 3)
+	if got := b.Stats().Barriers - before; got != 1 {
+		t.Errorf("%d barriers before an overlapping fill, want 1", got)
+	}
+	out := make([]byte, 1024)
+	if err := b.Read(x, 0, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range u32s(out) {
+		want := uint32(1)
+		switch {
+		case i >= 64 && i < 192:
+			want = 3
+		case i >= 192:
+			want = 2
+		}
+		if v != want {
+			t.Fatalf("word %d = %d, want %d", i, v, want)
+		}
+	}
 }
 
 func TestAllocationLimits(t *testing.T) {

@@ -26,10 +26,10 @@ type Buffer struct {
 	freed  bool
 	owner  *allocator // the device it belongs to
 
-	// Hazard tracking (see recorder): the barrier epoch of this buffer's last read and last write.
-	readEpoch, writeEpoch uint64
-	useSerial             uint64       // recording serial that last used it
-	sets                  []*descEntry // cached descriptor sets that point at it
+	// Hazard tracking (see recorder): the byte ranges read and written since the last barrier.
+	reads, writes access
+	useSerial     uint64       // recording serial that last used it
+	sets          []*descEntry // cached descriptor sets that point at it
 }
 
 // Size is the size asked for, in bytes.

@@ -91,20 +91,58 @@ func (b *Backend) begin() bool {
 	return true
 }
 
-// access notes a use of buf by the next command and inserts a barrier if it conflicts with an earlier
-// command since the last barrier. Call hazard for every buffer first, then mark.
-func (b *Backend) hazard(buf *Buffer, write bool) bool {
-	if buf.writeEpoch == b.rec.epoch {
-		return true // read-after-write or write-after-write
-	}
-	return write && buf.readEpoch == b.rec.epoch // write-after-read
+// access is the set of byte ranges of a buffer that commands since the last barrier (epoch) touched; past
+// a few ranges it covers the whole buffer.
+type access struct {
+	epoch uint64
+	n     int
+	all   bool
+	spans [4]span
 }
 
-func (b *Backend) mark(buf *Buffer, write bool) {
+func (a *access) overlaps(epoch, off, n uint64) bool {
+	if a.epoch != epoch {
+		return false
+	}
+	if a.all {
+		return true
+	}
+	for _, s := range a.spans[:a.n] {
+		if off < s.off+s.size && s.off < off+n {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *access) add(epoch, off, n uint64) {
+	if a.epoch != epoch {
+		a.epoch, a.n, a.all = epoch, 0, false
+	}
+	if a.all {
+		return
+	}
+	if a.n == len(a.spans) {
+		a.all = true
+		return
+	}
+	a.spans[a.n] = span{off, n}
+	a.n++
+}
+
+// hazard reports whether the next command's access to [off, off+n) of buf conflicts with a command since
+// the last barrier (read-after-write, write-after-write, write-after-read). Call hazard for every range of
+// a command first, then mark them.
+func (b *Backend) hazard(buf *Buffer, off, n uint64, write bool) bool {
+	e := b.rec.epoch
+	return buf.writes.overlaps(e, off, n) || write && buf.reads.overlaps(e, off, n)
+}
+
+func (b *Backend) mark(buf *Buffer, off, n uint64, write bool) {
 	if write {
-		buf.writeEpoch = b.rec.epoch
+		buf.writes.add(b.rec.epoch, off, n)
 	} else {
-		buf.readEpoch = b.rec.epoch
+		buf.reads.add(b.rec.epoch, off, n)
 	}
 	buf.useSerial = b.rec.serial
 }
@@ -242,7 +280,7 @@ func (b *Backend) Dispatch(k *Kernel, groups [3]uint32, push []byte, bufs ...[]R
 	j := 0
 	for i := range bufs {
 		for range bufs[i] {
-			need = need || b.hazard(r.owners[j], !k.readOnly[i])
+			need = need || b.hazard(r.owners[j], r.offs[j], r.ranges[j], !k.readOnly[i])
 			j++
 		}
 	}
@@ -252,7 +290,7 @@ func (b *Backend) Dispatch(k *Kernel, groups [3]uint32, push []byte, bufs ...[]R
 	j = 0
 	for i := range bufs {
 		for range bufs[i] {
-			b.mark(r.owners[j], !k.readOnly[i])
+			b.mark(r.owners[j], r.offs[j], r.ranges[j], !k.readOnly[i])
 			j++
 		}
 	}
@@ -279,11 +317,12 @@ func (b *Backend) Copy(dst, src Range) {
 	if n == 0 || !b.begin() {
 		return
 	}
-	if b.hazard(src.Buf, false) || b.hazard(dst.Buf, true) {
+	so, do, un := uint64(src.Off), uint64(dst.Off), uint64(n)
+	if b.hazard(src.Buf, so, un, false) || b.hazard(dst.Buf, do, un, true) {
 		b.barrier()
 	}
-	b.mark(src.Buf, false)
-	b.mark(dst.Buf, true)
+	b.mark(src.Buf, so, un, false)
+	b.mark(dst.Buf, do, un, true)
 	b.dev.CmdCopy(b.rec.cmd, src.Buf.h, dst.Buf.h, uint64(src.Off), uint64(dst.Off), uint64(n))
 }
 
@@ -291,10 +330,10 @@ func (b *Backend) recordUpdate(buf *Buffer, off int64, data []byte) {
 	if !b.begin() {
 		return
 	}
-	if b.hazard(buf, true) {
+	if b.hazard(buf, uint64(off), uint64(len(data)), true) {
 		b.barrier()
 	}
-	b.mark(buf, true)
+	b.mark(buf, uint64(off), uint64(len(data)), true)
 	b.dev.CmdUpdate(b.rec.cmd, buf.h, uint64(off), data)
 }
 
@@ -316,10 +355,10 @@ func (b *Backend) Fill(r Range, value uint32) {
 		if !b.begin() {
 			return
 		}
-		if b.hazard(r.Buf, true) {
+		if b.hazard(r.Buf, uint64(r.Off), uint64(n), true) {
 			b.barrier()
 		}
-		b.mark(r.Buf, true)
+		b.mark(r.Buf, uint64(r.Off), uint64(n), true)
 		b.dev.CmdFill(b.rec.cmd, r.Buf.h, uint64(r.Off), uint64(n), value)
 		return
 	}
