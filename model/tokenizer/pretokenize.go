@@ -15,6 +15,8 @@ import (
 const (
 	llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	gpt2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	// Qwen2's is Llama-3's with single digits.
+	qwen2Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
 // splitter cuts text into pre-tokens; the pieces concatenate back to the text.
@@ -28,6 +30,8 @@ func splitterFor(pattern string) (splitter, error) {
 		return splitLlama3, nil
 	case gpt2Pattern:
 		return splitGPT2, nil
+	case qwen2Pattern:
+		return splitQwen2, nil
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
@@ -133,7 +137,10 @@ func whitespaceTail(r []rune, p int) int {
 }
 
 func splitLlama3(text string) []string { return splitBy(text, matchLlama3) }
-func splitGPT2(text string) []string   { return splitBy(text, matchGPT2) }
+func splitQwen2(text string) []string {
+	return splitBy(text, func(r []rune, p int) int { return matchLlama3Digits(r, p, 1) })
+}
+func splitGPT2(text string) []string { return splitBy(text, matchGPT2) }
 
 func splitBy(text string, match func(r []rune, p int) int) []string {
 	rs := decodeRunes(text)
@@ -151,7 +158,10 @@ func splitBy(text string, match func(r []rune, p int) int) []string {
 
 // matchLlama3 returns the end of the match at p of
 // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-func matchLlama3(r []rune, p int) int {
+func matchLlama3(r []rune, p int) int { return matchLlama3Digits(r, p, 3) }
+
+// matchLlama3Digits is matchLlama3 with \p{N}{1,maxDigits}.
+func matchLlama3Digits(r []rune, p, maxDigits int) int {
 	n := len(r)
 	if k := contraction(r, p, true); k > 0 {
 		return p + k
@@ -166,7 +176,7 @@ func matchLlama3(r []rune, p int) int {
 	// \p{N}{1,3}
 	if isN(r[p]) {
 		q := p
-		for q < n && q-p < 3 && isN(r[q]) {
+		for q < n && q-p < maxDigits && isN(r[q]) {
 			q++
 		}
 		return q

@@ -49,6 +49,16 @@ func TestSplitLlama3(t *testing.T) {
 	}
 }
 
+func TestSplitQwen2(t *testing.T) {
+	s, err := splitterFor(qwen2Pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s("x 2024!"), []string{"x", " ", "2", "0", "2", "4", "!"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("qwen2 split = %q, want %q", got, want)
+	}
+}
+
 func TestSplitGPT2(t *testing.T) {
 	cases := map[string][]string{
 		"Hello world": {"Hello", " world"},
