@@ -211,11 +211,50 @@ func TestZstdFileOrderNeedsNoRewind(t *testing.T) {
 		}
 		paths = append(paths, z)
 	}
+	// Shards well over the 1 MiB recent window, so a rewind would show.
+	big := fp8Config
+	big.Dim, big.FFN, big.Heads, big.HeadDim = 512, 1024, 4, 128
 	hf := filepath.Join(dir, "hf")
-	if err := WriteHF(hf, fp8Config, HFOptions{DType: F8E4M3, FP8Scale: ScaleChannel, InputScales: true, ShardBytes: 100 << 10, Compress: true}, RandomSource(1)); err != nil {
+	if err := WriteHF(hf, big, HFOptions{DType: F8E4M3, FP8Scale: ScaleBlock, InputScales: true, ShardBytes: 3 << 20, Compress: true}, RandomSource(1)); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append(paths[2:], hf) {
+	// A shard that stores all scales before all weights: only a separate scale stream avoids rewinds.
+	first := filepath.Join(dir, "scales-first")
+	os.MkdirAll(first, 0o755)
+	cj, _ := hfConfigFile(big, HFOptions{Architecture: "LlamaForCausalLM", DType: F8E4M3, FP8Method: "compressed-tensors"}, ScaleTensor, []string{"lm_head"})
+	os.WriteFile(filepath.Join(first, "config.json"), cj, 0o644)
+	var scales, weights []WriteTensor
+	for _, s := range CanonicalTensors(big) {
+		v, _ := RandomSource(1)(s.Name, s.Shape)
+		if len(s.Shape) == 2 && s.Name != "token_embd" && s.Name != "output" {
+			q, sc := QuantizeFP8(v, s.Shape[0], s.Shape[1], ScaleTensor)
+			b, _ := EncodeValues(F32, sc)
+			scales = append(scales, BytesTensor(hfModule(s.Name)+".weight_scale", F32, []int{}, b))
+			weights = append(weights, BytesTensor(hfName(s.Name), F8E4M3, s.Shape, q))
+			continue
+		}
+		b, _ := EncodeValues(BF16, v)
+		weights = append(weights, BytesTensor(hfName(s.Name), BF16, s.Shape, b))
+	}
+	st := writeFile(t, filepath.Join(first, "model.safetensors"), func(f *os.File) error {
+		return WriteSafetensors(f, append(scales, weights...), nil)
+	})
+	if _, err := CompressFileZstd(st); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(st)
+	// And one with all scales after all weights.
+	last := filepath.Join(dir, "scales-last")
+	os.MkdirAll(last, 0o755)
+	os.WriteFile(filepath.Join(last, "config.json"), cj, 0o644)
+	st = writeFile(t, filepath.Join(last, "model.safetensors"), func(f *os.File) error {
+		return WriteSafetensors(f, append(weights, scales...), nil)
+	})
+	if _, err := CompressFileZstd(st); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(st)
+	for _, p := range append(paths[2:], hf, first, last) {
 		c := openT(t, p)
 		for _, tn := range c.Tensors {
 			if _, err := tn.Bytes(); err != nil {

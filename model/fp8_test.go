@@ -92,9 +92,10 @@ func TestFP8Zstd(t *testing.T) {
 	}
 	a, b := openT(t, filepath.Join(dir, "plain")), openT(t, filepath.Join(dir, "z"))
 	sameWeights(t, a, b, 0)
-	q, _ := b.Tensor("blk.0.attn_k")
-	if q.InputScale != 0.0125 {
-		t.Fatalf("zstd input scale %v", q.InputScale)
+	qa, _ := a.Tensor("blk.0.attn_k")
+	qb, _ := b.Tensor("blk.0.attn_k")
+	if qa.InputScale != 0.0125 || qb.InputScale != 0 || !strings.Contains(strings.Join(b.Notes, ";"), "input_scale") {
+		t.Fatalf("input scales: plain %v, zstd %v (notes %v)", qa.InputScale, qb.InputScale, b.Notes)
 	}
 }
 

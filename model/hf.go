@@ -200,22 +200,23 @@ func (c *Checkpoint) assembleHF(cfgPath string, cfgJSON []byte, shards []shard) 
 	var inputScales []func() error
 	unused := 0
 	anyFP8 := false
+	// A compressed shard gets a second stream for its scale tensors, so that reading tensors in file
+	// order (bytes, then scales) moves both streams forward only. Input scales of compressed shards are
+	// not read (that would cost a pass over the shard at Open); they are reported as 0.
+	scaleBlob := map[blob]blob{}
+	compressedInput := false
 	for _, s := range shards {
-		// Small scale tensors of a compressed shard are read in one forward pass now, so that Scales()
-		// never rewinds the stream.
-		var cache map[string][]byte
-		if isZstd(s.b.Name()) {
-			cache = map[string][]byte{}
-			for _, e := range s.h.entries {
-				if isScaleName(e.Name) {
-					v, err := s.b.View(e.Begin, e.End-e.Begin)
-					if err != nil {
-						return err
-					}
-					cache[e.Name] = v
-				}
+		scaleBlob[s.b] = s.b
+		if _, ok := s.b.(*zstdBlob); ok {
+			z, err := openZstd(s.b.Name())
+			if err != nil {
+				return err
 			}
+			c.blobs = append(c.blobs, z)
+			scaleBlob[s.b] = z
 		}
+	}
+	for _, s := range shards {
 		for _, e := range s.h.entries {
 			module, ok := strings.CutSuffix(e.Name, ".weight")
 			canon := ""
@@ -256,11 +257,13 @@ func (c *Checkpoint) assembleHF(cfgPath string, cfgJSON []byte, shards []shard) 
 					return fmt.Errorf("%s: scale %s: %v", sl.s.b.Name(), sname, err)
 				}
 				t.ScaleKind = q.Kind
-				t.scales = scaleReader(sl.s.b, sl.e, n, cache)
-				if il, ok := all[module+".input_scale"]; ok {
+				t.scales = scaleReader(sl.s.b, scaleBlob[sl.s.b], sl.e, n)
+				if il, ok := all[module+".input_scale"]; ok && isZstd(il.s.b.Name()) {
+					compressedInput = true
+				} else if ok {
 					t := t
 					inputScales = append(inputScales, func() error {
-						v, err := readScaleValues(il.s.b, il.e, 1, cache)
+						v, err := readScaleValues(il.s.b, il.e, 1)
 						if err != nil {
 							return err
 						}
@@ -277,6 +280,9 @@ func (c *Checkpoint) assembleHF(cfgPath string, cfgJSON []byte, shards []shard) 
 				return err
 			}
 		}
+	}
+	if compressedInput {
+		c.Notes = append(c.Notes, "input_scale tensors of compressed shards not read (reported as 0; the engine does not use them)")
 	}
 	if unused > 5 {
 		c.Notes = append(c.Notes, fmt.Sprintf("... %d unused tensors in all", unused))
@@ -331,9 +337,15 @@ func scaleCount(kind ScaleKind, w, s []int) (int, error) {
 	return 0, fmt.Errorf("unknown scale kind %v", kind)
 }
 
-func scaleReader(b blob, e stEntry, n int, cache map[string][]byte) func() ([]float32, error) {
+// scaleReader reads a scale tensor from its shard; a compressed shard's main stream is used when the
+// scale is near its position (recent window or just ahead), the shard's scale stream otherwise.
+func scaleReader(main, side blob, e stEntry, n int) func() ([]float32, error) {
 	return func() ([]float32, error) {
-		v, err := readScaleValues(b, e, n, cache)
+		b := main
+		if z, ok := main.(*zstdBlob); ok && !z.near(e.Begin) {
+			b = side
+		}
+		v, err := readScaleValues(b, e, n)
 		if err != nil {
 			return nil, err
 		}
@@ -344,15 +356,12 @@ func scaleReader(b blob, e stEntry, n int, cache map[string][]byte) func() ([]fl
 	}
 }
 
-// readScaleValues decodes an F32/BF16/F16 scale tensor (cached bytes first).
-func readScaleValues(b blob, e stEntry, n int, cache map[string][]byte) ([]float32, error) {
-	raw, ok := cache[e.Name]
-	if !ok {
-		// pread, not the mapping: a handful of bytes should not fault in (and read ahead) a page range.
-		raw = make([]byte, e.End-e.Begin)
-		if k, err := b.ReadAt(raw, e.Begin); k < len(raw) {
-			return nil, fmt.Errorf("%s: scale %s: read %d of %d bytes: %v", b.Name(), e.Name, k, len(raw), err)
-		}
+// readScaleValues decodes an F32/BF16/F16 scale tensor. It uses pread, not the mapping: a handful of
+// bytes should not fault in (and read ahead) a page range.
+func readScaleValues(b blob, e stEntry, n int) ([]float32, error) {
+	raw := make([]byte, e.End-e.Begin)
+	if k, err := b.ReadAt(raw, e.Begin); k < len(raw) {
+		return nil, fmt.Errorf("%s: scale %s: read %d of %d bytes: %v", b.Name(), e.Name, k, len(raw), err)
 	}
 	if int64(len(raw)) < int64(n)*int64(e.dt.ElemBytes()) {
 		return nil, fmt.Errorf("%s: scale %s: %d bytes for %d values", b.Name(), e.Name, len(raw), n)

@@ -141,6 +141,14 @@ func (z *zstdBlob) readAt(p []byte, off int64) (int, error) {
 	return n + k, err
 }
 
+// near reports whether off is in the recent window or at most 1 MiB ahead: reading it costs no rewind
+// and skips little.
+func (z *zstdBlob) near(off int64) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return off >= z.pos-int64(len(z.recent)) && off <= z.pos+zstdRecent
+}
+
 func (z *zstdBlob) ReadAt(p []byte, off int64) (int, error) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
