@@ -146,9 +146,13 @@ func (g *generation) compress(seq *engine.Sequence) error {
 }
 
 func (g *generation) run(ids []int, sc engine.SamplerConfig, n int, stops []string, interval int) (genResult, error) {
+	return g.continueSeq(g.l.eng.NewSequence(sc), ids, n, stops, interval)
+}
+
+// continueSeq prefills ids after what seq already holds, then generates up to n tokens.
+func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops []string, interval int) (genResult, error) {
 	e := g.l.eng
 	res := genResult{promptTokens: len(ids), finish: "length"}
-	seq := e.NewSequence(sc)
 	res.seq = seq
 	t0 := time.Now()
 	logits, err := e.Prefill(seq, ids)
@@ -162,7 +166,7 @@ func (g *generation) run(ids []int, sc engine.SamplerConfig, n int, stops []stri
 	res.prefill = time.Since(t0)
 	t1 := time.Now()
 	dec := g.l.tok.NewDecoder()
-	for _, id := range ids { // the decoder needs the context (e.g. the space dropped after BOS)
+	for _, id := range seq.Tokens { // the decoder needs the context (e.g. the space dropped after BOS)
 		dec.Push(id)
 	}
 	dec.Flush()
