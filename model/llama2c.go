@@ -19,7 +19,8 @@ import (
 // Version 1: f32 rms_att for all layers, rms_ffn for all layers, rms_final, token_embedding, wq..., wk...,
 // wv..., wo..., w1..., w2..., w3... (each stacked over layers), then wcls if not shared.
 // Version 2: the same norms in f32, then tok_embedding, wq..., wk..., wv..., wo..., w1..., w2..., w3...,
-// (wcls) each as Q8_0: int8 values of the whole tensor followed by its f32 scales, one per group of GS.
+// (wcls), each layer's tensor as Q8_0: its int8 values followed by its f32 scales, one per group of GS
+// (runq.c's init_quantized_tensors).
 
 const llama2cMagic = 0x616b3432
 
@@ -228,23 +229,12 @@ func (c *Checkpoint) readLlama2CVersioned(b blob) error {
 // readLlama2CBody lays out a version 1 (gs == 0, f32) or version 2 (Q8_0 with group gs) body.
 func (c *Checkpoint) readLlama2CBody(b blob, p llama2cHeader, gs int) error {
 	off := int64(256)
-	// A compressed v2 file gets a second stream for the scales, so values and scales both move forward
-	// when tensors are read in file order (two decompressions instead of a rewind per tensor).
-	sb := b
-	if _, ok := b.(*zstdBlob); ok && gs > 0 {
-		z, err := openZstd(b.Name())
-		if err != nil {
-			return err
-		}
-		c.blobs = append(c.blobs, z)
-		sb = z
-	}
 	addF32 := func(name, src string, shape []int) error {
 		t := viewTensor(b, name, src, F32, shape, off)
 		off += t.DataBytes()
 		return c.add(t)
 	}
-	// A stacked Q8_0 array is int8 values [L*rows*cols] then f32 scales [L*rows*cols/gs].
+	// f32: one array per layer. Q8_0: each layer's int8 values, then its f32 scales.
 	addStack := func(canon, src string, layers, rows, cols int, global bool) error {
 		per := int64(rows) * int64(cols)
 		if gs == 0 {
@@ -262,21 +252,20 @@ func (c *Checkpoint) readLlama2CBody(b blob, p llama2cHeader, gs int) error {
 		if cols%gs != 0 {
 			return fmt.Errorf("%s: llama2.c v2 tensor %s: %d columns not a multiple of group size %d (groups would span rows)", b.Name(), src, cols, gs)
 		}
-		qBase := off
-		sBase := off + int64(layers)*per
+		// export.py quantizes each layer's tensor on its own: int8 values, then its f32 scales.
 		for l := 0; l < layers; l++ {
 			name := canon
 			if !global {
 				name = LayerTensor(l, canon)
 			}
-			t := viewTensor(b, name, fmt.Sprintf("%s[%d]", src, l), Q8_0, []int{rows, cols}, qBase+int64(l)*per)
+			t := viewTensor(b, name, fmt.Sprintf("%s[%d]", src, l), Q8_0, []int{rows, cols}, off)
 			t.Group = gs
-			t.scales = f32Scales(sb, t.SourceName, sBase+int64(l)*per/int64(gs)*4, per/int64(gs), false)
+			t.scales = f32Scales(b, t.SourceName, off+per, per/int64(gs), false)
 			if err := c.add(t); err != nil {
 				return err
 			}
+			off += per + per/int64(gs)*4
 		}
-		off = sBase + int64(layers)*per/int64(gs)*4
 		return nil
 	}
 	for l := 0; l < p.Layers; l++ {

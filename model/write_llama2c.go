@@ -81,7 +81,6 @@ func WriteLlama2C(w io.Writer, cfg Config, version, gs int, src TensorSource) er
 			}
 			return nil
 		}
-		var scales []float32
 		for _, n := range names {
 			v, err := get(n, specs[n])
 			if err != nil {
@@ -89,9 +88,8 @@ func WriteLlama2C(w io.Writer, cfg Config, version, gs int, src TensorSource) er
 			}
 			q, s := quantizeQ8(v, gs)
 			bw.Write(q)
-			scales = append(scales, s...)
+			writeF32(s)
 		}
-		writeF32(scales)
 		return nil
 	}
 	layers := func(suffix string) []string {

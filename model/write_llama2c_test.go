@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -159,4 +160,78 @@ func TestLlama2CUntiedAndBadInput(t *testing.T) {
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// TestLlama2CV2LayoutFromSpec builds a v2 file byte by byte as export.py writes it and runq.c maps it
+// (norms; then per tensor and layer: int8 values, f32 scales), independently of WriteLlama2C.
+func TestLlama2CV2LayoutFromSpec(t *testing.T) {
+	// tinyConfig's shape: dim 8, 2 layers, 2 heads, 1 kv head (kv dim 4), ffn 12, vocab 16.
+	const gs = 4
+	var buf bytes.Buffer
+	w32 := func(v uint32) { var b [4]byte; binary.LittleEndian.PutUint32(b[:], v); buf.Write(b[:]) }
+	w32(0x616b3432)
+	w32(2)
+	for _, v := range []int{8, 12, 2, 2, 1, 16, 32} {
+		w32(uint32(v))
+	}
+	buf.WriteByte(0) // unshared classifier
+	w32(gs)
+	buf.Write(make([]byte, 256-buf.Len()))
+	for i := 0; i < (2*2+1)*8; i++ {
+		w32(math.Float32bits(float32(i)))
+	}
+	type blk struct {
+		name       string
+		rows, cols int
+	}
+	order := []blk{{"token_embd", 16, 8}}
+	for _, m := range []blk{{"attn_q", 8, 8}, {"attn_k", 4, 8}, {"attn_v", 4, 8}, {"attn_output", 8, 8}, {"ffn_gate", 12, 8}, {"ffn_down", 8, 12}, {"ffn_up", 12, 8}} {
+		for l := 0; l < 2; l++ {
+			order = append(order, blk{LayerTensor(l, m.name), m.rows, m.cols})
+		}
+	}
+	order = append(order, blk{"output", 16, 8})
+	wantQ := map[string][]byte{}
+	wantS := map[string][]float32{}
+	for k, b := range order {
+		q := make([]byte, b.rows*b.cols)
+		for i := range q {
+			q[i] = byte(k*31 + i)
+		}
+		s := make([]float32, len(q)/gs)
+		for i := range s {
+			s[i] = float32(k) + float32(i)/100
+		}
+		buf.Write(q)
+		for _, x := range s {
+			w32(math.Float32bits(x))
+		}
+		wantQ[b.name], wantS[b.name] = q, s
+	}
+	p := filepath.Join(t.TempDir(), "spec_v2.bin")
+	os.WriteFile(p, buf.Bytes(), 0o644)
+	c := openT(t, p)
+	if c.Config.Tied || c.Format != "llama2c-v2" {
+		t.Fatalf("format %s tied %v", c.Format, c.Config.Tied)
+	}
+	for _, b := range order {
+		tn, err := c.Tensor(b.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _ := tn.Bytes()
+		s, err := tn.Scales()
+		if err != nil || !bytes.Equal(q, wantQ[b.name]) || len(s) != len(wantS[b.name]) {
+			t.Fatalf("%s: values or scales differ (%v)", b.name, err)
+		}
+		for i := range s {
+			if s[i] != wantS[b.name][i] {
+				t.Fatalf("%s scale %d = %v, want %v", b.name, i, s[i], wantS[b.name][i])
+			}
+		}
+	}
+	n, _ := c.Tensor("blk.1.ffn_norm")
+	if v, _ := n.Float32(); v[0] != 24 {
+		t.Fatalf("blk.1.ffn_norm[0] = %v, want 24 (after 2 attn norms and 1 ffn norm of 8)", v[0])
+	}
 }
