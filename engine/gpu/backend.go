@@ -59,6 +59,8 @@ type Caps struct {
 	SubgroupMax     uint32
 	SubgroupOps     uint32 // vk.Subgroup* bits, valid in compute shaders when SubgroupCompute
 	SubgroupCompute bool
+	// SubgroupSizeInCompute: KernelOptions.SubgroupSize may be used (with Features.SubgroupSizeControl).
+	SubgroupSizeInCompute bool
 
 	MaxStorageBufferRange   int64
 	MaxAlloc                int64 // largest single buffer
@@ -216,6 +218,7 @@ func makeCaps(d *vk.DeviceInfo, f vk.Features) Caps {
 		Storage8: f.StorageBuffer8BitAccess && f.ShaderInt8, Int64: f.ShaderInt64,
 		SubgroupSize: d.Subgroup.Size, SubgroupMin: d.Subgroup.MinSize, SubgroupMax: d.Subgroup.MaxSize,
 		SubgroupOps: d.Subgroup.Operations, SubgroupCompute: d.Subgroup.InCompute,
+		SubgroupSizeInCompute: d.Subgroup.RequiredInCompute,
 		MaxStorageBufferRange: int64(l.MaxStorageBufferRange), MaxAlloc: int64(maxAlloc),
 		StorageOffsetAlignment: int64(l.MinStorageBufferOffsetAlignment),
 		MaxSharedMemory:        int(l.MaxComputeSharedMemorySize), MaxWorkGroupInvocations: int(l.MaxComputeWorkGroupInvocations),

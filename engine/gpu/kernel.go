@@ -28,7 +28,23 @@ type Kernel struct {
 // constants and len(bindings) storage-buffer bindings in set 0, binding i being an array of bindings[i]
 // buffers (1 for a plain buffer). Pipelines are cached by all of these.
 func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings []int) (*Kernel, error) {
+	return b.KernelWith(spvName, spec, pushBytes, bindings, KernelOptions{})
+}
+
+// KernelOptions are the rarer pipeline settings.
+type KernelOptions struct {
+	// SubgroupSize, when not 0, fixes the subgroup size (a power of two in [Caps.SubgroupMin,
+	// Caps.SubgroupMax]); needs Caps.Features.SubgroupSizeControl and Caps.SubgroupSizeInCompute.
+	SubgroupSize uint32
+	// FullSubgroups makes every subgroup full (the workgroup's x size must be a multiple of the subgroup
+	// size); needs Caps.Features.ComputeFullSubgroups.
+	FullSubgroups bool
+}
+
+// KernelWith is Kernel with KernelOptions.
+func (b *Backend) KernelWith(spvName string, spec []uint32, pushBytes int, bindings []int, o KernelOptions) (*Kernel, error) {
 	key := makeKernelKey(spvName, spec, pushBytes, bindings)
+	key.opts = o
 	if k, ok := b.kernels[key]; ok {
 		return k, nil
 	}
@@ -39,6 +55,18 @@ func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings 
 	si, err := parseSPIRV(code)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s: %w", spvName, err)
+	}
+	if sz := o.SubgroupSize; sz != 0 {
+		c := b.caps
+		if !c.Features.SubgroupSizeControl || !c.SubgroupSizeInCompute {
+			return nil, fmt.Errorf("gpu: kernel %s: a fixed subgroup size needs subgroupSizeControl for compute shaders, which %s lacks", spvName, b.info.Name)
+		}
+		if sz&(sz-1) != 0 || sz < c.SubgroupMin || sz > c.SubgroupMax {
+			return nil, fmt.Errorf("gpu: kernel %s: subgroup size %d not a power of two in [%d, %d] on %s", spvName, sz, c.SubgroupMin, c.SubgroupMax, b.info.Name)
+		}
+	}
+	if o.FullSubgroups && !b.caps.Features.ComputeFullSubgroups {
+		return nil, fmt.Errorf("gpu: kernel %s: full subgroups need computeFullSubgroups, not enabled on %s", spvName, b.info.Name)
 	}
 	if miss := missingFeatures(si.Capabilities, b.caps.Features, b.info.Subgroup); len(miss) > 0 {
 		return nil, fmt.Errorf("gpu: kernel %s needs %s, not enabled on %s: choose another variant", spvName, strings.Join(miss, ", "), b.info.Name)
@@ -70,7 +98,8 @@ func (b *Backend) Kernel(spvName string, spec []uint32, pushBytes int, bindings 
 			return nil, fmt.Errorf("gpu: kernel %s: the shader uses set %d binding %d, but %d bindings in set 0 were declared", spvName, sb[0], sb[1], len(bindings))
 		}
 	}
-	k.pipe, err = b.dev.CreatePipeline(vk.PipelineDesc{Code: code, Spec: spec, PushBytes: uint32(pushBytes), Counts: counts, Cache: b.cache})
+	k.pipe, err = b.dev.CreatePipeline(vk.PipelineDesc{Code: code, Spec: spec, PushBytes: uint32(pushBytes), Counts: counts,
+		Cache: b.cache, RequiredSubgroup: o.SubgroupSize, FullSubgroups: o.FullSubgroups})
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s: %w", spvName, err)
 	}
@@ -87,6 +116,7 @@ type kernelKey struct {
 	spec         [12]uint32
 	bind         [24]int32
 	long         string // when spec or bindings do not fit the arrays
+	opts         KernelOptions
 }
 
 func makeKernelKey(name string, spec []uint32, push int, bindings []int) kernelKey {

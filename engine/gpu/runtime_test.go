@@ -333,3 +333,33 @@ func TestRandomCommandStreamMatchesModel(t *testing.T) {
 	}
 	t.Logf("stats %+v", b.Stats())
 }
+
+func TestKernelSubgroupOptions(t *testing.T) {
+	b := OpenForTest(t)
+	c := b.Caps()
+	if _, err := b.KernelWith("fill", []uint32{64}, 8, []int{1}, KernelOptions{SubgroupSize: 3}); err == nil {
+		t.Error("subgroup size 3 accepted")
+	}
+	if !c.Features.SubgroupSizeControl || !c.SubgroupSizeInCompute || !c.Features.ComputeFullSubgroups {
+		t.Skip("no subgroup size control for compute shaders")
+	}
+	sz := c.SubgroupMax
+	k, err := b.KernelWith("fill", []uint32{4 * sz}, 8, []int{1}, KernelOptions{SubgroupSize: sz, FullSubgroups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k0, _ := b.Kernel("fill", []uint32{4 * sz}, 8, []int{1}); k0 == k {
+		t.Error("options not part of the kernel cache key")
+	}
+	buf, _ := b.AllocBuffer(4 * 1000)
+	b.Dispatch(k, b.Groups1D(1000, int(4*sz)), Push(uint32(1000), uint32(42)), []Range{Whole(buf)})
+	out := make([]byte, 4000)
+	if err := b.Read(buf, 0, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range u32s(out) {
+		if v != 42 {
+			t.Fatalf("word %d = %d", i, v)
+		}
+	}
+}

@@ -185,6 +185,7 @@ type PipelineDesc struct {
 	PushBytes        uint32
 	Counts           []uint32 // descriptor count per binding
 	RequiredSubgroup uint32   // 0: driver's choice (needs subgroupSizeControl otherwise)
+	FullSubgroups    bool     // every subgroup full (needs computeFullSubgroups)
 	Cache            PipelineCache
 }
 
@@ -217,7 +218,7 @@ func (d *Device) CreatePipeline(desc PipelineDesc) (*Pipeline, error) {
 	var out [3]C.uint64_t
 	r := C.kvc_create_kernel(d.c, C.uint64_t(desc.Cache), (*C.uint32_t)(code), C.size_t(len(desc.Code)),
 		&words[0], C.uint32_t(len(desc.Spec)), C.uint32_t(desc.PushBytes), &words[len(desc.Spec)],
-		C.uint32_t(len(desc.Counts)), C.uint32_t(desc.RequiredSubgroup), &out[0])
+		C.uint32_t(len(desc.Counts)), C.uint32_t(desc.RequiredSubgroup), boolInt(desc.FullSubgroups), &out[0])
 	if err := check("vkCreateComputePipelines", r); err != nil {
 		return nil, err
 	}

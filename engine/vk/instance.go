@@ -193,6 +193,8 @@ type Subgroup struct {
 	MaxSize    uint32
 	Operations uint32 // Subgroup* bits
 	InCompute  bool   // supportedStages includes compute
+	// RequiredInCompute: a compute pipeline may ask for a size in [MinSize, MaxSize] (subgroup size control).
+	RequiredInCompute bool
 }
 
 // OpNames lists the supported subgroup operations.
@@ -385,6 +387,7 @@ func convertInfo(r *C.kvc_devinfo) DeviceInfo {
 	d.Subgroup = Subgroup{
 		Size: uint32(r.subgroup_size), MinSize: uint32(r.subgroup_min), MaxSize: uint32(r.subgroup_max),
 		Operations: uint32(r.subgroup_ops), InCompute: r.subgroup_stages&C.VK_SHADER_STAGE_COMPUTE_BIT != 0,
+		RequiredInCompute: r.subgroup_required_stages&C.VK_SHADER_STAGE_COMPUTE_BIT != 0,
 	}
 	d.Features = Features{
 		ShaderFloat16: r.shader_float16 != 0, ShaderInt8: r.shader_int8 != 0, ShaderInt16: r.shader_int16 != 0,

@@ -270,6 +270,7 @@ void kvc_query_device(kvc_inst *in, uint64_t physh, kvc_devinfo *o) {
 	o->subgroup_stages = sg.supportedStages;
 	o->subgroup_min = have_sgc ? sgc.minSubgroupSize : sg.subgroupSize;
 	o->subgroup_max = have_sgc ? sgc.maxSubgroupSize : sg.subgroupSize;
+	o->subgroup_required_stages = have_sgc ? sgc.requiredSubgroupSizeStages : 0;
 	o->timestamp_period = l->timestampPeriod;
 	o->timestamp_compute_and_graphics = l->timestampComputeAndGraphics;
 
@@ -493,7 +494,7 @@ void kvc_destroy_pipeline_cache(kvc_dev *d, uint64_t cache) {
 
 VkResult kvc_create_kernel(kvc_dev *d, uint64_t cache, const uint32_t *code, size_t code_bytes, const uint32_t *spec,
                            uint32_t nspec, uint32_t push_bytes, const uint32_t *counts, uint32_t nbind,
-                           uint32_t required_subgroup, uint64_t *out3) {
+                           uint32_t required_subgroup, int full_subgroups, uint64_t *out3) {
 	VkResult r;
 	VkDescriptorSetLayoutBinding *b = calloc(nbind ? nbind : 1, sizeof *b);
 	for (uint32_t i = 0; i < nbind; i++) {
@@ -548,6 +549,7 @@ VkResult kvc_create_kernel(kvc_dev *d, uint64_t cache, const uint32_t *code, siz
 	pci.stage.pName = "main";
 	pci.stage.pSpecializationInfo = nspec ? &si : NULL;
 	if (required_subgroup) pci.stage.pNext = &rs;
+	if (full_subgroups) pci.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
 	pci.layout = layout;
 	r = d->CreateComputePipelines(d->dev, H(VkPipelineCache, cache), 1, &pci, NULL, &pipe);
 

@@ -71,7 +71,7 @@ typedef struct kvc_devinfo {
 	uint32_t max_compute_shared_memory_size, max_compute_work_group_invocations;
 	uint32_t max_compute_work_group_size[3], max_compute_work_group_count[3];
 	uint32_t max_push_constants_size, max_bound_descriptor_sets, max_per_stage_descriptor_storage_buffers;
-	uint32_t subgroup_size, subgroup_ops, subgroup_stages, subgroup_min, subgroup_max;
+	uint32_t subgroup_size, subgroup_ops, subgroup_stages, subgroup_min, subgroup_max, subgroup_required_stages;
 	float timestamp_period;
 	uint32_t timestamp_compute_and_graphics, timestamp_valid_bits;
 	int32_t queue_family; // -1: no compute queue
@@ -118,7 +118,7 @@ VkResult kvc_pipeline_cache_data(kvc_dev *d, uint64_t cache, size_t *n, void *da
 void kvc_destroy_pipeline_cache(kvc_dev *d, uint64_t cache);
 VkResult kvc_create_kernel(kvc_dev *d, uint64_t cache, const uint32_t *code, size_t code_bytes, const uint32_t *spec,
                            uint32_t nspec, uint32_t push_bytes, const uint32_t *counts, uint32_t nbind,
-                           uint32_t required_subgroup, uint64_t *out3);
+                           uint32_t required_subgroup, int full_subgroups, uint64_t *out3);
 void kvc_destroy_kernel(kvc_dev *d, uint64_t dsl, uint64_t layout, uint64_t pipe);
 
 VkResult kvc_create_desc_pool(kvc_dev *d, uint32_t max_sets, uint32_t ndesc, uint64_t *out);
