@@ -15,8 +15,9 @@ import (
 // window size: 8 MiB for klauspost's default level, capped at 1 GiB), the last 1 MiB decoded (so header
 // re-reads and read-ahead never rewind), and a copy of the tensor being read (up to twice its size when
 // it is over 64 MiB, since such buffers grow with the data really decoded). Reading tensors in file order
-// (bytes, then scales) is one pass: HF FP8 scale tensors are read during Open, GGUF Q8_0 scales come
-// with the bytes, and llama2.c v2 files get a second stream for their scales. Asking for an earlier
+// (bytes, then scales) is one pass: GGUF Q8_0 scales come with the bytes, llama2.c v2 scales follow
+// their values, and an HF shard reads a scale tensor from its main stream when it is near, else from a
+// second stream of the same shard (layouts with all scales first or last). Asking for an earlier
 // offset restarts the stream from the file's beginning.
 
 func isZstd(path string) bool { return strings.HasSuffix(path, ".zst") }
