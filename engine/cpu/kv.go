@@ -191,7 +191,8 @@ func (p *KVPool) softmaxRow(prob []float64, q []float32, ks [][]float32, slots [
 }
 
 // Attention is paged attention over each row's per-head block tables (see engine.Backend). A row with no
-// visible slot gets a zero output. Metric modes add per slot; they assume one row per head table.
+// visible slot gets a zero output. Metric modes add per slot; they assume one row per head table (rows
+// sharing a table add their sums together here).
 func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, qHeads, kvHeads int,
 	scale float32, mode engine.MetricMode) {
 	p := asPool("Attention", pool)
@@ -200,34 +201,58 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	o, qq, heads, tables, pos := f32(out), f32(q), i32(a.Heads), i32(a.Tables), i32(a.Pos)
 	r, d := qHeads/kvHeads, p.headDim
-	c.kvParallel(a.Rows*kvHeads, func(job int) {
-		row, kh := job/kvHeads, job%kvHeads
-		off, ctx := int(heads[job*2]), int(heads[job*2+1])
-		slots := p.headSlots("Attention", tables, off, ctx)
-		ks, vs := p.headKV(slots)
-		prob := make([]float64, ctx)
-		metric := make([]float64, ctx)
-		acc := make([]float64, d)
-		for h := kh * r; h < (kh+1)*r; h++ {
-			qo := (row*qHeads + h) * d
-			for e := range acc {
-				acc[e] = 0
+	// Rows that read the same head cache (a prefill chunk) share one job, so its K/V are loaded once.
+	type headKey struct{ kh, off, ctx int32 }
+	var jobs [][]int // [job] rows*kvHeads+kh indices
+	index := map[headKey]int{}
+	for row := 0; row < a.Rows; row++ {
+		for kh := 0; kh < kvHeads; kh++ {
+			j := row*kvHeads + kh
+			key := headKey{int32(kh), heads[j*2], heads[j*2+1]}
+			n, ok := index[key]
+			if !ok {
+				n = len(jobs)
+				index[key] = n
+				jobs = append(jobs, nil)
 			}
-			if p.softmaxRow(prob, qq[qo:qo+d], ks, slots, pos[row], scale) {
-				for i, pr := range prob {
-					for e := range acc {
-						acc[e] += pr * float64(vs[i][e])
-					}
-					switch mode {
-					case engine.MetricSquared:
-						metric[i] += pr * pr
-					case engine.MetricPlain:
-						metric[i] += pr
+			jobs[n] = append(jobs[n], j)
+		}
+	}
+	c.kvParallel(len(jobs), func(job int) {
+		first := jobs[job][0]
+		kh := first % kvHeads
+		off, ctx := int(heads[first*2]), int(heads[first*2+1])
+		slots := p.headSlots("Attention", tables, off, max(ctx, 0))
+		ks, vs := p.headKV(slots)
+		prob := make([]float64, len(slots))
+		metric := make([]float64, len(slots))
+		acc := make([]float64, d)
+		for _, j := range jobs[job] {
+			row := j / kvHeads
+			for h := kh * r; h < (kh+1)*r; h++ {
+				qo := (row*qHeads + h) * d
+				for e := range acc {
+					acc[e] = 0
+				}
+				if p.softmaxRow(prob, qq[qo:qo+d], ks, slots, pos[row], scale) {
+					for i, pr := range prob {
+						if pr == 0 {
+							continue
+						}
+						for e, x := range vs[i] {
+							acc[e] += pr * float64(x)
+						}
+						switch mode {
+						case engine.MetricSquared:
+							metric[i] += pr * pr
+						case engine.MetricPlain:
+							metric[i] += pr
+						}
 					}
 				}
-			}
-			for e, x := range acc {
-				o[qo+e] = float32(x)
+				for e, x := range acc {
+					o[qo+e] = float32(x)
+				}
 			}
 		}
 		if mode != engine.MetricNone {
