@@ -263,3 +263,31 @@ func TestLoneSafetensorsWithMetadataConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestHFTiedWithOutputAndBias(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig
+	var ts []WriteTensor
+	for _, s := range CanonicalTensors(cfg) {
+		v, _ := RandomSource(1)(s.Name, s.Shape)
+		b, _ := EncodeValues(F32, v)
+		ts = append(ts, BytesTensor(hfName(s.Name), F32, s.Shape, b))
+	}
+	tied := cfg
+	tied.Tied = true
+	cj, _ := hfConfigFile(tied, HFOptions{Architecture: "LlamaForCausalLM", DType: F32}, ScaleNone, nil)
+	os.WriteFile(filepath.Join(dir, "config.json"), cj, 0o644)
+	writeFile(t, filepath.Join(dir, "model.safetensors"), func(f *os.File) error { return WriteSafetensors(f, ts, nil) })
+	c := openT(t, dir)
+	if c.Config.Tied || !c.Has("output") || !strings.Contains(strings.Join(c.Notes, ";"), "tied") {
+		t.Fatalf("tied config with lm_head: tied %v notes %v", c.Config.Tied, c.Notes)
+	}
+	c.Close()
+	ts = append(ts, BytesTensor("model.layers.0.self_attn.q_proj.bias", F32, []int{8}, make([]byte, 32)))
+	writeFile(t, filepath.Join(dir, "model.safetensors"), func(f *os.File) error { return WriteSafetensors(f, ts, nil) })
+	wantErr(t, dir, "model.layers.0.self_attn.q_proj.bias", "biases")
+	// A non-checkpoint file gets a hint about what was tried.
+	p := filepath.Join(dir, "notes.txt")
+	os.WriteFile(p, []byte("hello, this is not a model at all"), 0o644)
+	wantErr(t, p, "notes.txt", "legacy llama2.c")
+}

@@ -223,6 +223,9 @@ func (c *Checkpoint) assembleHF(cfgPath string, cfgJSON []byte, shards []shard) 
 			if ok {
 				canon = canonicalFromHF(module)
 			}
+			if m, ok := strings.CutSuffix(e.Name, ".bias"); ok && canonicalFromHF(m) != "" {
+				return fmt.Errorf("%s: tensor %s: biases are not supported (llama projections have none)", s.b.Name(), e.Name)
+			}
 			if canon == "" {
 				if !isScaleName(e.Name) {
 					unused++

@@ -136,6 +136,9 @@ func openFile(path string) (*Checkpoint, error) {
 		err = fmt.Errorf("%s: not a GGUF file (magic %q, want \"GGUF\")", path, head[:n])
 	default:
 		err = c.readLlama2CLegacy(b)
+		if err != nil && !strings.HasSuffix(base, ".bin") {
+			err = fmt.Errorf("%w (read as a legacy llama2.c .bin: the name says neither .gguf nor .safetensors and the file has no GGUF or llama2.c magic)", err)
+		}
 	}
 	return c, err
 }
@@ -183,6 +186,11 @@ func (c *Checkpoint) finish() error {
 	if cfg.HeadDim%2 != 0 {
 		return fmt.Errorf("%s: head_dim %d is odd (RoPE rotates pairs)", c.Path, cfg.HeadDim)
 	}
+	if cfg.Tied && c.Has("output") {
+		// The file has its own output projection: use it.
+		cfg.Tied = false
+		c.Notes = append(c.Notes, "config says tied embeddings but the checkpoint has an output tensor: using it")
+	}
 	q, kv := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	want := map[string][]int{"token_embd": {cfg.Vocab, cfg.Dim}, "output_norm": {cfg.Dim}}
 	if !cfg.Tied {
@@ -210,9 +218,6 @@ func (c *Checkpoint) finish() error {
 		if !equalShape(squeeze(t.Shape), want[n]) {
 			return fmt.Errorf("%s: tensor %s (%s): shape %v, want %v from the config", t.File, n, t.SourceName, t.Shape, want[n])
 		}
-	}
-	if cfg.Tied && c.Has("output") {
-		return fmt.Errorf("%s: config says tied embeddings but the checkpoint has an output tensor", c.Path)
 	}
 	return nil
 }
