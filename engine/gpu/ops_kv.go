@@ -51,6 +51,8 @@ type KVPool struct {
 	rsMetric       *Buffer
 	rsPos          *Buffer
 
+	names struct{ write, attention, window, copy string } // shader variants for the KV type
+
 	// SplitMax and PartMin set split-K (tests lower them to exercise both paths at small sizes).
 	SplitMax, PartMin int
 }
@@ -135,6 +137,8 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, 0xffffffff, "position"); err != nil {
 		return fail(err)
 	}
+	p.names.write, p.names.attention = p.variant("kv_write"), p.variant("attention")
+	p.names.window, p.names.copy = p.variant("window_metric"), p.variant("copy_moves")
 	if p.dummy, err = b.AllocBuffer(16); err != nil {
 		return fail(err)
 	}
@@ -258,6 +262,23 @@ func (p *KVPool) variant(name string) string {
 	return name + "_f32"
 }
 
+// DeviceBytes is the device memory the pool holds: the K, V, metric and position arenas plus the scratch
+// (sStride floats per slot, from the first metric op) and the split-K partials and ReadSlots buffers.
+func (p *KVPool) DeviceBytes() int64 {
+	var n int64
+	for _, l := range [][]*Buffer{p.k, p.v, p.met, p.pos, p.scratch} {
+		for _, buf := range l {
+			n += buf.size
+		}
+	}
+	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos} {
+		if buf != nil {
+			n += buf.size
+		}
+	}
+	return n
+}
+
 func (b *Backend) kvPool(op string, pool engine.KVPool) *KVPool {
 	p, ok := pool.(*KVPool)
 	if !ok || p == nil {
@@ -318,7 +339,7 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 	if p == nil || n <= 0 || kvHeads <= 0 {
 		return
 	}
-	kn := b.kvKernel("KVWrite", p.variant("kv_write"), p, kvPoolPush+2, 5)
+	kn := b.kvKernel("KVWrite", p.names.write, p, kvPoolPush+2, 5)
 	if kn == nil {
 		return
 	}
@@ -363,7 +384,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 			return
 		}
 	}
-	kn := b.kvKernel("Attention", p.variant("attention"), p, kvPoolPush+7, 6)
+	kn := b.kvKernel("Attention", p.names.attention, p, kvPoolPush+7, 6)
 	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+7, 6)
 	if kn == nil || red == nil {
 		return
@@ -395,7 +416,7 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
 		return
 	}
-	kn := b.kvKernel("WindowMetric", p.variant("window_metric"), p, kvPoolPush+5, 5)
+	kn := b.kvKernel("WindowMetric", p.names.window, p, kvPoolPush+5, 5)
 	if kn == nil {
 		return
 	}
@@ -410,7 +431,7 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	if p == nil || n <= 0 {
 		return
 	}
-	kn := b.kvKernel("CopyMoves", p.variant("copy_moves"), p, kvPoolPush+1, 1)
+	kn := b.kvKernel("CopyMoves", p.names.copy, p, kvPoolPush+1, 1)
 	if kn == nil {
 		return
 	}

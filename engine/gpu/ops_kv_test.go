@@ -432,8 +432,8 @@ func TestKVWindowMetricMatchesCPU(t *testing.T) {
 		for _, pool7 := range []bool{false, true} {
 			for _, squared := range []bool{false, true} {
 				const bs, hd, kvHeads, r = 4, 8, 2, 2
-				h := newKVHarness(t, g, 13, 40, bs, hd, typ, int64(6*bs*hd*4))
-				lens, win := []int{37, 21}, []int{8, 5}
+				h := newKVHarness(t, g, 13, 90, bs, hd, typ, int64(12*bs*hd*4))
+				lens, win := []int{150, 21}, []int{8, 5} // 150: more slots than the workgroup
 				qh := kvHeads * r
 				var seqs []int32
 				var tab, pos []int32
@@ -526,6 +526,9 @@ func TestKVPoolErrors(t *testing.T) {
 	}
 	if err := g.ReadSlots(p, []int32{0, 1}, m, ps); err == nil {
 		t.Fatal("ReadSlots accepted short output slices")
+	}
+	if got, want := p.DeviceBytes(), int64(2*4*4*8*4+2*4*4*4+16); got != want {
+		t.Fatalf("DeviceBytes %d, want %d (K, V, metric, position, placeholder)", got, want)
 	}
 	if err := g.ReadSlots(p, []int32{3}, m, ps); err != nil {
 		t.Fatal(err)
