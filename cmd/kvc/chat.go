@@ -119,8 +119,7 @@ func chatLoop(l *loaded, tmpl chat.Template, system string, sc engine.SamplerCon
 			return err
 		}
 		// The reply's text, as the tokens decode, goes into the conversation.
-		gen := seq.Tokens[len(ids):]
-		reply.WriteString(strings.TrimSpace(l.tok.Decode(gen)))
+		reply.WriteString(strings.TrimSpace(l.tok.Decode(res.tokens)))
 		msgs = append(msgs, chat.Message{Role: "assistant", Content: reply.String()})
 		if stats {
 			fmt.Fprintf(stderr, "[%d prompt tokens prefilled (%d reused), %d generated, %.1f tok/s, finish %s]\n",

@@ -111,8 +111,8 @@ func TestPullKnownModel(t *testing.T) {
 	}
 	// resolveModel finds it by name in the cache.
 	p, err := resolveModel("stories260K", false, io.Discard)
-	if err != nil || p != dir {
-		t.Fatalf("resolveModel = %q, %v; want %q", p, err, dir)
+	if want := filepath.Join(dir, "stories260K.bin"); err != nil || p != want {
+		t.Fatalf("resolveModel = %q, %v; want %q", p, err, want)
 	}
 }
 

@@ -118,6 +118,7 @@ type generation struct {
 
 type genResult struct {
 	seq          *engine.Sequence
+	tokens       []int // generated, in order (the last one may not be in the cache yet)
 	newTokens    int
 	finish       string // "stop", "length", "context"
 	contextFull  bool
@@ -179,19 +180,17 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 			break
 		}
 		res.newTokens++
+		res.tokens = append(res.tokens, next)
 		fmt.Fprint(g.out, stop.Push(dec.Push(next)))
 		if stop.Stopped {
 			res.finish = "stop"
-			seq.Tokens = append(seq.Tokens, next)
 			break
 		}
 		if seq.KV.NextPos >= ctx {
 			res.finish, res.contextFull = "context", true
-			seq.Tokens = append(seq.Tokens, next)
 			break
 		}
 		if res.newTokens == n {
-			seq.Tokens = append(seq.Tokens, next)
 			break
 		}
 		if interval > 0 && res.newTokens%interval == 0 {
