@@ -3,6 +3,7 @@
 package device
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -52,17 +53,11 @@ func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 	case spec == "cpu":
 		return asBackend(&cpu.Backend{})
 	case spec == "" || spec == "auto":
-		devs, err := gpu.Devices()
-		if err != nil {
+		b, err := gpu.OpenBest(opts)
+		if errors.Is(err, gpu.ErrNoVulkan) {
 			fmt.Fprintf(warn, "kvc: using the CPU backend: %v\n", err)
 			return asBackend(&cpu.Backend{})
 		}
-		idx := gpu.BestDevice(devs)
-		if idx < 0 {
-			fmt.Fprintf(warn, "kvc: using the CPU backend: no usable Vulkan device (install a driver, e.g. mesa-vulkan-drivers, or your GPU vendor's)\n")
-			return asBackend(&cpu.Backend{})
-		}
-		b, err := gpu.Open(idx, opts)
 		if err != nil {
 			return nil, err
 		}

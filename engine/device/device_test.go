@@ -54,21 +54,26 @@ func TestNoLoaderFallsBackToCPU(t *testing.T) {
 		os.Stdout.WriteString("WARN<" + warn.String() + ">\n")
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNoLoaderFallsBackToCPU$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "KVC_DEVICE_CHILD=1", "KVC_VULKAN_LIB=/nonexistent/libvulkan.so.1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	s := string(out)
-	i, j := strings.Index(s, "WARN<"), strings.Index(s, ">\n")
-	if i < 0 || j < i {
-		t.Fatalf("child output lacks the warning:\n%s", s)
-	}
-	warn := s[i+5 : j]
-	t.Logf("child warned: %q", warn)
-	if strings.Count(warn, "\n") != 1 || !strings.Contains(warn, "CPU backend") || !strings.Contains(warn, "install libvulkan1") {
-		t.Errorf("warning %q: want one line naming the CPU backend and what to install", warn)
+	for _, env := range [][]string{
+		{"KVC_VULKAN_LIB=/nonexistent/libvulkan.so.1"},                                                          // no loader
+		{"VK_DRIVER_FILES=/nonexistent/icd.json", "VK_ICD_FILENAMES=/nonexistent/icd.json", "KVC_VALIDATION=0"}, // a loader, no driver
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestNoLoaderFallsBackToCPU$", "-test.count=1")
+		cmd.Env = append(append(os.Environ(), "KVC_DEVICE_CHILD=1"), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child with %v: %v\n%s", env, err, out)
+		}
+		s := string(out)
+		i, j := strings.Index(s, "WARN<"), strings.Index(s, ">\n")
+		if i < 0 || j < i {
+			t.Fatalf("child with %v: output lacks the warning:\n%s", env, s)
+		}
+		warn := s[i+5 : j]
+		t.Logf("child with %v warned: %q", env, warn)
+		if strings.Count(warn, "\n") != 1 || !strings.Contains(warn, "CPU backend") || !strings.Contains(warn, "install") {
+			t.Errorf("warning %q: want one line naming the CPU backend and what to install", warn)
+		}
 	}
 }
 

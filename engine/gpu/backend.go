@@ -12,6 +12,7 @@
 package gpu
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -160,8 +161,51 @@ func BestDevice(devs []vk.DeviceInfo) int {
 	return best
 }
 
+// ErrNoVulkan is wrapped by OpenBest's error when Vulkan is unavailable (no loader, no driver, no usable
+// device), as opposed to a device that exists but fails.
+var ErrNoVulkan = errors.New("no usable Vulkan device")
+
 // Open creates the device of the given index (as listed by Devices).
 func Open(index int, opts Options) (*Backend, error) {
+	return open(opts, func(ps []*vk.PhysicalDevice) (int, error) {
+		if index < 0 || index >= len(ps) {
+			var names []string
+			for _, p := range ps {
+				names = append(names, fmt.Sprintf("vulkan:%d (%s)", p.Index, p.Info.Name))
+			}
+			if len(names) == 0 {
+				return 0, fmt.Errorf("gpu: no Vulkan device %d: there are no Vulkan devices (install a driver, e.g. mesa-vulkan-drivers)", index)
+			}
+			return 0, fmt.Errorf("gpu: no Vulkan device %d; available: %s", index, strings.Join(names, ", "))
+		}
+		return index, nil
+	})
+}
+
+// OpenBest opens the preferred device (see BestDevice) with one instance. When Vulkan is unavailable the
+// error wraps ErrNoVulkan and says what to install.
+func OpenBest(opts Options) (*Backend, error) {
+	if err := vk.Load(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoVulkan, err)
+	}
+	b, err := open(opts, func(ps []*vk.PhysicalDevice) (int, error) {
+		infos := make([]vk.DeviceInfo, len(ps))
+		for i, p := range ps {
+			infos[i] = p.Info
+		}
+		if i := BestDevice(infos); i >= 0 {
+			return i, nil
+		}
+		return 0, fmt.Errorf("%w among %d devices (install a driver, e.g. mesa-vulkan-drivers, or your GPU vendor's)", ErrNoVulkan, len(ps))
+	})
+	var ve *vk.Error
+	if err != nil && !opts.Validation && errors.As(err, &ve) && ve.Op == "vkCreateInstance" {
+		return nil, fmt.Errorf("%w: %v (no Vulkan driver? install one, e.g. mesa-vulkan-drivers)", ErrNoVulkan, err)
+	}
+	return b, err
+}
+
+func open(opts Options, pick func([]*vk.PhysicalDevice) (int, error)) (*Backend, error) {
 	if os.Getenv("KVC_VALIDATION") == "1" {
 		opts.Validation = true
 	}
@@ -177,16 +221,10 @@ func Open(index int, opts Options) (*Backend, error) {
 		in.Close()
 		return nil, err
 	}
-	if index < 0 || index >= len(ps) {
+	index, err := pick(ps)
+	if err != nil {
 		in.Close()
-		var names []string
-		for _, p := range ps {
-			names = append(names, fmt.Sprintf("vulkan:%d (%s)", p.Index, p.Info.Name))
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("gpu: no Vulkan device %d: there are no Vulkan devices (install a driver, e.g. mesa-vulkan-drivers)", index)
-		}
-		return nil, fmt.Errorf("gpu: no Vulkan device %d; available: %s", index, strings.Join(names, ", "))
+		return nil, err
 	}
 	p := ps[index]
 	want := DefaultFeatures().And(p.Info.Features)
