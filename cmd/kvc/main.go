@@ -15,12 +15,16 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":   {cmdRun, "generate text: kvc run --model M --prompt TEXT [-n N] [--temp T] [--kv-policy P --kv-budget C] ..."},
-	"eval":  {cmdEval, "perplexity under KV compression: kvc eval ppl|sweep --model M --text FILE [--kv-policy P --kv-budget C]"},
-	"synth": {cmdSynth, "write a random-weight Llama-shaped model: kvc synth --preset 125m|300m|1b|tp --dtype f16 --format gguf --out FILE"},
-	"chat":  {cmdChat, "chat in the terminal: kvc chat --model M [--system TEXT] [sampling flags]"},
-	"bench": {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--prompt-len P] [-n N] [--json]"},
-	"pull":  {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
+	"devices":  {cmdDevices, "list Vulkan devices and the CPU backend: kvc devices [--probe] [--json]"},
+	"inspect":  {cmdInspect, "describe a checkpoint: kvc inspect PATH [--json]"},
+	"plan":     {cmdPlan, "how a model and its KV cache fit in memory, from headers alone: kvc plan --model PATH [--mem SIZE] [--ctx N] [--kv-rate R] [--json]"},
+	"run":      {cmdRun, "generate text: kvc run --model M --prompt TEXT [-n N] [--temp T] [--kv-policy P --kv-budget C] ..."},
+	"eval":     {cmdEval, "perplexity under KV compression: kvc eval ppl|sweep --model M --text FILE [--kv-policy P --kv-budget C]"},
+	"synth":    {cmdSynth, "write a random-weight Llama-shaped model: kvc synth --preset 125m|300m|1b|tp --dtype f16 --format gguf --out FILE"},
+	"chat":     {cmdChat, "chat in the terminal: kvc chat --model M [--system TEXT] [sampling flags]"},
+	"bench":    {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--prompt-len P] [-n N] [--json]"},
+	"generate": {cmdGenerate, generateUsage},
+	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
 }
 
 func main() {
