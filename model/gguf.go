@@ -553,6 +553,11 @@ func ggufConfig(file string, h *ggufHeader) (Config, error) {
 	if cfg.Context == 0 {
 		cfg.Context = 2048
 	}
+	if rd, err := geti("llama.rope.dimension_count", false); err != nil {
+		return cfg, err
+	} else if rd != 0 && rd != cfg.HeadDim {
+		return cfg, fmt.Errorf("%s: GGUF llama.rope.dimension_count %d differs from the head size %d (partial rotary embeddings are not supported)", file, rd, cfg.HeadDim)
+	}
 	if cfg.Vocab == 0 {
 		if toks, ok := h.meta["tokenizer.ggml.tokens"].([]string); ok {
 			cfg.Vocab = len(toks)

@@ -111,6 +111,9 @@ func parseHFConfig(file string, js []byte) (Config, string, *fp8Scheme, []string
 	if h.SlidingWindow != nil && *h.SlidingWindow > 0 {
 		notes = append(notes, fmt.Sprintf("sliding_window %d ignored (full attention)", *h.SlidingWindow))
 	}
+	if typ, _ := h.RopeScaling["rope_type"].(string); typ == "default" {
+		h.RopeScaling = nil
+	}
 	if len(h.RopeScaling) > 0 {
 		rs, err := parseRopeScaling(file, h.RopeScaling)
 		if err != nil {
