@@ -63,10 +63,15 @@ func BenchmarkPlan(b *testing.B) {
 			in := []SeqSlots{{Seq: s, Slots: slots}}
 			var plan *Plan
 			b.ReportAllocs()
+			cpu0, n := processCPU(), 0
 			for b.Loop() {
 				if plan, err = pl.Plan(in); err != nil {
 					b.Fatal(err)
 				}
+				n++
+			}
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "cpu-ms/op")
 			}
 			b.ReportMetric(float64(plan.FreedBlocks()), "freed-blocks")
 			b.ReportMetric(float64(len(plan.Moves)/2), "moves")
