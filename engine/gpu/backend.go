@@ -6,9 +6,16 @@
 //	b.Dispatch(k, b.Groups1D(n, 256), gpu.Push(n, v), []gpu.Range{gpu.Whole(dst)})
 //	err = b.Sync()                                              // submit and wait; also returns recording errors
 //
-// Dispatch records into the current command buffer; barriers are inserted only where a buffer written by an
-// earlier command is read or written again (bindings declared readonly in GLSL count as reads only).
-// Recording never returns an error: the first one is kept and returned by the next Sync (or Read).
+// Dispatch records into the current command buffer; a barrier is inserted only where a command's bound byte
+// range overlaps a range written (or, for a write, read) since the last barrier; bindings declared readonly
+// in GLSL count as reads only. KVC_VALIDATION=1 turns on the validation layer with synchronization
+// validation, which reports any missing barrier. Recording never returns an error: the first one is kept
+// and returned by the next Sync (or Read).
+//
+// Rules for shaders: descriptor set 0, binding i = the i-th []Range of Dispatch (an array binding takes
+// one Range per element); every specialization constant gets a value (spec[id]); a Range.Off bound to a
+// shader is a multiple of Caps().StorageOffsetAlignment and its length at most Caps().MaxStorageBufferRange;
+// linear indices are computed as in fill.comp (see Groups1D) because large grids are split in 2D.
 package gpu
 
 import (
