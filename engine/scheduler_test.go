@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"kvc/engine"
+	"kvc/engine/cpu"
+	"kvc/engine/gpu"
 	"kvc/kvpages"
 )
 
@@ -427,3 +429,105 @@ func TestSchedulerStopAndAbort(t *testing.T) {
 		t.Fatalf("abort emitted %d results and left %d blocks in use", len(got), f.pool.InUse())
 	}
 }
+
+func schedPrompts(n, vocab int, seed uint64) [][]int {
+	r := rand.New(rand.NewPCG(seed, 11))
+	ps := make([][]int, n)
+	for i := range ps {
+		ps[i] = []int{1}
+		for j := r.IntN(90); j >= 0; j-- {
+			ps[i] = append(ps[i], 3+r.IntN(vocab-3))
+		}
+	}
+	return ps
+}
+
+// runScheduled generates n tokens (EOS ignored) for each prompt through the scheduler.
+func runScheduled(t *testing.T, e *engine.Engine, pl *kvpages.Planner, prompts [][]int, n int) ([][]int, engine.SchedulerStats) {
+	out := make([][]int, len(prompts))
+	seen := 0
+	sch, err := engine.NewScheduler(e.BatchModel(), engine.SchedulerConfig{Planner: pl, OnResult: func(r engine.Result) {
+		var i int
+		fmt.Sscan(r.ID, &i)
+		if r.Err != nil || out[i] != nil {
+			t.Fatalf("request %d: %v (or finished twice)", i, r.Err)
+		}
+		out[i] = r.Tokens
+		seen++
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range prompts {
+		sch.Submit(engine.Request{ID: fmt.Sprint(i), Prompt: p, MaxTokens: n, IgnoreEOS: true})
+	}
+	if err := sch.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(prompts) || e.Pool.InUse() != 0 {
+		t.Fatalf("%d of %d results, %d blocks left in use", seen, len(prompts), e.Pool.InUse())
+	}
+	return out, sch.Stats()
+}
+
+// On stories260K, 20 requests through the scheduler give exactly the greedy tokens each gives alone: with
+// a roomy pool, with chunked prefills beside decode rows, and with a pool so small that requests are
+// preempted and recomputed. With compression and a small pool, everything still completes.
+func testSchedulerRealModel(t *testing.T, b engine.Backend, nPrompts, n int, smallPool float64) {
+	ck := openStories(t)
+	cfg := ck.Config
+	prompts := schedPrompts(nPrompts, cfg.Vocab, 5)
+	alone := greedy(t, newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 128}), prompts, n, false)
+	perSeq := cfg.Layers * cfg.KVHeads * ((91 + n + 15) / 16) // blocks of the longest request
+	for _, c := range []struct {
+		name           string
+		maxRows, pool  int
+		wantPreemption bool
+	}{
+		{"roomy", 128, 16384, false},
+		{"chunked", 24, 16384, false},
+		{"small-pool", 32, int(smallPool * float64(perSeq)), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: c.maxRows, KVBlocks: c.pool})
+			got, st := runScheduled(t, e, nil, prompts, n)
+			for i := range prompts {
+				if fmt.Sprint(got[i]) != fmt.Sprint(alone[i]) {
+					t.Fatalf("prompt %d (%d tokens): scheduled %v, alone %v", i, len(prompts[i]), got[i], alone[i])
+				}
+			}
+			t.Logf("peak batch %d, mean %.1f, %d preemptions, %d steps", st.PeakDecodeBatch, st.MeanDecodeBatch(), st.Preemptions, st.Steps)
+			if c.wantPreemption && st.Preemptions == 0 {
+				t.Fatalf("the small pool caused no preemption")
+			}
+			if c.name == "chunked" && st.MixedTime == 0 {
+				t.Fatalf("no pass mixed prefill chunks with decode rows")
+			}
+		})
+	}
+	t.Run("compressed-small-pool", func(t *testing.T) {
+		mode, w, pool, whole := engine.MetricOptions(kvpages.PolicyKVCompress, 8, true)
+		e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 32, KVBlocks: int(smallPool * float64(perSeq)), Metric: mode, Window: w,
+			Pool7: pool, PromptMetric: whole, SquaredWindow: true})
+		pl, err := kvpages.NewPlanner(kvpages.Options{Policy: kvpages.PolicyKVCompress, BlockSize: 16, Protect: 16,
+			Budget: kvpages.Budget{MaxCacheTokens: 32}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, st := runScheduled(t, e, pl, prompts, n)
+		for i := range got {
+			if len(got[i]) != n {
+				t.Fatalf("prompt %d: %d tokens, want %d", i, len(got[i]), n)
+			}
+		}
+		t.Logf("compressed: peak batch %d, mean %.1f, %d preemptions, %d rounds evicting %d KVs", st.PeakDecodeBatch,
+			st.MeanDecodeBatch(), st.Preemptions, st.CompressRounds, st.Compress.EvictedKVs)
+		if st.CompressRounds == 0 || st.Compress.EvictedKVs == 0 {
+			t.Fatalf("no compression happened")
+		}
+	})
+}
+
+func TestSchedulerRealModelCPU(t *testing.T) { testSchedulerRealModel(t, &cpu.Backend{}, 20, 24, 3) }
+
+func TestSchedulerRealModelVulkan(t *testing.T) { testSchedulerRealModel(t, gpu.OpenForTest(t), 6, 24, 1.5) }
