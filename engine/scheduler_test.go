@@ -530,4 +530,6 @@ func testSchedulerRealModel(t *testing.T, b engine.Backend, nPrompts, n int, sma
 
 func TestSchedulerRealModelCPU(t *testing.T) { testSchedulerRealModel(t, &cpu.Backend{}, 20, 24, 3) }
 
-func TestSchedulerRealModelVulkan(t *testing.T) { testSchedulerRealModel(t, gpu.OpenForTest(t), 6, 24, 1.5) }
+func TestSchedulerRealModelVulkan(t *testing.T) {
+	testSchedulerRealModel(t, gpu.OpenForTest(t), 6, 24, 1.5)
+}
