@@ -3,19 +3,20 @@
 //
 // Variants (dense.variants): the weight dtype (DT = DT_F32 ... DT_Q8), NT tokens per pass and R rows per
 // workgroup. One workgroup owns R rows; it walks the tokens NT at a time, and for each pass every thread
-// accumulates, for each (row, token), the 16-byte chunks j = tid, tid + WG, ... of the row (per chunk:
-// the products of its elements summed left to right, times the chunk's scale), then a fixed shared-memory
-// tree adds the WG partial sums. So the R rows' weights come from memory once per dispatch (later passes
-// hit the cache), each weight chunk is decoded once per pass for NT tokens and R rows (a register tile),
-// and the reduction order of every output element is the same for every n, NT and R: a batch gives each
-// token the bits it gets alone. `precise` keeps the compiler from fusing or reordering those sums.
+// accumulates, for each (row, token), the chunks j = tid, tid + WG, ... of the row (CW 32-bit words each;
+// per chunk the products of its elements summed left to right, times the chunk's scale), then a fixed
+// shared-memory tree adds the WG partial sums. So the R rows' weights come from memory once per dispatch
+// (later passes hit the cache), each weight chunk is decoded once per pass for NT tokens and R rows (a
+// register tile), and every output element is reduced in the same order for every n, NT and R: a batch
+// gives each token the bits it gets alone (the decode and batch variants compile the same expressions;
+// TestMatMulBatchRowEqualsAlone checks it on the device). `precise` is not used: on lavapipe it cost 5x.
 #extension GL_GOOGLE_include_directive : require
 #include "weights.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64; // power of two
 
-layout(std430, binding = 0) readonly buffer Wt { uvec4 wq[]; };
+layout(std430, binding = 0) readonly buffer Wt { uint wq[]; };
 layout(std430, binding = 1) readonly buffer Sc { float sc[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 layout(std430, binding = 3) writeonly buffer Out { float outv[]; };
@@ -24,7 +25,7 @@ layout(push_constant) uniform Push {
     uint rows;      // rows in this chunk
     uint cols;
     uint n;         // tokens
-    uint rowVec4;   // row stride in 16-byte units
+    uint rowWords;  // row stride in 32-bit words (a multiple of 4)
     uint outStride; // total rows of the weight
     uint rowBase;   // first row of this chunk in the weight
     uint rowDiv;    // scale index = (r / rowDiv) * scaleStride + c / colDiv
@@ -33,27 +34,44 @@ layout(push_constant) uniform Push {
 } pc;
 
 #if DT == DT_F32
-#define EPV 4u
+#define EPW 1u
+#define CW 4u // words per chunk
 #elif DT == DT_F16 || DT == DT_BF16
-#define EPV 8u
+#define EPW 2u
+#define CW 4u
 #else
-#define EPV 16u
+#define EPW 4u
+#define CW 2u
 #endif
+#define EPV (CW * EPW) // elements per chunk
 
 shared float red[R * NT][WG];
 
-void decode_chunk(uvec4 q, out float w[EPV]) {
+void decode_chunk(uint base, out float w[EPV]) {
+    for (uint e = 0u; e < CW; e++) {
+        uint q = wq[base + e];
 #if DT == DT_F32
-    for (uint e = 0u; e < 4u; e++) w[e] = uintBitsToFloat(q[e]);
-#elif DT == DT_F16
-    for (uint e = 0u; e < 4u; e++) { vec2 h = unpackHalf2x16(q[e]); w[2u*e] = h.x; w[2u*e+1u] = h.y; }
-#elif DT == DT_BF16
-    for (uint e = 0u; e < 4u; e++) { vec2 h = bf16x2(q[e]); w[2u*e] = h.x; w[2u*e+1u] = h.y; }
-#elif DT == DT_FP8
-    for (uint e = 0u; e < 4u; e++) { vec4 v = fp8x4(q[e]); w[4u*e] = v.x; w[4u*e+1u] = v.y; w[4u*e+2u] = v.z; w[4u*e+3u] = v.w; }
+        w[e] = uintBitsToFloat(q);
+#elif DT == DT_F16 || DT == DT_BF16
+#if DT == DT_F16
+        vec2 h = unpackHalf2x16(q);
 #else
-    for (uint e = 0u; e < 4u; e++) { vec4 v = q8x4(q[e]); w[4u*e] = v.x; w[4u*e+1u] = v.y; w[4u*e+2u] = v.z; w[4u*e+3u] = v.w; }
+        vec2 h = bf16x2(q);
 #endif
+        w[2u * e] = h.x;
+        w[2u * e + 1u] = h.y;
+#else
+#if DT == DT_FP8
+        vec4 v = fp8x4(q);
+#else
+        vec4 v = q8x4(q);
+#endif
+        w[4u * e] = v.x;
+        w[4u * e + 1u] = v.y;
+        w[4u * e + 2u] = v.z;
+        w[4u * e + 3u] = v.w;
+#endif
+    }
 }
 
 void main() {
@@ -65,40 +83,42 @@ void main() {
 
     for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
         uint nt = min(NT, pc.n - t0);
-        precise float acc[R][NT];
+        float acc[R][NT];
         for (uint r = 0u; r < R; r++)
             for (uint t = 0u; t < NT; t++) acc[r][t] = 0.0;
 
-        for (uint j = tid; j < pc.rowVec4; j += WG) {
+        for (uint j = tid; j < pc.rowWords / CW; j += WG) {
             uint c0 = j * EPV;
+            uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
             float w[R][EPV];
             float s[R];
             for (uint r = 0u; r < R; r++) {
+                s[r] = 1.0;
+                if (r >= nr) { for (uint e = 0u; e < EPV; e++) w[r][e] = 0.0; continue; }
                 float wr[EPV];
-                decode_chunk(r < nr ? wq[(r0 + r) * pc.rowVec4 + j] : uvec4(0u), wr);
+                decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
 #if DT == DT_FP8 || DT == DT_Q8
-                s[r] = 0.0;
-                if (r < nr) {
-                    uint sb = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
-                    if (pc.colDiv % EPV == 0u) {
-                        s[r] = sc[sb + c0 / pc.colDiv]; // the chunk lies in one scale group
-                    } else { // q8_0 groups smaller than a chunk (e.g. 4): scale each element
-                        s[r] = 1.0;
-                        for (uint e = 0u; e < EPV; e++)
-                            if (c0 + e < pc.cols) wr[e] *= sc[sb + (c0 + e) / pc.colDiv];
-                    }
+                uint sb = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
+                if (pc.colDiv % EPV == 0u) {
+                    s[r] = sc[sb + c0 / pc.colDiv]; // the chunk lies in one scale group
+                } else { // q8_0 groups smaller than a chunk (e.g. 4): scale each element
+                    for (uint e = 0u; e < EPV; e++)
+                        if (e < ne) wr[e] *= sc[sb + (c0 + e) / pc.colDiv];
                 }
 #endif
                 w[r] = wr;
             }
-            uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
             for (uint t = 0u; t < NT; t++) {
                 if (t >= nt) break;
-                float xv[EPV];
                 uint xb = (t0 + t) * pc.cols + c0;
-                for (uint e = 0u; e < EPV; e++) xv[e] = e < ne ? x[xb + e] : 0.0;
+                float xv[EPV];
+                if (ne == EPV) {
+                    for (uint e = 0u; e < EPV; e++) xv[e] = x[xb + e];
+                } else {
+                    for (uint e = 0u; e < EPV; e++) xv[e] = e < ne ? x[xb + e] : 0.0;
+                }
                 for (uint r = 0u; r < R; r++) {
-                    precise float p = 0.0;
+                    float p = 0.0;
                     for (uint e = 0u; e < EPV; e++) p += w[r][e] * xv[e];
 #if DT == DT_FP8 || DT == DT_Q8
                     acc[r][t] += p * s[r];

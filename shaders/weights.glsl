@@ -23,8 +23,18 @@ float fp8_to_f32(uint b) {
     return (b & 0x80u) != 0u ? -v : v;
 }
 
+// Four fp8 at once: e4m3 bits placed in a half (sign 15, exponent 14..10, mantissa 9..7) make a half worth
+// exactly value / 256, subnormals included (they become half subnormals, which unpackHalf2x16 converts
+// exactly); bytes 0x7f/0xff are fixed up to NaN on a rarely taken path.
 vec4 fp8x4(uint w) {
-    return vec4(fp8_to_f32(w & 0xffu), fp8_to_f32((w >> 8) & 0xffu), fp8_to_f32((w >> 16) & 0xffu), fp8_to_f32(w >> 24));
+    uint lo = ((w & 0x80u) << 8) | ((w & 0x7fu) << 7) | ((w & 0x8000u) << 16) | ((w & 0x7f00u) << 15);
+    uint hi = ((w & 0x800000u) >> 8) | ((w & 0x7f0000u) >> 9) | (w & 0x80000000u) | ((w & 0x7f000000u) >> 1);
+    vec4 v = vec4(unpackHalf2x16(lo), unpackHalf2x16(hi)) * 256.0;
+    if ((((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u) != 0u) {
+        for (uint i = 0u; i < 4u; i++)
+            if (((w >> (8u * i)) & 0x7fu) == 0x7fu) v[i] = uintBitsToFloat(0x7fc00000u);
+    }
+    return v;
 }
 
 vec4 q8x4(uint w) {

@@ -309,7 +309,7 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 		return
 	}
 	for _, c := range w.chunks {
-		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/16), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride)
+		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/4), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride)
 		b.Dispatch(k, b.Groups1D(c.rows, v.rows), push,
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
