@@ -81,3 +81,20 @@ func TestOpenStories260K(t *testing.T) {
 		t.Fatalf("tied checkpoint: Tensor(output) error = %v", err)
 	}
 }
+
+func TestBytesAfterClose(t *testing.T) {
+	c, err := Open(stories(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := c.Tensor("blk.0.attn_q")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Bytes(); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Bytes after Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
