@@ -144,3 +144,30 @@ func BenchmarkRecord(bb *testing.B) {
 		bb.Fatal(err)
 	}
 }
+
+// BenchmarkDispatchBatchIndependent: like BenchmarkDispatchBatch but on 100 distinct buffers, so no
+// barriers: the difference is the cost of a barrier.
+func BenchmarkDispatchBatchIndependent(bb *testing.B) {
+	b := OpenForTest(bb)
+	var bufs []*Buffer
+	for i := 0; i < 100; i++ {
+		x, _ := b.AllocBuffer(256)
+		bufs = append(bufs, x)
+		b.Fill(Whole(x), 0)
+	}
+	if err := b.Sync(); err != nil {
+		bb.Fatal(err)
+	}
+	bb.ResetTimer()
+	for i := 0; i < bb.N; i++ {
+		b.Fill(Whole(bufs[i%100]), uint32(i))
+		if i%100 == 99 {
+			if err := b.Sync(); err != nil {
+				bb.Fatal(err)
+			}
+		}
+	}
+	if err := b.Sync(); err != nil {
+		bb.Fatal(err)
+	}
+}

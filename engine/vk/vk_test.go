@@ -1,7 +1,9 @@
 package vk
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -178,5 +180,34 @@ func TestFeaturesHelpers(t *testing.T) {
 	}
 	if got := b.Names(); strings.Join(got, " ") != "shaderInt8 shaderInt64" {
 		t.Errorf("Names = %v", got)
+	}
+}
+
+// KVC_VALIDATION=1 without the layer installed must say which package to install. The loader's layer
+// search is process-wide, so this runs in a child with VK_LAYER_PATH pointing at an empty directory.
+func TestMissingValidationLayerMessage(t *testing.T) {
+	if os.Getenv("KVC_VK_CHILD") == "1" {
+		_, err := NewInstance(InstanceOptions{Validation: true})
+		os.Stdout.WriteString("ERR<" + fmt.Sprint(err) + ">\n")
+		return
+	}
+	if err := Load(); err != nil {
+		t.Skipf("no Vulkan loader: %v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMissingValidationLayerMessage$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KVC_VK_CHILD=1", "VK_LAYER_PATH="+t.TempDir(), "VK_ADD_LAYER_PATH=", "VK_INSTANCE_LAYERS=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	s := string(out)
+	i, j := strings.Index(s, "ERR<"), strings.Index(s, ">\n")
+	if i < 0 || j < i {
+		t.Fatalf("child output:\n%s", s)
+	}
+	msg := s[i+4 : j]
+	t.Logf("child error: %s", msg)
+	if !strings.Contains(msg, "vulkan-validationlayers") || !strings.Contains(msg, ValidationLayer) {
+		t.Errorf("error %q: want one naming %s and package vulkan-validationlayers", msg, ValidationLayer)
 	}
 }
