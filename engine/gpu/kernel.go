@@ -52,6 +52,14 @@ func (b *Backend) KernelWith(spvName string, spec []uint32, pushBytes int, bindi
 	if err != nil {
 		return nil, err
 	}
+	return b.kernelFromCode(key, spvName, code, spec, pushBytes, bindings, o)
+}
+
+// kernelFromCode builds and caches a kernel from SPIR-V (tests use it for shaders outside the embedded set).
+func (b *Backend) kernelFromCode(key kernelKey, spvName string, code []byte, spec []uint32, pushBytes int, bindings []int, o KernelOptions) (*Kernel, error) {
+	if k, ok := b.kernels[key]; ok {
+		return k, nil
+	}
 	si, err := parseSPIRV(code)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: kernel %s: %w", spvName, err)

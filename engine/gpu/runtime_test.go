@@ -363,3 +363,47 @@ func TestKernelSubgroupOptions(t *testing.T) {
 		}
 	}
 }
+
+// A binding that is an array of storage buffers (as KV pools split over several buffers use), each element
+// a different buffer or a different range of one.
+func TestArrayBinding(t *testing.T) {
+	b := OpenForTest(t)
+	code, err := os.ReadFile("testdata/array_sum.spv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, binds := []uint32{64}, []int{3, 1}
+	k, err := b.kernelFromCode(makeKernelKey("test_array_sum", spec, 4, binds), "test_array_sum", code, spec, 4, binds, KernelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.readOnly[0] || k.readOnly[1] {
+		t.Errorf("readOnly %v, want [true false]", k.readOnly)
+	}
+	const n = 1000
+	x, _ := b.AllocBuffer(4 * n)
+	y, _ := b.AllocBuffer(4*n + 256) // two elements: [0, 4n) and [256, 256+4n)
+	dst, _ := b.AllocBuffer(4 * n)
+	b.Fill(Whole(x), 1)
+	b.Fill(Range{y, 0, 256}, 10)
+	b.Fill(Range{y, 256, 4 * n}, 100)
+	b.Dispatch(k, b.Groups1D(n, 64), Push(uint32(n)), []Range{Whole(x), {y, 0, 4 * n}, {y, 256, 4 * n}}, []Range{Whole(dst)})
+	out := make([]byte, 4*n)
+	if err := b.Read(dst, 0, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range u32s(out) {
+		want := uint32(1 + 100 + 100)
+		if i < 64 {
+			want = 1 + 10 + 100
+		}
+		if v != want {
+			t.Fatalf("word %d = %d, want %d", i, v, want)
+		}
+	}
+	// Wrong element count for the array binding is an error at Sync.
+	b.Dispatch(k, b.Groups1D(n, 64), Push(uint32(n)), []Range{Whole(x)}, []Range{Whole(dst)})
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "binding 0 has 1 ranges") {
+		t.Errorf("short array binding: err = %v", err)
+	}
+}
