@@ -488,3 +488,10 @@ func (b *Backend) stagingBuffer() (*Buffer, error) {
 	b.mem.staging = st
 	return st, nil
 }
+
+// Memory reports the device memory kvc holds (blocks and dedicated allocations, so at least the sum of live
+// buffer sizes) and the size of the heap it allocates from.
+func (b *Backend) Memory() (held, heap int64) {
+	_, total := b.mem.heapLeft()
+	return int64(b.mem.used), int64(total)
+}

@@ -213,10 +213,14 @@ func TestOutOfDeviceMemoryMessage(t *testing.T) {
 	h := b.info.MemoryTypes[b.mem.devType].Heap
 	saved := b.info.Heaps[h].Size
 	defer func() { b.info.Heaps[h].Size = saved }()
+	held0, _ := b.Memory()
 	b.info.Heaps[h].Size = b.mem.used + 96<<20
 	x, err := b.AllocBuffer(64 << 20)
 	if err != nil {
 		t.Fatalf("64 MiB of 96 MiB: %v", err)
+	}
+	if held, heap := b.Memory(); held-held0 < 64<<20 || heap != int64(b.info.Heaps[h].Size) {
+		t.Errorf("Memory() = %d, %d after a 64 MiB allocation (held %d before)", held, heap, held0)
 	}
 	_, err = b.AllocBuffer(64 << 20)
 	if err == nil || !strings.Contains(err.Error(), "out of device memory allocating 64.0 MiB") || !strings.Contains(err.Error(), "32.0 MiB of") {
