@@ -58,6 +58,18 @@ func KVBlockBytes(headDim, blockSize int, t KVType) int64 {
 	return int64(blockSize) * (2*int64(headDim)*el + 8)
 }
 
+// ScratchBytes is the device memory NewEngine allocates beside the KV pool (activations for MaxRows rows,
+// logits, indices, per-layer tables), not counting the block-table buffer that grows with the cache.
+func ScratchBytes(cfg model.Config, maxRows int) int64 {
+	n := int64(maxRows)
+	qd, kvd := int64(cfg.Heads*cfg.HeadDim), int64(cfg.KVHeads*cfg.HeadDim)
+	dim, ffn := int64(cfg.Dim), int64(cfg.FFN)
+	act := n * 4 * (dim + max(dim, qd) + qd + 2*kvd + qd + 2*ffn)
+	out := n * 4 * (int64(cfg.Vocab) + dim + 1)
+	idx := n*4*2 + int64(cfg.Layers)*n*int64(cfg.KVHeads)*4*(1+2+4)
+	return act + out + idx
+}
+
 // NewEngine allocates the KV pool and scratch buffers for a loaded model.
 func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, error) {
 	if opt.BlockSize <= 0 {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -80,6 +81,10 @@ func (l *loaded) Close() {
 		l.eng.Close()
 	}
 	if l.backend != nil {
+		// KVC_PROFILE=1: the per-op GPU time table, at exit.
+		if p, ok := l.backend.(interface{ ProfileReport() string }); ok && os.Getenv("KVC_PROFILE") == "1" {
+			fmt.Fprint(os.Stderr, p.ProfileReport())
+		}
 		l.backend.Close()
 	}
 	if l.ck != nil {
@@ -130,6 +135,9 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if l.backend, err = openBackend(f.device, stderr); err != nil {
 		return nil, err
 	}
+	if err := checkFits(l, f); err != nil {
+		return nil, err
+	}
 	var bar *progressbar.ProgressBar
 	progress := func(done, total int64) {
 		if bar == nil && !f.quiet && isTerminal(stderr) {
@@ -162,7 +170,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 		return nil, fmt.Errorf("--kv-type %q: want f16 or f32", f.kvType)
 	}
 	blockBytes := engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, kvType)
-	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, blockBytes)
+	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, f.maxRows, blockBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +211,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 }
 
 // kvMemory is the KV pool size: --kv-mem, or what the device has left minus a margin.
-func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize int, blockBytes int64) (int64, error) {
+func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, maxRows int, blockBytes int64) (int64, error) {
 	if flagVal != "" {
 		n, err := parseByteSize(flagVal)
 		if err != nil {
@@ -213,13 +221,33 @@ func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize int,
 	}
 	if m, ok := b.(interface{ MemoryAvailable() int64 }); ok {
 		if avail := m.MemoryAvailable(); avail > 0 {
-			// Leave 10% (at least 64 MiB) for scratch and the driver.
-			return max(avail-max(avail/10, 64<<20), 0), nil
+			// Leave the scratch buffers and a margin (5%, at least 32 MiB) for the driver and fragmentation.
+			left := avail - engine.ScratchBytes(cfg, maxRows) - max(avail/20, 32<<20)
+			return max(left, 0), nil
 		}
 	}
 	// A host backend: room for 16 full-context sequences, at most 2 GiB.
 	perSeq := int64(cfg.Layers*cfg.KVHeads*((cfg.Context+blockSize-1)/blockSize)) * blockBytes
 	return min(16*perSeq, 2<<30), nil
+}
+
+// checkFits refuses, before uploading anything, a model whose weights plus scratch plus a minimal cache
+// (one chunk of one sequence) do not fit the device memory.
+func checkFits(l *loaded, f *engineFlags) error {
+	m, ok := l.backend.(interface{ MemoryAvailable() int64 })
+	if !ok {
+		return nil
+	}
+	cfg := l.ck.Config
+	avail := m.MemoryAvailable()
+	weights := l.ck.WeightBytes()
+	minKV := int64(cfg.Layers*cfg.KVHeads*((min(cfg.Context, f.maxRows)+f.kvBlock-1)/f.kvBlock)) * engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, engine.KVF16)
+	need := weights + engine.ScratchBytes(cfg, f.maxRows) + minKV
+	if need > avail {
+		return fmt.Errorf("%s does not fit %s: it needs %s (weights %s, scratch %s, a minimal KV cache %s) and the device has %s free",
+			l.ck.Path, l.backend.Name(), fmtBytes(need), fmtBytes(weights), fmtBytes(engine.ScratchBytes(cfg, f.maxRows)), fmtBytes(minKV), fmtBytes(avail))
+	}
+	return nil
 }
 
 func hasF16(b engine.Backend) bool {
