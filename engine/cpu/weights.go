@@ -185,8 +185,11 @@ func (w *Weight) DecodeRow(r int, dst []float32) {
 		luts()
 		b := w.data[r*n : (r+1)*n]
 		if w.info.ScaleKind == model.ScaleBlock {
-			for i := range dst {
-				dst[i] = fp8LUT[b[i]] * w.scale(r, i)
+			for c0 := 0; c0 < n; c0 += FP8BlockSize {
+				s := w.scale(r, c0)
+				for i := c0; i < min(n, c0+FP8BlockSize); i++ {
+					dst[i] = fp8LUT[b[i]] * s
+				}
 			}
 			return
 		}
