@@ -28,6 +28,7 @@ type engineFlags struct {
 	kvType    string
 	maxRows   int
 	maxSeqs   int
+	seqs      int // sequences the default KV memory is sized for (0: all the device has)
 
 	policy   string
 	budget   int
@@ -170,7 +171,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 		return nil, fmt.Errorf("--kv-type %q: want f16 or f32", f.kvType)
 	}
 	blockBytes := engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, kvType)
-	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, f.maxRows, blockBytes)
+	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, f.maxRows, blockBytes, f.seqs)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,9 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 }
 
 // kvMemory is the KV pool size: --kv-mem, or what the device has left minus a margin.
-func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, maxRows int, blockBytes int64) (int64, error) {
+// With seqs > 0 (commands that run a few sequences) the default is capped at room for seqs full-context
+// sequences; batch commands (seqs 0) take all the memory there is, as vLLM does.
+func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, maxRows int, blockBytes int64, seqs int) (int64, error) {
 	if flagVal != "" {
 		n, err := parseByteSize(flagVal)
 		if err != nil {
@@ -219,16 +222,20 @@ func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, max
 		}
 		return n, nil
 	}
+	perSeq := int64(cfg.Layers*cfg.KVHeads*((cfg.Context+blockSize-1)/blockSize)) * blockBytes
+	limit := int64(1) << 62
+	if seqs > 0 {
+		limit = int64(seqs) * perSeq
+	}
 	if m, ok := b.(interface{ MemoryAvailable() int64 }); ok {
 		if avail := m.MemoryAvailable(); avail > 0 {
 			// Leave the scratch buffers and a margin (5%, at least 32 MiB) for the driver and fragmentation.
 			left := avail - engine.ScratchBytes(cfg, maxRows) - max(avail/20, 32<<20)
-			return max(left, 0), nil
+			return min(max(left, 0), limit), nil
 		}
 	}
-	// A host backend: room for 16 full-context sequences, at most 2 GiB.
-	perSeq := int64(cfg.Layers*cfg.KVHeads*((cfg.Context+blockSize-1)/blockSize)) * blockBytes
-	return min(16*perSeq, 2<<30), nil
+	// A host backend: room for 16 full-context sequences (or seqs), at most 2 GiB.
+	return min(16*perSeq, limit, 2<<30), nil
 }
 
 // checkFits refuses, before uploading anything, a model whose weights plus scratch plus a minimal cache

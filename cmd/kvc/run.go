@@ -48,7 +48,7 @@ func (f *samplingFlags) config() (engine.SamplerConfig, error) {
 
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var ef engineFlags
+	ef := engineFlags{seqs: 1}
 	var sf samplingFlags
 	ef.register(fs)
 	sf.register(fs)
