@@ -189,12 +189,24 @@ func (c *weightChunk) scaleRange() Range {
 
 // Workgroup sizes (specialization constant 0 of each kernel). Tree reductions need powers of two.
 const (
-	wgMatMul = 64
-	wgRow    = 128 // rmsnorm, softmax, argmax: one workgroup per row
-	wgElem   = 256
-	wgTopK   = 256
-	maxTopK  = 256 // MAXK in topk.comp
+	wgRow   = 128 // rmsnorm, softmax, argmax: one workgroup per row
+	wgElem  = 256
+	wgTopK  = 256
+	maxTopK = 256 // MAXK in topk.comp
 )
+
+// matmulWG is the matmul workgroup: four subgroups (a power of two in [64, 256]), within the device's
+// invocation and shared-memory limits (the batch variant keeps 2 rows x 8 tokens x WG partial sums).
+func (b *Backend) matmulWG() uint32 {
+	wg := uint32(64)
+	for wg < 256 && wg < 4*b.caps.SubgroupSize {
+		wg *= 2
+	}
+	for wg > 64 && (int(wg) > b.caps.MaxWorkGroupInvocations || 2*8*4*int(wg) > b.caps.MaxSharedMemory) {
+		wg /= 2
+	}
+	return wg
+}
 
 // matmul variants: tokens per pass and rows per workgroup, as compiled in dense.variants.
 var matmulVariants = [2]struct {
@@ -304,7 +316,7 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	if n > 1 {
 		v = matmulVariants[1]
 	}
-	k := b.kernel("matmul_"+dtypeShaderName[w.info.DType]+v.suffix, wgMatMul, 9, 4)
+	k := b.kernel("matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), 9, 4)
 	if k == nil {
 		return
 	}
