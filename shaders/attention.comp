@@ -3,16 +3,17 @@
 // y = row, z = partition (see kv_attn.glsl for the split rule). The workgroup computes the r query heads of
 // the KV head's group together (MAX_R at a time), so each K/V row it loads serves the whole group.
 // Per tile of WG slots: thread t scores slot t against the group's queries (q pre-scaled in shared
-// memory); the tile max updates a running max per head (online softmax, f32). For the output, thread t
-// owns head dim t % hd (and t + WG when hd > WG) for all MAX_R heads, so each V element is loaded once
-// for the group; with hd < WG the WG / hd thread groups take every (WG/hd)-th slot of the tile and are
-// summed in a fixed order at the end. Every per-thread array is indexed by constants (registers).
+// memory, 4 dims at a time); the tile max updates a running max per head (online softmax, f32). For the
+// output, thread t owns 4 consecutive head dims (quad t % nQ, nQ = ceil(hd/4)) for all MAX_R heads, so
+// each V element is loaded once for the group; the WG / nQ thread groups take every (WG/nQ)-th slot of
+// the tile and are summed in a fixed order at the end. Per-thread arrays are indexed by constants only
+// (registers): on SIMD-on-CPU drivers (lavapipe) per-lane indexing and per-element loop overhead dominate.
 #extension GL_GOOGLE_include_directive : require
 
 #define WG 128
 #define MAX_R 4    // query heads per pass over the context
 #define MAX_D 256  // head dim
-#define DPT ((MAX_D + WG - 1) / WG) // head dims per thread when hd > WG
+#define MQ (MAX_D / 4) // quads per head
 layout(local_size_x = WG) in;
 
 #define KV_USE_K
@@ -25,9 +26,10 @@ layout(local_size_x = WG) in;
 #include "kv_attn.glsl"
 #include "kv_pool.glsl"
 
-shared float qs[MAX_R * MAX_D];
+shared vec4 qs[MAX_R * MQ];
 shared float ps[MAX_R * WG];
 shared float red[MAX_R * WG];
+shared vec4 comb[WG];
 shared uint tileArena[WG];
 shared uint tileBase[WG];
 shared float mFin[MAX_GROUP];
@@ -53,24 +55,43 @@ void reduceSum(uint t) {
     }
 }
 
+// Quad qd (dims 4qd..4qd+3) of the K or V row at element base of arena A; dims past hd read as 0.
+// base is even (hd is even for f16 pools), so a quad is two words.
+#if KV_F16
+#define QUAD_FULL(ARR, A, base, qd) vec4(unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd)]), \
+    unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd) + 1u]))
+#define QUAD_TAIL(ARR, A, base, qd) vec4(unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd)]), \
+    4u * (qd) + 2u < pc.hd ? unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd) + 1u]) : vec2(0.0))
+#else
+#define QUAD_FULL(ARR, A, base, qd) vec4(ARR[A].d[(base) + 4u * (qd)], ARR[A].d[(base) + 4u * (qd) + 1u], \
+    ARR[A].d[(base) + 4u * (qd) + 2u], ARR[A].d[(base) + 4u * (qd) + 3u])
+#define QUAD_TAIL(ARR, A, base, qd) vec4(ARR[A].d[(base) + 4u * (qd)], \
+    4u * (qd) + 1u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 1u] : 0.0, \
+    4u * (qd) + 2u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 2u] : 0.0, \
+    4u * (qd) + 3u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 3u] : 0.0)
+#endif
+
 // scores: s[h] += dot(qs[h], K row at (arena a, element base)) for every h < MAX_R (qs is 0 past rc).
 void scores(uint a, uint base, inout float s[MAX_R]) {
-#if KV_F16
-    uint w0 = base >> 1u;
+    uint full = pc.hd / 4u;
 #define S(A) \
-    for (uint e = 0u; e < pc.hd; e += 2u) { \
-        vec2 kv = unpackHalf2x16(K[A].d[w0 + (e >> 1u)]); \
-        for (uint h = 0u; h < MAX_R; h++) s[h] += kv.x * qs[h * MAX_D + e] + kv.y * qs[h * MAX_D + e + 1u]; \
+    for (uint qd = 0u; qd < full; qd++) { \
+        vec4 k4 = QUAD_FULL(K, A, base, qd); \
+        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + qd]); \
+    } \
+    if (full * 4u < pc.hd) { \
+        vec4 k4 = QUAD_TAIL(K, A, base, full); \
+        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + full]); \
     }
-#else
-#define S(A) \
-    for (uint e = 0u; e < pc.hd; e++) { \
-        float kv = K[A].d[base + e]; \
-        for (uint h = 0u; h < MAX_R; h++) s[h] += kv * qs[h * MAX_D + e]; \
-    }
-#endif
     KV_SWITCH(a, S)
 #undef S
+}
+
+vec4 vQuad(uint a, uint base, uint qd) {
+#define S(A) return qd * 4u + 4u <= pc.hd ? QUAD_FULL(V, A, base, qd) : QUAD_TAIL(V, A, base, qd);
+    KV_SWITCH(a, S)
+#undef S
+    return vec4(0.0);
 }
 
 void main() {
@@ -86,22 +107,27 @@ void main() {
     uint r = pc.qHeads / pc.kvHeads;
     int qp = qpos[row];
     bool metric = pc.mode != 0u;
-    // Output layout: nG thread groups of hd threads (or one group covering hd > WG with DPT dims each).
-    uint nG = pc.hd <= WG ? WG / pc.hd : 1u;
-    uint g = pc.hd <= WG ? t / pc.hd : 0u;
-    uint d0 = pc.hd <= WG ? t - g * pc.hd : t;
+    // Output layout: nG thread groups of nQ threads, each thread one quad of head dims.
+    uint nQ = (pc.hd + 3u) / 4u;
+    uint nG = WG / nQ;
+    uint g = t / nQ;
+    uint qd = t - g * nQ;
     bool vAct = g < nG;
 
     for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
         uint rc = min(MAX_R, r - h0);
         uint qbase = (row * pc.qHeads + kvh * r + h0) * pc.hd;
-        for (uint e = t; e < MAX_R * pc.hd; e += WG) {
-            uint h = e / pc.hd;
-            qs[h * MAX_D + e - h * pc.hd] = h < rc ? q[qbase + e] * pc.scale : 0.0;
+        for (uint e = t; e < MAX_R * MQ; e += WG) {
+            uint h = e / MQ, d4 = (e - h * MQ) * 4u;
+            vec4 v = vec4(0.0);
+            for (uint c = 0u; c < 4u; c++) {
+                if (h < rc && d4 + c < pc.hd) v[c] = q[qbase + h * pc.hd + d4 + c] * pc.scale;
+            }
+            qs[e] = v;
         }
-        float m[MAX_R], lt[MAX_R], acc[DPT * MAX_R];
-        for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; }
-        for (uint k = 0u; k < DPT * MAX_R; k++) acc[k] = 0.0;
+        float m[MAX_R], lt[MAX_R];
+        vec4 acc[MAX_R];
+        for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; acc[h] = vec4(0.0); }
         barrier();
 
         for (uint tile = beg; tile < end; tile += WG) {
@@ -130,17 +156,14 @@ void main() {
             for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = s[h];
             barrier();
             reduceMax(t);
-            float alpha[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) {
                 float mn = max(m[h], red[h * WG]);
-                alpha[h] = exp(m[h] - mn);
+                float alpha = exp(m[h] - mn);
                 float p = ka != NONE ? exp(s[h] - mn) : 0.0;
                 ps[h * WG + t] = p;
-                lt[h] = lt[h] * alpha[h] + p;
+                lt[h] = lt[h] * alpha + p;
+                acc[h] *= alpha;
                 m[h] = mn;
-            }
-            for (uint k = 0u; k < DPT; k++) {
-                for (uint h = 0u; h < MAX_R; h++) acc[k * MAX_R + h] *= alpha[h];
             }
             barrier();
             uint cnt = min(WG, end - tile);
@@ -148,46 +171,36 @@ void main() {
                 for (uint j = g; j < cnt; j += nG) {
                     uint aj = tileArena[j];
                     if (aj == NONE) continue;
-                    float pj[MAX_R];
-                    for (uint h = 0u; h < MAX_R; h++) pj[h] = ps[h * WG + j];
-                    for (uint k = 0u; k < DPT; k++) {
-                        uint dd = d0 + k * WG;
-                        if (dd < pc.hd) {
-                            float v = vElem(aj, tileBase[j] + dd);
-                            for (uint h = 0u; h < MAX_R; h++) acc[k * MAX_R + h] += pj[h] * v;
-                        }
-                    }
+                    vec4 v = vQuad(aj, tileBase[j], qd);
+                    for (uint h = 0u; h < MAX_R; h++) acc[h] += ps[h * WG + j] * v;
                 }
             }
             barrier();
         }
 
-        // The thread groups' sums, added in group order (ps is free after the last tile's barrier).
-        if (nG > 1u) {
-            if (vAct) {
-                for (uint h = 0u; h < MAX_R; h++) ps[(g * pc.hd + d0) * MAX_R + h] = acc[h];
-            }
+        // The thread groups' sums, added in group order, one head at a time.
+        for (uint h = 0u; h < MAX_R; h++) {
+            if (vAct) comb[t] = acc[h];
             barrier();
             if (g == 0u) {
-                for (uint h = 0u; h < MAX_R; h++) {
-                    float a = ps[d0 * MAX_R + h];
-                    for (uint gg = 1u; gg < nG; gg++) a += ps[(gg * pc.hd + d0) * MAX_R + h];
-                    acc[h] = a;
-                }
+                vec4 a = comb[qd];
+                for (uint gg = 1u; gg < nG; gg++) a += comb[gg * nQ + qd];
+                acc[h] = a;
             }
+            barrier();
         }
         // l[h]: the sum of the threads' partial sums, in a fixed order.
         for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h];
         barrier();
         reduceSum(t);
         if (g == 0u) {
-            for (uint k = 0u; k < DPT; k++) {
-                uint dd = d0 + k * WG;
-                if (dd >= pc.hd) continue;
-                for (uint h = 0u; h < MAX_R; h++) {
-                    if (h >= rc) continue;
-                    float l = red[h * WG];
-                    float a = acc[k * MAX_R + h];
+            for (uint h = 0u; h < MAX_R; h++) {
+                if (h >= rc) continue;
+                float l = red[h * WG];
+                for (uint c = 0u; c < 4u; c++) {
+                    uint dd = qd * 4u + c;
+                    if (dd >= pc.hd) continue;
+                    float a = acc[h][c];
                     if (nParts == 1u) {
                         outp[qbase + h * pc.hd + dd] = l > 0.0 ? a / l : 0.0;
                     } else {
