@@ -30,5 +30,6 @@
     uint mSlots;   /* slots per metric/position arena */ \
     uint sSlots;   /* slots per scratch arena */ \
     uint nSlots;   /* slots in the pool */ \
-    uint sStride;  /* scratch floats per slot */
+    uint sStride;  /* scratch floats per slot */ \
+    uint tabLen;   /* entries in the op's block-table buffer (0 when it has none) */
 

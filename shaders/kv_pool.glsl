@@ -129,9 +129,11 @@ void scratchStore(uint slot, uint k, float v) {
 #endif
 
 // Global slot of logical index i of a head whose table starts at tables[off], or KV_NO_SLOT when the
-// table names a block outside the pool (a caller bug; the slot is then skipped instead of faulting).
+// entry lies past the table buffer or names a block outside the pool (a caller bug; the slot is then
+// skipped instead of faulting the device).
 #define KV_NO_SLOT 0xffffffffu
-#define KV_SLOT_OF(tables, off, i) kvSlotOf(tables[(off) + (i) / pc.bs], (i))
+#define KV_SLOT_OF(tables, off, i) \
+    ((off) + (i) / pc.bs < pc.tabLen ? kvSlotOf(tables[(off) + (i) / pc.bs], (i)) : KV_NO_SLOT)
 uint kvSlotOf(int blk, uint i) {
     if (blk < 0 || uint(blk) >= pc.nSlots / pc.bs) return KV_NO_SLOT;
     return uint(blk) * pc.bs + i % pc.bs;

@@ -30,6 +30,7 @@ layout(push_constant) uniform Push {
     float scale;
     uint squared;
     uint pool7;
+    uint qRows; // rows in q and in the position buffer: window rows past them are skipped
 } pc;
 
 #include "kv_pool.glsl"
@@ -63,6 +64,8 @@ void main() {
     uint ctx = uint(max(seqs[si + 1u], 0));
     uint first = uint(max(seqs[si + 2u], 0));
     uint nw = uint(max(seqs[si + 3u], 0));
+    if (first >= pc.qRows) nw = 0u;
+    nw = min(nw, pc.qRows - min(first, pc.qRows));
     uint r = pc.qHeads / pc.kvHeads;
 
     for (uint i = t; i < ctx; i += WG) {

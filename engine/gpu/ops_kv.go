@@ -15,7 +15,7 @@ const (
 	kvMaxHeadDim = 256 // MAX_D
 	kvAttnWG     = 128 // WG of attention, attention_reduce, window_metric
 	kvCopyWG     = 64  // kv_write, copy_moves, read_slots
-	kvPoolPush   = 7   // uint32s of KV_POOL_PUSH
+	kvPoolPush   = 8   // uint32s of KV_POOL_PUSH
 )
 
 // Split-K defaults (see shaders/kv_attn.glsl): a (row, KV head) with ctx slots is cut into
@@ -221,14 +221,14 @@ func (p *KVPool) ensure(buf **Buffer, n int64) error {
 	return nil
 }
 
-// push is KV_POOL_PUSH followed by the op's own values.
-func (p *KVPool) push(vals ...any) []byte {
+// push is KV_POOL_PUSH (tabLen: entries of the op's block-table buffer) followed by the op's own values.
+func (p *KVPool) push(tabLen int64, vals ...any) []byte {
 	sSlots := uint32(1)
 	if p.sBlocks > 0 {
 		sSlots = uint32(p.sBlocks * p.bs)
 	}
 	head := []any{uint32(p.bs), uint32(p.hd), uint32(p.kBlocks * p.bs), uint32(p.mBlocks * p.bs), sSlots,
-		uint32(p.blocks * p.bs), uint32(max(p.sStride, 1))}
+		uint32(p.blocks * p.bs), uint32(max(p.sStride, 1)), uint32(min(tabLen, 1<<31))}
 	return Push(append(head, vals...)...)
 }
 
@@ -333,10 +333,28 @@ func (p *KVPool) bufs(xs ...engine.Buf) [][]Range {
 
 func groups2D(b *Backend, n, perGroup int) [3]uint32 { return b.Groups1D(n, perGroup) }
 
+// kvNeed fails the backend unless x holds at least n bytes.
+func (b *Backend) kvNeed(op, what string, x engine.Buf, n int64) bool {
+	if x == nil {
+		b.Fail(fmt.Errorf("gpu: %s: no %s buffer", op, what))
+		return false
+	}
+	if x.Size() < n {
+		b.Fail(fmt.Errorf("gpu: %s: %s holds %d bytes, the call needs %d", op, what, x.Size(), n))
+		return false
+	}
+	return true
+}
+
 // KVWrite stores K and V rows into their slots, sets positions and clears metrics.
 func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kvHeads int) {
 	p := b.kvPool("KVWrite", pool)
 	if p == nil || n <= 0 || kvHeads <= 0 {
+		return
+	}
+	rowBytes := int64(n) * int64(kvHeads) * int64(p.hd) * 4
+	if !b.kvNeed("KVWrite", "k", k, rowBytes) || !b.kvNeed("KVWrite", "v", v, rowBytes) ||
+		!b.kvNeed("KVWrite", "slots", slots, int64(n)*int64(kvHeads)*4) || !b.kvNeed("KVWrite", "pos", pos, int64(n)*4) {
 		return
 	}
 	kn := b.kvKernel("KVWrite", p.names.write, p, kvPoolPush+2, 5)
@@ -348,7 +366,7 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 		words /= 2
 	}
 	bind := append(p.poolBindings(), p.bufs(k, v, slots, nil, pos)...)
-	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), p.push(uint32(n), uint32(kvHeads)), bind...)
+	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), p.push(0, uint32(n), uint32(kvHeads)), bind...)
 }
 
 // Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp.
@@ -363,6 +381,12 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		return
 	}
 	r := qHeads / kvHeads
+	act := int64(a.Rows) * int64(qHeads) * int64(p.hd) * 4
+	if !b.kvNeed("Attention", "q", q, act) || !b.kvNeed("Attention", "out", out, act) ||
+		!b.kvNeed("Attention", "Heads", a.Heads, int64(a.Rows)*int64(kvHeads)*8) ||
+		!b.kvNeed("Attention", "Pos", a.Pos, int64(a.Rows)*4) || !b.kvNeed("Attention", "Tables", a.Tables, 0) {
+		return
+	}
 	if mode != engine.MetricNone {
 		if r > kvMaxGroup {
 			b.Fail(fmt.Errorf("gpu: Attention: metric over %d query heads per KV head exceeds the shader's %d", r, kvMaxGroup))
@@ -393,7 +417,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if split > 1 {
 		part = p.part
 	}
-	push := p.push(uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
+	push := p.push(a.Tables.Size()/4, uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
 		uint32(max(p.PartMin, 1)))
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(split)}, push, bind...)
@@ -412,15 +436,22 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %d query heads are not a multiple of %d KV heads", qHeads, kvHeads))
 		return
 	}
+	if !b.kvNeed("WindowMetric", "Seqs", w.Seqs, int64(w.NSeqs)*int64(kvHeads)*16) ||
+		!b.kvNeed("WindowMetric", "q", q, 0) || !b.kvNeed("WindowMetric", "Pos", w.Pos, 0) ||
+		!b.kvNeed("WindowMetric", "Tables", w.Tables, 0) {
+		return
+	}
+	// Window rows index q and Pos; rows past either are skipped by the shader.
+	qRows := min(q.Size()/(int64(qHeads)*int64(p.hd)*4), w.Pos.Size()/4)
 	if err := p.ensureScratch(max(qHeads/kvHeads, 2)); err != nil {
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
 		return
 	}
-	kn := b.kvKernel("WindowMetric", p.names.window, p, kvPoolPush+5, 5)
+	kn := b.kvKernel("WindowMetric", p.names.window, p, kvPoolPush+6, 5)
 	if kn == nil {
 		return
 	}
-	push := p.push(uint32(qHeads), uint32(kvHeads), scale, w.Squared, w.Pool7)
+	push := p.push(w.Tables.Size()/4, uint32(qHeads), uint32(kvHeads), scale, w.Squared, w.Pool7, uint32(qRows))
 	bind := append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, push, bind...)
 }
@@ -429,6 +460,9 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	p := b.kvPool("CopyMoves", pool)
 	if p == nil || n <= 0 {
+		return
+	}
+	if !b.kvNeed("CopyMoves", "moves", moves, int64(n)*8) {
 		return
 	}
 	kn := b.kvKernel("CopyMoves", p.names.copy, p, kvPoolPush+1, 1)
@@ -440,7 +474,7 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 		words /= 2
 	}
 	bind := append(p.poolBindings(), p.bufs(moves)...)
-	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), p.push(uint32(n)), bind...)
+	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), p.push(0, uint32(n)), bind...)
 }
 
 // ReadSlots gathers the metric and position of the listed blocks on the device and reads them back.
@@ -478,7 +512,7 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 		return b.Sync()
 	}
 	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos)...)
-	b.Dispatch(kn, groups2D(b, n, kvCopyWG), p.push(uint32(len(blocks))), bind...)
+	b.Dispatch(kn, groups2D(b, n, kvCopyWG), p.push(0, uint32(len(blocks))), bind...)
 	if err := b.Read(p.rsMetric, 0, kvF32Bytes(metric[:n])); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"kvc/engine"
@@ -536,6 +537,38 @@ func TestKVPoolErrors(t *testing.T) {
 	for i := range m {
 		if m[i] != 0 || ps[i] != -1 {
 			t.Fatalf("a new pool's slot %d is (%v, %d), want (0, -1)", i, m[i], ps[i])
+		}
+	}
+}
+
+// TestKVBadInputs: short buffers are reported by the next Sync; block tables that are too short or name
+// blocks outside the pool are skipped on the device instead of faulting it.
+func TestKVBadInputs(t *testing.T) {
+	g := OpenForTest(t)
+	const bs, hd, kvHeads, qHeads = 4, 8, 1, 2
+	h := newKVHarness(t, g, 23, 4, bs, hd, engine.KVF32, 1<<20)
+	rowHeads := [][]kvHead{h.addHeads([]int{6}, true)}
+	_, tables, pos := h.attnInputs(rowHeads, []int32{100})
+	q, out := h.f32(h.randn(qHeads*hd)), h.out(qHeads*hd)
+	if err := g.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	g.Attention(out.g, q.g, h.gp, engine.AttnHeads{Heads: pos.g, Tables: tables.g, Pos: pos.g, Rows: 1}, qHeads, kvHeads, 1, engine.MetricNone)
+	if err := g.Sync(); err == nil || !strings.Contains(err.Error(), "Heads") {
+		t.Fatalf("a 4-byte Heads buffer gave %v, want an error naming Heads", err)
+	}
+	g.KVWrite(h.gp, q.g, q.g, pos.g, pos.g, 3, kvHeads)
+	if err := g.Sync(); err == nil {
+		t.Fatal("KVWrite of 3 rows from 1-row buffers was accepted")
+	}
+	// ctx 40 over a 2-entry table, and a table entry naming block 99 of a 4-block pool.
+	badHeads := h.i32([]int32{0, 40})
+	badTables := h.i32([]int32{rowHeads[0][0].table[0], 99})
+	g.Attention(out.g, q.g, h.gp, engine.AttnHeads{Heads: badHeads.g, Tables: badTables.g, Pos: pos.g, Rows: 1}, qHeads, kvHeads, 1, engine.MetricSquared)
+	got := h.readF32(out.g, out.n)
+	for i, x := range got {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			t.Fatalf("element %d is %v after a malformed table", i, x)
 		}
 	}
 }
