@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 
 	"kvc/engine"
 	"kvc/model"
@@ -58,6 +59,7 @@ func plan(args []string, out io.Writer) error {
 	rate := fs.Float64("kv-rate", 8, "KV-Compress compression rate for the compressed estimate")
 	block := fs.Int("kv-block", 16, "slots per KV block")
 	kvType := fs.String("kv-type", "f16", "KV element type: f16 or f32")
+	dev := fs.String("device", "", "take --mem from this device's memory (vulkan:N); without --mem or --device: 24GiB")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -66,6 +68,20 @@ func plan(args []string, out io.Writer) error {
 		return fmt.Errorf("usage: kvc plan --model PATH [--mem SIZE] [--ctx N] [--kv-rate R] [--kv-block b] [--kv-type f16|f32] [--json]")
 	}
 	var notes []string
+	if *mem == "" && *dev != "" {
+		b, err := openBackend(*dev, io.Discard)
+		if err != nil {
+			return err
+		}
+		m, ok := b.(interface{ MemoryAvailable() int64 })
+		if !ok {
+			b.Close()
+			return fmt.Errorf("--device %s does not report its memory: give --mem", *dev)
+		}
+		*mem = strconv.FormatInt(m.MemoryAvailable(), 10)
+		notes = append(notes, fmt.Sprintf("--mem from %s: %s free", b.Name(), fmtBytes(m.MemoryAvailable())))
+		b.Close()
+	}
 	if *mem == "" {
 		*mem = "24GiB"
 		notes = append(notes, "--mem not given: 24GiB assumed")
