@@ -99,6 +99,12 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 	if err != nil {
 		return kvpages.Options{}, err
 	}
+	if f.kvBlock < 1 || f.kvBlock > 1024 {
+		return kvpages.Options{}, fmt.Errorf("--kv-block %d: want 1..1024 slots per block", f.kvBlock)
+	}
+	if f.maxRows < 1 {
+		return kvpages.Options{}, fmt.Errorf("--max-rows %d: want at least 1", f.maxRows)
+	}
 	o := kvpages.Options{Policy: p, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
 		Protect: f.protect, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
 	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
