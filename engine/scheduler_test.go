@@ -13,11 +13,11 @@ import (
 	"kvc/kvpages"
 )
 
-// fakeModel is a Model whose logits are a hash of the token history its cache holds, so an output depends
+// schedFake is a Model whose logits are a hash of the token history its cache holds, so an output depends
 // on every token fed, in order: a preempted request reproduces its tokens only if it is recomputed from
 // exactly the right history. It keeps real kvpages bookkeeping and per-slot positions so compression
 // plans and applies for real.
-type fakeModel struct {
+type schedFake struct {
 	pool          *kvpages.Pool
 	layers, heads int
 	vocab         int
@@ -31,20 +31,20 @@ type fakeModel struct {
 	window        int // passes with window rows
 }
 
-func newFakeModel(blocks, blockSize, layers, heads, vocab int, info engine.ModelInfo) *fakeModel {
+func newSchedFake(blocks, blockSize, layers, heads, vocab int, info engine.ModelInfo) *schedFake {
 	p, err := kvpages.NewPool(blocks, blockSize)
 	if err != nil {
 		panic(err)
 	}
-	return &fakeModel{pool: p, layers: layers, heads: heads, vocab: vocab, info: info, hist: map[*kvpages.Seq][]int{}, decoding: map[*kvpages.Seq]bool{},
+	return &schedFake{pool: p, layers: layers, heads: heads, vocab: vocab, info: info, hist: map[*kvpages.Seq][]int{}, decoding: map[*kvpages.Seq]bool{},
 		pos: make([]int32, blocks*blockSize), maxPasses: 200000}
 }
 
-func (f *fakeModel) KVPool() *kvpages.Pool  { return f.pool }
-func (f *fakeModel) NewSeq() *kvpages.Seq   { return kvpages.NewSeq(f.layers, f.heads) }
-func (f *fakeModel) Info() engine.ModelInfo { return f.info }
+func (f *schedFake) KVPool() *kvpages.Pool  { return f.pool }
+func (f *schedFake) NewSeq() *kvpages.Seq   { return kvpages.NewSeq(f.layers, f.heads) }
+func (f *schedFake) Info() engine.ModelInfo { return f.info }
 
-func fakeLogits(hist []int, vocab int) []float32 {
+func schedFakeLogits(hist []int, vocab int) []float32 {
 	h := fnv.New64a()
 	for _, t := range hist {
 		h.Write([]byte{byte(t), byte(t >> 8)})
@@ -57,7 +57,7 @@ func fakeLogits(hist []int, vocab int) []float32 {
 	return out
 }
 
-func (f *fakeModel) Forward(items []engine.Item) ([][]float32, error) {
+func (f *schedFake) Forward(items []engine.Item) ([][]float32, error) {
 	f.passes++
 	if f.passes > f.maxPasses {
 		return nil, fmt.Errorf("fake: more than %d passes: the scheduler does not terminate", f.maxPasses)
@@ -107,13 +107,13 @@ func (f *fakeModel) Forward(items []engine.Item) ([][]float32, error) {
 		}
 		if it.Logits {
 			f.decoding[it.Seq] = true
-			out = append(out, fakeLogits(f.hist[it.Seq], f.vocab))
+			out = append(out, schedFakeLogits(f.hist[it.Seq], f.vocab))
 		}
 	}
 	return out, nil
 }
 
-func (f *fakeModel) Compress(pl *kvpages.Planner, seqs []*kvpages.Seq, budgets []kvpages.Budget) (engine.CompressStats, error) {
+func (f *schedFake) Compress(pl *kvpages.Planner, seqs []*kvpages.Seq, budgets []kvpages.Budget) (engine.CompressStats, error) {
 	b := f.pool.BlockSize()
 	in := make([]kvpages.SeqSlots, len(seqs))
 	for i, s := range seqs {
@@ -160,32 +160,32 @@ func (f *fakeModel) Compress(pl *kvpages.Planner, seqs []*kvpages.Seq, budgets [
 	return engine.CompressStats{Seqs: len(seqs), EvictedKVs: plan.EvictedKVs(), FreedBlocks: freed, Moves: len(plan.Moves) / 2}, nil
 }
 
-// letters decodes id to one letter, so stop strings are easy to hit.
-type letters struct{}
+// schedLetters decodes id to one letter, so stop strings are easy to hit.
+type schedLetters struct{}
 
-func (letters) Push(id int) string { return string(rune('a' + id%4)) }
-func (letters) Flush() string      { return "" }
+func (schedLetters) Push(id int) string { return string(rune('a' + id%4)) }
+func (schedLetters) Flush() string      { return "" }
 
-type want struct {
+type schedWant struct {
 	tokens []int
 	text   string
 	reason string
 	eos    bool // stopped on EOS: every generated token was fed
 }
 
-// alone generates r by itself with the fake logits: what the scheduler must reproduce.
-func alone(r engine.Request, vocab, context int, eos map[int]bool) want {
+// schedAlone generates r by itself with the fake logits: what the scheduler must reproduce.
+func schedAlone(r engine.Request, vocab, context int, eos map[int]bool) schedWant {
 	hist := append([]int(nil), r.Prompt...)
 	smp := engine.NewSampler(r.Sampler)
 	stop := engine.NewStopText(r.Stop)
-	var w want
+	var w schedWant
 	text := ""
 	for gen := 0; ; {
 		if gen >= r.MaxTokens {
 			w.reason = engine.FinishLength
 			break
 		}
-		next := smp.Sample(fakeLogits(hist, vocab), hist)
+		next := smp.Sample(schedFakeLogits(hist, vocab), hist)
 		if !r.IgnoreEOS && eos[next] {
 			w.reason = engine.FinishStop
 			w.eos = true
@@ -193,7 +193,7 @@ func alone(r engine.Request, vocab, context int, eos map[int]bool) want {
 		}
 		hist = append(hist, next)
 		gen++
-		text += stop.Push(letters{}.Push(next))
+		text += stop.Push(schedLetters{}.Push(next))
 		if stop.Stopped {
 			w.reason = engine.FinishStop
 			break
@@ -233,7 +233,7 @@ func TestSchedulerProperties(t *testing.T) {
 			PromptMetric: rng.IntN(5) == 0, DecodeMetric: rng.IntN(2) == 0}
 		perTok := layers * heads
 		blocks := perTok * (2 + rng.IntN(60/bs+2))
-		f := newFakeModel(blocks, bs, layers, heads, vocab, info)
+		f := newSchedFake(blocks, bs, layers, heads, vocab, info)
 		var pl *kvpages.Planner
 		if rng.IntN(2) == 0 {
 			o := kvpages.Options{Policy: kvpages.PolicyKVCompress, BlockSize: bs, Protect: rng.IntN(6),
@@ -266,7 +266,7 @@ func TestSchedulerProperties(t *testing.T) {
 		var sch *engine.Scheduler
 		late := rng.IntN(n + 1) // requests from late on arrive while running, one per finished result
 		cfg := engine.SchedulerConfig{Planner: pl, Interval: rng.IntN(4), MaxSeqs: rng.IntN(6), EOS: eos,
-			SplitPasses: rng.IntN(3) == 0, NewDecoder: func() engine.TextDecoder { return letters{} },
+			SplitPasses: rng.IntN(3) == 0, NewDecoder: func() engine.TextDecoder { return schedLetters{} },
 			OnResult: func(r engine.Result) {
 				if _, dup := got[r.ID]; dup {
 					t.Fatalf("trial %d: request %s finished twice", trial, r.ID)
@@ -306,7 +306,7 @@ func TestSchedulerProperties(t *testing.T) {
 		}
 		for _, r := range reqs {
 			res := got[r.ID]
-			w := alone(r, vocab, context, eos)
+			w := schedAlone(r, vocab, context, eos)
 			fedMax := len(r.Prompt) + len(w.tokens) - 1 // the last token is never fed...
 			if w.eos {
 				fedMax++ // ...unless an EOS was sampled after it
@@ -358,7 +358,7 @@ func TestSchedulerProperties(t *testing.T) {
 // A prompt longer than the pool gets an error result at once while the others run; bad requests are
 // refused by name.
 func TestSchedulerRefusesWhatCannotRun(t *testing.T) {
-	f := newFakeModel(8, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
+	f := newSchedFake(8, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
 	var got []engine.Result
 	sch, err := engine.NewScheduler(f, engine.SchedulerConfig{OnResult: func(r engine.Result) { got = append(got, r) }})
 	if err != nil {
@@ -395,7 +395,7 @@ func TestSchedulerRefusesWhatCannotRun(t *testing.T) {
 
 // StopAdmitting finishes what is running and leaves the rest queued; Abort drops everything in flight.
 func TestSchedulerStopAndAbort(t *testing.T) {
-	f := newFakeModel(64, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
+	f := newSchedFake(64, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
 	var got []engine.Result
 	var sch *engine.Scheduler
 	sch, _ = engine.NewScheduler(f, engine.SchedulerConfig{MaxSeqs: 2, OnResult: func(r engine.Result) {
@@ -412,7 +412,7 @@ func TestSchedulerStopAndAbort(t *testing.T) {
 		t.Fatalf("after StopAdmitting: %d results, %d pending, %d blocks in use; want 2, 4, 0", len(got), sch.Pending(), f.pool.InUse())
 	}
 
-	f = newFakeModel(64, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
+	f = newSchedFake(64, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
 	got = nil
 	sch, _ = engine.NewScheduler(f, engine.SchedulerConfig{OnResult: func(r engine.Result) { got = append(got, r) }})
 	sch.Submit(engine.Request{ID: "a", Prompt: []int{1, 2}, MaxTokens: 40, IgnoreEOS: true})

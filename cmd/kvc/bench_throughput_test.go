@@ -45,7 +45,7 @@ func TestParseRates(t *testing.T) {
 // more sequences decode at once; every request of every rate completes.
 func TestBenchThroughputStories(t *testing.T) {
 	var out bytes.Buffer
-	err := runBenchThroughput([]string{"--model", storiesDir(t), "--device", "cpu", "--quiet", "--json", "--prompts", "12",
+	err := runBenchThroughput([]string{"--model", genStoriesDir(t), "--device", "cpu", "--quiet", "--json", "--prompts", "12",
 		"--input-len", "96", "--output-len", "16", "--kv-mem", "480KiB", "--max-rows", "64", "--kv-rate", "4",
 		"--cache-floor", "16"}, &out, io.Discard)
 	if err != nil {

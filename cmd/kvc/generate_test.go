@@ -110,7 +110,7 @@ func TestScanGenOutput(t *testing.T) {
 	}
 }
 
-func storiesDir(t *testing.T) string {
+func genStoriesDir(t *testing.T) string {
 	for _, p := range []string{"../../../shared/models/stories260K", "/work/shared/models/stories260K"} {
 		if _, err := os.Stat(filepath.Join(p, "stories260K.bin")); err == nil {
 			abs, _ := filepath.Abs(p)
@@ -147,7 +147,7 @@ func generateChild(args ...string) *exec.Cmd {
 	return c
 }
 
-var timeField = regexp.MustCompile(`,"time_s":[-0-9.e+]+`)
+var genTimeField = regexp.MustCompile(`,"time_s":[-0-9.e+]+`)
 
 // readGenLines maps id -> output line without its time, failing on a torn or repeated line.
 func readGenLines(t *testing.T, path string) map[string]string {
@@ -167,13 +167,13 @@ func readGenLines(t *testing.T, path string) map[string]string {
 		if _, dup := out[string(rec.ID)]; dup {
 			t.Fatalf("%s:%d: id %s written twice", path, i+1, rec.ID)
 		}
-		out[string(rec.ID)] = timeField.ReplaceAllString(l, "")
+		out[string(rec.ID)] = genTimeField.ReplaceAllString(l, "")
 	}
 	return out
 }
 
-// waitLines polls path until it has at least n lines, or the child exits.
-func waitLines(t *testing.T, path string, n int, c *exec.Cmd, exited <-chan error) {
+// genWaitLines polls path until it has at least n lines, or the child exits.
+func genWaitLines(t *testing.T, path string, n int, c *exec.Cmd, exited <-chan error) {
 	for {
 		b, _ := os.ReadFile(path)
 		if strings.Count(string(b), "\n") >= n {
@@ -216,7 +216,7 @@ func TestGenerateKillAndResume(t *testing.T) {
 		}
 	}
 	os.WriteFile(input, []byte(sb.String()), 0o644)
-	common := []string{"--model", storiesDir(t), "--device", "cpu", "--temp", "0", "--input", input, "--max-seqs", "4", "--max-rows", "64", "--quiet"}
+	common := []string{"--model", genStoriesDir(t), "--device", "cpu", "--temp", "0", "--input", input, "--max-seqs", "4", "--max-rows", "64", "--quiet"}
 
 	run := func(out string) (string, error) {
 		c := generateChild(append(common, "--output", out)...)
@@ -253,7 +253,7 @@ func TestGenerateKillAndResume(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- c.Wait() }()
-	waitLines(t, killed, 30, c, exited)
+	genWaitLines(t, killed, 30, c, exited)
 	c.Process.Kill()
 	<-exited
 	b, _ := os.ReadFile(killed)
@@ -294,7 +294,7 @@ func TestGenerateKillAndResume(t *testing.T) {
 	}
 	exited = make(chan error, 1)
 	go func() { exited <- c.Wait() }()
-	waitLines(t, inter, 20, c, exited)
+	genWaitLines(t, inter, 20, c, exited)
 	c.Process.Signal(os.Interrupt)
 	err = <-exited
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
