@@ -74,6 +74,15 @@ func (p *KVPool) elemBytes() int64 {
 // Arenas is the number of K (and of V) buffers.
 func (p *KVPool) Arenas() int { return len(p.k) }
 
+// KVTypeFor is the KV storage to ask for on this device: f16 whenever headDim is even (the shaders store
+// half pairs in 32-bit words, so no 16-bit storage feature is needed), else f32.
+func (b *Backend) KVTypeFor(headDim int) engine.KVType {
+	if headDim%2 == 0 {
+		return engine.KVF16
+	}
+	return engine.KVF32
+}
+
 // NewKVPool allocates the paged cache with arenas as large as the device's binding range allows.
 func (b *Backend) NewKVPool(blocks, blockSize, headDim int, typ engine.KVType) (engine.KVPool, error) {
 	return b.NewKVPoolArenas(blocks, blockSize, headDim, typ, b.caps.MaxStorageBufferRange)
@@ -370,6 +379,9 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 }
 
 // Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp.
+// Metric modes add in the same pass and assume one row per head table (decode); rows of one call sharing
+// a table with a metric mode race on the per-slot scratch (a caller error; prefill chunks use
+// MetricNone and WindowMetric).
 func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, qHeads, kvHeads int,
 	scale float32, mode engine.MetricMode) {
 	p := b.kvPool("Attention", pool)
