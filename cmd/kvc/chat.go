@@ -15,7 +15,7 @@ import (
 
 func cmdChat(args []string) error {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	ef := engineFlags{seqs: 1}
+	ef := engineFlags{seqs: 1, autoInterval: 1}
 	var sf samplingFlags
 	ef.register(fs)
 	sf.register(fs)

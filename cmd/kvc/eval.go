@@ -48,7 +48,7 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 
 func cmdEvalPPL(args []string) error {
 	fs := flag.NewFlagSet("eval ppl", flag.ContinueOnError)
-	ef := engineFlags{seqs: 1}
+	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
 	text := fs.String("text", "", "text file to score")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
@@ -82,7 +82,7 @@ func cmdEvalPPL(args []string) error {
 
 func cmdEvalSweep(args []string) error {
 	fs := flag.NewFlagSet("eval sweep", flag.ContinueOnError)
-	ef := engineFlags{seqs: 1}
+	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
 	text := fs.String("text", "", "text file to score")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")

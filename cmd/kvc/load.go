@@ -29,6 +29,9 @@ type engineFlags struct {
 	maxRows   int
 	maxSeqs   int
 	seqs      int // sequences the default KV memory is sized for (0: all the device has)
+	// autoInterval is --kv-interval's default for the command: interactive commands keep the budget at
+	// every step, batch commands compress after prefill and under memory pressure (as the paper's runs).
+	autoInterval int
 
 	policy   string
 	budget   int
@@ -57,7 +60,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
 	fs.IntVar(&f.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions of every head never evicted")
 	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
-	fs.IntVar(&f.interval, "kv-interval", 0, "also compress every N decode steps (0: only after prefill and when memory runs short)")
+	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
 	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.BoolVar(&f.metricL1, "kv-metric-l1", false, "plain attention (L1) instead of squared attention (L2) as the metric")
@@ -114,6 +117,9 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 }
 
 func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
+	if f.interval < 0 {
+		f.interval = f.autoInterval
+	}
 	copts, err := f.compressionOptions()
 	if err != nil {
 		return nil, err

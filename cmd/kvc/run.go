@@ -48,7 +48,7 @@ func (f *samplingFlags) config() (engine.SamplerConfig, error) {
 
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	ef := engineFlags{seqs: 1}
+	ef := engineFlags{seqs: 1, autoInterval: 1}
 	var sf samplingFlags
 	ef.register(fs)
 	sf.register(fs)
@@ -138,6 +138,9 @@ func (g *generation) compress(seq *engine.Sequence) error {
 	if err != nil {
 		return err
 	}
+	if st.Seqs == 0 {
+		return nil // under budget: nothing planned
+	}
 	g.rounds++
 	g.comp.EvictedKVs += st.EvictedKVs
 	g.comp.FreedBlocks += st.FreedBlocks
@@ -224,7 +227,6 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 
 func (g *generation) printStats(r genResult) {
 	e := g.l.eng
-	cfg := g.l.ck.Config
 	w := g.stderr
 	bb := e.KV.BlockBytes()
 	fmt.Fprintf(w, "model      %s (%s, %s weights), backend %s\n", g.l.ck.Path, g.l.ck.Format, fmtBytes(e.W.Bytes), e.B.Name())
@@ -239,15 +241,10 @@ func (g *generation) printStats(r genResult) {
 		inUse, e.Pool.Blocks(), fmtBytes(int64(inUse)*bb), fmtBytes(int64(e.Pool.Blocks())*bb), e.Opt.BlockSize, bb,
 		r.peakBlocks, fmtBytes(int64(r.peakBlocks)*bb))
 	if g.l.planner != nil {
-		full := r.seq.KV.NextPos * cfg.Layers * cfg.KVHeads
-		kept := 0
-		for _, c := range r.seq.KV.Ctx {
-			kept += c
-		}
-		fmt.Fprintf(w, "kv-compress policy %s: %d rounds, %d KVs evicted, %d blocks (%s) freed, %d moves, %.1f ms; kept %d of %d KVs (rate %.2fx)\n",
-			g.l.planner.Options().Policy, g.rounds, g.comp.EvictedKVs, g.comp.FreedBlocks, fmtBytes(int64(g.comp.FreedBlocks)*bb),
-			g.comp.Moves, float64(g.comp.Time.Microseconds())/1000, kept, full, float64(full)/float64(max(kept, 1)))
-		if st, err := kvpages.CollectStats(e.Pool, []*kvpages.Seq{r.seq.KV}, bb, kvpages.Ledger{}); err == nil {
+		fmt.Fprintf(w, "kv-compress policy %s: %.1f ms in %d rounds\n", g.l.planner.Options().Policy,
+			float64(g.comp.Time.Microseconds())/1000, g.rounds)
+		led := kvpages.Ledger{Rounds: g.rounds, EvictedKVs: g.comp.EvictedKVs, FreedBlocks: g.comp.FreedBlocks, Moves: g.comp.Moves}
+		if st, err := kvpages.CollectStats(e.Pool, []*kvpages.Seq{r.seq.KV}, bb, led); err == nil {
 			fmt.Fprint(w, st.Table())
 		}
 	}
