@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"kvc/model"
 )
@@ -66,7 +67,7 @@ func LoadWeights(b Backend, ck *model.Checkpoint, progress func(done, total int6
 		if err != nil {
 			return nil, err
 		}
-		if !sameShape(t.Shape, x.shape) {
+		if !slices.Equal(t.Shape, x.shape) {
 			return nil, fmt.Errorf("%s: tensor %s (%s) has shape %v, expected %v for this config", t.File, x.name, t.SourceName, t.Shape, x.shape)
 		}
 		tensors[i] = t
@@ -102,18 +103,6 @@ func checkConfig(c model.Config) error {
 		return fmt.Errorf("config: head dim %d is odd; RoPE needs pairs", c.HeadDim)
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // AttnScale is 1/sqrt(head dim).
