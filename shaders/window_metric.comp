@@ -1,14 +1,17 @@
 #version 450
 // window_metric: the prefill observation-window metric (engine.WindowSpec). One workgroup per (KV head,
-// sequence): x = KV head, y = sequence. For each query head h of the group and each window row, two passes
-// over the head's slots (max and sum, then the probabilities) add f(p) into scratch entry 0 of each slot
-// (s_h, in scratch because contexts can be far larger than shared memory); then s_h is max-pooled over the
-// logical slot order (kernel 7, padding 3, padding not contributing) into scratch entry 1 (the group sum),
-// which is finally added into the metric. The workgroup owns the head's slots, so no atomics are needed.
+// sequence): x = KV head, y = sequence. For each window row and each pass of MAX_R query heads of the
+// group, two passes over the head's slots (max and sum, then the probabilities; each K row loaded serves
+// MAX_R heads) add f(p) into scratch entry h of each slot (s_h lives in the pool's scratch because
+// contexts can be far larger than shared memory). Then each slot's s_h are max-pooled over the logical
+// slot order (kernel 7, padding 3, padding not contributing), summed over the group and added into the
+// metric. The workgroup owns the head's slots, so no atomics are needed.
 #extension GL_GOOGLE_include_directive : require
 
 #define WG 128
 #define MAX_D 256
+#define MAX_R 4
+#define MQ (MAX_D / 4)
 layout(local_size_x = WG) in;
 
 #define KV_USE_K
@@ -35,25 +38,49 @@ layout(push_constant) uniform Push {
 
 #include "kv_pool.glsl"
 
-shared float qs[MAX_D];
-shared float red[WG];
+shared vec4 qs[MAX_R * MQ];
+shared float red[MAX_R * WG];
 
-float score(uint slot) {
-    uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
-    float s = 0.0;
+// Quad qd of the K row at element base of arena A; dims past hd read as 0 (hd is even for f16).
 #if KV_F16
-#define S(A) \
-    for (uint e = 0u; e < pc.hd; e += 2u) { \
-        vec2 kv = unpackHalf2x16(K[A].d[(base + e) >> 1u]); \
-        s += kv.x * qs[e] + kv.y * qs[e + 1u]; \
-    }
+#define QUAD(A, base, qd) vec4(unpackHalf2x16(K[A].d[((base) >> 1u) + 2u * (qd)]), \
+    4u * (qd) + 2u < pc.hd ? unpackHalf2x16(K[A].d[((base) >> 1u) + 2u * (qd) + 1u]) : vec2(0.0))
 #else
-#define S(A) \
-    for (uint e = 0u; e < pc.hd; e++) s += K[A].d[base + e] * qs[e];
+#define QUAD(A, base, qd) vec4(K[A].d[(base) + 4u * (qd)], \
+    4u * (qd) + 1u < pc.hd ? K[A].d[(base) + 4u * (qd) + 1u] : 0.0, \
+    4u * (qd) + 2u < pc.hd ? K[A].d[(base) + 4u * (qd) + 2u] : 0.0, \
+    4u * (qd) + 3u < pc.hd ? K[A].d[(base) + 4u * (qd) + 3u] : 0.0)
 #endif
+
+// scores: s[h] = dot(qs[h], K row of slot) for h < MAX_R (qs is 0 for heads past the pass).
+void scores(uint slot, out float s[MAX_R]) {
+    uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
+    for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
+    uint nq = (pc.hd + 3u) / 4u;
+#define S(A) \
+    for (uint qd = 0u; qd < nq; qd++) { \
+        vec4 k4 = QUAD(A, base, qd); \
+        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + qd]); \
+    }
     KV_SWITCH(a, S)
 #undef S
-    return s;
+}
+
+void reduceMax(uint t) {
+    for (uint s = WG / 2u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = max(red[h * WG + t], red[h * WG + t + s]);
+        }
+        barrier();
+    }
+}
+void reduceSum(uint t) {
+    for (uint s = WG / 2u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] += red[h * WG + t + s];
+        }
+        barrier();
+    }
 }
 
 void main() {
@@ -70,72 +97,82 @@ void main() {
 
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
-        if (slot != KV_NO_SLOT) scratchStore(slot, 1u, 0.0);
+        if (slot == KV_NO_SLOT) continue;
+        for (uint h = 0u; h < r; h++) scratchStore(slot, h, 0.0);
     }
-    for (uint h = kvh * r; h < (kvh + 1u) * r; h++) {
-        for (uint i = t; i < ctx; i += WG) {
-            uint slot = KV_SLOT_OF(tables, off, i);
-            if (slot != KV_NO_SLOT) scratchStore(slot, 0u, 0.0);
-        }
-        for (uint w = first; w < first + nw; w++) {
-            int qp = qpos[w];
-            for (uint e = t; e < pc.hd; e += WG) qs[e] = q[(w * pc.qHeads + h) * pc.hd + e] * pc.scale;
+    for (uint w = first; w < first + nw; w++) {
+        int qp = qpos[w];
+        for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
+            uint rc = min(MAX_R, r - h0);
+            uint qbase = (w * pc.qHeads + kvh * r + h0) * pc.hd;
+            for (uint e = t; e < MAX_R * MQ; e += WG) {
+                uint h = e / MQ, d4 = (e - h * MQ) * 4u;
+                vec4 v = vec4(0.0);
+                for (uint c = 0u; c < 4u; c++) {
+                    if (h < rc && d4 + c < pc.hd) v[c] = q[qbase + h * pc.hd + d4 + c] * pc.scale;
+                }
+                qs[e] = v;
+            }
             barrier();
-            // Pass 1: each thread's running (max, sum) over its slots, then the workgroup's.
-            float mt = NEG_BIG, lt = 0.0;
+            // Pass 1: each thread's running (max, sum) per head over its slots, then the workgroup's.
+            float mt[MAX_R], lt[MAX_R];
+            for (uint h = 0u; h < MAX_R; h++) { mt[h] = NEG_BIG; lt[h] = 0.0; }
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
-                float s = score(slot);
-                float mn = max(mt, s);
-                lt = lt * exp(mt - mn) + exp(s - mn);
-                mt = mn;
+                float s[MAX_R];
+                scores(slot, s);
+                for (uint h = 0u; h < MAX_R; h++) {
+                    float mn = max(mt[h], s[h]);
+                    lt[h] = lt[h] * exp(mt[h] - mn) + exp(s[h] - mn);
+                    mt[h] = mn;
+                }
             }
-            red[t] = mt;
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = mt[h];
             barrier();
-            for (uint s = WG / 2u; s > 0u; s >>= 1u) {
-                if (t < s) red[t] = max(red[t], red[t + s]);
-                barrier();
-            }
-            float M = red[0];
+            reduceMax(t);
+            float M[MAX_R];
+            for (uint h = 0u; h < MAX_R; h++) M[h] = red[h * WG];
             barrier();
-            red[t] = lt * exp(mt - M);
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h] * exp(mt[h] - M[h]);
             barrier();
-            for (uint s = WG / 2u; s > 0u; s >>= 1u) {
-                if (t < s) red[t] += red[t + s];
-                barrier();
-            }
-            float L = red[0];
+            reduceSum(t);
+            float L[MAX_R];
+            for (uint h = 0u; h < MAX_R; h++) L[h] = red[h * WG];
             // Pass 2: f(p) into s_h. Each thread updates only its own slots.
-            if (L > 0.0) {
-                for (uint i = t; i < ctx; i += WG) {
-                    uint slot = KV_SLOT_OF(tables, off, i);
-                    if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
-                    float p = exp(score(slot) - M) / L;
-                    scratchStore(slot, 0u, scratchLoad(slot, 0u) + (pc.squared != 0u ? p * p : p));
+            for (uint i = t; i < ctx; i += WG) {
+                uint slot = KV_SLOT_OF(tables, off, i);
+                if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
+                float s[MAX_R];
+                scores(slot, s);
+                for (uint h = 0u; h < MAX_R; h++) {
+                    if (h >= rc || L[h] <= 0.0) continue;
+                    float p = exp(s[h] - M[h]) / L[h];
+                    scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + (pc.squared != 0u ? p * p : p));
                 }
             }
-            barrier(); // qs and red are rewritten by the next window row
+            barrier(); // qs and red are rewritten by the next pass
         }
-        memoryBarrierBuffer();
-        barrier(); // every s_h entry is final before the pool reads its neighbours
-        for (uint i = t; i < ctx; i += WG) {
-            uint slot = KV_SLOT_OF(tables, off, i);
-            if (slot == KV_NO_SLOT) continue;
-            float v = scratchLoad(slot, 0u);
-            if (pc.pool7 != 0u) {
-                for (uint j = max(i, 3u) - 3u; j <= min(ctx - 1u, i + 3u); j++) {
-                    uint sj = KV_SLOT_OF(tables, off, j);
-                    if (sj != KV_NO_SLOT) v = max(v, scratchLoad(sj, 0u));
-                }
-            }
-            scratchStore(slot, 1u, scratchLoad(slot, 1u) + v);
-        }
-        memoryBarrierBuffer();
-        barrier(); // the pool has read s_h before the next head clears it
     }
+    memoryBarrierBuffer();
+    barrier(); // every s_h is final before the pool reads the neighbours
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
-        if (slot != KV_NO_SLOT) metricStore(slot, metricLoad(slot) + scratchLoad(slot, 1u));
+        if (slot == KV_NO_SLOT) continue;
+        uint nb[7];
+        uint lo = max(i, 3u) - 3u, hi = min(ctx - 1u, i + 3u);
+        for (uint k = 0u; k < 7u; k++) {
+            uint j = lo + k;
+            nb[k] = (pc.pool7 != 0u && j <= hi) ? KV_SLOT_OF(tables, off, j) : KV_NO_SLOT;
+        }
+        float add = 0.0;
+        for (uint h = 0u; h < r; h++) {
+            float v = scratchLoad(slot, h);
+            for (uint k = 0u; k < 7u; k++) {
+                if (nb[k] != KV_NO_SLOT) v = max(v, scratchLoad(nb[k], h));
+            }
+            add += v;
+        }
+        metricStore(slot, metricLoad(slot) + add);
     }
 }
