@@ -148,11 +148,16 @@ func (p *KVPool) headSlots(op string, tables []int32, off, ctx int) []int {
 	return slots
 }
 
-// headKV loads the K and V rows of a head's slots once, for all query heads of its group.
+// headKV loads the K and V rows of a head's slots once, for all query heads of its group (as f32, in
+// two contiguous arrays).
 func (p *KVPool) headKV(slots []int) (ks, vs [][]float32) {
+	d := p.headDim
+	kAll, vAll := make([]float32, len(slots)*d), make([]float32, len(slots)*d)
 	ks, vs = make([][]float32, len(slots)), make([][]float32, len(slots))
 	for i, s := range slots {
-		ks[i], vs[i] = p.K(s), p.V(s)
+		ks[i], vs[i] = kAll[i*d:(i+1)*d:(i+1)*d], vAll[i*d:(i+1)*d:(i+1)*d]
+		p.loadRow(ks[i], p.k32, p.k16, s)
+		p.loadRow(vs[i], p.v32, p.v16, s)
 	}
 	return ks, vs
 }
