@@ -65,9 +65,12 @@ func CheckWeight(t *model.Tensor, dataLen, scaleLen int) (engine.WeightInfo, err
 		return engine.WeightInfo{}, where("shape %v: want a vector or a matrix", t.Shape)
 	}
 	for _, d := range t.Shape {
-		if d <= 0 {
-			return engine.WeightInfo{}, where("shape %v: every dimension must be positive", t.Shape)
+		if d <= 0 || d > math.MaxInt32 {
+			return engine.WeightInfo{}, where("shape %v: every dimension must be in [1, 2^31)", t.Shape)
 		}
+	}
+	if t.Elems() > 1<<46 {
+		return engine.WeightInfo{}, where("shape %v: %d elements is more than a weight can have", t.Shape, t.Elems())
 	}
 	info := engine.WeightInfo{Name: t.Name, DType: t.DType, Rows: t.Rows(), Cols: t.Cols()}
 	switch t.DType {
