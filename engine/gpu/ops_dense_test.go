@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"kvc/engine"
@@ -148,7 +149,7 @@ func (e *denseEnv) tensor(k wkind, rows, cols int) *model.Tensor {
 
 func TestMatMulEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 1)
-	shapes := [][3]int{{1, 7, 1}, {7, 63, 3}, {131, 300, 1}, {131, 300, 9}, {5, 4097, 2}}
+	shapes := [][3]int{{1, 7, 1}, {7, 63, 3}, {131, 300, 1}, {131, 300, 9}, {5, 4097, 2}, {257, 1031, 17}}
 	for _, k := range allKinds {
 		for _, s := range shapes {
 			rows, cols, n := s[0], k.fixCols(s[1]), s[2]
@@ -274,10 +275,10 @@ func relClose(got, want, rel float64) bool {
 
 func TestRMSNorm(t *testing.T) {
 	e := newDenseEnv(t, 5)
-	for _, k := range []wkind{{model.F32, 0, 0}, {model.BF16, 0, 0}, {model.F16, 0, 0}} {
+	for _, k := range allKinds {
 		for _, d := range []int{1, 7, 63, 4097} {
-			n := 3
-			tn := cpu.EncodeTensor("norm", k.dt, 1, d, true, 0, 0, e.rand(d))
+			n, d := 3, k.fixCols(d)
+			tn := cpu.EncodeTensor("norm", k.dt, 1, d, true, k.sk, k.group, e.rand(d))
 			gw, cw := e.upload(tn)
 			xv := e.rand(n * d)
 			gx, cx := e.pair(xv)
@@ -413,5 +414,28 @@ func TestArgmaxTopK(t *testing.T) {
 			}
 			e.g.Free(gx)
 		}
+	}
+}
+
+// Misuse is reported by Sync with the op's name, never a device fault.
+func TestDenseOpErrors(t *testing.T) {
+	e := newDenseEnv(t, 10)
+	gw, _ := e.upload(e.tensor(wkind{model.F32, 0, 0}, 8, 16))
+	small, _ := e.out(4)
+	x, _ := e.pair(e.rand(2 * 16))
+	for what, op := range map[string]func(){
+		"MatMul": func() { e.g.MatMul(small, x, gw, 2) },
+		"TopK":   func() { e.g.TopK(small, small, x, 1, 32, 300) },
+		"RoPE":   func() { e.g.RoPE(x, small, 1, 1, 7, engine.RopeParams{Theta: 10000}) },
+		"Embed":  func() { e.g.Embed(small, gw, x, 2) },
+	} {
+		op()
+		err := e.g.Sync()
+		if err == nil || !strings.Contains(err.Error(), what) {
+			t.Errorf("%s misuse: Sync returned %v", what, err)
+		}
+	}
+	if err := e.g.Sync(); err != nil {
+		t.Errorf("the error was not cleared: %v", err)
 	}
 }
