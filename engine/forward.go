@@ -247,7 +247,7 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 
 	// Per-slot metric adds are race-free only with one row per sequence: decode passes.
 	mode := MetricNone
-	if rows == len(items) {
+	if rows == len(items) && nWin == 0 {
 		mode = e.Opt.Metric
 	}
 	b := e.B
