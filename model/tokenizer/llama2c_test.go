@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-const tok512Path = "testdata/tok512.bin" // stories260K's vocab (llama2.c, MIT), copied from ../shared/models
+// tok512Path is stories260K's vocab (llama2.c, MIT) in ../shared/models: models and tokenizers are never committed.
+const tok512Path = "../../../shared/models/stories260K/tok512.bin"
 
 func loadTok512(t testing.TB) Tokenizer {
 	t.Helper()
@@ -19,20 +20,14 @@ func loadTok512(t testing.TB) Tokenizer {
 	return tk
 }
 
-// llama2Tokenizer is the 32k Llama-2 vocab; it is not committed, so tests using it skip without it.
+// llama2Tokenizer is the 32k Llama-2 vocab from ../shared/models (not committed).
 func llama2Tokenizer(t *testing.T) Tokenizer {
 	t.Helper()
-	for _, p := range []string{"../../../shared/models/llama2-tokenizer.bin", "/work/shared/models/llama2-tokenizer.bin"} {
-		if _, err := os.Stat(p); err == nil {
-			tk, err := LoadLlama2C(p, 32000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tk
-		}
+	tk, err := LoadLlama2C("../../../shared/models/llama2-tokenizer.bin", 32000)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("llama2-tokenizer.bin not found in ../shared/models")
-	return nil
+	return tk
 }
 
 // collapseSpaces does what SentencePiece's remove_extra_whitespaces does to ASCII spaces: drop leading
