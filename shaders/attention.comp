@@ -95,15 +95,13 @@ vec4 vQuad(uint a, uint base, uint qd) {
 }
 
 void main() {
-    uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y, prt = gl_WorkGroupID.z;
+    uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
     uint t = gl_LocalInvocationID.x;
     uint hi = (row * pc.kvHeads + kvh) * 2u;
     uint off = uint(max(heads[hi], 0));
     uint ctx = uint(max(heads[hi + 1u], 0));
     uint nParts = kvNumParts(ctx);
-    if (prt >= nParts) return; // the whole workgroup: uniform
     uint partLen = (ctx + nParts - 1u) / nParts;
-    uint beg = min(ctx, prt * partLen), end = min(ctx, beg + partLen);
     uint r = pc.qHeads / pc.kvHeads;
     int qp = qpos[row];
     bool metric = pc.mode != 0u;
@@ -114,113 +112,118 @@ void main() {
     uint qd = t - g * nQ;
     bool vAct = g < nG;
 
-    for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
-        uint rc = min(MAX_R, r - h0);
-        uint qbase = (row * pc.qHeads + kvh * r + h0) * pc.hd;
-        for (uint e = t; e < MAX_R * MQ; e += WG) {
-            uint h = e / MQ, d4 = (e - h * MQ) * 4u;
-            vec4 v = vec4(0.0);
-            for (uint c = 0u; c < 4u; c++) {
-                if (h < rc && d4 + c < pc.hd) v[c] = q[qbase + h * pc.hd + d4 + c] * pc.scale;
+    // Workgroup z computes partitions z, z + Z, ... (Z = the grid's depth, chosen by the host to fill the
+    // device); a partition's arithmetic does not depend on which workgroup computes it.
+    for (uint prt = gl_WorkGroupID.z; prt < nParts; prt += gl_NumWorkGroups.z) {
+        uint beg = min(ctx, prt * partLen), end = min(ctx, beg + partLen);
+        for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
+            uint rc = min(MAX_R, r - h0);
+            uint qbase = (row * pc.qHeads + kvh * r + h0) * pc.hd;
+            for (uint e = t; e < MAX_R * MQ; e += WG) {
+                uint h = e / MQ, d4 = (e - h * MQ) * 4u;
+                vec4 v = vec4(0.0);
+                for (uint c = 0u; c < 4u; c++) {
+                    if (h < rc && d4 + c < pc.hd) v[c] = q[qbase + h * pc.hd + d4 + c] * pc.scale;
+                }
+                qs[e] = v;
             }
-            qs[e] = v;
-        }
-        float m[MAX_R], lt[MAX_R];
-        vec4 acc[MAX_R];
-        for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; acc[h] = vec4(0.0); }
-        barrier();
+            float m[MAX_R], lt[MAX_R];
+            vec4 acc[MAX_R];
+            for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; acc[h] = vec4(0.0); }
+            barrier();
 
-        for (uint tile = beg; tile < end; tile += WG) {
-            uint i = tile + t;
-            float s[MAX_R];
-            for (uint h = 0u; h < MAX_R; h++) s[h] = NEG_BIG;
-            uint ka = NONE, kb = 0u;
-            if (i < end) {
-                uint slot = KV_SLOT_OF(tables, off, i);
-                if (slot != KV_NO_SLOT) {
-                    if (posLoad(slot) <= qp) {
-                        ka = slot / pc.kSlots;
-                        kb = (slot - ka * pc.kSlots) * pc.hd;
-                        for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
-                        scores(ka, kb, s);
+            for (uint tile = beg; tile < end; tile += WG) {
+                uint i = tile + t;
+                float s[MAX_R];
+                for (uint h = 0u; h < MAX_R; h++) s[h] = NEG_BIG;
+                uint ka = NONE, kb = 0u;
+                if (i < end) {
+                    uint slot = KV_SLOT_OF(tables, off, i);
+                    if (slot != KV_NO_SLOT) {
+                        if (posLoad(slot) <= qp) {
+                            ka = slot / pc.kSlots;
+                            kb = (slot - ka * pc.kSlots) * pc.hd;
+                            for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
+                            scores(ka, kb, s);
+                        }
+                        if (metric) {
+                            for (uint h = 0u; h < MAX_R; h++) {
+                                if (h < rc) scratchStore(slot, h0 + h, s[h]);
+                            }
+                        }
                     }
-                    if (metric) {
-                        for (uint h = 0u; h < MAX_R; h++) {
-                            if (h < rc) scratchStore(slot, h0 + h, s[h]);
+                }
+                tileArena[t] = ka;
+                tileBase[t] = kb;
+                for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = s[h];
+                barrier();
+                reduceMax(t);
+                for (uint h = 0u; h < MAX_R; h++) {
+                    float mn = max(m[h], red[h * WG]);
+                    float alpha = exp(m[h] - mn);
+                    float p = ka != NONE ? exp(s[h] - mn) : 0.0;
+                    ps[h * WG + t] = p;
+                    lt[h] = lt[h] * alpha + p;
+                    acc[h] *= alpha;
+                    m[h] = mn;
+                }
+                barrier();
+                uint cnt = min(WG, end - tile);
+                if (vAct) {
+                    for (uint j = g; j < cnt; j += nG) {
+                        uint aj = tileArena[j];
+                        if (aj == NONE) continue;
+                        vec4 v = vQuad(aj, tileBase[j], qd);
+                        for (uint h = 0u; h < MAX_R; h++) acc[h] += ps[h * WG + j] * v;
+                    }
+                }
+                barrier();
+            }
+
+            // The thread groups' sums, added in group order, one head at a time.
+            for (uint h = 0u; h < MAX_R; h++) {
+                if (vAct) comb[t] = acc[h];
+                barrier();
+                if (g == 0u) {
+                    vec4 a = comb[qd];
+                    for (uint gg = 1u; gg < nG; gg++) a += comb[gg * nQ + qd];
+                    acc[h] = a;
+                }
+                barrier();
+            }
+            // l[h]: the sum of the threads' partial sums, in a fixed order.
+            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h];
+            barrier();
+            reduceSum(t);
+            if (g == 0u) {
+                for (uint h = 0u; h < MAX_R; h++) {
+                    if (h >= rc) continue;
+                    float l = red[h * WG];
+                    for (uint c = 0u; c < 4u; c++) {
+                        uint dd = qd * 4u + c;
+                        if (dd >= pc.hd) continue;
+                        float a = acc[h][c];
+                        if (nParts == 1u) {
+                            outp[qbase + h * pc.hd + dd] = l > 0.0 ? a / l : 0.0;
+                        } else {
+                            uint pa = partialAt(row, kvh, prt, h0 + h);
+                            part[pa + 2u + dd] = a;
+                            if (dd == 0u) { part[pa] = m[h]; part[pa + 1u] = l; }
                         }
                     }
                 }
             }
-            tileArena[t] = ka;
-            tileBase[t] = kb;
-            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = s[h];
-            barrier();
-            reduceMax(t);
-            for (uint h = 0u; h < MAX_R; h++) {
-                float mn = max(m[h], red[h * WG]);
-                float alpha = exp(m[h] - mn);
-                float p = ka != NONE ? exp(s[h] - mn) : 0.0;
-                ps[h * WG + t] = p;
-                lt[h] = lt[h] * alpha + p;
-                acc[h] *= alpha;
-                m[h] = mn;
-            }
-            barrier();
-            uint cnt = min(WG, end - tile);
-            if (vAct) {
-                for (uint j = g; j < cnt; j += nG) {
-                    uint aj = tileArena[j];
-                    if (aj == NONE) continue;
-                    vec4 v = vQuad(aj, tileBase[j], qd);
-                    for (uint h = 0u; h < MAX_R; h++) acc[h] += ps[h * WG + j] * v;
+            if (t == 0u) {
+                for (uint h = 0u; h < MAX_R; h++) {
+                    if (h < rc) { mFin[h0 + h] = m[h]; lFin[h0 + h] = red[h * WG]; }
                 }
             }
-            barrier();
+            barrier(); // red, ps, qs and mFin before the next group pass or the metric pass
         }
-
-        // The thread groups' sums, added in group order, one head at a time.
-        for (uint h = 0u; h < MAX_R; h++) {
-            if (vAct) comb[t] = acc[h];
-            barrier();
-            if (g == 0u) {
-                vec4 a = comb[qd];
-                for (uint gg = 1u; gg < nG; gg++) a += comb[gg * nQ + qd];
-                acc[h] = a;
-            }
-            barrier();
-        }
-        // l[h]: the sum of the threads' partial sums, in a fixed order.
-        for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h];
-        barrier();
-        reduceSum(t);
-        if (g == 0u) {
-            for (uint h = 0u; h < MAX_R; h++) {
-                if (h >= rc) continue;
-                float l = red[h * WG];
-                for (uint c = 0u; c < 4u; c++) {
-                    uint dd = qd * 4u + c;
-                    if (dd >= pc.hd) continue;
-                    float a = acc[h][c];
-                    if (nParts == 1u) {
-                        outp[qbase + h * pc.hd + dd] = l > 0.0 ? a / l : 0.0;
-                    } else {
-                        uint pa = partialAt(row, kvh, prt, h0 + h);
-                        part[pa + 2u + dd] = a;
-                        if (dd == 0u) { part[pa] = m[h]; part[pa + 1u] = l; }
-                    }
-                }
-            }
-        }
-        if (t == 0u) {
-            for (uint h = 0u; h < MAX_R; h++) {
-                if (h < rc) { mFin[h0 + h] = m[h]; lFin[h0 + h] = red[h * WG]; }
-            }
-        }
-        barrier(); // red, ps, qs and mFin before the next group pass or the metric pass
     }
 
     // Unsplit rows add their metric here; each thread rereads the scores it stored itself.
-    if (metric && nParts == 1u) {
+    if (metric && nParts == 1u && gl_WorkGroupID.z == 0u) {
         for (uint i = t; i < ctx; i += WG) {
             uint slot = KV_SLOT_OF(tables, off, i);
             if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;

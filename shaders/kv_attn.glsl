@@ -6,7 +6,8 @@
 // partitions of ceil(ctx / nParts) slots. The rule depends on ctx alone, never on the batch, so a row's
 // result is bit-identical whether it runs alone or in a batch. With nParts == 1 attention.comp writes the
 // output (and the metric) itself; otherwise it writes per-partition (max, sum, unnormalized out) and
-// attention_reduce.comp combines them, then adds the metric.
+// attention_reduce.comp combines them, then adds the metric. The grid's depth (chosen by the host) only
+// decides how many workgroups share a row's partitions, never the arithmetic.
 //
 // Metric: attention stores each visible slot's scaled score per query head in the pool's scratch (slot x
 // sStride, sStride >= r); once the global max M_h and sum L_h of a head are known the metric adds

@@ -18,15 +18,18 @@ const (
 	kvPoolPush   = 8   // uint32s of KV_POOL_PUSH
 )
 
-// Split-K defaults (see shaders/kv_attn.glsl): a (row, KV head) with ctx slots is cut into
-// clamp(ceil(ctx/PartMin), 1, SplitMax) partitions computed by separate workgroups. The rule depends on ctx
-// alone, so a decode row gives bit-identical results alone or in a batch. Calls with more than
-// kvSplitRows query rows (prefill chunks: the device is full anyway) are never split, which keeps the
-// partial buffer small; batch invariance therefore holds for batches of up to kvSplitRows rows.
+// Split-K (see shaders/kv_attn.glsl): a (row, KV head) with ctx slots is cut into
+// clamp(ceil(ctx/PartMin), 1, SplitMax) partitions, combined by attention_reduce. The rule depends on ctx
+// alone, and a partition's arithmetic does not depend on which workgroup computes it, so a row gives
+// bit-identical results alone or in any batch. The host only chooses how many workgroups share a
+// (row, KV head)'s partitions: SplitMax when the call has few (row, KV head) pairs (to fill the device),
+// else 1 (each workgroup loops over its partitions; no empty workgroups). When the partial buffer would
+// exceed the binding range (huge prefill chunks) the call runs unsplit, which is the one case whose
+// results differ from the same rows run in smaller calls.
 const (
 	DefaultSplitMax = 8
 	DefaultPartMin  = 512
-	kvSplitRows     = 64
+	kvFillGroups    = 256 // (row, KV head) pairs below which partitions get their own workgroups
 )
 
 // KVPool is the paged KV cache on the device. K and V are split into arenas of kBlocks blocks (each
@@ -53,8 +56,9 @@ type KVPool struct {
 
 	names struct{ write, attention, window, copy string } // shader variants for the KV type
 
-	// SplitMax and PartMin set split-K (tests lower them to exercise both paths at small sizes).
-	SplitMax, PartMin int
+	// SplitMax and PartMin set split-K; calls with fewer than FillGroups (row, KV head) pairs give each
+	// partition its own workgroup. Tests lower them to exercise every path at small sizes.
+	SplitMax, PartMin, FillGroups int
 }
 
 func (p *KVPool) Blocks() int         { return p.blocks }
@@ -106,7 +110,7 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 	}
 	arenaBytes = min(arenaBytes, b.caps.MaxStorageBufferRange)
 	p := &KVPool{b: b, blocks: blocks, bs: blockSize, hd: headDim, typ: typ, arenaBytes: arenaBytes,
-		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin}
+		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups}
 	if int64(blocks)*int64(blockSize) >= 1<<31 {
 		return nil, fmt.Errorf("gpu: KV pool of %d slots exceeds int32 slot ids", int64(blocks)*int64(blockSize))
 	}
@@ -411,7 +415,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	split := max(p.SplitMax, 1)
 	partBytes := int64(a.Rows) * int64(kvHeads) * int64(split) * int64(r) * int64(p.hd+2) * 4
-	if a.Rows > kvSplitRows || partBytes > b.caps.MaxStorageBufferRange {
+	if partBytes > b.caps.MaxStorageBufferRange {
 		split = 1
 	}
 	if split > 1 {
@@ -419,6 +423,10 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 			b.Fail(fmt.Errorf("gpu: Attention: split-K partials: %w", err))
 			return
 		}
+	}
+	depth := 1
+	if a.Rows*kvHeads < p.FillGroups {
+		depth = split
 	}
 	kn := b.kvKernel("Attention", p.names.attention, p, kvPoolPush+7, 6)
 	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+7, 6)
@@ -432,7 +440,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	push := p.push(a.Tables.Size()/4, uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
 		uint32(max(p.PartMin, 1)))
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
-	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(split)}, push, bind...)
+	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
 	if split > 1 {
 		b.Dispatch(red, [3]uint32{uint32(kvHeads), uint32(a.Rows), 1}, push, bind...)
 	}

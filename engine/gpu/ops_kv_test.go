@@ -405,7 +405,9 @@ func TestKVAttentionBatchInvariant(t *testing.T) {
 	g := OpenForTest(t)
 	const bs, hd, kvHeads, r, seqs = 4, 16, 2, 2, 6
 	h := newKVHarness(t, g, 11, 200, bs, hd, engine.KVF16, 1<<20)
-	h.gp.SplitMax, h.gp.PartMin = 4, 32
+	// A batch of 6 rows x 2 KV heads loops over partitions in one workgroup each (FillGroups 4); a row
+	// alone gives each partition a workgroup. Both must give the same bits.
+	h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 4, 32, 4
 	rowHeads := make([][]kvHead, seqs)
 	qpos := make([]int32, seqs)
 	for s := range rowHeads {
