@@ -3,9 +3,9 @@ package model
 // Tensor is one weight of a checkpoint under its canonical name, in its stored dtype.
 // Readers fill it from headers alone; data is read only by Bytes and Scales.
 type Tensor struct {
-	Name       string    // canonical name (see types.go)
-	SourceName string    // name in the file, for error messages
-	File       string    // file it lives in
+	Name       string // canonical name (see types.go)
+	SourceName string // name in the file, for error messages
+	File       string // file it lives in
 	DType      DType
 	Shape      []int     // row-major, [out, in] for matrices, [n] for vectors
 	ScaleKind  ScaleKind // F8E4M3 only

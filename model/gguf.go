@@ -411,7 +411,22 @@ func (c *Checkpoint) readGGUF(b blob) error {
 		canon, ok := strings.CutSuffix(ti.name, ".weight")
 		if !ok || !isCanonical(canon) {
 			if ti.name == "rope_freqs.weight" {
-				c.Notes = append(c.Notes, "rope_freqs.weight (baked llama3 RoPE scaling factors) ignored: the config has no rope_scaling from GGUF")
+				// Llama-3.1 GGUFs bake rope_scaling into per-frequency divisors; recover the llama3 parameters.
+				rf := viewTensor(b, "rope_freqs", ti.name, F32, ti.shape, h.dataStart+int64(ti.off))
+				if ti.typ != ggmlF32 || len(ti.shape) != 1 || ti.shape[0] != c.Config.HeadDim/2 {
+					return fmt.Errorf("%s: tensor rope_freqs.weight: want f32 [%d] (head dim / 2), got type %d shape %v", b.Name(), c.Config.HeadDim/2, ti.typ, ti.shape)
+				}
+				vals, err := rf.Float32()
+				if err != nil {
+					return err
+				}
+				sc, err := FitLlama3Scaling(vals, c.Config.RopeTheta, c.Config.HeadDim)
+				if err != nil {
+					return fmt.Errorf("%s: tensor rope_freqs.weight: %w", b.Name(), err)
+				}
+				c.Config.RopeScaling = sc
+				c.Notes = append(c.Notes, fmt.Sprintf("rope_freqs.weight read as llama3 rope scaling (factor %g, low %g, high %g, original context %d)",
+					sc.Factor, sc.LowFreqFactor, sc.HighFreqFactor, sc.OriginalContext))
 			} else {
 				c.Notes = append(c.Notes, "unused tensor "+ti.name)
 			}

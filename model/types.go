@@ -107,17 +107,19 @@ type Config struct {
 }
 
 // Canonical tensor names (GGUF's): every reader maps its own names onto these.
-//   token_embd           [Vocab, Dim]
-//   blk.N.attn_norm      [Dim]
-//   blk.N.attn_q         [Heads*HeadDim, Dim]
-//   blk.N.attn_k         [KVHeads*HeadDim, Dim]
-//   blk.N.attn_v         [KVHeads*HeadDim, Dim]
-//   blk.N.attn_output    [Dim, Heads*HeadDim]
-//   blk.N.ffn_norm       [Dim]
-//   blk.N.ffn_gate       [FFN, Dim]   (w1)
-//   blk.N.ffn_up         [FFN, Dim]   (w3)
-//   blk.N.ffn_down       [Dim, FFN]   (w2)
-//   output_norm          [Dim]
-//   output               [Vocab, Dim] (absent when Tied)
+//
+//	token_embd           [Vocab, Dim]
+//	blk.N.attn_norm      [Dim]
+//	blk.N.attn_q         [Heads*HeadDim, Dim]
+//	blk.N.attn_k         [KVHeads*HeadDim, Dim]
+//	blk.N.attn_v         [KVHeads*HeadDim, Dim]
+//	blk.N.attn_output    [Dim, Heads*HeadDim]
+//	blk.N.ffn_norm       [Dim]
+//	blk.N.ffn_gate       [FFN, Dim]   (w1)
+//	blk.N.ffn_up         [FFN, Dim]   (w3)
+//	blk.N.ffn_down       [Dim, FFN]   (w2)
+//	output_norm          [Dim]
+//	output               [Vocab, Dim] (absent when Tied)
+//
 // Shapes are row-major [out, in] as PyTorch stores them; Q and K rows are in the checkpoint's RopeLayout.
 func LayerTensor(layer int, name string) string { return fmt.Sprintf("blk.%d.%s", layer, name) }
