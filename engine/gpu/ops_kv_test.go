@@ -440,7 +440,7 @@ func TestKVWindowMetricMatchesCPU(t *testing.T) {
 					r = map[engine.KVType]int{engine.KVF32: 5, engine.KVF16: 1}[typ]
 				}
 				h := newKVHarness(t, g, 13, 90, bs, hd, typ, 3600) // 4-8 K/V arenas, scratch within 2
-				lens, win := []int{150, 21}, []int{8, 5} // 150: more slots than the workgroup
+				lens, win := []int{150, 21}, []int{8, 5}           // 150: more slots than the workgroup
 				qh := kvHeads * r
 				var seqs []int32
 				var tab, pos []int32
