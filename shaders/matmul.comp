@@ -16,7 +16,13 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64; // power of two
 
+#ifdef LOAD64
+// 64-bit loads: half the load instructions (lavapipe pays per loaded component and lane).
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(std430, binding = 0) readonly buffer Wt { uint64_t wq64[]; };
+#else
 layout(std430, binding = 0) readonly buffer Wt { uint wq[]; };
+#endif
 layout(std430, binding = 1) readonly buffer Sc { float sc[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 layout(std430, binding = 3) writeonly buffer Out { float outv[]; };
@@ -31,6 +37,7 @@ layout(push_constant) uniform Push {
     uint rowDiv;    // scale index = (r / rowDiv) * scaleStride + c / colDiv
     uint colDiv;
     uint scaleStride;
+    uint colShift;  // log2(colDiv) when it is a power of two, else 32 (no integer division per chunk then)
 } pc;
 
 #if DT == DT_F32
@@ -49,7 +56,12 @@ shared float red[R * NT][WG];
 
 void decode_chunk(uint base, out float w[EPV]) {
     for (uint e = 0u; e < CW; e++) {
+#ifdef LOAD64
+        uvec2 q2 = unpack32(wq64[(base + e) >> 1]);
+        uint q = (e & 1u) == 0u ? q2.x : q2.y;
+#else
         uint q = wq[base + e];
+#endif
 #if DT == DT_F32
         w[e] = uintBitsToFloat(q);
 #elif DT == DT_F16 || DT == DT_BF16
@@ -87,6 +99,16 @@ void main() {
         for (uint r = 0u; r < R; r++)
             for (uint t = 0u; t < NT; t++) acc[r][t] = 0.0;
 
+#if DT == DT_FP8 || DT == DT_Q8
+        uint sbase[R]; // scale row offsets, hoisted out of the chunk loop
+        float srow[R]; // the scale of each row when it does not vary along the row (per tensor, channel)
+        bool rowConst = pc.colShift == 31u;
+        for (uint r = 0u; r < R; r++) {
+            sbase[r] = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
+            srow[r] = rowConst && r < nr ? sc[sbase[r]] : 0.0;
+        }
+        bool perChunk = pc.colShift < 32u && (1u << pc.colShift) >= EPV;
+#endif
         for (uint j = tid; j < pc.rowWords / CW; j += WG) {
             uint c0 = j * EPV;
             uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
@@ -98,12 +120,14 @@ void main() {
                 float wr[EPV];
                 decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
 #if DT == DT_FP8 || DT == DT_Q8
-                uint sb = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
-                if (pc.colDiv % EPV == 0u) {
-                    s[r] = sc[sb + c0 / pc.colDiv]; // the chunk lies in one scale group
-                } else { // q8_0 groups smaller than a chunk (e.g. 4): scale each element
+                uint sb = sbase[r];
+                if (rowConst) {
+                    s[r] = srow[r];
+                } else if (perChunk) {
+                    s[r] = sc[sb + (c0 >> pc.colShift)]; // the chunk lies in one scale group
+                } else { // q8_0 groups smaller than a chunk (e.g. 4) or not a power of two: per element
                     for (uint e = 0u; e < EPV; e++)
-                        if (e < ne) wr[e] *= sc[sb + (c0 + e) / pc.colDiv];
+                        if (e < ne) wr[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
                 }
 #endif
                 w[r] = wr;
@@ -137,9 +161,9 @@ void main() {
                 for (uint o = 0u; o < R * NT; o++) red[o][tid] += red[o][tid + h];
         }
         barrier();
-        if (tid < R * NT) {
-            uint r = tid / NT, t = tid % NT;
-            if (r < nr && t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r0 + r] = red[tid][0];
+        for (uint o = tid; o < R * NT; o += WG) { // WG may be smaller than R * NT (one subgroup on a CPU)
+            uint r = o / NT, t = o % NT;
+            if (r < nr && t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r0 + r] = red[o][0];
         }
         barrier(); // red is reused by the next pass
     }

@@ -147,7 +147,21 @@ func (e *denseEnv) tensor(k wkind, rows, cols int) *model.Tensor {
 	return cpu.EncodeTensor(fmt.Sprintf("w-%v-%dx%d", k, rows, cols), k.dt, rows, cols, false, k.sk, k.group, e.rand(rows*cols))
 }
 
-func TestMatMulEveryDType(t *testing.T) {
+// forEachMatMulWG runs f with the device's matmul workgroup and with the largest GPU one (256), so that
+// lavapipe (one 8-wide subgroup by default) also runs the GPU configuration.
+func forEachMatMulWG(t *testing.T, f func(t *testing.T)) {
+	for _, wg := range []uint32{0, 256} {
+		t.Run(fmt.Sprintf("wg=%d", wg), func(t *testing.T) {
+			defer func(v uint32) { matmulWGOverride = v }(matmulWGOverride)
+			matmulWGOverride = wg
+			f(t)
+		})
+	}
+}
+
+func TestMatMulEveryDType(t *testing.T) { forEachMatMulWG(t, testMatMulEveryDType) }
+
+func testMatMulEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 1)
 	shapes := [][3]int{{1, 7, 1}, {7, 63, 3}, {131, 300, 1}, {131, 300, 9}, {5, 4097, 2}, {257, 1031, 17}}
 	for _, k := range allKinds {
@@ -184,7 +198,9 @@ func TestMatMulEveryDType(t *testing.T) {
 }
 
 // A batch gives each token the exact bits it gets alone (decode and batch variants reduce alike).
-func TestMatMulBatchRowEqualsAlone(t *testing.T) {
+func TestMatMulBatchRowEqualsAlone(t *testing.T) { forEachMatMulWG(t, testMatMulBatchRowEqualsAlone) }
+
+func testMatMulBatchRowEqualsAlone(t *testing.T) {
 	e := newDenseEnv(t, 2)
 	for _, k := range allKinds {
 		rows, cols, n := 37, k.fixCols(517), 11
