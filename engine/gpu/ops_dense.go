@@ -225,6 +225,19 @@ func (b *Backend) matmulWG() uint32 {
 	return wg
 }
 
+// rowWG is the workgroup of the one-row-per-workgroup kernels: gpu on a GPU, one subgroup on a CPU
+// device (see matmulWG).
+func (b *Backend) rowWG(gpu uint32) uint32 {
+	if b.info.Type != vk.TypeCPU {
+		return gpu
+	}
+	wg := uint32(1)
+	for wg < b.caps.SubgroupSize && wg < gpu {
+		wg *= 2
+	}
+	return wg
+}
+
 // matmul variants: tokens per pass and rows per workgroup, as compiled in dense.variants.
 var matmulVariants = [2]struct {
 	suffix string
@@ -310,7 +323,7 @@ func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float3
 	if !b.check("RMSNorm", "x", x, int64(n)*d*4) || !b.check("RMSNorm", "out", out, int64(n)*d*4) {
 		return
 	}
-	k := b.kernel("rmsnorm", wgRow, 5, 4)
+	k := b.kernel("rmsnorm", b.rowWG(wgRow), 5, 4)
 	if k == nil {
 		return
 	}
@@ -460,7 +473,7 @@ func (b *Backend) Softmax(x engine.Buf, rows, cols int) {
 	if rows <= 0 || cols <= 0 || !b.check("Softmax", "x", x, int64(rows*cols*4)) {
 		return
 	}
-	if k := b.kernel("softmax", wgRow, 2, 1); k != nil {
+	if k := b.kernel("softmax", b.rowWG(wgRow), 2, 1); k != nil {
 		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(x)})
 	}
 }
@@ -470,7 +483,7 @@ func (b *Backend) Argmax(out, x engine.Buf, rows, cols int) {
 	if rows <= 0 || cols <= 0 || !b.check("Argmax", "x", x, int64(rows*cols*4)) || !b.check("Argmax", "out", out, int64(rows*4)) {
 		return
 	}
-	if k := b.kernel("argmax", wgRow, 2, 2); k != nil {
+	if k := b.kernel("argmax", b.rowWG(wgRow), 2, 2); k != nil {
 		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(out)}, []Range{Whole(x)})
 	}
 }

@@ -96,3 +96,34 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkRowOps: the per-row ops on one vocab-sized row (Llama 3's 128256), as sampling uses them.
+func BenchmarkRowOps(bb *testing.B) {
+	g := OpenForTest(bb)
+	const cols = 128256
+	rng := rand.New(rand.NewPCG(3, 4))
+	v := make([]float32, cols)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	x, _ := g.AllocBuffer(4 * cols)
+	idx, _ := g.AllocBuffer(4 * 64)
+	val, _ := g.AllocBuffer(4 * 64)
+	if err := g.Write(x, 0, f32Bytes(v)); err != nil {
+		bb.Fatal(err)
+	}
+	for name, op := range map[string]func(){
+		"argmax":  func() { g.Argmax(idx, x, 1, cols) },
+		"topk64":  func() { g.TopK(idx, val, x, 1, cols, 64) },
+		"softmax": func() { g.Softmax(x, 1, cols) },
+	} {
+		bb.Run(name, func(bb *testing.B) {
+			for i := 0; i < bb.N; i++ {
+				op()
+				if err := g.Sync(); err != nil {
+					bb.Fatal(err)
+				}
+			}
+		})
+	}
+}
