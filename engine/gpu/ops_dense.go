@@ -196,8 +196,9 @@ const (
 	maxTopK = 256 // MAXK in topk.comp
 )
 
-// matmulWGOverride, when set, is the matmul workgroup (tests run the GPU choice on lavapipe too).
-var matmulWGOverride uint32
+// forceGPUWorkgroups makes the kernels take their GPU workgroup sizes on a CPU device too: tests run both
+// choices on lavapipe.
+var forceGPUWorkgroups bool
 
 // matmulWG is the matmul workgroup. On a GPU: four subgroups (a power of two in [64, 256]), within the
 // device's invocation and shared-memory limits (the batch variant keeps 2 rows x 8 tokens x WG partial
@@ -205,10 +206,7 @@ var matmulWGOverride uint32
 // with several of them each would read 1/4..1/8 of every cache line of the rows, each from memory; one
 // subgroup streams the rows (measured at 4096x4096: f32 112 -> 48, f16 65 -> 31 CPU-ms per matvec).
 func (b *Backend) matmulWG() uint32 {
-	if matmulWGOverride != 0 {
-		return matmulWGOverride
-	}
-	if b.info.Type == vk.TypeCPU {
+	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups {
 		wg := uint32(1)
 		for wg < b.caps.SubgroupSize && wg < 256 {
 			wg *= 2
@@ -228,7 +226,7 @@ func (b *Backend) matmulWG() uint32 {
 // rowWG is the workgroup of the one-row-per-workgroup kernels: gpu on a GPU, one subgroup on a CPU
 // device (see matmulWG).
 func (b *Backend) rowWG(gpu uint32) uint32 {
-	if b.info.Type != vk.TypeCPU {
+	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups {
 		return gpu
 	}
 	wg := uint32(1)

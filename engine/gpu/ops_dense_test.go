@@ -147,19 +147,19 @@ func (e *denseEnv) tensor(k wkind, rows, cols int) *model.Tensor {
 	return cpu.EncodeTensor(fmt.Sprintf("w-%v-%dx%d", k, rows, cols), k.dt, rows, cols, false, k.sk, k.group, e.rand(rows*cols))
 }
 
-// forEachMatMulWG runs f with the device's matmul workgroup and with the largest GPU one (256), so that
-// lavapipe (one 8-wide subgroup by default) also runs the GPU configuration.
-func forEachMatMulWG(t *testing.T, f func(t *testing.T)) {
-	for _, wg := range []uint32{0, 256} {
-		t.Run(fmt.Sprintf("wg=%d", wg), func(t *testing.T) {
-			defer func(v uint32) { matmulWGOverride = v }(matmulWGOverride)
-			matmulWGOverride = wg
+// forEachWG runs f with the device's workgroup sizes and with the ones a GPU gets (on lavapipe: one
+// 8-wide subgroup, and 64 or more threads).
+func forEachWG(t *testing.T, f func(t *testing.T)) {
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gpu-workgroups=%v", force), func(t *testing.T) {
+			defer func(v bool) { forceGPUWorkgroups = v }(forceGPUWorkgroups)
+			forceGPUWorkgroups = force
 			f(t)
 		})
 	}
 }
 
-func TestMatMulEveryDType(t *testing.T) { forEachMatMulWG(t, testMatMulEveryDType) }
+func TestMatMulEveryDType(t *testing.T) { forEachWG(t, testMatMulEveryDType) }
 
 func testMatMulEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 1)
@@ -198,7 +198,7 @@ func testMatMulEveryDType(t *testing.T) {
 }
 
 // A batch gives each token the exact bits it gets alone (decode and batch variants reduce alike).
-func TestMatMulBatchRowEqualsAlone(t *testing.T) { forEachMatMulWG(t, testMatMulBatchRowEqualsAlone) }
+func TestMatMulBatchRowEqualsAlone(t *testing.T) { forEachWG(t, testMatMulBatchRowEqualsAlone) }
 
 func testMatMulBatchRowEqualsAlone(t *testing.T) {
 	e := newDenseEnv(t, 2)
@@ -289,7 +289,9 @@ func relClose(got, want, rel float64) bool {
 	return math.Abs(got-want) <= rel*math.Abs(want)+1e-30
 }
 
-func TestRMSNorm(t *testing.T) {
+func TestRMSNorm(t *testing.T) { forEachWG(t, testRMSNorm) }
+
+func testRMSNorm(t *testing.T) {
 	e := newDenseEnv(t, 5)
 	for _, k := range allKinds {
 		for _, d := range []int{1, 7, 63, 4097} {
@@ -336,7 +338,9 @@ func TestSwiGLUAdd(t *testing.T) {
 	}
 }
 
-func TestSoftmax(t *testing.T) {
+func TestSoftmax(t *testing.T) { forEachWG(t, testSoftmax) }
+
+func testSoftmax(t *testing.T) {
 	e := newDenseEnv(t, 7)
 	for _, cols := range []int{1, 7, 4097} {
 		rows := 3
@@ -390,7 +394,9 @@ func TestRoPE(t *testing.T) {
 	}
 }
 
-func TestArgmaxTopK(t *testing.T) {
+func TestArgmaxTopK(t *testing.T) { forEachWG(t, testArgmaxTopK) }
+
+func testArgmaxTopK(t *testing.T) {
 	e := newDenseEnv(t, 9)
 	for _, cols := range []int{1, 7, 300, 128256} {
 		rows := 2
