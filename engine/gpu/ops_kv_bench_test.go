@@ -30,7 +30,8 @@ func BenchmarkKVAttentionDecode(b *testing.B) {
 				if err := g.Sync(); err != nil {
 					b.Fatal(err)
 				}
-				b.SetBytes(int64(ctx) * kvHeads * hd * 2 * 2)
+				kvBytes := int64(ctx) * kvHeads * hd * 2 * 2
+				b.SetBytes(kvBytes)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					if dev == "gpu" {
@@ -44,6 +45,7 @@ func BenchmarkKVAttentionDecode(b *testing.B) {
 							qHeads, kvHeads, 0.088, engine.MetricSquared)
 					}
 				}
+				b.ReportMetric(float64(kvBytes)*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "KV-GB/s")
 			})
 		}
 	}
