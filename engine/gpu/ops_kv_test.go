@@ -184,6 +184,11 @@ func (h *kvHarness) checkPool(what string, metricTol float64) {
 	}
 	n := gp.Blocks() * h.bs
 	gm, gpos := make([]float32, n), make([]int32, n)
+	for _, buf := range []*Buffer{gp.rsMetric, gp.rsPos} { // poison ReadSlots' gather outputs
+		if buf != nil {
+			h.g.Fill(Whole(buf), kvPoison)
+		}
+	}
 	if err := h.g.ReadSlots(gp, all, gm, gpos); err != nil {
 		h.t.Fatal(err)
 	}
