@@ -16,75 +16,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64; // power of two
 
-#ifdef LOAD64
-// 64-bit loads: half the load instructions (lavapipe pays per loaded component and lane).
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-layout(std430, binding = 0) readonly buffer Wt { uint64_t wq64[]; };
-#else
-layout(std430, binding = 0) readonly buffer Wt { uint wq[]; };
-#endif
-layout(std430, binding = 1) readonly buffer Sc { float sc[]; };
-layout(std430, binding = 2) readonly buffer X { float x[]; };
-layout(std430, binding = 3) writeonly buffer Out { float outv[]; };
-
-layout(push_constant) uniform Push {
-    uint rows;      // rows in this chunk
-    uint cols;
-    uint n;         // tokens
-    uint rowWords;  // row stride in 32-bit words (a multiple of 4)
-    uint outStride; // total rows of the weight
-    uint rowBase;   // first row of this chunk in the weight
-    uint rowDiv;    // scale index = (r / rowDiv) * scaleStride + c / colDiv
-    uint colDiv;
-    uint scaleStride;
-    uint colShift;  // log2(colDiv) when it is a power of two, else 32 (no integer division per chunk then)
-} pc;
-
-#if DT == DT_F32
-#define EPW 1u
-#define CW 4u // words per chunk
-#elif DT == DT_F16 || DT == DT_BF16
-#define EPW 2u
-#define CW 4u
-#else
-#define EPW 4u
-#define CW 2u
-#endif
-#define EPV (CW * EPW) // elements per chunk
-
 shared float red[R * NT][WG];
-
-void decode_chunk(uint base, out float w[EPV]) {
-    for (uint e = 0u; e < CW; e++) {
-#ifdef LOAD64
-        uvec2 q2 = unpack32(wq64[(base + e) >> 1]);
-        uint q = (e & 1u) == 0u ? q2.x : q2.y;
-#else
-        uint q = wq[base + e];
-#endif
-#if DT == DT_F32
-        w[e] = uintBitsToFloat(q);
-#elif DT == DT_F16 || DT == DT_BF16
-#if DT == DT_F16
-        vec2 h = unpackHalf2x16(q);
-#else
-        vec2 h = bf16x2(q);
-#endif
-        w[2u * e] = h.x;
-        w[2u * e + 1u] = h.y;
-#else
-#if DT == DT_FP8
-        vec4 v = fp8x4(q);
-#else
-        vec4 v = q8x4(q);
-#endif
-        w[4u * e] = v.x;
-        w[4u * e + 1u] = v.y;
-        w[4u * e + 2u] = v.z;
-        w[4u * e + 3u] = v.w;
-#endif
-    }
-}
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -114,41 +46,46 @@ void main() {
             uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
             float w[R][EPV];
             float s[R];
+            // No break or continue below: the loops over R, NT and EPV must unroll so that w, acc and xv
+            // stay in registers (on lavapipe a dynamically indexed array goes to memory, 8x slower).
             for (uint r = 0u; r < R; r++) {
                 s[r] = 1.0;
-                if (r >= nr) { for (uint e = 0u; e < EPV; e++) w[r][e] = 0.0; continue; }
                 float wr[EPV];
-                decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
+                for (uint e = 0u; e < EPV; e++) wr[e] = 0.0;
+                if (r < nr) {
+                    decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
 #if DT == DT_FP8 || DT == DT_Q8
-                uint sb = sbase[r];
-                if (rowConst) {
-                    s[r] = srow[r];
-                } else if (perChunk) {
-                    s[r] = sc[sb + (c0 >> pc.colShift)]; // the chunk lies in one scale group
-                } else { // q8_0 groups smaller than a chunk (e.g. 4) or not a power of two: per element
-                    for (uint e = 0u; e < EPV; e++)
-                        if (e < ne) wr[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
-                }
+                    uint sb = sbase[r];
+                    if (rowConst) {
+                        s[r] = srow[r];
+                    } else if (perChunk) {
+                        s[r] = sc[sb + (c0 >> pc.colShift)]; // the chunk lies in one scale group
+                    } else { // q8_0 groups smaller than a chunk (e.g. 4) or not a power of two: per element
+                        for (uint e = 0u; e < EPV; e++)
+                            if (e < ne) wr[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+                    }
 #endif
+                }
                 w[r] = wr;
             }
             for (uint t = 0u; t < NT; t++) {
-                if (t >= nt) break;
-                uint xb = (t0 + t) * pc.cols + c0;
-                float xv[EPV];
-                if (ne == EPV) {
-                    for (uint e = 0u; e < EPV; e++) xv[e] = x[xb + e];
-                } else {
-                    for (uint e = 0u; e < EPV; e++) xv[e] = e < ne ? x[xb + e] : 0.0;
-                }
-                for (uint r = 0u; r < R; r++) {
-                    float p = 0.0;
-                    for (uint e = 0u; e < EPV; e++) p += w[r][e] * xv[e];
+                if (t < nt) {
+                    uint xb = (t0 + t) * pc.cols + c0;
+                    float xv[EPV];
+                    if (ne == EPV) {
+                        for (uint e = 0u; e < EPV; e++) xv[e] = x[xb + e];
+                    } else {
+                        for (uint e = 0u; e < EPV; e++) xv[e] = e < ne ? x[xb + e] : 0.0;
+                    }
+                    for (uint r = 0u; r < R; r++) {
+                        float p = 0.0;
+                        for (uint e = 0u; e < EPV; e++) p += w[r][e] * xv[e];
 #if DT == DT_FP8 || DT == DT_Q8
-                    acc[r][t] += p * s[r];
+                        acc[r][t] += p * s[r];
 #else
-                    acc[r][t] += p;
+                        acc[r][t] += p;
 #endif
+                    }
                 }
             }
         }

@@ -56,3 +56,65 @@ float decode_elem(uint dt, uint w, uint b) {
     if (dt == DT_FP8) return fp8_to_f32(s & 0xffu);
     return float(int(s << 24) >> 24);
 }
+
+#ifdef DT
+// The matmul kernels (matmul.comp, matmul_rows.comp; DT is the weight dtype of the variant): bindings,
+// push constants and the decoding of one chunk of CW words of a row.
+layout(std430, binding = 0) readonly buffer Wt { uint wq[]; };
+layout(std430, binding = 1) readonly buffer Sc { float sc[]; };
+layout(std430, binding = 2) readonly buffer X { float x[]; };
+layout(std430, binding = 3) writeonly buffer Out { float outv[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;      // rows in this chunk
+    uint cols;
+    uint n;         // tokens
+    uint rowWords;  // row stride in 32-bit words (a multiple of 4)
+    uint outStride; // total rows of the weight
+    uint rowBase;   // first row of this chunk in the weight
+    uint rowDiv;    // scale index = (r / rowDiv) * scaleStride + c / colDiv
+    uint colDiv;
+    uint scaleStride;
+    uint colShift;  // log2(colDiv) when it is a power of two, else 32 (no integer division per chunk then)
+} pc;
+
+#if DT == DT_F32
+#define EPW 1u
+#define CW 4u // words per chunk
+#elif DT == DT_F16 || DT == DT_BF16
+#define EPW 2u
+#define CW 4u
+#else
+#define EPW 4u
+#define CW 2u
+#endif
+#define EPV (CW * EPW) // elements per chunk
+
+void decode_chunk(uint base, out float w[EPV]) {
+    for (uint e = 0u; e < CW; e++) {
+        uint q = wq[base + e];
+#if DT == DT_F32
+        w[e] = uintBitsToFloat(q);
+#elif DT == DT_F16 || DT == DT_BF16
+#if DT == DT_F16
+        vec2 h = unpackHalf2x16(q);
+#else
+        vec2 h = bf16x2(q);
+#endif
+        w[2u * e] = h.x;
+        w[2u * e + 1u] = h.y;
+#else
+#if DT == DT_FP8
+        vec4 v = fp8x4(q);
+#else
+        vec4 v = q8x4(q);
+#endif
+        w[4u * e] = v.x;
+        w[4u * e + 1u] = v.y;
+        w[4u * e + 2u] = v.z;
+        w[4u * e + 3u] = v.w;
+#endif
+    }
+}
+
+#endif

@@ -344,13 +344,18 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	if n > 1 {
 		v = matmulVariants[1]
 	}
-	k := b.kernel("matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), 10, 4)
+	name, wg, rowsPerGroup := "matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), v.rows
+	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups {
+		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+v.suffix, b.rowWG(256)
+		rowsPerGroup = int(wg)
+	}
+	k := b.kernel(name, wg, 10, 4)
 	if k == nil {
 		return
 	}
 	for _, c := range w.chunks {
 		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/4), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride, log2Exact(w.colDiv))
-		b.Dispatch(k, b.Groups1D(c.rows, v.rows), push,
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
 }

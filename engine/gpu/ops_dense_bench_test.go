@@ -127,3 +127,44 @@ func BenchmarkRowOps(bb *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatMulBatch: n tokens times a 2048x2048 weight (prefill and batched decode); MB/s counts the
+// weight bytes once per op, tok/s is n per op.
+func BenchmarkMatMulBatch(bb *testing.B) {
+	g := OpenForTest(bb)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 2048, 2048
+	vals := make([]float32, rows*cols)
+	for i := range vals {
+		vals[i] = float32(rng.NormFloat64())
+	}
+	for _, k := range []wkind{{model.F16, 0, 0}, {model.F8E4M3, model.ScaleBlock, 0}} {
+		tn := cpu.EncodeTensor("w", k.dt, rows, cols, false, k.sk, k.group, vals)
+		w, err := g.UploadWeight(tn)
+		if err != nil {
+			bb.Fatal(err)
+		}
+		for _, n := range []int{1, 8, 64} {
+			bb.Run(fmt.Sprintf("%v/n=%d", k, n), func(bb *testing.B) {
+				x, _ := g.AllocBuffer(int64(4 * n * cols))
+				out, _ := g.AllocBuffer(int64(4 * n * rows))
+				if err := g.Write(x, 0, f32Bytes(vals[:n*cols])); err != nil {
+					bb.Fatal(err)
+				}
+				bb.SetBytes(model.TensorStoredBytes(tn))
+				c0 := processCPU()
+				for i := 0; i < bb.N; i++ {
+					g.MatMul(out, x, w, n)
+					if err := g.Sync(); err != nil {
+						bb.Fatal(err)
+					}
+				}
+				bb.ReportMetric(float64(n*bb.N)/bb.Elapsed().Seconds(), "tok/s")
+				bb.ReportMetric((processCPU()-c0).Seconds()*1e3/float64(bb.N), "cpu-ms/op")
+				g.Free(x)
+				g.Free(out)
+			})
+		}
+		g.FreeWeight(w)
+	}
+}

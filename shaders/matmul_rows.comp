@@ -1,0 +1,65 @@
+#version 450
+// matmul_rows: the matmul of matmul.comp for CPU devices (lavapipe). One invocation per output row: it
+// walks its row chunk by chunk (CW words; per chunk the products of its elements summed left to right,
+// times the chunk's scale) for NT tokens at a time. The x values of a chunk are the same for every
+// invocation of a subgroup, so a CPU device loads them once (a uniform load) instead of once per lane,
+// and each invocation streams its own row. No shared memory, no barriers. Every output element is reduced
+// in the same order for every n (the _n1 and _nb variants compile the same expressions).
+#extension GL_GOOGLE_include_directive : require
+#include "weights.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 8;
+
+void main() {
+    uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    uint r = group * WG + gl_LocalInvocationID.x; // local row in this weight chunk
+    bool live = r < pc.rows;
+    uint rr = live ? r : 0u; // idle lanes read row 0 and write nothing
+    uint chunks = pc.rowWords / CW;
+#if DT == DT_FP8 || DT == DT_Q8
+    uint sb = (rr / pc.rowDiv) * pc.scaleStride;
+    bool rowConst = pc.colShift == 31u;
+    bool perChunk = pc.colShift < 32u && (1u << pc.colShift) >= EPV;
+    float s = rowConst ? sc[sb] : 1.0;
+#endif
+    for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
+        uint nt = min(NT, pc.n - t0);
+        float acc[NT];
+        for (uint t = 0u; t < NT; t++) acc[t] = 0.0;
+        for (uint j = 0u; j < chunks; j++) {
+            uint c0 = j * EPV;
+            uint ne = min(EPV, pc.cols - c0);
+            float w[EPV];
+            decode_chunk(rr * pc.rowWords + j * CW, w);
+#if DT == DT_FP8 || DT == DT_Q8
+            if (perChunk && !rowConst) {
+                if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = sc[sb + (c0 >> pc.colShift)]; // a new group
+            } else if (!rowConst) { // groups smaller than a chunk or not a power of two: per element
+                s = 1.0;
+                for (uint e = 0u; e < EPV; e++)
+                    if (e < ne) w[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+            }
+#endif
+            for (uint t = 0u; t < NT; t++) {
+                if (t < nt) {
+                    uint xb = (t0 + t) * pc.cols + c0;
+                    float p = 0.0;
+                    if (ne == EPV) {
+                        for (uint e = 0u; e < EPV; e++) p += w[e] * x[xb + e];
+                    } else {
+                        for (uint e = 0u; e < EPV; e++) p += w[e] * (e < ne ? x[xb + e] : 0.0);
+                    }
+#if DT == DT_FP8 || DT == DT_Q8
+                    acc[t] += p * s;
+#else
+                    acc[t] += p;
+#endif
+                }
+            }
+        }
+        if (live)
+            for (uint t = 0u; t < NT; t++)
+                if (t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r] = acc[t];
+    }
+}
