@@ -200,19 +200,10 @@ const (
 // choices on lavapipe.
 var forceGPUWorkgroups bool
 
-// matmulWG is the matmul workgroup. On a GPU: four subgroups (a power of two in [64, 256]), within the
-// device's invocation and shared-memory limits (the batch variant keeps 2 rows x 8 tokens x WG partial
-// sums). On a CPU device (lavapipe) one subgroup: it runs a workgroup's subgroups one after another, so
-// with several of them each would read 1/4..1/8 of every cache line of the rows, each from memory; one
-// subgroup streams the rows (measured at 4096x4096: f32 112 -> 48, f16 65 -> 31 CPU-ms per matvec).
+// matmulWG is the workgroup of matmul.comp (GPUs): four subgroups, a power of two in [64, 256], within
+// the device's invocation and shared-memory limits (the batch variant keeps 2 rows x 8 tokens x WG
+// partial sums).
 func (b *Backend) matmulWG() uint32 {
-	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups {
-		wg := uint32(1)
-		for wg < b.caps.SubgroupSize && wg < 256 {
-			wg *= 2
-		}
-		return wg
-	}
 	wg := uint32(64)
 	for wg < 256 && wg < 4*b.caps.SubgroupSize {
 		wg *= 2
@@ -223,8 +214,10 @@ func (b *Backend) matmulWG() uint32 {
 	return wg
 }
 
-// rowWG is the workgroup of the one-row-per-workgroup kernels: gpu on a GPU, one subgroup on a CPU
-// device (see matmulWG).
+// rowWG is the workgroup of the kernels that give a workgroup one row (rmsnorm, softmax, argmax) and of
+// matmul_rows.comp: gpu on a GPU, one subgroup on a CPU device. lavapipe runs the subgroups of a
+// workgroup one after another, so with several each reads a strided part of every row from memory; one
+// subgroup streams the row (a 4096x4096 f32 matvec: 112 -> 48 CPU-ms, before matmul_rows took it to 35).
 func (b *Backend) rowWG(gpu uint32) uint32 {
 	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups {
 		return gpu
@@ -330,8 +323,10 @@ func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float3
 		[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 }
 
-// MatMul: out[i][r] = sum_c x[i][c] * W[r][c]; one dispatch per weight chunk. n == 1 uses the decode
-// variant, larger n the batch variant: both reduce every element in the same order (see matmul.comp).
+// MatMul: out[i][r] = sum_c x[i][c] * W[r][c]; one dispatch per weight chunk. matmul.comp on GPUs,
+// matmul_rows.comp on CPU devices; n == 1 takes the decode variant, larger n the batch variant, and on a
+// given device both reduce every element in the same order, so a batch row is bit-identical to the row
+// alone.
 func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	w := b.weight("MatMul", wt)
 	if w == nil || n <= 0 {
@@ -345,7 +340,7 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 		v = matmulVariants[1]
 	}
 	name, wg, rowsPerGroup := "matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), v.rows
-	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups {
+	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups { // one invocation per row, see matmul_rows.comp
 		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+v.suffix, b.rowWG(256)
 		rowsPerGroup = int(wg)
 	}
