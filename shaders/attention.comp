@@ -3,10 +3,10 @@
 // y = row, z = partition (see kv_attn.glsl for the split rule). The workgroup computes the r query heads of
 // the KV head's group together (MAX_R at a time), so each K/V row it loads serves the whole group.
 // Per tile of WG slots: thread t scores slot t against the group's queries (q pre-scaled in shared
-// memory, 4 dims at a time); the tile max updates a running max per head (online softmax, f32). For the
-// output, thread t owns 4 consecutive head dims (quad t % nQ, nQ = ceil(hd/4)) for all MAX_R heads, so
-// each V element is loaded once for the group; the WG / nQ thread groups take every (WG/nQ)-th slot of
-// the tile and are summed in a fixed order at the end. Per-thread arrays are indexed by constants only
+// memory, one 16-byte chunk at a time); the tile max updates a running max per head (online softmax,
+// f32). For the output, thread t owns one chunk of head dims (chunk t % nC, nC = ceil(hd/CH)) for all
+// MAX_R heads, so each V element is loaded once for the group; the WG / nC thread groups take every
+// (WG/nC)-th slot of the tile and are summed in a fixed order at the end. Per-thread arrays are indexed by constants only
 // (registers): on SIMD-on-CPU drivers (lavapipe) per-lane indexing and per-element loop overhead dominate.
 #extension GL_GOOGLE_include_directive : require
 
@@ -14,6 +14,15 @@
 #define MAX_R 4    // query heads per pass over the context
 #define MAX_D 256  // head dim
 #define MQ (MAX_D / 4) // quads per head
+#if KV_F16
+#define CH 8u
+#define NV 2
+#define KV_VEC uvec4
+#else
+#define CH 4u
+#define NV 1
+#define KV_VEC vec4
+#endif
 layout(local_size_x = WG) in;
 
 #define KV_USE_K
@@ -29,7 +38,7 @@ layout(local_size_x = WG) in;
 shared vec4 qs[MAX_R * MQ];
 shared float ps[MAX_R * WG];
 shared float red[MAX_R * WG];
-shared vec4 comb[WG];
+shared vec4 comb[WG * NV];
 shared uint tileArena[WG];
 shared uint tileBase[WG];
 shared float mFin[MAX_GROUP];
@@ -55,43 +64,62 @@ void reduceSum(uint t) {
     }
 }
 
-// Quad qd (dims 4qd..4qd+3) of the K or V row at element base of arena A; dims past hd read as 0.
-// base is even (hd is even for f16 pools), so a quad is two words.
+// Rows are read in chunks of 16 bytes: CH head dims (8 halves or 4 floats) = NV vec4s. When hd is a
+// multiple of CH every chunk is one 16-byte load through a vector view of the arenas (lavapipe turns each
+// load with a per-lane address into a loop over lanes, so wide loads matter); otherwise element loads.
+layout(std430, binding = 0) readonly buffer KArenaVec { KV_VEC d[]; } Kv[KV_ARENAS];
+layout(std430, binding = 1) readonly buffer VArenaVec { KV_VEC d[]; } Vv[KV_ARENAS];
+
 #if KV_F16
-#define QUAD_FULL(ARR, A, base, qd) vec4(unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd)]), \
-    unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd) + 1u]))
-#define QUAD_TAIL(ARR, A, base, qd) vec4(unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd)]), \
-    4u * (qd) + 2u < pc.hd ? unpackHalf2x16(ARR[A].d[((base) >> 1u) + 2u * (qd) + 1u]) : vec2(0.0))
+#define CHUNK_FAST(ARR, A, base, c, x) { \
+    uvec4 w = ARR[A].d[(base) / CH + (c)]; \
+    x[0] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); \
+    x[1] = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
 #else
-#define QUAD_FULL(ARR, A, base, qd) vec4(ARR[A].d[(base) + 4u * (qd)], ARR[A].d[(base) + 4u * (qd) + 1u], \
-    ARR[A].d[(base) + 4u * (qd) + 2u], ARR[A].d[(base) + 4u * (qd) + 3u])
-#define QUAD_TAIL(ARR, A, base, qd) vec4(ARR[A].d[(base) + 4u * (qd)], \
-    4u * (qd) + 1u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 1u] : 0.0, \
-    4u * (qd) + 2u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 2u] : 0.0, \
-    4u * (qd) + 3u < pc.hd ? ARR[A].d[(base) + 4u * (qd) + 3u] : 0.0)
+#define CHUNK_FAST(ARR, A, base, c, x) { x[0] = ARR[A].d[(base) / CH + (c)]; }
 #endif
 
-// scores: s[h] += dot(qs[h], K row at (arena a, element base)) for every h < MAX_R (qs is 0 past rc).
-void scores(uint a, uint base, inout float s[MAX_R]) {
-    uint full = pc.hd / 4u;
-#define S(A) \
-    for (uint qd = 0u; qd < full; qd++) { \
-        vec4 k4 = QUAD_FULL(K, A, base, qd); \
-        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + qd]); \
-    } \
-    if (full * 4u < pc.hd) { \
-        vec4 k4 = QUAD_TAIL(K, A, base, full); \
-        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + full]); \
-    }
-    KV_SWITCH(a, S)
+// Chunk c of a K (isV false) or V row at element base of arena a; dims past hd read as 0.
+void loadChunk(bool isV, uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
+    if (fast) {
+        if (isV) {
+#define S(A) CHUNK_FAST(Vv, A, base, c, x)
+            KV_SWITCH(a, S)
 #undef S
+        } else {
+#define S(A) CHUNK_FAST(Kv, A, base, c, x)
+            KV_SWITCH(a, S)
+#undef S
+        }
+        return;
+    }
+    for (uint v = 0u; v < NV; v++) {
+        for (uint k = 0u; k < 4u; k++) {
+            uint e = c * CH + v * 4u + k;
+            float y = 0.0;
+            if (e < pc.hd) {
+#if KV_F16
+                uint w = isV ? vWord(a, (base + e) >> 1u) : kWord(a, (base + e) >> 1u);
+                y = unpackHalf2x16(w)[(base + e) & 1u];
+#else
+                y = isV ? vWord(a, base + e) : kWord(a, base + e);
+#endif
+            }
+            x[v][k] = y;
+        }
+    }
 }
 
-vec4 vQuad(uint a, uint base, uint qd) {
-#define S(A) return qd * 4u + 4u <= pc.hd ? QUAD_FULL(V, A, base, qd) : QUAD_TAIL(V, A, base, qd);
-    KV_SWITCH(a, S)
-#undef S
-    return vec4(0.0);
+// scores: s[h] += dot(qs[h], K row at (arena a, element base)) for every h < MAX_R (qs is 0 past rc).
+void scores(uint a, uint base, bool fast, inout float s[MAX_R]) {
+    uint nC = (pc.hd + CH - 1u) / CH;
+    for (uint c = 0u; c < nC; c++) {
+        vec4 x[NV];
+        loadChunk(false, a, base, c, fast, x);
+        for (uint h = 0u; h < MAX_R; h++) {
+            for (uint v = 0u; v < NV; v++) s[h] += dot(x[v], qs[h * MQ + c * NV + v]);
+        }
+    }
 }
 
 void main() {
@@ -105,12 +133,13 @@ void main() {
     uint r = pc.qHeads / pc.kvHeads;
     int qp = qpos[row];
     bool metric = pc.mode != 0u;
-    // Output layout: nG thread groups of nQ threads, each thread one quad of head dims.
-    uint nQ = (pc.hd + 3u) / 4u;
-    uint nG = WG / nQ;
-    uint g = t / nQ;
-    uint qd = t - g * nQ;
+    // Output layout: nG thread groups of nC threads, each thread one chunk (CH head dims).
+    uint nC = (pc.hd + CH - 1u) / CH;
+    uint nG = WG / nC;
+    uint g = t / nC;
+    uint cc = t - g * nC;
     bool vAct = g < nG;
+    bool fast = pc.hd % CH == 0u;
 
     // Workgroup z computes partitions z, z + Z, ... (Z = the grid's depth, chosen by the host to fill the
     // device); a partition's arithmetic does not depend on which workgroup computes it.
@@ -128,8 +157,9 @@ void main() {
                 qs[e] = v;
             }
             float m[MAX_R], lt[MAX_R];
-            vec4 acc[MAX_R];
-            for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; acc[h] = vec4(0.0); }
+            vec4 acc[MAX_R * NV];
+            for (uint h = 0u; h < MAX_R; h++) { m[h] = NEG_BIG; lt[h] = 0.0; }
+            for (uint k = 0u; k < MAX_R * NV; k++) acc[k] = vec4(0.0);
             barrier();
 
             for (uint tile = beg; tile < end; tile += WG) {
@@ -144,7 +174,7 @@ void main() {
                             ka = slot / pc.kSlots;
                             kb = (slot - ka * pc.kSlots) * pc.hd;
                             for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
-                            scores(ka, kb, s);
+                            scores(ka, kb, fast, s);
                         }
                         if (metric) {
                             for (uint h = 0u; h < MAX_R; h++) {
@@ -164,7 +194,7 @@ void main() {
                     float p = ka != NONE ? exp(s[h] - mn) : 0.0;
                     ps[h * WG + t] = p;
                     lt[h] = lt[h] * alpha + p;
-                    acc[h] *= alpha;
+                    for (uint v = 0u; v < NV; v++) acc[h * NV + v] *= alpha;
                     m[h] = mn;
                 }
                 barrier();
@@ -173,8 +203,12 @@ void main() {
                     for (uint j = g; j < cnt; j += nG) {
                         uint aj = tileArena[j];
                         if (aj == NONE) continue;
-                        vec4 v = vQuad(aj, tileBase[j], qd);
-                        for (uint h = 0u; h < MAX_R; h++) acc[h] += ps[h * WG + j] * v;
+                        vec4 x[NV];
+                        loadChunk(true, aj, tileBase[j], cc, fast, x);
+                        for (uint h = 0u; h < MAX_R; h++) {
+                            float p = ps[h * WG + j];
+                            for (uint v = 0u; v < NV; v++) acc[h * NV + v] += p * x[v];
+                        }
                     }
                 }
                 barrier();
@@ -182,12 +216,16 @@ void main() {
 
             // The thread groups' sums, added in group order, one head at a time.
             for (uint h = 0u; h < MAX_R; h++) {
-                if (vAct) comb[t] = acc[h];
+                if (vAct) {
+                    for (uint v = 0u; v < NV; v++) comb[t * NV + v] = acc[h * NV + v];
+                }
                 barrier();
                 if (g == 0u) {
-                    vec4 a = comb[qd];
-                    for (uint gg = 1u; gg < nG; gg++) a += comb[gg * nQ + qd];
-                    acc[h] = a;
+                    for (uint v = 0u; v < NV; v++) {
+                        vec4 a = comb[cc * NV + v];
+                        for (uint gg = 1u; gg < nG; gg++) a += comb[(gg * nC + cc) * NV + v];
+                        acc[h * NV + v] = a;
+                    }
                 }
                 barrier();
             }
@@ -199,10 +237,15 @@ void main() {
                 for (uint h = 0u; h < MAX_R; h++) {
                     if (h >= rc) continue;
                     float l = red[h * WG];
-                    for (uint c = 0u; c < 4u; c++) {
-                        uint dd = qd * 4u + c;
+                    float av[CH];
+                    for (uint v = 0u; v < NV; v++) {
+                        vec4 a4 = acc[h * NV + v];
+                        av[v * 4u] = a4.x; av[v * 4u + 1u] = a4.y; av[v * 4u + 2u] = a4.z; av[v * 4u + 3u] = a4.w;
+                    }
+                    for (uint c = 0u; c < CH; c++) {
+                        uint dd = cc * CH + c;
                         if (dd >= pc.hd) continue;
-                        float a = acc[h][c];
+                        float a = av[c];
                         if (nParts == 1u) {
                             outp[qbase + h * pc.hd + dd] = l > 0.0 ? a / l : 0.0;
                         } else {
