@@ -41,29 +41,60 @@ layout(push_constant) uniform Push {
 shared vec4 qs[MAX_R * MQ];
 shared float red[MAX_R * WG];
 
-// Quad qd of the K row at element base of arena A; dims past hd read as 0 (hd is even for f16).
+// K rows are read in 16-byte chunks (CH dims = NV vec4s) through a vector view of the arenas when hd is a
+// multiple of CH (one load per chunk: lavapipe loops over lanes for every load), else element by element.
 #if KV_F16
-#define QUAD(A, base, qd) vec4(unpackHalf2x16(K[A].d[((base) >> 1u) + 2u * (qd)]), \
-    4u * (qd) + 2u < pc.hd ? unpackHalf2x16(K[A].d[((base) >> 1u) + 2u * (qd) + 1u]) : vec2(0.0))
+#define CH 8u
+#define NV 2
+#define KV_VEC uvec4
 #else
-#define QUAD(A, base, qd) vec4(K[A].d[(base) + 4u * (qd)], \
-    4u * (qd) + 1u < pc.hd ? K[A].d[(base) + 4u * (qd) + 1u] : 0.0, \
-    4u * (qd) + 2u < pc.hd ? K[A].d[(base) + 4u * (qd) + 2u] : 0.0, \
-    4u * (qd) + 3u < pc.hd ? K[A].d[(base) + 4u * (qd) + 3u] : 0.0)
+#define CH 4u
+#define NV 1
+#define KV_VEC vec4
 #endif
+layout(std430, binding = 0) readonly buffer KArenaVec { KV_VEC d[]; } Kv[KV_ARENAS];
+
+void loadChunk(uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
+    if (fast) {
+#if KV_F16
+#define S(A) { uvec4 w = Kv[A].d[base / CH + c]; \
+        x[0] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); x[1] = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
+#else
+#define S(A) { x[0] = Kv[A].d[base / CH + c]; }
+#endif
+        KV_SWITCH(a, S)
+#undef S
+        return;
+    }
+    for (uint v = 0u; v < NV; v++) {
+        for (uint k = 0u; k < 4u; k++) {
+            uint e = c * CH + v * 4u + k;
+            float y = 0.0;
+            if (e < pc.hd) {
+#if KV_F16
+                y = unpackHalf2x16(kWord(a, (base + e) >> 1u))[(base + e) & 1u];
+#else
+                y = kWord(a, base + e);
+#endif
+            }
+            x[v][k] = y;
+        }
+    }
+}
 
 // scores: s[h] = dot(qs[h], K row of slot) for h < MAX_R (qs is 0 for heads past the pass).
 void scores(uint slot, out float s[MAX_R]) {
     uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
     for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
-    uint nq = (pc.hd + 3u) / 4u;
-#define S(A) \
-    for (uint qd = 0u; qd < nq; qd++) { \
-        vec4 k4 = QUAD(A, base, qd); \
-        for (uint h = 0u; h < MAX_R; h++) s[h] += dot(k4, qs[h * MQ + qd]); \
+    uint nC = (pc.hd + CH - 1u) / CH;
+    bool fast = pc.hd % CH == 0u;
+    for (uint c = 0u; c < nC; c++) {
+        vec4 x[NV];
+        loadChunk(a, base, c, fast, x);
+        for (uint h = 0u; h < MAX_R; h++) {
+            for (uint v = 0u; v < NV; v++) s[h] += dot(x[v], qs[h * MQ + c * NV + v]);
+        }
     }
-    KV_SWITCH(a, S)
-#undef S
 }
 
 void reduceMax(uint t) {
