@@ -1,12 +1,14 @@
 #version 450
 // matmul_rows: the matmul of matmul.comp for CPU devices (lavapipe). One invocation per output row: it
 // walks its row chunk by chunk (CW words; per chunk the products of its elements summed left to right,
-// times the chunk's scale) for NT tokens at a time. The x values of a chunk are the same for every
-// invocation of a subgroup, so a CPU device loads them once (a uniform load) instead of once per lane,
-// and each invocation streams its own row. No shared memory, no barriers. Every output element is reduced
-// in the same order for every n (the _n1 and _nb variants compile the same expressions).
+// times the chunk's scale) for NT tokens at a time, so each invocation streams its own row. The x values
+// of a chunk are the same for the whole subgroup: lane e loads element e and subgroupBroadcast hands it
+// to the others, one load per lane instead of EPV (lavapipe pays every load per lane). The workgroup is
+// one subgroup of at least EPV (8) invocations. No shared memory, no barriers. Every output element is
+// reduced in the same order for every n (the _n1 and _nb variants compile the same expressions).
 #extension GL_GOOGLE_include_directive : require
 #include "weights.glsl"
+#extension GL_KHR_shader_subgroup_ballot : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 8;
@@ -43,13 +45,10 @@ void main() {
 #endif
             for (uint t = 0u; t < NT; t++) {
                 if (t < nt) {
-                    uint xb = (t0 + t) * pc.cols + c0;
+                    uint lane = gl_SubgroupInvocationID;
+                    float xl = lane < ne ? x[(t0 + t) * pc.cols + c0 + lane] : 0.0;
                     float p = 0.0;
-                    if (ne == EPV) {
-                        for (uint e = 0u; e < EPV; e++) p += w[e] * x[xb + e];
-                    } else {
-                        for (uint e = 0u; e < EPV; e++) p += w[e] * (e < ne ? x[xb + e] : 0.0);
-                    }
+                    for (uint e = 0u; e < EPV; e++) p += w[e] * subgroupBroadcast(xl, e);
 #if DT == DT_FP8 || DT == DT_Q8
                     acc[t] += p * s;
 #else

@@ -229,6 +229,14 @@ func (b *Backend) rowWG(gpu uint32) uint32 {
 	return wg
 }
 
+// useMatMulRows says whether MatMul runs matmul_rows.comp: on a CPU device whose workgroup of one
+// subgroup (of at least 8 invocations, the most elements a chunk has) can broadcast within it.
+func (b *Backend) useMatMulRows() bool {
+	sg := b.caps.SubgroupSize
+	return b.info.Type == vk.TypeCPU && !forceGPUWorkgroups && b.caps.SubgroupCompute &&
+		b.caps.SubgroupOps&vk.SubgroupBallot != 0 && sg >= 8 && sg <= 256 && sg&(sg-1) == 0
+}
+
 // matmul variants: tokens per pass and rows per workgroup, as compiled in dense.variants.
 var matmulVariants = [2]struct {
 	suffix string
@@ -340,8 +348,8 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 		v = matmulVariants[1]
 	}
 	name, wg, rowsPerGroup := "matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), v.rows
-	if b.info.Type == vk.TypeCPU && !forceGPUWorkgroups { // one invocation per row, see matmul_rows.comp
-		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+v.suffix, b.rowWG(256)
+	if b.useMatMulRows() { // one invocation per row, see matmul_rows.comp
+		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+v.suffix, b.caps.SubgroupSize
 		rowsPerGroup = int(wg)
 	}
 	k := b.kernel(name, wg, 10, 4)
