@@ -8,6 +8,9 @@
 // reduced in the same order for every n (the _n1 and _nb variants compile the same expressions).
 #extension GL_GOOGLE_include_directive : require
 #include "weights.glsl"
+#ifndef SCALE
+#define SCALE 0
+#endif
 #extension GL_KHR_shader_subgroup_ballot : require
 
 layout(local_size_x_id = 0) in;
@@ -19,11 +22,12 @@ void main() {
     bool live = r < pc.rows;
     uint rr = live ? r : 0u; // idle lanes read row 0 and write nothing
     uint chunks = pc.rowWords / CW;
-#if DT == DT_FP8 || DT == DT_Q8
+// SCALE (fp8, q8_0): 1 one scale per row (hoisted), 2 one per group of at least a chunk (a power of two),
+// 3 one per element (smaller or odd groups). A compile-time choice: a CPU device runs both sides of every
+// branch under a mask, so a runtime choice would pay for all three.
+#if SCALE > 0
     uint sb = (rr / pc.rowDiv) * pc.scaleStride;
-    bool rowConst = pc.colShift == 31u;
-    bool perChunk = pc.colShift < 32u && (1u << pc.colShift) >= EPV;
-    float s = rowConst ? sc[sb] : 1.0;
+    float s = SCALE == 1 ? sc[sb] : 1.0;
 #endif
     for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
         uint nt = min(NT, pc.n - t0);
@@ -34,14 +38,11 @@ void main() {
             uint ne = min(EPV, pc.cols - c0);
             float w[EPV];
             decode_chunk(rr * pc.rowWords + j * CW, w);
-#if DT == DT_FP8 || DT == DT_Q8
-            if (perChunk && !rowConst) {
-                if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = sc[sb + (c0 >> pc.colShift)]; // a new group
-            } else if (!rowConst) { // groups smaller than a chunk or not a power of two: per element
-                s = 1.0;
-                for (uint e = 0u; e < EPV; e++)
-                    if (e < ne) w[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
-            }
+#if SCALE == 2
+            if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = sc[sb + (c0 >> pc.colShift)]; // a new group
+#elif SCALE == 3
+            for (uint e = 0u; e < EPV; e++)
+                if (e < ne) w[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
 #endif
             for (uint t = 0u; t < NT; t++) {
                 if (t < nt) {
@@ -49,7 +50,7 @@ void main() {
                     float xl = lane < ne ? x[(t0 + t) * pc.cols + c0 + lane] : 0.0;
                     float p = 0.0;
                     for (uint e = 0u; e < EPV; e++) p += w[e] * subgroupBroadcast(xl, e);
-#if DT == DT_FP8 || DT == DT_Q8
+#if SCALE > 0
                     acc[t] += p * s;
 #else
                     acc[t] += p;

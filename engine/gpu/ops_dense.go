@@ -229,6 +229,21 @@ func (b *Backend) rowWG(gpu uint32) uint32 {
 	return wg
 }
 
+// rowsScaleSuffix names matmul_rows.comp's scale layout for this weight (see SCALE there); fp8 and q8_0
+// chunks have 8 elements.
+func (w *Weight) rowsScaleSuffix() string {
+	if w.info.DType != model.F8E4M3 && w.info.DType != model.Q8_0 {
+		return ""
+	}
+	switch shift := log2Exact(w.colDiv); {
+	case shift == 31:
+		return "_srow"
+	case shift < 32 && 1<<shift >= 8:
+		return "_sgrp"
+	}
+	return "_sel"
+}
+
 // useMatMulRows says whether MatMul runs matmul_rows.comp: on a CPU device whose workgroup of one
 // subgroup (of at least 8 invocations, the most elements a chunk has) can broadcast within it.
 func (b *Backend) useMatMulRows() bool {
@@ -349,7 +364,7 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	}
 	name, wg, rowsPerGroup := "matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), v.rows
 	if b.useMatMulRows() { // one invocation per row, see matmul_rows.comp
-		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+v.suffix, b.caps.SubgroupSize
+		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+w.rowsScaleSuffix()+v.suffix, b.caps.SubgroupSize
 		rowsPerGroup = int(wg)
 	}
 	k := b.kernel(name, wg, 10, 4)
