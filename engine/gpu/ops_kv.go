@@ -2,9 +2,11 @@ package gpu
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"kvc/engine"
+	"kvc/engine/vk"
 )
 
 // Limits compiled into the KV shaders (shaders/kv_defs.glsl, kv_attn.glsl, attention.comp).
@@ -111,6 +113,11 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 	arenaBytes = min(arenaBytes, b.caps.MaxStorageBufferRange)
 	p := &KVPool{b: b, blocks: blocks, bs: blockSize, hd: headDim, typ: typ, arenaBytes: arenaBytes,
 		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups}
+	if b.info.Type == vk.TypeCPU {
+		// lavapipe: an idle workgroup still costs ~60 us (coroutine setup for its barriers), and a few
+		// busy workgroups already fill the cores.
+		p.FillGroups = runtime.NumCPU()
+	}
 	if int64(blocks)*int64(blockSize) >= 1<<31 {
 		return nil, fmt.Errorf("gpu: KV pool of %d slots exceeds int32 slot ids", int64(blocks)*int64(blockSize))
 	}
