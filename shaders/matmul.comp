@@ -1,5 +1,7 @@
 #version 450
 // matmul: out[t][rowBase + r] = sum_c x[t][c] * W[r][c] for the rows of one weight chunk and all n tokens.
+// The GPU kernel (coalesced: consecutive invocations read consecutive chunks of a row); CPU devices run
+// matmul_rows.comp.
 //
 // Variants (dense.variants): the weight dtype (DT = DT_F32 ... DT_Q8), NT tokens per pass and R rows per
 // workgroup. One workgroup owns R rows; it walks the tokens NT at a time, and for each pass every thread
