@@ -228,7 +228,9 @@ func testMatMulBatchRowEqualsAlone(t *testing.T) {
 }
 
 // Weights larger than one binding are split into row chunks; MatMul and Embed run per chunk.
-func TestWeightChunks(t *testing.T) {
+func TestWeightChunks(t *testing.T) { forEachWG(t, testWeightChunks) }
+
+func testWeightChunks(t *testing.T) {
 	e := newDenseEnv(t, 3)
 	defer func(v int64) { MaxWeightChunkBytes = v }(MaxWeightChunkBytes)
 	for _, k := range []wkind{{model.F32, 0, 0}, {model.Q8_0, 0, 32}, {model.F8E4M3, model.ScaleBlock, 0}, {model.F8E4M3, model.ScaleChannel, 0}} {
