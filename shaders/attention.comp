@@ -34,6 +34,7 @@ layout(local_size_x = WG) in;
 #include "kv_defs.glsl"
 #include "kv_attn.glsl"
 #include "kv_pool.glsl"
+#include "kv_combine.glsl"
 
 shared vec4 qs[MAX_R * MQ];
 shared float ps[MAX_R * WG];
@@ -41,8 +42,6 @@ shared float red[MAX_R * WG];
 shared vec4 comb[WG * NV];
 shared uint tileArena[WG];
 shared uint tileBase[WG];
-shared float mFin[MAX_GROUP];
-shared float lFin[MAX_GROUP];
 
 const uint NONE = 0xffffffffu;
 
@@ -265,16 +264,13 @@ void main() {
         }
     }
 
-    // Unsplit rows add their metric here; each thread rereads the scores it stored itself.
-    if (metric && nParts == 1u && gl_WorkGroupID.z == 0u) {
-        for (uint i = t; i < ctx; i += WG) {
-            uint slot = KV_SLOT_OF(tables, off, i);
-            if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
-            float add = 0.0;
-            for (uint h = 0u; h < r; h++) {
-                if (lFin[h] > 0.0) add += metricOf(exp(scratchLoad(slot, h) - mFin[h]) / lFin[h]);
-            }
-            metricStore(slot, metricLoad(slot) + add);
-        }
+    if (nParts == 1u) {
+        // Unsplit rows add their metric here; each thread rereads the scores it stored itself.
+        if (metric && gl_WorkGroupID.z == 0u) addMetric(off, ctx, r, qp, t);
+    } else if (gl_NumWorkGroups.z == 1u) {
+        // This workgroup computed every partition: combine them here (no reduce dispatch).
+        memoryBarrierBuffer();
+        barrier();
+        combineParts(row, kvh, nParts, off, ctx, qp, t);
     }
 }

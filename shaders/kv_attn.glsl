@@ -7,7 +7,9 @@
 // result is bit-identical whether it runs alone or in a batch. With nParts == 1 attention.comp writes the
 // output (and the metric) itself; otherwise it writes per-partition (max, sum, unnormalized out) and
 // attention_reduce.comp combines them, then adds the metric. The grid's depth (chosen by the host) only
-// decides how many workgroups share a row's partitions, never the arithmetic.
+// decides how many workgroups share a row's partitions, never the arithmetic; with depth 1 a workgroup
+// computes all partitions of its row and combines them itself (kv_combine.glsl), else attention_reduce
+// does.
 //
 // Metric: attention stores each visible slot's scaled score per query head in the pool's scratch (slot x
 // sStride, sStride >= r); once the global max M_h and sum L_h of a head are known the metric adds
@@ -20,7 +22,7 @@ layout(std430, binding = 6) writeonly buffer OutBuf { float outp[]; };
 layout(std430, binding = 7) readonly buffer HeadsBuf { int heads[]; };
 layout(std430, binding = 8) readonly buffer TablesBuf { int tables[]; };
 layout(std430, binding = 9) readonly buffer QPosBuf { int qpos[]; };
-layout(std430, binding = 10) buffer PartBuf { float part[]; };
+layout(std430, binding = 10) coherent buffer PartBuf { float part[]; }; // read back within a workgroup
 
 layout(push_constant) uniform Push {
     KV_POOL_PUSH

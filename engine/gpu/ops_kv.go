@@ -24,8 +24,9 @@ const (
 // clamp(ceil(ctx/PartMin), 1, SplitMax) partitions, combined by attention_reduce. The rule depends on ctx
 // alone, and a partition's arithmetic does not depend on which workgroup computes it, so a row gives
 // bit-identical results alone or in any batch. The host only chooses how many workgroups share a
-// (row, KV head)'s partitions: SplitMax when the call has few (row, KV head) pairs (to fill the device),
-// else 1 (each workgroup loops over its partitions; no empty workgroups). When the partial buffer would
+// (row, KV head)'s partitions: SplitMax when the call has few (row, KV head) pairs (to fill the device;
+// attention_reduce then combines them), else 1 (each workgroup loops over its partitions and combines
+// them itself with the same code: no empty workgroups, no second dispatch). When the partial buffer would
 // exceed the binding range (huge prefill chunks) the call runs unsplit, which is the one case whose
 // results differ from the same rows run in smaller calls.
 const (
@@ -448,7 +449,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		uint32(max(p.PartMin, 1)))
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
-	if split > 1 {
+	if depth > 1 { // with depth 1 each workgroup combined its own partitions
 		b.Dispatch(red, [3]uint32{uint32(kvHeads), uint32(a.Rows), 1}, push, bind...)
 	}
 }

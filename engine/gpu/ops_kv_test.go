@@ -284,12 +284,13 @@ func TestKVAttentionDecodeMatchesCPU(t *testing.T) {
 	// scratch of a metric mode would then need more than the shaders bind, so only MetricNone).
 	for _, hd := range []int{12, 2} {
 		for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
-			for _, split := range []bool{false, true} {
+			// split 0: none; 1: partitions combined by the workgroup that computed them; 2: by attention_reduce.
+			for _, split := range []int{0, 1, 2} {
 				for _, mode := range []engine.MetricMode{engine.MetricNone, engine.MetricSquared, engine.MetricPlain} {
 					if hd == 2 && mode != engine.MetricNone {
 						continue
 					}
-					name := fmt.Sprintf("hd%d/type%d/split%v/metric%d", hd, typ, split, mode)
+					name := fmt.Sprintf("hd%d/type%d/split%d/metric%d", hd, typ, split, mode)
 					t.Run(name, func(t *testing.T) { checkDecode(t, g, hd, typ, split, mode) })
 				}
 			}
@@ -297,7 +298,7 @@ func TestKVAttentionDecodeMatchesCPU(t *testing.T) {
 	}
 }
 
-func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split bool, mode engine.MetricMode) {
+func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int, mode engine.MetricMode) {
 	const bs, kvHeads, r, seqs, blocks = 4, 2, 3, 5, 100
 	arena := int64(16 * bs * hd * 4)
 	if hd == 2 {
@@ -307,10 +308,13 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split bool
 	if h.gp.Arenas() < 2 || (hd == 2 && len(h.gp.met) < 2) {
 		t.Fatalf("pool has %d K/V and %d metric arenas, the test wants several", h.gp.Arenas(), len(h.gp.met))
 	}
-	if split {
-		h.gp.SplitMax, h.gp.PartMin = 3, 5
-	} else {
+	switch split {
+	case 0:
 		h.gp.SplitMax = 1
+	case 1:
+		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 5, 1
+	case 2:
+		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 5, 1000
 	}
 	rowHeads := make([][]kvHead, seqs)
 	qpos := make([]int32, seqs)
