@@ -12,8 +12,11 @@ import (
 )
 
 // The dense ops of engine.Backend on the Vulkan device (shaders/dense.variants). Every kernel decodes
-// weights from their stored dtype through 32-bit words (shaders/weights.glsl), so no 8/16-bit storage
-// feature is needed; those reads are 16 bytes wide already, which is what such variants would buy.
+// weights from their stored dtype through 32-bit words (shaders/weights.glsl), so no 8/16-bit storage or
+// fp16 arithmetic feature is needed: a matmul invocation reads 8-16 bytes of a row per step already, and
+// the measured cost on lavapipe was per-lane loads and masked branches, not load width. Variants are
+// chosen by device type (matmul_rows.comp with one subgroup per workgroup on CPU devices, matmul.comp
+// with four subgroups on GPUs), by weight dtype and scale layout, and by n (decode or batch).
 
 // Weight is a weight on the device: row chunks, each its own buffer no larger than one binding may be,
 // rows padded to 16 bytes so that every row starts on a 16-byte boundary; scales per chunk.
