@@ -1,13 +1,14 @@
 #version 450
-// attention: paged decode/prefill attention. One workgroup per (KV head, query row, partition): x = KV head,
-// y = row, z = partition (see kv_attn.glsl for the split rule). The workgroup computes the r query heads of
-// the KV head's group together (MAX_R at a time), so each K/V row it loads serves the whole group.
-// Per tile of WG slots: thread t scores slot t against the group's queries (q pre-scaled in shared
-// memory, one 16-byte chunk at a time); the tile max updates a running max per head (online softmax,
-// f32). For the output, thread t owns one chunk of head dims (chunk t % nC, nC = ceil(hd/CH)) for all
-// MAX_R heads, so each V element is loaded once for the group; the WG / nC thread groups take every
-// (WG/nC)-th slot of the tile and are summed in a fixed order at the end. Per-thread arrays are indexed by constants only
-// (registers): on SIMD-on-CPU drivers (lavapipe) per-lane indexing and per-element loop overhead dominate.
+// attention: paged decode/prefill attention. One workgroup per (KV head, query row, z): x = KV head, y = row;
+// workgroup z computes partitions z, z + depth, ... of the row's context (kv_attn.glsl: the split rule).
+// The workgroup computes the r query heads of the KV head's group together (MAX_R at a time), so each K/V
+// row it loads serves the whole group. Per tile of WG slots: thread t scores slot t against the group's
+// queries (q pre-scaled in shared memory, one 16-byte chunk at a time); the tile max updates a running
+// max per head (online softmax, f32). For the output, thread t owns one chunk of head dims (chunk t % nC,
+// nC = ceil(hd/CH)) for all MAX_R heads, so each V element is loaded once for the group; the WG / nC
+// thread groups take every (WG/nC)-th slot of the tile and are summed in a fixed order at the end.
+// Per-thread arrays are indexed by constants only (registers): on SIMD-on-CPU drivers (lavapipe) per-lane
+// indexing and per-element loop overhead dominate.
 #extension GL_GOOGLE_include_directive : require
 
 #define WG 128
