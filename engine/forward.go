@@ -122,6 +122,10 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 	if err != nil {
 		return nil, fmt.Errorf("engine: scratch buffers for %d rows: %w", n, err)
 	}
+	// Run the pool's initialisation now, so that it counts as loading rather than as the first prompt.
+	if err := b.Sync(); err != nil {
+		return nil, fmt.Errorf("engine: initialising the KV pool: %w", err)
+	}
 	return e, nil
 }
 

@@ -52,7 +52,7 @@ type decodeBench struct {
 
 func cmdBenchDecode(args []string) error {
 	fs := flag.NewFlagSet("bench decode", flag.ContinueOnError)
-	var ef engineFlags
+	ef := engineFlags{noText: true}
 	ef.register(fs)
 	batch := fs.Int("batch", 1, "sequences decoded together")
 	promptLen := fs.Int("prompt-len", 128, "prompt tokens (random ids) per sequence")
@@ -76,6 +76,15 @@ func cmdBenchDecode(args []string) error {
 		return fmt.Errorf("--prompt-len %d + -n %d exceed the context of %d", *promptLen, *steps, cfg.Context)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
+	// Warm up: the first passes create pipelines (and fill caches); they are not what is measured.
+	warm := e.NewSequence(engine.SamplerConfig{})
+	if _, err := e.Prefill(warm, []int{cfg.BOS, 3, 4, 5}); err != nil {
+		return err
+	}
+	if _, err := e.Decode([]*engine.Sequence{warm}, []int{6}); err != nil {
+		return err
+	}
+	e.Release(warm)
 	seqs := make([]*engine.Sequence, *batch)
 	next := make([]int, *batch)
 	var prefill time.Duration

@@ -101,7 +101,7 @@ func parseRates(s string) ([]float64, error) {
 func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench throughput", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := engineFlags{noText: true}
 	// engineFlags minus the single --kv-rate/--kv-policy/--kv-budget: the rates are this command's list.
 	fs.StringVar(&ef.model, "model", "", "model: a file or folder, or a name under $KVC_MODELS or the cache")
 	fs.StringVar(&ef.tokenizer, "tokenizer", "", "tokenizer file (default: found beside the model)")

@@ -29,6 +29,8 @@ type engineFlags struct {
 	maxRows   int
 	maxSeqs   int
 	seqs      int // sequences the default KV memory is sized for (0: all the device has)
+	// noText: the command feeds token ids only (benchmarks), so a model without a tokenizer is fine.
+	noText bool
 	// autoInterval is --kv-interval's default for the command: interactive commands keep the budget at
 	// every step, batch commands compress after prefill and under memory pressure (as the paper's runs).
 	autoInterval int
@@ -139,10 +141,10 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if l.ck, err = model.Open(path); err != nil {
 		return nil, err
 	}
-	if l.tok, err = findTokenizer(l.ck, f.tokenizer); err != nil {
+	if l.tok, err = findTokenizer(l.ck, f.tokenizer); err != nil && !f.noText {
 		return nil, err
 	}
-	if l.tok.Vocab() > l.ck.Config.Vocab {
+	if l.tok != nil && l.tok.Vocab() > l.ck.Config.Vocab {
 		return nil, fmt.Errorf("tokenizer has %d tokens but the model's vocabulary is %d", l.tok.Vocab(), l.ck.Config.Vocab)
 	}
 	if l.backend, err = openBackend(f.device, stderr); err != nil {
@@ -212,8 +214,10 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	for _, id := range cfg.EOS {
 		l.eos[id] = true
 	}
-	for _, id := range l.tok.EOS() {
-		l.eos[id] = true
+	if l.tok != nil {
+		for _, id := range l.tok.EOS() {
+			l.eos[id] = true
+		}
 	}
 	if strings.HasPrefix(l.ck.Format, "llama2c") {
 		l.eos[cfg.BOS] = true // llama2.c models delimit stories with BOS; run.c stops there
