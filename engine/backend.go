@@ -56,11 +56,22 @@ type RopeParams struct {
 // Heads is int32 [nRows][kvHeads][2] = {offset into Tables, context length}; Tables holds block ids.
 // Pos is int32 [nRows]: each query's token position. A query sees the slots of its head whose stored
 // position is <= its own (so a prefill chunk is causal while all its K/V are already written).
+// With a metric mode, only rows [0, MetricRows) add to the metric (the decode rows of a pass that also
+// holds prefill chunks); MetricRows 0 means every row.
 type AttnHeads struct {
-	Heads  Buf
-	Tables Buf
-	Pos    Buf
-	Rows   int
+	Heads      Buf
+	Tables     Buf
+	Pos        Buf
+	Rows       int
+	MetricRows int
+}
+
+// MetricRowCount is how many leading rows add to the metric.
+func (a AttnHeads) MetricRowCount() int {
+	if a.MetricRows <= 0 || a.MetricRows > a.Rows {
+		return a.Rows
+	}
+	return a.MetricRows
 }
 
 // MetricMode says what an attention call adds to the pool's per-slot metric.

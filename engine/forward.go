@@ -191,10 +191,23 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 	for l := range slots {
 		slots[l] = make([]int32, rows*H)
 	}
-	outRows := make([]int32, 0, nOut)
+	// Decode rows (one token, no window) come first, so the attention metric can be limited to them.
+	order := make([]int, 0, len(items))
+	for i, it := range items {
+		if len(it.Tokens) == 1 && it.WindowRows == 0 {
+			order = append(order, i)
+		}
+	}
+	decodeRows := len(order)
+	for i, it := range items {
+		if len(it.Tokens) != 1 || it.WindowRows != 0 {
+			order = append(order, i)
+		}
+	}
 	r := 0
 	firstRow := make([]int, len(items))
-	for i, it := range items {
+	for _, i := range order {
+		it := items[i]
 		firstRow[i] = r
 		p0 := it.Seq.NextPos
 		s, err := it.Seq.Append(e.Pool, len(it.Tokens))
@@ -210,8 +223,11 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 			copy(slots[l][r*H:(r+n)*H], s[l*n*H:(l+1)*n*H])
 		}
 		r += n
+	}
+	outRows := make([]int32, 0, nOut)
+	for i, it := range items {
 		if it.Logits {
-			outRows = append(outRows, int32(r-1))
+			outRows = append(outRows, int32(firstRow[i]+len(it.Tokens)-1))
 		}
 	}
 
@@ -249,9 +265,9 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 		return nil, err
 	}
 
-	// Per-slot metric adds are race-free only with one row per sequence: decode passes.
+	// Decode rows add to the metric (one row per sequence, so the adds are race-free); prefill rows do not.
 	mode := MetricNone
-	if rows == len(items) && nWin == 0 {
+	if decodeRows > 0 {
 		mode = e.Opt.Metric
 	}
 	b := e.B
@@ -266,7 +282,7 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 		b.RoPE(e.q, e.pos, rows, cfg.Heads, cfg.HeadDim, e.rope)
 		b.RoPE(e.k, e.pos, rows, cfg.KVHeads, cfg.HeadDim, e.rope)
 		b.KVWrite(e.KV, e.k, e.v, e.slots[l], e.pos, rows, cfg.KVHeads)
-		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: e.tables, Pos: e.pos, Rows: rows},
+		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: e.tables, Pos: e.pos, Rows: rows, MetricRows: decodeRows},
 			cfg.Heads, cfg.KVHeads, e.scale, mode)
 		if nWin > 0 {
 			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: e.tables, Pos: e.pos, NSeqs: nWin,

@@ -32,9 +32,8 @@ type ModelInfo struct {
 	Window  int // observation-window rows the last prefill chunk carries (0: none)
 	// PromptMetric: every prompt row is an observation row (H2O), so every prefill chunk sets WindowRows.
 	PromptMetric bool
-	// DecodeMetric: a pure decode pass accumulates the per-slot metric. Forward accumulates it only when
-	// every row of the pass is a single-token item, so the scheduler then runs prefill chunks in a pass
-	// of their own instead of mixing them with decode rows.
+	// DecodeMetric: decode rows accumulate the per-slot metric. Forward adds it for the single-token rows
+	// of a pass only, so decode rows and prefill chunks may share a pass.
 	DecodeMetric bool
 }
 
@@ -195,9 +194,6 @@ func NewScheduler(m Model, cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.MaxSeqs <= 0 || cfg.MaxSeqs > info.MaxRows {
 		cfg.MaxSeqs = info.MaxRows
-	}
-	if info.DecodeMetric {
-		cfg.SplitPasses = true
 	}
 	return &Scheduler{m: m, info: info, cfg: cfg}, nil
 }

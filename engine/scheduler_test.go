@@ -27,7 +27,6 @@ type schedFake struct {
 	pos           []int32
 	passes        int
 	maxPasses     int
-	mixedMetric   int // passes that mixed multi-token items with a decode metric on (must stay 0)
 	window        int // passes with window rows
 }
 
@@ -62,26 +61,15 @@ func (f *schedFake) Forward(items []engine.Item) ([][]float32, error) {
 	if f.passes > f.maxPasses {
 		return nil, fmt.Errorf("fake: more than %d passes: the scheduler does not terminate", f.maxPasses)
 	}
-	rows, need, single := 0, 0, true
+	rows, need := 0, 0
 	for _, it := range items {
 		rows += len(it.Tokens)
 		need += it.Seq.BlocksNeeded(f.pool, len(it.Tokens))
-		if len(it.Tokens) != 1 {
-			single = false
-		}
 		if it.Seq.NextPos+len(it.Tokens) > f.info.Context {
 			return nil, fmt.Errorf("fake: past the context")
 		}
 		if it.WindowRows > 0 {
 			f.window++
-		}
-	}
-	if f.info.DecodeMetric && !single && rows > len(items) {
-		for _, it := range items {
-			if len(it.Tokens) == 1 && f.decoding[it.Seq] {
-				f.mixedMetric++ // a decode row shares a pass with prefill rows
-				break
-			}
 		}
 	}
 	if rows > f.info.MaxRows {
@@ -300,9 +288,6 @@ func TestSchedulerProperties(t *testing.T) {
 		}
 		if f.pool.InUse() != 0 {
 			t.Fatalf("trial %d: %d blocks still in use after the run", trial, f.pool.InUse())
-		}
-		if f.mixedMetric > 0 {
-			t.Fatalf("trial %d: %d passes mixed decode rows with prefill rows while a decode metric is collected", trial, f.mixedMetric)
 		}
 		for _, r := range reqs {
 			res := got[r.ID]

@@ -132,7 +132,7 @@ void main() {
     uint partLen = (ctx + nParts - 1u) / nParts;
     uint r = pc.qHeads / pc.kvHeads;
     int qp = qpos[row];
-    bool metric = pc.mode != 0u;
+    bool metric = pc.mode != 0u && row < pc.metricRows;
     // Output layout: nG thread groups of nC threads, each thread one chunk (CH head dims).
     uint nC = (pc.hd + CH - 1u) / CH;
     uint nG = WG / nC;

@@ -33,6 +33,7 @@ layout(push_constant) uniform Push {
     uint mode;     // engine.MetricMode: 0 none, 1 squared, 2 plain
     uint splitMax; // most partitions per (row, KV head); 1 disables split-K
     uint partMin;  // fewest slots per partition
+    uint metricRows; // rows [0, metricRows) add the metric (decode rows of a mixed pass); later rows do not
 } pc;
 
 #define MAX_GROUP 64 // query heads per KV head (r) the metric can track

@@ -44,5 +44,5 @@ void combineParts(uint row, uint kvh, uint nParts, uint off, uint ctx, int qp, u
         if (t == 0u && h < MAX_GROUP) { mFin[h] = M; lFin[h] = L; }
     }
     barrier();
-    if (pc.mode != 0u) addMetric(off, ctx, r, qp, t);
+    if (pc.mode != 0u && row < pc.metricRows) addMetric(off, ctx, r, qp, t);
 }

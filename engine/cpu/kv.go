@@ -234,6 +234,10 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		acc := make([]float64, d)
 		for _, j := range jobs[job] {
 			row := j / kvHeads
+			rowMode := mode
+			if row >= a.MetricRowCount() {
+				rowMode = engine.MetricNone
+			}
 			for h := kh * r; h < (kh+1)*r; h++ {
 				qo := (row*qHeads + h) * d
 				for e := range acc {
@@ -247,7 +251,7 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 						for e, x := range vs[i] {
 							acc[e] += pr * float64(x)
 						}
-						switch mode {
+						switch rowMode {
 						case engine.MetricSquared:
 							metric[i] += pr * pr
 						case engine.MetricPlain:

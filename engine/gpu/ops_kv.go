@@ -436,8 +436,8 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if a.Rows*kvHeads < p.FillGroups {
 		depth = split
 	}
-	kn := b.kvKernel("Attention", p.names.attention, p, kvPoolPush+7, 6)
-	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+7, 6)
+	kn := b.kvKernel("Attention", p.names.attention, p, kvPoolPush+8, 6)
+	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+8, 6)
 	if kn == nil || red == nil {
 		return
 	}
@@ -446,7 +446,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		part = p.part
 	}
 	push := p.push(a.Tables.Size()/4, uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
-		uint32(max(p.PartMin, 1)))
+		uint32(max(p.PartMin, 1)), uint32(a.MetricRowCount()))
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
 	if depth > 1 { // with depth 1 each workgroup combined its own partitions
