@@ -152,4 +152,14 @@ type Backend interface {
 	CopyMoves(pool KVPool, moves Buf, n int)
 	// ReadSlots copies metric (f32) and position (int32) of the given blocks to the host, block by block.
 	ReadSlots(pool KVPool, blocks []int32, metric []float32, pos []int32) error
+
+	// Fused ops: each gives the result of the op sequence it names (the forward pass records fewer
+	// dispatches); a backend may run that sequence itself where its fused kernel does not apply.
+
+	// MatMulAdd: out[i][r] += sum_c x[i][c] * W[r][c] (MatMul's sum, then one add), out f32 [n][w.Rows],
+	// x f32 [n][w.Cols]; out must not overlap x. Same reduction order rule as MatMul.
+	MatMulAdd(out, x Buf, w Weight, n int)
+	// RopeKVWrite: RoPE(q, pos, n, qHeads, hd, p), RoPE(k, pos, n, kvHeads, hd, p), then
+	// KVWrite(pool, k, v, slots, pos, n, kvHeads), hd = pool.HeadDim(): q and k are rotated in place.
+	RopeKVWrite(pool KVPool, q, k, v, slots, pos Buf, n, qHeads, kvHeads int, p RopeParams)
 }

@@ -279,23 +279,19 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 		b.MatMul(e.q, e.xb, ly.Q, rows)
 		b.MatMul(e.k, e.xb, ly.K, rows)
 		b.MatMul(e.v, e.xb, ly.V, rows)
-		b.RoPE(e.q, e.pos, rows, cfg.Heads, cfg.HeadDim, e.rope)
-		b.RoPE(e.k, e.pos, rows, cfg.KVHeads, cfg.HeadDim, e.rope)
-		b.KVWrite(e.KV, e.k, e.v, e.slots[l], e.pos, rows, cfg.KVHeads)
+		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
 		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: e.tables, Pos: e.pos, Rows: rows, MetricRows: decodeRows},
 			cfg.Heads, cfg.KVHeads, e.scale, mode)
 		if nWin > 0 {
 			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: e.tables, Pos: e.pos, NSeqs: nWin,
 				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
 		}
-		b.MatMul(e.xb, e.att, ly.O, rows)
-		b.Add(e.x, e.x, e.xb, rows*cfg.Dim)
+		b.MatMulAdd(e.x, e.att, ly.O, rows)
 		b.RMSNorm(e.xb, e.x, ly.FFNNorm, rows, eps)
 		b.MatMul(e.hb, e.xb, ly.Gate, rows)
 		b.MatMul(e.hb2, e.xb, ly.Up, rows)
 		b.SwiGLU(e.hb, e.hb, e.hb2, rows*cfg.FFN)
-		b.MatMul(e.xb, e.hb, ly.Down, rows)
-		b.Add(e.x, e.x, e.xb, rows*cfg.Dim)
+		b.MatMulAdd(e.x, e.hb, ly.Down, rows)
 	}
 	if nOut == 0 {
 		return nil, b.Sync()

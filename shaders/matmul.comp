@@ -102,7 +102,7 @@ void main() {
         barrier();
         for (uint o = tid; o < R * NT; o += WG) { // WG may be smaller than R * NT (one subgroup on a CPU)
             uint r = o / NT, t = o % NT;
-            if (r < nr && t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r0 + r] = red[o][0];
+            if (r < nr && t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r0 + r, red[o][0]);
         }
         barrier(); // red is reused by the next pass
     }

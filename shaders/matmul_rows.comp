@@ -60,6 +60,6 @@ void main() {
         }
         if (live)
             for (uint t = 0u; t < NT; t++)
-                if (t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r] = acc[t];
+                if (t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r, acc[t]);
     }
 }

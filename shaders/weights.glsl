@@ -63,7 +63,14 @@ float decode_elem(uint dt, uint w, uint b) {
 layout(std430, binding = 0) readonly buffer Wt { uint wq[]; };
 layout(std430, binding = 1) readonly buffer Sc { float sc[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
+#ifdef ADD
+// -DADD (engine MatMulAdd): the product is added to what out holds, so out is read as well.
+layout(std430, binding = 3) buffer Out { float outv[]; };
+#define OUT_STORE(i, v) outv[i] += (v)
+#else
 layout(std430, binding = 3) writeonly buffer Out { float outv[]; };
+#define OUT_STORE(i, v) outv[i] = (v)
+#endif
 
 layout(push_constant) uniform Push {
     uint rows;      // rows in this chunk

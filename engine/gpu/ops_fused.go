@@ -1,0 +1,80 @@
+package gpu
+
+import (
+	"kvc/engine"
+	"kvc/model"
+)
+
+// The fused ops of engine.Backend (shaders/fused.variants): fewer dispatches per layer. On lavapipe each
+// dispatch costs 25-60 us whatever it does; on a GPU a fused kernel also saves a round trip of its
+// intermediate through memory. Where a fused kernel does not apply, the wrapper records the unfused ops,
+// so the result is always the op sequence's.
+
+// MatMulAdd: out[i][r] += sum_c x[i][c] * W[r][c]. The matmul variants compiled with -DADD: the same
+// kernel, reduction order and workgroup choice as MatMul, with the final store an add (one dispatch per
+// weight chunk; chunks own disjoint rows, so they never add to the same element).
+func (b *Backend) MatMulAdd(out, x engine.Buf, wt engine.Weight, n int) {
+	w := b.weight("MatMulAdd", wt)
+	if w == nil || n <= 0 {
+		return
+	}
+	if !b.check("MatMulAdd", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMulAdd", "out", out, int64(n*w.info.Rows*4)) {
+		return
+	}
+	name, wg, rowsPerGroup := b.matmulVariant(w, n)
+	k := b.kernel("fused_add_"+name, wg, 10, 4)
+	if k == nil {
+		return
+	}
+	for _, c := range w.chunks {
+		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/4), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride, log2Exact(w.colDiv))
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
+			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
+	}
+}
+
+// matmulVariant is the matmul module MatMul runs for w and n (without a fused prefix), its workgroup
+// size and the rows one workgroup covers: the same choice as MatMul's, so fused and unfused products of
+// an element are reduced alike.
+func (b *Backend) matmulVariant(w *Weight, n int) (name string, wg uint32, rowsPerGroup int) {
+	v := matmulVariants[0]
+	if n > 1 {
+		v = matmulVariants[1]
+	}
+	if b.useMatMulRows() {
+		return "matmulrows_" + dtypeShaderName[w.info.DType] + w.rowsScaleSuffix() + v.suffix, b.caps.SubgroupSize, int(b.caps.SubgroupSize)
+	}
+	return "matmul_" + dtypeShaderName[w.info.DType] + v.suffix, b.matmulWG(), v.rows
+}
+
+// RopeKVWrite rotates q and k and stores k and v in one dispatch (shaders/fused_rope_kv.comp). An f16
+// pool with rotate-half needs hd a multiple of 4 (two pairs fill two whole half-pair words); otherwise,
+// and for an odd hd (which RoPE reports), the unfused ops run.
+func (b *Backend) RopeKVWrite(pool engine.KVPool, q, k, v, slots, pos engine.Buf, n, qHeads, kvHeads int, rp engine.RopeParams) {
+	p := b.kvPool("RopeKVWrite", pool)
+	if p == nil || n <= 0 || kvHeads <= 0 || qHeads < 0 {
+		return
+	}
+	rotateHalf := rp.Layout == model.RopeRotateHalf
+	if p.hd%2 != 0 || (p.typ == engine.KVF16 && rotateHalf && p.hd%4 != 0) {
+		b.RoPE(q, pos, n, qHeads, p.hd, rp)
+		b.RoPE(k, pos, n, kvHeads, p.hd, rp)
+		b.KVWrite(pool, k, v, slots, pos, n, kvHeads)
+		return
+	}
+	kvBytes := int64(n) * int64(kvHeads) * int64(p.hd) * 4
+	if !b.kvNeed("RopeKVWrite", "q", q, int64(n)*int64(qHeads)*int64(p.hd)*4) || !b.kvNeed("RopeKVWrite", "k", k, kvBytes) ||
+		!b.kvNeed("RopeKVWrite", "v", v, kvBytes) || !b.kvNeed("RopeKVWrite", "slots", slots, int64(n)*int64(kvHeads)*4) ||
+		!b.kvNeed("RopeKVWrite", "pos", pos, int64(n)*4) {
+		return
+	}
+	tab := b.ropeTable(p.hd, rp)
+	kn := b.kvKernel("RopeKVWrite", p.variant("fused_rope_kv"), p, kvPoolPush+4, 6)
+	if tab == nil || kn == nil {
+		return
+	}
+	quads := (p.hd/2 + 1) / 2
+	bind := append(p.poolBindings(), p.bufs(q, k, v, slots, pos)...)
+	bind = append(bind, []Range{{Buf: tab}})
+	b.Dispatch(kn, groups2D(b, n*(qHeads+kvHeads)*quads, kvCopyWG), p.push(0, uint32(n), uint32(qHeads), uint32(kvHeads), rotateHalf), bind...)
+}
