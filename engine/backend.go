@@ -162,4 +162,7 @@ type Backend interface {
 	// RopeKVWrite: RoPE(q, pos, n, qHeads, hd, p), RoPE(k, pos, n, kvHeads, hd, p), then
 	// KVWrite(pool, k, v, slots, pos, n, kvHeads), hd = pool.HeadDim(): q and k are rotated in place.
 	RopeKVWrite(pool KVPool, q, k, v, slots, pos Buf, n, qHeads, kvHeads int, p RopeParams)
+	// MatMulSwiGLU: MatMul(g, x, gate, n), MatMul(u, x, up, n), then out = SwiGLU(g, u): out f32
+	// [n][gate.Rows], x f32 [n][gate.Cols]; gate and up have the same shape; out must not overlap x.
+	MatMulSwiGLU(out, x Buf, gate, up Weight, n int)
 }

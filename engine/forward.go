@@ -288,9 +288,7 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 		}
 		b.MatMulAdd(e.x, e.att, ly.O, rows)
 		b.RMSNorm(e.xb, e.x, ly.FFNNorm, rows, eps)
-		b.MatMul(e.hb, e.xb, ly.Gate, rows)
-		b.MatMul(e.hb2, e.xb, ly.Up, rows)
-		b.SwiGLU(e.hb, e.hb, e.hb2, rows*cfg.FFN)
+		b.MatMulSwiGLU(e.hb, e.xb, ly.Gate, ly.Up, rows)
 		b.MatMulAdd(e.x, e.hb, ly.Down, rows)
 	}
 	if nOut == 0 {

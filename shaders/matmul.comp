@@ -18,7 +18,20 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64; // power of two
 
-shared float red[R * NT][WG];
+// -DADD adds the sums into out (MatMulAdd). -DGLU (MatMulSwiGLU) tiles RT = 2R rows: tile row r < R is
+// gate row r0 + r, tile row R + r the same row of up (bindings 4-5, same dtype and layout); the output is
+// silu(gate sum) * up sum, each sum reduced exactly as MatMul reduces it.
+#ifdef GLU
+#define RT (2u * R)
+#define TR(r) ((r) % R)                       // weight row (within the R) of tile row r
+#define SC(i, r) ((r) < R ? sc[i] : sc2[i]) // scale i of tile row r's weight
+#else
+#define RT R
+#define TR(r) (r)
+#define SC(i, r) sc[i]
+#endif
+
+shared float red[RT * NT][WG];
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -29,42 +42,47 @@ void main() {
 
     for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
         uint nt = min(NT, pc.n - t0);
-        float acc[R][NT];
-        for (uint r = 0u; r < R; r++)
+        float acc[RT][NT];
+        for (uint r = 0u; r < RT; r++)
             for (uint t = 0u; t < NT; t++) acc[r][t] = 0.0;
 
 #if DT == DT_FP8 || DT == DT_Q8
-        uint sbase[R]; // scale row offsets, hoisted out of the chunk loop
-        float srow[R]; // the scale of each row when it does not vary along the row (per tensor, channel)
+        uint sbase[RT]; // scale row offsets, hoisted out of the chunk loop
+        float srow[RT]; // the scale of each row when it does not vary along the row (per tensor, channel)
         bool rowConst = pc.colShift == 31u;
-        for (uint r = 0u; r < R; r++) {
-            sbase[r] = ((r0 + r) / pc.rowDiv) * pc.scaleStride;
-            srow[r] = rowConst && r < nr ? sc[sbase[r]] : 0.0;
+        for (uint r = 0u; r < RT; r++) {
+            sbase[r] = ((r0 + TR(r)) / pc.rowDiv) * pc.scaleStride;
+            srow[r] = rowConst && TR(r) < nr ? SC(sbase[r], r) : 0.0;
         }
         bool perChunk = pc.colShift < 32u && (1u << pc.colShift) >= EPV;
 #endif
         for (uint j = tid; j < pc.rowWords / CW; j += WG) {
             uint c0 = j * EPV;
             uint ne = min(EPV, pc.cols - c0); // the last chunk of a row may be partial (zero padding)
-            float w[R][EPV];
-            float s[R];
+            float w[RT][EPV];
+            float s[RT];
             // No break or continue below: the loops over R, NT and EPV must unroll so that w, acc and xv
             // stay in registers (on lavapipe a dynamically indexed array goes to memory, 8x slower).
-            for (uint r = 0u; r < R; r++) {
+            for (uint r = 0u; r < RT; r++) {
                 s[r] = 1.0;
                 float wr[EPV];
                 for (uint e = 0u; e < EPV; e++) wr[e] = 0.0;
-                if (r < nr) {
+                if (TR(r) < nr) {
+#ifdef GLU
+                    if (r >= R)
+                        decode_chunk2((r0 + TR(r)) * pc.rowWords + j * CW, wr);
+                    else
+#endif
                     decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
 #if DT == DT_FP8 || DT == DT_Q8
                     uint sb = sbase[r];
                     if (rowConst) {
                         s[r] = srow[r];
                     } else if (perChunk) {
-                        s[r] = sc[sb + (c0 >> pc.colShift)]; // the chunk lies in one scale group
+                        s[r] = SC(sb + (c0 >> pc.colShift), r); // the chunk lies in one scale group
                     } else { // q8_0 groups smaller than a chunk (e.g. 4) or not a power of two: per element
                         for (uint e = 0u; e < EPV; e++)
-                            if (e < ne) wr[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+                            if (e < ne) wr[e] *= SC(sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv), r);
                     }
 #endif
                 }
@@ -79,7 +97,7 @@ void main() {
                     } else {
                         for (uint e = 0u; e < EPV; e++) xv[e] = e < ne ? x[xb + e] : 0.0;
                     }
-                    for (uint r = 0u; r < R; r++) {
+                    for (uint r = 0u; r < RT; r++) {
                         float p = 0.0;
                         for (uint e = 0u; e < EPV; e++) p += w[r][e] * xv[e];
 #if DT == DT_FP8 || DT == DT_Q8
@@ -92,17 +110,24 @@ void main() {
             }
         }
 
-        for (uint r = 0u; r < R; r++)
+        for (uint r = 0u; r < RT; r++)
             for (uint t = 0u; t < NT; t++) red[r * NT + t][tid] = acc[r][t];
         for (uint h = WG / 2u; h > 0u; h >>= 1) {
             barrier();
             if (tid < h)
-                for (uint o = 0u; o < R * NT; o++) red[o][tid] += red[o][tid + h];
+                for (uint o = 0u; o < RT * NT; o++) red[o][tid] += red[o][tid + h];
         }
         barrier();
         for (uint o = tid; o < R * NT; o += WG) { // WG may be smaller than R * NT (one subgroup on a CPU)
             uint r = o / NT, t = o % NT;
+#ifdef GLU
+            if (r < nr && t < nt) { // swiglu.comp's expression
+                float g = red[o][0];
+                outv[(t0 + t) * pc.outStride + pc.rowBase + r0 + r] = g / (1.0 + exp(-g)) * red[o + R * NT][0];
+            }
+#else
             if (r < nr && t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r0 + r, red[o][0]);
+#endif
         }
         barrier(); // red is reused by the next pass
     }

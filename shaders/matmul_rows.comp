@@ -6,6 +6,8 @@
 // to the others, one load per lane instead of EPV (lavapipe pays every load per lane). The workgroup is
 // one subgroup of at least EPV (8) invocations. No shared memory, no barriers. Every output element is
 // reduced in the same order for every n (the _n1 and _nb variants compile the same expressions).
+// -DADD adds the sums into out (MatMulAdd); -DGLU also sums a second weight's row (up, bindings 4-5) and
+// writes silu(gate sum) * up sum (MatMulSwiGLU).
 #extension GL_GOOGLE_include_directive : require
 #include "weights.glsl"
 #ifndef SCALE
@@ -28,21 +30,39 @@ void main() {
 #if SCALE > 0
     uint sb = (rr / pc.rowDiv) * pc.scaleStride;
     float s = SCALE == 1 ? sc[sb] : 1.0;
+#ifdef GLU
+    float s2 = SCALE == 1 ? sc2[sb] : 1.0;
+#endif
 #endif
     for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
         uint nt = min(NT, pc.n - t0);
         float acc[NT];
         for (uint t = 0u; t < NT; t++) acc[t] = 0.0;
+#ifdef GLU
+        float acc2[NT]; // the up row's sums (acc: the gate row's)
+        for (uint t = 0u; t < NT; t++) acc2[t] = 0.0;
+#endif
         for (uint j = 0u; j < chunks; j++) {
             uint c0 = j * EPV;
             uint ne = min(EPV, pc.cols - c0);
             float w[EPV];
             decode_chunk(rr * pc.rowWords + j * CW, w);
+#ifdef GLU
+            float w2[EPV];
+            decode_chunk2(rr * pc.rowWords + j * CW, w2);
+#endif
 #if SCALE == 2
             if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = sc[sb + (c0 >> pc.colShift)]; // a new group
+#ifdef GLU
+            if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s2 = sc2[sb + (c0 >> pc.colShift)];
+#endif
 #elif SCALE == 3
             for (uint e = 0u; e < EPV; e++)
                 if (e < ne) w[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+#ifdef GLU
+            for (uint e = 0u; e < EPV; e++)
+                if (e < ne) w2[e] *= sc2[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+#endif
 #endif
             for (uint t = 0u; t < NT; t++) {
                 if (t < nt) {
@@ -55,11 +75,24 @@ void main() {
 #else
                     acc[t] += p;
 #endif
+#ifdef GLU
+                    float p2 = 0.0;
+                    for (uint e = 0u; e < EPV; e++) p2 += w2[e] * subgroupBroadcast(xl, e);
+#if SCALE > 0
+                    acc2[t] += p2 * s2;
+#else
+                    acc2[t] += p2;
+#endif
+#endif
                 }
             }
         }
         if (live)
             for (uint t = 0u; t < NT; t++)
+#ifdef GLU
+                if (t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r] = acc[t] / (1.0 + exp(-acc[t])) * acc2[t]; // swiglu.comp's
+#else
                 if (t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r, acc[t]);
+#endif
     }
 }

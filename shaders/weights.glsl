@@ -97,31 +97,22 @@ layout(push_constant) uniform Push {
 #endif
 #define EPV (CW * EPW) // elements per chunk
 
-void decode_chunk(uint base, out float w[EPV]) {
-    for (uint e = 0u; e < CW; e++) {
-        uint q = wq[base + e];
-#if DT == DT_F32
-        w[e] = uintBitsToFloat(q);
-#elif DT == DT_F16 || DT == DT_BF16
-#if DT == DT_F16
-        vec2 h = unpackHalf2x16(q);
-#else
-        vec2 h = bf16x2(q);
+// decode_chunk(base, w): the EPV elements of CW words of wq from word base (weights_chunk.glsl).
+#define DECODE_FN decode_chunk
+#define DECODE_BUF wq
+#include "weights_chunk.glsl"
+#undef DECODE_FN
+#undef DECODE_BUF
+
+#ifdef GLU
+// -DGLU (engine MatMulSwiGLU): a second weight of the same dtype and layout (up; the first is gate).
+layout(std430, binding = 4) readonly buffer Wt2 { uint wq2[]; };
+layout(std430, binding = 5) readonly buffer Sc2 { float sc2[]; };
+#define DECODE_FN decode_chunk2
+#define DECODE_BUF wq2
+#include "weights_chunk.glsl"
+#undef DECODE_FN
+#undef DECODE_BUF
 #endif
-        w[2u * e] = h.x;
-        w[2u * e + 1u] = h.y;
-#else
-#if DT == DT_FP8
-        vec4 v = fp8x4(q);
-#else
-        vec4 v = q8x4(q);
-#endif
-        w[4u * e] = v.x;
-        w[4u * e + 1u] = v.y;
-        w[4u * e + 2u] = v.z;
-        w[4u * e + 3u] = v.w;
-#endif
-    }
-}
 
 #endif

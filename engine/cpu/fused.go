@@ -1,6 +1,9 @@
 package cpu
 
 import (
+	"fmt"
+	"math"
+
 	"kvc/engine"
 	"kvc/model"
 )
@@ -41,4 +44,37 @@ func (c *Backend) RopeKVWrite(pool engine.KVPool, q, k, v, slots, pos engine.Buf
 	c.RoPE(q, pos, n, qHeads, hd, p)
 	c.RoPE(k, pos, n, kvHeads, hd, p)
 	c.KVWrite(pool, k, v, slots, pos, n, kvHeads)
+}
+
+// MatMulSwiGLU: out[i][r] = silu(g) * u with g and u MatMul's sums over the gate and up rows r.
+func (c *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int) {
+	gw, uw := weight("MatMulSwiGLU", gate), weight("MatMulSwiGLU", up)
+	rows, cols := gw.info.Rows, gw.info.Cols
+	if uw.info.Rows != rows || uw.info.Cols != cols {
+		panic(fmt.Sprintf("cpu: MatMulSwiGLU: gate %s is %dx%d, up %s is %dx%d", gw.info.Name, rows, cols, uw.info.Name, uw.info.Rows, uw.info.Cols))
+	}
+	need("MatMulSwiGLU x", x, int64(n*cols*4))
+	need("MatMulSwiGLU out", out, int64(n*rows*4))
+	xs, o := f32(x), f32(out)
+	c.parallel(rows, 2*rows*cols, func(lo, hi int) {
+		gb, ub := make([]float32, cols), make([]float32, cols)
+		for r := lo; r < hi; r++ {
+			gr, ur := gb, ub
+			if gw.info.DType == model.F32 {
+				gr = gw.f32Row(r)
+			} else {
+				gw.DecodeRow(r, gb)
+			}
+			if uw.info.DType == model.F32 {
+				ur = uw.f32Row(r)
+			} else {
+				uw.DecodeRow(r, ub)
+			}
+			for i := 0; i < n; i++ {
+				xi := xs[i*cols : (i+1)*cols]
+				g, u := dot(xi, gr), dot(xi, ur)
+				o[i*rows+r] = g / (1 + float32(math.Exp(float64(-g)))) * u // SwiGLU's expression
+			}
+		}
+	})
 }

@@ -65,6 +65,39 @@ func TestMatMulAddIsMatMulThenAdd(t *testing.T) {
 	}
 }
 
+func TestMatMulSwiGLUIsMatMulsThenSwiGLU(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	be := &Backend{Threads: 3}
+	pairs := [][2]model.DType{{model.F32, model.F32}, {model.F16, model.F16}, {model.BF16, model.F32}, {model.Q8_0, model.Q8_0}, {model.F8E4M3, model.F16}}
+	for _, s := range [][3]int{{1, 32, 1}, {9, 64, 3}, {129, 160, 4}} {
+		for _, dts := range pairs {
+			rows, cols, n := s[0], s[1], s[2]
+			var ws [2]engine.Weight
+			for i, dt := range dts {
+				group, sk := 0, model.ScaleNone
+				if dt == model.Q8_0 {
+					group = 32
+				}
+				if dt == model.F8E4M3 {
+					sk = model.ScaleChannel
+				}
+				w, err := be.UploadWeight(EncodeTensor("w", dt, rows, cols, false, sk, group, randVec(rng, rows*cols)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws[i] = w
+			}
+			x := bufOf(t, be, randVec(rng, n*cols))
+			fused, g, u := buf(t, be, n*rows), buf(t, be, n*rows), buf(t, be, n*rows)
+			be.MatMulSwiGLU(fused, x, ws[0], ws[1], n)
+			be.MatMul(g, x, ws[0], n)
+			be.MatMul(u, x, ws[1], n)
+			be.SwiGLU(g, g, u, n*rows)
+			sameBits(t, fmt.Sprintf("%v/%v %dx%d n=%d", dts[0], dts[1], rows, cols, n), fused.F32(), g.F32())
+		}
+	}
+}
+
 func TestRopeKVWriteIsRopeRopeKVWrite(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	be := &Backend{Threads: 2}

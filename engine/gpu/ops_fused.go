@@ -1,6 +1,8 @@
 package gpu
 
 import (
+	"fmt"
+
 	"kvc/engine"
 	"kvc/model"
 )
@@ -77,4 +79,87 @@ func (b *Backend) RopeKVWrite(pool engine.KVPool, q, k, v, slots, pos engine.Buf
 	bind := append(p.poolBindings(), p.bufs(q, k, v, slots, pos)...)
 	bind = append(bind, []Range{{Buf: tab}})
 	b.Dispatch(kn, groups2D(b, n*(qHeads+kvHeads)*quads, kvCopyWG), p.push(0, uint32(n), uint32(qHeads), uint32(kvHeads), rotateHalf), bind...)
+}
+
+// MatMulSwiGLU: out = silu(x Gate^T) * (x Up^T) in one dispatch per chunk: the matmul variants compiled
+// with -DGLU decode a gate row and the same up row per step and reduce each sum as MatMul does. gate and
+// up must share dtype, scale layout and row chunks (the usual case: one shape, one checkpoint dtype);
+// otherwise, or when the doubled tile does not fit in shared memory, the unfused ops run into out and
+// scratch of n*rows floats.
+func (b *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int) {
+	g, u := b.weight("MatMulSwiGLU", gate), b.weight("MatMulSwiGLU", up)
+	if g == nil || u == nil || n <= 0 {
+		return
+	}
+	if g.info.Rows != u.info.Rows || g.info.Cols != u.info.Cols {
+		b.Fail(fmt.Errorf("gpu: MatMulSwiGLU: gate %s is %dx%d, up %s is %dx%d", g.info.Name, g.info.Rows, g.info.Cols,
+			u.info.Name, u.info.Rows, u.info.Cols))
+		return
+	}
+	if !b.check("MatMulSwiGLU", "x", x, int64(n*g.info.Cols*4)) || !b.check("MatMulSwiGLU", "out", out, int64(n*g.info.Rows*4)) {
+		return
+	}
+	name, wg, rowsPerGroup := b.matmulVariant(g, n)
+	if !b.useMatMulRows() {
+		wg = b.gluWG()
+	}
+	if !sameLayout(g, u) || wg == 0 {
+		b.matMulSwiGLUUnfused(out, x, gate, up, n)
+		return
+	}
+	k := b.kernel("fused_glu_"+name, wg, 10, 6)
+	if k == nil {
+		return
+	}
+	for i, c := range g.chunks {
+		cu := &u.chunks[i]
+		push := Push(c.rows, g.info.Cols, n, int(g.rowBytes/4), g.info.Rows, c.rowBase, g.rowDiv, g.colDiv, g.scaleStride, log2Exact(g.colDiv))
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
+			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)},
+			[]Range{{Buf: cu.data}}, []Range{cu.scaleRange()})
+	}
+}
+
+// gluWG is matmul.comp's workgroup for -DGLU: matmulWG, halved while the doubled tile of partial sums
+// (2R x NT x WG floats, the batch variant) exceeds shared memory; 0 when even 64 does not fit. The n1
+// and nb variants use the same size, so a batch row still reduces as it does alone.
+func (b *Backend) gluWG() uint32 {
+	wg := b.matmulWG()
+	for wg > 64 && 2*2*8*4*int(wg) > b.caps.MaxSharedMemory {
+		wg /= 2
+	}
+	if 2*2*8*4*int(wg) > b.caps.MaxSharedMemory {
+		return 0
+	}
+	return wg
+}
+
+// sameLayout says whether two weights are stored alike: dtype, scales and row chunks.
+func sameLayout(a, c *Weight) bool {
+	if a.info.DType != c.info.DType || a.info.ScaleKind != c.info.ScaleKind || a.info.Group != c.info.Group ||
+		a.rowBytes != c.rowBytes || a.rowDiv != c.rowDiv || a.colDiv != c.colDiv || a.scaleStride != c.scaleStride ||
+		len(a.chunks) != len(c.chunks) {
+		return false
+	}
+	for i := range a.chunks {
+		if a.chunks[i].rowBase != c.chunks[i].rowBase || a.chunks[i].rows != c.chunks[i].rows ||
+			(a.chunks[i].scales == nil) != (c.chunks[i].scales == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// matMulSwiGLUUnfused runs MatMul, MatMul, SwiGLU with a scratch buffer for the up product.
+func (b *Backend) matMulSwiGLUUnfused(out, x engine.Buf, gate, up engine.Weight, n int) {
+	count := n * gate.Info().Rows
+	tmp, err := b.Alloc(int64(count) * 4)
+	if err != nil {
+		b.Fail(fmt.Errorf("gpu: MatMulSwiGLU: scratch for the up product: %w", err))
+		return
+	}
+	b.MatMul(out, x, gate, n)
+	b.MatMul(tmp, x, up, n)
+	b.SwiGLU(out, out, tmp, count)
+	b.Free(tmp) // released once the recorded work that reads it is done
 }

@@ -208,7 +208,8 @@ func TestFusedOpErrors(t *testing.T) {
 	}
 	defer pool.(*KVPool).Release()
 	for what, op := range map[string]func(){
-		"MatMulAdd": func() { e.g.MatMulAdd(small, x, gw, 2) },
+		"MatMulAdd":    func() { e.g.MatMulAdd(small, x, gw, 2) },
+		"MatMulSwiGLU": func() { e.g.MatMulSwiGLU(small, x, gw, gw, 2) },
 		"RopeKVWrite": func() {
 			e.g.RopeKVWrite(pool, small, x, x, x, x, 2, 4, 1, engine.RopeParams{Theta: 10000})
 		},
@@ -221,5 +222,87 @@ func TestFusedOpErrors(t *testing.T) {
 	}
 	if err := e.g.Sync(); err != nil {
 		t.Errorf("the error was not cleared: %v", err)
+	}
+}
+
+// MatMulSwiGLU: every weight dtype, odd shapes, both workgroup choices, against the device's unfused
+// sequence (bit for bit) and the CPU (the matmul bound carried through silu(g) * u).
+func TestMatMulSwiGLUEveryDType(t *testing.T) { forEachWG(t, testMatMulSwiGLUEveryDType) }
+
+func testMatMulSwiGLUEveryDType(t *testing.T) {
+	e := newDenseEnv(t, 24)
+	shapes := [][3]int{{1, 7, 1}, {7, 63, 3}, {131, 300, 1}, {37, 1031, 17}}
+	for _, k := range allKinds {
+		for _, s := range shapes {
+			rows, cols, n := s[0], k.fixCols(s[1]), s[2]
+			e.checkMatMulSwiGLU(fmt.Sprintf("%v %dx%d n=%d", k, rows, cols, n), e.tensor(k, rows, cols), e.tensor(k, rows, cols), n, true)
+		}
+	}
+}
+
+// Chunked weights run one fused dispatch per chunk; weights of different dtypes run the unfused ops.
+func TestMatMulSwiGLUChunksAndMixedDTypes(t *testing.T) { forEachWG(t, testMatMulSwiGLUChunksAndMixed) }
+
+func testMatMulSwiGLUChunksAndMixed(t *testing.T) {
+	e := newDenseEnv(t, 25)
+	e.checkMatMulSwiGLU("f16 gate, q8_0 up", e.tensor(wkind{model.F16, 0, 0}, 19, 64), e.tensor(wkind{model.Q8_0, 0, 32}, 19, 64), 3, false)
+	defer func(v int64) { MaxWeightChunkBytes = v }(MaxWeightChunkBytes)
+	for _, k := range []wkind{{model.F32, 0, 0}, {model.Q8_0, 0, 32}, {model.F8E4M3, model.ScaleBlock, 0}} {
+		rows, cols := 300, k.fixCols(200)
+		MaxWeightChunkBytes = 128*((int64(cols*k.dt.ElemBytes())+15)&^15) + 100
+		e.checkMatMulSwiGLU(fmt.Sprintf("chunked %v", k), e.tensor(k, rows, cols), e.tensor(k, rows, cols), 3, true)
+	}
+}
+
+func (e *denseEnv) checkMatMulSwiGLU(what string, gt, ut *model.Tensor, n int, fused bool) {
+	e.t.Helper()
+	gg, cg := e.upload(gt)
+	gu, cu := e.upload(ut)
+	defer e.g.FreeWeight(gg)
+	defer e.g.FreeWeight(gu)
+	if got := sameLayout(gg.(*Weight), gu.(*Weight)); got != fused {
+		e.t.Fatalf("%s: sameLayout %v, want %v", what, got, fused)
+	}
+	rows, cols := gt.Rows(), gt.Cols()
+	const tail = 5
+	xv := e.rand(n * cols)
+	gx, cx := e.pair(xv)
+	gout, cout := e.out(n*rows + tail)
+	gref, _ := e.out(n * rows)
+	gtmp, _ := e.out(n * rows)
+	defer func() {
+		for _, b := range []*Buffer{gx, gout, gref, gtmp} {
+			e.g.Free(b)
+		}
+	}()
+	e.g.MatMulSwiGLU(gout, gx, gg, gu, n)
+	e.c.MatMulSwiGLU(cout, cx, cg, cu, n)
+	e.g.MatMul(gref, gx, gg, n)
+	e.g.MatMul(gtmp, gx, gu, n)
+	e.g.SwiGLU(gref, gref, gtmp, n*rows)
+	got, ref, want := e.read(gout), e.read(gref), cout.F32()
+	for i := 0; i < tail; i++ {
+		if math.Float32bits(got[n*rows+i]) != poison {
+			e.t.Fatalf("%s: word %d past the output was written: %v", what, n*rows+i, got[n*rows+i])
+		}
+	}
+	e.sameBits(what+": MatMulSwiGLU vs MatMul, MatMul, SwiGLU on the device", got[:n*rows], ref)
+	grow, urow := make([]float32, cols), make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		cg.(*cpu.Weight).DecodeRow(r, grow)
+		cu.(*cpu.Weight).DecodeRow(r, urow)
+		for i := 0; i < n; i++ {
+			var g, u, mg, mu float64
+			for c := 0; c < cols; c++ {
+				x := float64(xv[i*cols+c])
+				g, u = g+x*float64(grow[c]), u+x*float64(urow[c])
+				mg, mu = mg+math.Abs(x*float64(grow[c])), mu+math.Abs(x*float64(urow[c]))
+			}
+			silu := g / (1 + math.Exp(-g))
+			bound := 1.1*1e-5*mg*(math.Abs(u)+1e-5*mu) + math.Abs(silu)*1e-5*mu + 1e-5*math.Abs(float64(want[i*rows+r])) + 1e-30
+			if d := math.Abs(float64(got[i*rows+r]) - float64(want[i*rows+r])); !(d <= bound) {
+				e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i, r, got[i*rows+r], want[i*rows+r], bound)
+			}
+		}
 	}
 }
