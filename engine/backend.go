@@ -165,4 +165,7 @@ type Backend interface {
 	// MatMulSwiGLU: MatMul(g, x, gate, n), MatMul(u, x, up, n), then out = SwiGLU(g, u): out f32
 	// [n][gate.Rows], x f32 [n][gate.Cols]; gate and up have the same shape; out must not overlap x.
 	MatMulSwiGLU(out, x Buf, gate, up Weight, n int)
+	// MatMulQKV: MatMul(q, x, wq, n), MatMul(k, x, wk, n), MatMul(v, x, wv, n); the three weights have
+	// the same Cols; q, k and v must not overlap x or each other.
+	MatMulQKV(q, k, v, x Buf, wq, wk, wv Weight, n int)
 }

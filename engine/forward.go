@@ -276,9 +276,7 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 	for l := 0; l < L; l++ {
 		ly := &e.W.Layers[l]
 		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
-		b.MatMul(e.q, e.xb, ly.Q, rows)
-		b.MatMul(e.k, e.xb, ly.K, rows)
-		b.MatMul(e.v, e.xb, ly.V, rows)
+		b.MatMulQKV(e.q, e.k, e.v, e.xb, ly.Q, ly.K, ly.V, rows)
 		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
 		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: e.tables, Pos: e.pos, Rows: rows, MetricRows: decodeRows},
 			cfg.Heads, cfg.KVHeads, e.scale, mode)

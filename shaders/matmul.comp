@@ -18,6 +18,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64; // power of two
 
+// -DQKV (MatMulQKV): three weights, each workgroup on rows of one (weights.glsl MM_SELECT).
 // -DADD adds the sums into out (MatMulAdd). -DGLU (MatMulSwiGLU) tiles RT = 2R rows: tile row r < R is
 // gate row r0 + r, tile row R + r the same row of up (bindings 4-5, same dtype and layout); the output is
 // silu(gate sum) * up sum, each sum reduced exactly as MatMul reduces it.
@@ -28,7 +29,7 @@ layout(constant_id = 0) const uint WG = 64; // power of two
 #else
 #define RT R
 #define TR(r) (r)
-#define SC(i, r) sc[i]
+#define SC(i, r) SCL(i)
 #endif
 
 shared float red[RT * NT][WG];
@@ -36,9 +37,10 @@ shared float red[RT * NT][WG];
 void main() {
     uint tid = gl_LocalInvocationID.x;
     uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    MM_SELECT(group)
     uint r0 = group * R;
-    if (r0 >= pc.rows) return; // whole workgroup: uniform
-    uint nr = min(R, pc.rows - r0);
+    if (r0 >= MM_ROWS) return; // whole workgroup: uniform
+    uint nr = min(R, MM_ROWS - r0);
 
     for (uint t0 = 0u; t0 < pc.n; t0 += NT) {
         uint nt = min(NT, pc.n - t0);
@@ -73,7 +75,7 @@ void main() {
                         decode_chunk2((r0 + TR(r)) * pc.rowWords + j * CW, wr);
                     else
 #endif
-                    decode_chunk((r0 + r) * pc.rowWords + j * CW, wr);
+                    DECODE((r0 + r) * pc.rowWords + j * CW, wr);
 #if DT == DT_FP8 || DT == DT_Q8
                     uint sb = sbase[r];
                     if (rowConst) {
@@ -126,7 +128,7 @@ void main() {
                 outv[(t0 + t) * pc.outStride + pc.rowBase + r0 + r] = g / (1.0 + exp(-g)) * red[o + R * NT][0];
             }
 #else
-            if (r < nr && t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r0 + r, red[o][0]);
+            if (r < nr && t < nt) OUT_STORE((t0 + t) * MM_OUT_STRIDE + pc.rowBase + r0 + r, red[o][0]);
 #endif
         }
         barrier(); // red is reused by the next pass

@@ -7,7 +7,8 @@
 // one subgroup of at least EPV (8) invocations. No shared memory, no barriers. Every output element is
 // reduced in the same order for every n (the _n1 and _nb variants compile the same expressions).
 // -DADD adds the sums into out (MatMulAdd); -DGLU also sums a second weight's row (up, bindings 4-5) and
-// writes silu(gate sum) * up sum (MatMulSwiGLU).
+// writes silu(gate sum) * up sum (MatMulSwiGLU); -DQKV runs three weights, a workgroup on one of them
+// (MatMulQKV).
 #extension GL_GOOGLE_include_directive : require
 #include "weights.glsl"
 #ifndef SCALE
@@ -20,8 +21,9 @@ layout(constant_id = 0) const uint WG = 8;
 
 void main() {
     uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    MM_SELECT(group)
     uint r = group * WG + gl_LocalInvocationID.x; // local row in this weight chunk
-    bool live = r < pc.rows;
+    bool live = r < MM_ROWS;
     uint rr = live ? r : 0u; // idle lanes read row 0 and write nothing
     uint chunks = pc.rowWords / CW;
 // SCALE (fp8, q8_0): 1 one scale per row (hoisted), 2 one per group of at least a chunk (a power of two),
@@ -29,7 +31,7 @@ void main() {
 // branch under a mask, so a runtime choice would pay for all three.
 #if SCALE > 0
     uint sb = (rr / pc.rowDiv) * pc.scaleStride;
-    float s = SCALE == 1 ? sc[sb] : 1.0;
+    float s = SCALE == 1 ? SCL(sb) : 1.0;
 #ifdef GLU
     float s2 = SCALE == 1 ? sc2[sb] : 1.0;
 #endif
@@ -46,19 +48,19 @@ void main() {
             uint c0 = j * EPV;
             uint ne = min(EPV, pc.cols - c0);
             float w[EPV];
-            decode_chunk(rr * pc.rowWords + j * CW, w);
+            DECODE(rr * pc.rowWords + j * CW, w);
 #ifdef GLU
             float w2[EPV];
             decode_chunk2(rr * pc.rowWords + j * CW, w2);
 #endif
 #if SCALE == 2
-            if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = sc[sb + (c0 >> pc.colShift)]; // a new group
+            if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s = SCL(sb + (c0 >> pc.colShift)); // a new group
 #ifdef GLU
             if ((c0 & ((1u << pc.colShift) - 1u)) < EPV) s2 = sc2[sb + (c0 >> pc.colShift)];
 #endif
 #elif SCALE == 3
             for (uint e = 0u; e < EPV; e++)
-                if (e < ne) w[e] *= sc[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
+                if (e < ne) w[e] *= SCL(sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv));
 #ifdef GLU
             for (uint e = 0u; e < EPV; e++)
                 if (e < ne) w2[e] *= sc2[sb + (pc.colShift < 32u ? (c0 + e) >> pc.colShift : (c0 + e) / pc.colDiv)];
@@ -92,7 +94,7 @@ void main() {
 #ifdef GLU
                 if (t < nt) outv[(t0 + t) * pc.outStride + pc.rowBase + r] = acc[t] / (1.0 + exp(-acc[t])) * acc2[t]; // swiglu.comp's
 #else
-                if (t < nt) OUT_STORE((t0 + t) * pc.outStride + pc.rowBase + r, acc[t]);
+                if (t < nt) OUT_STORE((t0 + t) * MM_OUT_STRIDE + pc.rowBase + r, acc[t]);
 #endif
     }
 }

@@ -83,6 +83,11 @@ layout(push_constant) uniform Push {
     uint colDiv;
     uint scaleStride;
     uint colShift;  // log2(colDiv) when it is a power of two, else 32 (no integer division per chunk then)
+#ifdef QKV
+    uint rows2;     // rows of the second and third weights (rows, outStride: the first's)
+    uint groupsQ;   // workgroups of the first weight, then groupsK of the second, the rest the third's
+    uint groupsK;
+#endif
 } pc;
 
 #if DT == DT_F32
@@ -104,8 +109,10 @@ layout(push_constant) uniform Push {
 #undef DECODE_FN
 #undef DECODE_BUF
 
-#ifdef GLU
+#if defined(GLU) || defined(QKV)
 // -DGLU (engine MatMulSwiGLU): a second weight of the same dtype and layout (up; the first is gate).
+// -DQKV (engine MatMulQKV): three weights of one dtype and layout (bindings 0-1, 4-5, 6-7), each workgroup
+// computing rows of one of them (`which`, uniform in the workgroup) into its own output (3, 8, 9).
 layout(std430, binding = 4) readonly buffer Wt2 { uint wq2[]; };
 layout(std430, binding = 5) readonly buffer Sc2 { float sc2[]; };
 #define DECODE_FN decode_chunk2
@@ -113,6 +120,51 @@ layout(std430, binding = 5) readonly buffer Sc2 { float sc2[]; };
 #include "weights_chunk.glsl"
 #undef DECODE_FN
 #undef DECODE_BUF
+#endif
+
+#ifdef QKV
+layout(std430, binding = 6) readonly buffer Wt3 { uint wq3[]; };
+layout(std430, binding = 7) readonly buffer Sc3 { float sc3[]; };
+layout(std430, binding = 8) writeonly buffer Out2 { float outv2[]; };
+layout(std430, binding = 9) writeonly buffer Out3 { float outv3[]; };
+#define DECODE_FN decode_chunk3
+#define DECODE_BUF wq3
+#include "weights_chunk.glsl"
+#undef DECODE_FN
+#undef DECODE_BUF
+// Buffers are chosen by branches on `which` (workgroup-uniform), never by a select that would load all.
+void decode_sel(uint which, uint base, out float w[EPV]) {
+    if (which == 0u) decode_chunk(base, w);
+    else if (which == 1u) decode_chunk2(base, w);
+    else decode_chunk3(base, w);
+}
+float scale_sel(uint which, uint i) {
+    if (which == 0u) return sc[i];
+    if (which == 1u) return sc2[i];
+    return sc3[i];
+}
+void store_sel(uint which, uint i, float v) {
+    if (which == 0u) outv[i] = v;
+    else if (which == 1u) outv2[i] = v;
+    else outv3[i] = v;
+}
+// MM_SELECT(group): which weight the workgroup computes, group made relative to it, its rows.
+#define MM_SELECT(group) \
+    uint which = group < pc.groupsQ ? 0u : (group < pc.groupsQ + pc.groupsK ? 1u : 2u); \
+    group -= which == 0u ? 0u : (which == 1u ? pc.groupsQ : pc.groupsQ + pc.groupsK); \
+    uint mmRows = which == 0u ? pc.rows : pc.rows2;
+#define MM_ROWS mmRows
+#define MM_OUT_STRIDE mmRows
+#define DECODE(base, w) decode_sel(which, base, w)
+#define SCL(i) scale_sel(which, i)
+#undef OUT_STORE
+#define OUT_STORE(i, v) store_sel(which, i, v)
+#else
+#define MM_SELECT(group)
+#define MM_ROWS pc.rows
+#define MM_OUT_STRIDE pc.outStride
+#define DECODE(base, w) decode_chunk(base, w)
+#define SCL(i) sc[i]
 #endif
 
 #endif

@@ -78,3 +78,10 @@ func (c *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 		}
 	})
 }
+
+// MatMulQKV is the three products one after another (the fusion saves dispatches, not host work).
+func (c *Backend) MatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n int) {
+	c.MatMul(q, x, wq, n)
+	c.MatMul(k, x, wk, n)
+	c.MatMul(v, x, wv, n)
+}

@@ -152,3 +152,25 @@ func TestRopeKVWriteIsRopeRopeKVWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestMatMulQKVIsThreeMatMuls(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	be := &Backend{Threads: 2}
+	const cols, n = 40, 3
+	rows := [3]int{12, 4, 4}
+	x := bufOf(t, be, randVec(rng, n*cols))
+	var ws [3]engine.Weight
+	var fused, ref [3]*Buf
+	for i, r := range rows {
+		w, err := be.UploadWeight(EncodeTensor(fmt.Sprintf("w%d", i), model.F16, r, cols, false, model.ScaleNone, 0, randVec(rng, r*cols)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[i], fused[i], ref[i] = w, buf(t, be, n*r), buf(t, be, n*r)
+		be.MatMul(ref[i], x, w, n)
+	}
+	be.MatMulQKV(fused[0], fused[1], fused[2], x, ws[0], ws[1], ws[2], n)
+	for i := range ws {
+		sameBits(t, fmt.Sprintf("output %d", i), fused[i].F32(), ref[i].F32())
+	}
+}

@@ -134,11 +134,17 @@ func (b *Backend) gluWG() uint32 {
 	return wg
 }
 
-// sameLayout says whether two weights are stored alike: dtype, scales and row chunks.
+// sameEncoding says whether one kernel variant decodes both weights with one push-constant layout:
+// dtype, scale layout and row stride.
+func sameEncoding(a, c *Weight) bool {
+	return a.info.DType == c.info.DType && a.info.ScaleKind == c.info.ScaleKind && a.info.Group == c.info.Group &&
+		a.rowBytes == c.rowBytes && a.rowDiv == c.rowDiv && a.colDiv == c.colDiv && a.scaleStride == c.scaleStride &&
+		len(a.chunks) > 0 && len(c.chunks) > 0 && (a.chunks[0].scales == nil) == (c.chunks[0].scales == nil)
+}
+
+// sameLayout says whether two weights are stored alike: sameEncoding and the same row chunks.
 func sameLayout(a, c *Weight) bool {
-	if a.info.DType != c.info.DType || a.info.ScaleKind != c.info.ScaleKind || a.info.Group != c.info.Group ||
-		a.rowBytes != c.rowBytes || a.rowDiv != c.rowDiv || a.colDiv != c.colDiv || a.scaleStride != c.scaleStride ||
-		len(a.chunks) != len(c.chunks) {
+	if !sameEncoding(a, c) || len(a.chunks) != len(c.chunks) {
 		return false
 	}
 	for i := range a.chunks {
@@ -162,4 +168,39 @@ func (b *Backend) matMulSwiGLUUnfused(out, x engine.Buf, gate, up engine.Weight,
 	b.MatMul(tmp, x, up, n)
 	b.SwiGLU(out, out, tmp, count)
 	b.Free(tmp) // released once the recorded work that reads it is done
+}
+
+// MatMulQKV: the three projections in one dispatch (the matmul variants compiled with -DQKV): the
+// workgroups of q's rows come first, then k's, then v's, each workgroup reducing its rows exactly as
+// MatMul does. The weights must share dtype and layout and be one chunk each, k and v of one shape;
+// otherwise the three MatMuls run.
+func (b *Backend) MatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n int) {
+	a, c, d := b.weight("MatMulQKV", wq), b.weight("MatMulQKV", wk), b.weight("MatMulQKV", wv)
+	if a == nil || c == nil || d == nil || n <= 0 {
+		return
+	}
+	if !sameEncoding(a, c) || !sameEncoding(a, d) || len(a.chunks) != 1 || len(c.chunks) != 1 || len(d.chunks) != 1 || c.info.Rows != d.info.Rows ||
+		a.info.Cols != c.info.Cols || a.info.Cols != d.info.Cols {
+		b.MatMul(q, x, wq, n)
+		b.MatMul(k, x, wk, n)
+		b.MatMul(v, x, wv, n)
+		return
+	}
+	if !b.check("MatMulQKV", "x", x, int64(n*a.info.Cols*4)) || !b.check("MatMulQKV", "q", q, int64(n*a.info.Rows*4)) ||
+		!b.check("MatMulQKV", "k", k, int64(n*c.info.Rows*4)) || !b.check("MatMulQKV", "v", v, int64(n*d.info.Rows*4)) {
+		return
+	}
+	name, wg, rowsPerGroup := b.matmulVariant(a, n)
+	kn := b.kernel("fused_qkv_"+name, wg, 13, 10)
+	if kn == nil {
+		return
+	}
+	gq, gk := (a.info.Rows+rowsPerGroup-1)/rowsPerGroup, (c.info.Rows+rowsPerGroup-1)/rowsPerGroup
+	ca, cc, cd := &a.chunks[0], &c.chunks[0], &d.chunks[0]
+	push := Push(a.info.Rows, a.info.Cols, n, int(a.rowBytes/4), a.info.Rows, 0, a.rowDiv, a.colDiv, a.scaleStride, log2Exact(a.colDiv),
+		c.info.Rows, gq, gk)
+	b.Dispatch(kn, b.Groups1D(gq+2*gk, 1), push,
+		[]Range{{Buf: ca.data}}, []Range{ca.scaleRange()}, []Range{Whole(x)}, []Range{Whole(q)},
+		[]Range{{Buf: cc.data}}, []Range{cc.scaleRange()}, []Range{{Buf: cd.data}}, []Range{cd.scaleRange()},
+		[]Range{Whole(k)}, []Range{Whole(v)})
 }

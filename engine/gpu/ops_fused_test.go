@@ -210,6 +210,7 @@ func TestFusedOpErrors(t *testing.T) {
 	for what, op := range map[string]func(){
 		"MatMulAdd":    func() { e.g.MatMulAdd(small, x, gw, 2) },
 		"MatMulSwiGLU": func() { e.g.MatMulSwiGLU(small, x, gw, gw, 2) },
+		"MatMulQKV":    func() { e.g.MatMulQKV(x, x, small, x, gw, gw, gw, 2) },
 		"RopeKVWrite": func() {
 			e.g.RopeKVWrite(pool, small, x, x, x, x, 2, 4, 1, engine.RopeParams{Theta: 10000})
 		},
@@ -302,6 +303,85 @@ func (e *denseEnv) checkMatMulSwiGLU(what string, gt, ut *model.Tensor, n int, f
 			bound := 1.1*1e-5*mg*(math.Abs(u)+1e-5*mu) + math.Abs(silu)*1e-5*mu + 1e-5*math.Abs(float64(want[i*rows+r])) + 1e-30
 			if d := math.Abs(float64(got[i*rows+r]) - float64(want[i*rows+r])); !(d <= bound) {
 				e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i, r, got[i*rows+r], want[i*rows+r], bound)
+			}
+		}
+	}
+}
+
+// MatMulQKV: every weight dtype, odd shapes (k and v with fewer rows than q, as with grouped-query
+// attention), both workgroup choices; each output bit for bit the device's MatMul, and within MatMul's
+// bound of the CPU; words past each output stay poisoned.
+func TestMatMulQKVEveryDType(t *testing.T) { forEachWG(t, testMatMulQKVEveryDType) }
+
+func testMatMulQKVEveryDType(t *testing.T) {
+	e := newDenseEnv(t, 26)
+	shapes := [][4]int{{1, 1, 7, 1}, {37, 13, 63, 3}, {131, 45, 300, 1}, {64, 32, 1031, 17}}
+	for _, k := range allKinds {
+		for _, s := range shapes {
+			qr, kr, cols, n := s[0], s[1], k.fixCols(s[2]), s[3]
+			e.checkMatMulQKV(fmt.Sprintf("%v q %d kv %d cols %d n=%d", k, qr, kr, cols, n),
+				[3]*model.Tensor{e.tensor(k, qr, cols), e.tensor(k, kr, cols), e.tensor(k, kr, cols)}, n)
+		}
+	}
+}
+
+// Weights the fused kernel cannot take run three MatMuls: mixed dtypes, weights split into chunks.
+func TestMatMulQKVFallbacks(t *testing.T) { forEachWG(t, testMatMulQKVFallbacks) }
+
+func testMatMulQKVFallbacks(t *testing.T) {
+	e := newDenseEnv(t, 27)
+	f16, q8 := wkind{model.F16, 0, 0}, wkind{model.Q8_0, 0, 32}
+	e.checkMatMulQKV("f16 q, q8_0 k and v", [3]*model.Tensor{e.tensor(f16, 20, 64), e.tensor(q8, 10, 64), e.tensor(q8, 10, 64)}, 3)
+	defer func(v int64) { MaxWeightChunkBytes = v }(MaxWeightChunkBytes)
+	MaxWeightChunkBytes = 128*64*4 + 100
+	f32 := wkind{model.F32, 0, 0}
+	e.checkMatMulQKV("chunked q", [3]*model.Tensor{e.tensor(f32, 300, 64), e.tensor(f32, 20, 64), e.tensor(f32, 20, 64)}, 3)
+}
+
+func (e *denseEnv) checkMatMulQKV(what string, ts [3]*model.Tensor, n int) {
+	e.t.Helper()
+	const tail = 5
+	cols := ts[0].Cols()
+	xv := e.rand(n * cols)
+	gx, cx := e.pair(xv)
+	defer e.g.Free(gx)
+	var gw, cw [3]engine.Weight
+	var gout, gref [3]*Buffer
+	var cout [3]*cpu.Buf
+	for i, tn := range ts {
+		gw[i], cw[i] = e.upload(tn)
+		defer e.g.FreeWeight(gw[i])
+		gout[i], cout[i] = e.out(n*tn.Rows() + tail)
+		gref[i], _ = e.out(n * tn.Rows())
+		defer e.g.Free(gout[i])
+		defer e.g.Free(gref[i])
+	}
+	e.g.MatMulQKV(gout[0], gout[1], gout[2], gx, gw[0], gw[1], gw[2], n)
+	e.c.MatMulQKV(cout[0], cout[1], cout[2], cx, cw[0], cw[1], cw[2], n)
+	for i := range ts {
+		e.g.MatMul(gref[i], gx, gw[i], n)
+	}
+	for i, tn := range ts {
+		rows := tn.Rows()
+		got, ref, want := e.read(gout[i]), e.read(gref[i]), cout[i].F32()
+		for j := 0; j < tail; j++ {
+			if math.Float32bits(got[n*rows+j]) != poison {
+				e.t.Fatalf("%s: output %d: word %d past it was written: %v", what, i, n*rows+j, got[n*rows+j])
+			}
+		}
+		e.sameBits(fmt.Sprintf("%s: output %d vs MatMul on the device", what, i), got[:n*rows], ref)
+		row := make([]float32, cols)
+		for r := 0; r < rows; r++ {
+			cw[i].(*cpu.Weight).DecodeRow(r, row)
+			for t := 0; t < n; t++ {
+				var mag float64
+				for c := 0; c < cols; c++ {
+					mag += math.Abs(float64(xv[t*cols+c]) * float64(row[c]))
+				}
+				g, w := float64(got[t*rows+r]), float64(want[t*rows+r])
+				if !(math.Abs(g-w) <= 1e-5*mag+1e-30) {
+					e.t.Fatalf("%s: output %d [%d][%d] = %v, cpu %v (bound %v)", what, i, t, r, g, w, 1e-5*mag)
+				}
 			}
 		}
 	}
