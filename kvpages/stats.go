@@ -85,7 +85,7 @@ func (st Stats) Table() string {
 	fmt.Fprintf(&sb, "kv cache: %d/%d blocks in use, %s of %s; %d seqs keep %d of %d KVs (%.2fx)\n",
 		st.BlocksInUse, st.BlocksTotal, fmtBytes(st.BytesInUse), fmtBytes(int64(st.BlocksTotal)*st.BlockBytes),
 		st.Seqs, kept, st.FullKVs, ratio)
-	fmt.Fprintf(&sb, "evictions: %d rounds, %d KVs, %d blocks (%s) freed, %d moves\n",
+	fmt.Fprintf(&sb, "evictions: %d rounds, %d KVs, %d blocks freed (%s), %d moves\n",
 		st.Ledger.Rounds, st.Ledger.EvictedKVs, st.Ledger.FreedBlocks, fmtBytes(int64(st.Ledger.FreedBlocks)*st.BlockBytes), st.Ledger.Moves)
 	if st.Layers == 0 {
 		return sb.String()
