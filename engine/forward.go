@@ -38,15 +38,15 @@ type Engine struct {
 	rope  RopeParams
 
 	// device scratch, sized for MaxRows rows
-	x, xb, q, k, v, att, hb, hb2 Buf
-	logits, outRows              Buf
-	ids, pos, rowsIdx            Buf
-	slots, heads, win            []Buf // per layer
-	tables                       Buf
-	tableCap                     int // int32 entries tables can hold
-	moves                        Buf // compaction move list
-	moveCap                      int
-	maxOut                       int // logit rows
+	x, xb, q, k, v, att, hb Buf
+	logits, outRows         Buf
+	ids, pos, rowsIdx       Buf
+	slots, heads, win       []Buf // per layer
+	tables                  Buf
+	tableCap                int // int32 entries tables can hold
+	moves                   Buf // compaction move list
+	moveCap                 int
+	maxOut                  int // logit rows
 }
 
 // KVBlockBytes is the device bytes of one block: K and V of BlockSize slots, a metric and a position each.
@@ -64,7 +64,7 @@ func ScratchBytes(cfg model.Config, maxRows int) int64 {
 	n := int64(maxRows)
 	qd, kvd := int64(cfg.Heads*cfg.HeadDim), int64(cfg.KVHeads*cfg.HeadDim)
 	dim, ffn := int64(cfg.Dim), int64(cfg.FFN)
-	act := n * 4 * (dim + max(dim, qd) + qd + 2*kvd + qd + 2*ffn)
+	act := n * 4 * (dim + max(dim, qd) + qd + 2*kvd + qd + ffn)
 	out := n * 4 * (int64(cfg.Vocab) + dim + 1)
 	idx := n*4*2 + int64(cfg.Layers)*n*int64(cfg.KVHeads)*4*(1+2+4)
 	return act + out + idx
@@ -105,7 +105,6 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 	alloc(&e.v, n*kvd*4)
 	alloc(&e.att, n*qd*4)
 	alloc(&e.hb, n*cfg.FFN*4)
-	alloc(&e.hb2, n*cfg.FFN*4)
 	alloc(&e.logits, e.maxOut*cfg.Vocab*4)
 	alloc(&e.outRows, e.maxOut*cfg.Dim*4)
 	alloc(&e.ids, n*4)
@@ -131,7 +130,7 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 
 // Close frees the engine's device memory (weights stay with the backend).
 func (e *Engine) Close() {
-	for _, b := range []Buf{e.x, e.xb, e.q, e.k, e.v, e.att, e.hb, e.hb2, e.logits, e.outRows, e.ids, e.pos, e.rowsIdx, e.tables, e.moves} {
+	for _, b := range []Buf{e.x, e.xb, e.q, e.k, e.v, e.att, e.hb, e.logits, e.outRows, e.ids, e.pos, e.rowsIdx, e.tables, e.moves} {
 		if b != nil {
 			e.B.Free(b)
 		}

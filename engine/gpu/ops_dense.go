@@ -361,15 +361,7 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	if !b.check("MatMul", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMul", "out", out, int64(n*w.info.Rows*4)) {
 		return
 	}
-	v := matmulVariants[0]
-	if n > 1 {
-		v = matmulVariants[1]
-	}
-	name, wg, rowsPerGroup := "matmul_"+dtypeShaderName[w.info.DType]+v.suffix, b.matmulWG(), v.rows
-	if b.useMatMulRows() { // one invocation per row, see matmul_rows.comp
-		name, wg = "matmulrows_"+dtypeShaderName[w.info.DType]+w.rowsScaleSuffix()+v.suffix, b.caps.SubgroupSize
-		rowsPerGroup = int(wg)
-	}
+	name, wg, rowsPerGroup := b.matmulVariant(w, n)
 	k := b.kernel(name, wg, 10, 4)
 	if k == nil {
 		return
