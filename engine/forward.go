@@ -271,7 +271,13 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 	}
 	b := e.B
 	eps := float32(cfg.NormEps)
-	b.Embed(e.x, e.W.TokEmb, e.ids, rows)
+	if e.W.HostEmb != nil {
+		if err := e.embedOnHost(ids); err != nil {
+			return nil, err
+		}
+	} else {
+		b.Embed(e.x, e.W.TokEmb, e.ids, rows)
+	}
 	for l := 0; l < L; l++ {
 		ly := &e.W.Layers[l]
 		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
@@ -346,6 +352,20 @@ func (e *Engine) upload(ids, pos []int32, slots, heads, win [][]int32, tables, o
 		}
 	}
 	return nil
+}
+
+// embedOnHost decodes the embedding rows of ids from host memory and writes them into x.
+func (e *Engine) embedOnHost(ids []int32) error {
+	dim := e.Cfg.Dim
+	row := make([]float32, dim)
+	buf := make([]byte, len(ids)*dim*4)
+	for i, id := range ids {
+		e.W.HostEmb.DecodeRow(int(id), row)
+		for j, v := range row {
+			binary.LittleEndian.PutUint32(buf[(i*dim+j)*4:], math.Float32bits(v))
+		}
+	}
+	return e.B.Write(e.x, 0, buf)
 }
 
 func i32bytes(v []int32) []byte {

@@ -8,13 +8,26 @@ import (
 	"kvc/model"
 )
 
+// RowDecoder gives one row of a weight as f32: a token embedding kept in host memory.
+type RowDecoder interface {
+	DecodeRow(r int, dst []float32)
+}
+
+// LoadOptions change where weights live.
+type LoadOptions struct {
+	// HostEmbedding, when set, keeps an untied token embedding in host memory (as llama.cpp does): only the
+	// looked-up rows travel to the device each pass, and the vocab x dim table takes no device memory.
+	HostEmbedding func(t *model.Tensor) (RowDecoder, error)
+}
+
 // Weights are a llama-family model's tensors on a backend, in their stored dtypes.
 type Weights struct {
-	TokEmb  Weight  // [vocab, dim]
-	Layers  []Layer // per transformer block
-	OutNorm Weight  // [dim]
-	Output  Weight  // [vocab, dim] (TokEmb when tied)
-	Bytes   int64   // bytes of weight data uploaded
+	TokEmb  Weight     // [vocab, dim] on the device; nil when HostEmb holds it
+	HostEmb RowDecoder // the untied token embedding in host memory, or nil
+	Layers  []Layer    // per transformer block
+	OutNorm Weight     // [dim]
+	Output  Weight     // [vocab, dim] (TokEmb when tied)
+	Bytes   int64      // bytes of weight data uploaded to the device
 	ByDType map[model.DType]int64
 }
 
@@ -30,6 +43,11 @@ type Layer struct {
 // LoadWeights uploads every tensor the config needs, checking its shape. progress (may be nil) is called
 // with the bytes uploaded so far and the total.
 func LoadWeights(b Backend, ck *model.Checkpoint, progress func(done, total int64)) (*Weights, error) {
+	return LoadWeightsWith(b, ck, LoadOptions{}, progress)
+}
+
+// LoadWeightsWith is LoadWeights with options.
+func LoadWeightsWith(b Backend, ck *model.Checkpoint, opt LoadOptions, progress func(done, total int64)) (*Weights, error) {
 	cfg := ck.Config
 	if err := checkConfig(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", ck.Path, err)
@@ -71,10 +89,19 @@ func LoadWeights(b Backend, ck *model.Checkpoint, progress func(done, total int6
 			return nil, fmt.Errorf("%s: tensor %s (%s) has shape %v, expected %v for this config", t.File, x.name, t.SourceName, t.Shape, x.shape)
 		}
 		tensors[i] = t
-		total += t.DataBytes()
+		if !(x.name == "token_embd" && !cfg.Tied && opt.HostEmbedding != nil) {
+			total += t.DataBytes()
+		}
 	}
 	var done int64
 	for i, x := range list {
+		if x.name == "token_embd" && !cfg.Tied && opt.HostEmbedding != nil {
+			var err error
+			if w.HostEmb, err = opt.HostEmbedding(tensors[i]); err != nil {
+				return nil, fmt.Errorf("loading %s into host memory: %w", x.name, err)
+			}
+			continue
+		}
 		up, err := b.UploadWeight(tensors[i])
 		if err != nil {
 			return nil, fmt.Errorf("uploading %s: %w", x.name, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"kvc/engine"
+	"kvc/engine/cpu"
 	"kvc/kvpages"
 	"kvc/model"
 	"kvc/model/tokenizer"
@@ -164,7 +165,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 			_ = bar.Set64(done)
 		}
 	}
-	w, err := engine.LoadWeights(l.backend, l.ck, progress)
+	w, err := engine.LoadWeightsWith(l.backend, l.ck, loadOptions(l), progress)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +255,32 @@ func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, max
 	return min(16*perSeq, limit, 2<<30), nil
 }
 
+// loadOptions keeps an untied token embedding in host memory on a device backend, as llama.cpp does: each
+// pass needs only its rows, and the vocab x dim table (2.1 GB for Llama-3-70B) stays off the device.
+func loadOptions(l *loaded) engine.LoadOptions {
+	if _, host := l.backend.(*cpu.Backend); host || l.ck.Config.Tied {
+		return engine.LoadOptions{}
+	}
+	return engine.LoadOptions{HostEmbedding: func(t *model.Tensor) (engine.RowDecoder, error) {
+		w, err := (&cpu.Backend{}).UploadWeight(t)
+		if err != nil {
+			return nil, err
+		}
+		return w.(*cpu.Weight), nil
+	}}
+}
+
+// deviceWeightBytes is what the weights take on the device under loadOptions.
+func deviceWeightBytes(l *loaded) int64 {
+	n := l.ck.WeightBytes()
+	if loadOptions(l).HostEmbedding != nil {
+		if t, err := l.ck.Tensor("token_embd"); err == nil {
+			n -= model.TensorStoredBytes(t)
+		}
+	}
+	return n
+}
+
 // checkFits refuses, before uploading anything, a model whose weights plus scratch plus a minimal cache
 // (one chunk of one sequence) do not fit the device memory.
 func checkFits(l *loaded, f *engineFlags) error {
@@ -263,7 +290,7 @@ func checkFits(l *loaded, f *engineFlags) error {
 	}
 	cfg := l.ck.Config
 	avail := m.MemoryAvailable()
-	weights := l.ck.WeightBytes()
+	weights := deviceWeightBytes(l)
 	minKV := int64(cfg.Layers*cfg.KVHeads*((min(cfg.Context, f.maxRows)+f.kvBlock-1)/f.kvBlock)) * engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, engine.KVF16)
 	need := weights + engine.ScratchBytes(cfg, f.maxRows) + minKV
 	if need > avail {
