@@ -22,7 +22,7 @@ var commands = map[string]command{
 	"eval":     {cmdEval, "perplexity under KV compression: kvc eval ppl|sweep --model M --text FILE [--kv-policy P --kv-budget C]"},
 	"synth":    {cmdSynth, "write a random-weight Llama-shaped model: kvc synth --preset 125m|300m|1b|tp --dtype f16 --format gguf --out FILE"},
 	"chat":     {cmdChat, "chat in the terminal: kvc chat --model M [--system TEXT] [sampling flags]"},
-	"bench":    {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--prompt-len P] [-n N] [--json]"},
+	"bench":    {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--json] | kvc bench throughput --model M --kv-rate 1,8,32 [--json]"},
 	"generate": {cmdGenerate, generateUsage},
 	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
 }
