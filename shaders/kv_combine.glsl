@@ -2,6 +2,12 @@
 // row's partitions itself) and attention_reduce.comp (partitions computed by several workgroups), so both
 // paths run the same arithmetic in the same order: a row's bits never depend on the grid. `precise` keeps
 // drivers from fusing differently in the two shaders. Include after kv_pool.glsl; needs WG.
+// KV_COMBINE_BARRIER is the workgroup's control + memory barrier: barrier(), or for a workgroup of one
+// subgroup (attention_rows.comp) the subgroup barriers, which a CPU device does not pay for.
+
+#ifndef KV_COMBINE_BARRIER
+#define KV_COMBINE_BARRIER barrier()
+#endif
 
 shared float mFin[MAX_GROUP]; // per query head of the group: global max and exp-sum of the scores
 shared float lFin[MAX_GROUP];
@@ -43,6 +49,6 @@ void combineParts(uint row, uint kvh, uint nParts, uint off, uint ctx, int qp, u
         }
         if (t == 0u && h < MAX_GROUP) { mFin[h] = M; lFin[h] = L; }
     }
-    barrier();
+    KV_COMBINE_BARRIER;
     if (pc.mode != 0u && row < pc.metricRows) addMetric(off, ctx, r, qp, t);
 }

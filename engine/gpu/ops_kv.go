@@ -330,8 +330,15 @@ var kvCounts = func() (c [8][]int) {
 
 // kvKernel builds a KV kernel for the pool's arena counts (specialization constants 0-2 of kv_pool.glsl).
 func (b *Backend) kvKernel(op, name string, p *KVPool, pushWords, extra int) *Kernel {
-	spec := [3]uint32{uint32(len(p.k)), uint32(len(p.met)), uint32(max(len(p.scratch), 1))}
-	k, err := b.Kernel(name, spec[:], 4*pushWords, kvCounts[extra])
+	return b.kvKernelSpec(op, name, p, pushWords, extra)
+}
+
+// kvKernelSpec is kvKernel with the kernel's own specialization constants from 3 on.
+func (b *Backend) kvKernelSpec(op, name string, p *KVPool, pushWords, extra int, more ...uint32) *Kernel {
+	var buf [8]uint32
+	spec := append(buf[:0], uint32(len(p.k)), uint32(len(p.met)), uint32(max(len(p.scratch), 1)))
+	spec = append(spec, more...)
+	k, err := b.Kernel(name, spec, 4*pushWords, kvCounts[extra])
 	if err != nil {
 		b.Fail(fmt.Errorf("gpu: %s: %w", op, err))
 		return nil
@@ -436,7 +443,12 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if a.Rows*kvHeads < p.FillGroups {
 		depth = split
 	}
-	kn := b.kvKernel("Attention", p.names.attention, p, kvPoolPush+8, 6)
+	var kn *Kernel
+	if rows := b.attentionRows(p, r); rows != nil {
+		kn = b.kvKernelSpec("Attention", p.variant("attention_rows"), p, kvPoolPush+8, 6, rows[:]...)
+	} else {
+		kn = b.kvKernel("Attention", p.names.attention, p, kvPoolPush+8, 6)
+	}
 	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+8, 6)
 	if kn == nil || red == nil {
 		return
@@ -452,6 +464,36 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if depth > 1 { // with depth 1 each workgroup combined its own partitions
 		b.Dispatch(red, [3]uint32{uint32(kvHeads), uint32(a.Rows), 1}, push, bind...)
 	}
+}
+
+// attnRowsMaxWindows is the most output windows (passes over K per query-head pass) for which a CPU
+// device runs attention_rows.comp; wider heads take attention.comp. Tests raise it to cover every path.
+var attnRowsMaxWindows = 1
+
+// attentionRows returns the specialization constants 3-5 of attention_rows.comp (workgroup = subgroup
+// size, query heads per pass, 16-byte output chunks per window) when Attention runs it: on a CPU device
+// with subgroup arithmetic (one subgroup per workgroup, lanes merged by subgroupMax/subgroupAdd) and heads
+// of at most attnRowsMaxWindows windows. The choice depends on the device, head dim, KV type and group
+// size only, never on the batch, so a row's bits do not depend on what else runs with it.
+func (b *Backend) attentionRows(p *KVPool, r int) *[3]uint32 {
+	sg := b.caps.SubgroupSize
+	need := uint32(vk.SubgroupBasic | vk.SubgroupArithmetic)
+	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups || !b.caps.SubgroupCompute || b.caps.SubgroupOps&need != need ||
+		sg < 4 || sg > 128 || sg&(sg-1) != 0 || int(sg) > b.caps.MaxWorkGroupInvocations {
+		return nil
+	}
+	ch, nv := 4, 1 // head dims and vec4s per 16-byte chunk
+	if p.typ == engine.KVF16 {
+		ch, nv = 8, 2
+	}
+	rp := min(r, 4)
+	chunks := (p.hd + ch - 1) / ch
+	// At most 32 vec4 accumulators per lane (128 floats), so the state stays in registers.
+	nw := max(1, min(chunks, 32/(nv*rp)))
+	if (chunks+nw-1)/nw > attnRowsMaxWindows {
+		return nil
+	}
+	return &[3]uint32{sg, uint32(rp), uint32(nw)}
 }
 
 // WindowMetric adds the prefill observation-window metric; see shaders/window_metric.comp.
