@@ -10,6 +10,7 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
+	"kvc/engine/vk"
 	"kvc/model"
 )
 
@@ -291,7 +292,9 @@ func TestKVAttentionDecodeMatchesCPU(t *testing.T) {
 						continue
 					}
 					name := fmt.Sprintf("hd%d/type%d/split%d/metric%d", hd, typ, split, mode)
-					t.Run(name, func(t *testing.T) { checkDecode(t, g, hd, typ, split, mode) })
+					t.Run(name, func(t *testing.T) {
+						attnVariants(t, g, func(t *testing.T) { checkDecode(t, g, hd, typ, split, mode) })
+					})
 				}
 			}
 		}
@@ -334,6 +337,50 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int,
 	h.checkPool("after attention", 2e-4)
 }
 
+// attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced) and the
+// device's own choice, which on a CPU device with subgroup arithmetic is attention_rows.comp for every
+// head width (wide heads in several output windows).
+func attnVariants(t *testing.T, g *Backend, f func(t *testing.T)) {
+	for _, v := range []string{"workgroup", "device"} {
+		t.Run(v, func(t *testing.T) {
+			defer func(force bool, win int) { forceGPUWorkgroups, attnRowsMaxWindows = force, win }(forceGPUWorkgroups, attnRowsMaxWindows)
+			forceGPUWorkgroups = v == "workgroup"
+			attnRowsMaxWindows = 1 << 20
+			f(t)
+		})
+	}
+}
+
+// TestAttentionRowsChosen: a CPU device with subgroup arithmetic runs attention_rows.comp for small
+// heads (stories260K's: f16, head dim 8, 2 query heads per KV head), a GPU never does, and forcing GPU
+// workgroups turns it off.
+func TestAttentionRowsChosen(t *testing.T) {
+	g := OpenForTest(t)
+	p, err := g.NewKVPoolArenas(4, 4, 8, engine.KVF16, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Release)
+	if err := g.Sync(); err != nil { // the pool's fills (Close fails with work still recording)
+		t.Fatal(err)
+	}
+	c := g.Caps()
+	rowsDevice := g.info.Type == vk.TypeCPU && c.SubgroupCompute &&
+		c.SubgroupOps&(vk.SubgroupBasic|vk.SubgroupArithmetic) == vk.SubgroupBasic|vk.SubgroupArithmetic
+	got := g.attentionRows(p, 2)
+	if (got != nil) != rowsDevice {
+		t.Fatalf("attentionRows on %s (type %v, subgroup ops %#x): %v, want rows %v", g.info.Name, g.info.Type, c.SubgroupOps, got, rowsDevice)
+	}
+	if got != nil && (got[0] != c.SubgroupSize || got[1] != 2 || got[2] != 1) {
+		t.Fatalf("attentionRows spec %v, want [%d 2 1]", *got, c.SubgroupSize)
+	}
+	defer func(v bool) { forceGPUWorkgroups = v }(forceGPUWorkgroups)
+	forceGPUWorkgroups = true
+	if g.attentionRows(p, 2) != nil {
+		t.Fatal("attentionRows with GPU workgroups forced")
+	}
+}
+
 // randomMetrics sets every slot's metric to the same random value on both pools (through CopyMoves-free
 // means: a KVWrite would clear it, so write the device buffers and the CPU slice directly).
 func (h *kvHarness) randomMetrics() {
@@ -358,82 +405,96 @@ func (h *kvHarness) randomMetrics() {
 // without split-K.
 func TestKVAttentionPrefillChunk(t *testing.T) {
 	g := OpenForTest(t)
-	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
-		for _, split := range []bool{false, true} {
-			const bs, hd, kvHeads, r, n = 16, 8, 2, 2, 150 // more than one 128-slot tile
-			h := newKVHarness(t, g, 7, 24, bs, hd, typ, 1<<20)
-			if split {
-				h.gp.SplitMax, h.gp.PartMin = 4, 7
-			} else {
-				h.gp.SplitMax = 1
+	attnVariants(t, g, func(t *testing.T) {
+		for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+			for _, split := range []bool{false, true} {
+				const bs, hd, kvHeads, r, n = 16, 8, 2, 2, 150 // more than one 128-slot tile
+				h := newKVHarness(t, g, 7, 24, bs, hd, typ, 1<<20)
+				if split {
+					h.gp.SplitMax, h.gp.PartMin = 4, 7
+				} else {
+					h.gp.SplitMax = 1
+				}
+				heads := h.addHeads([]int{n, n}, false)
+				rowHeads := make([][]kvHead, n)
+				qpos := make([]int32, n)
+				for i := range rowHeads {
+					rowHeads[i], qpos[i] = heads, int32(i)
+				}
+				q := h.f32(h.randn(n * kvHeads * r * hd))
+				got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, engine.MetricNone)
+				compareOut(t, fmt.Sprintf("type %d split %v", typ, split), got, want, 2e-4)
 			}
-			heads := h.addHeads([]int{n, n}, false)
-			rowHeads := make([][]kvHead, n)
-			qpos := make([]int32, n)
-			for i := range rowHeads {
-				rowHeads[i], qpos[i] = heads, int32(i)
-			}
-			q := h.f32(h.randn(n * kvHeads * r * hd))
-			got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, engine.MetricNone)
-			compareOut(t, fmt.Sprintf("type %d split %v", typ, split), got, want, 2e-4)
 		}
-	}
+	})
 }
 
 // TestKVAttentionLargeGroup: more query heads per KV head than one pass of the shader handles (MAX_R),
 // and contexts of several tiles.
 func TestKVAttentionLargeGroup(t *testing.T) {
 	g := OpenForTest(t)
-	const bs, hd, kvHeads, r = 8, 16, 1, 9
-	h := newKVHarness(t, g, 9, 40, bs, hd, engine.KVF32, 1<<20)
-	rowHeads := [][]kvHead{h.addHeads([]int{300}, true)}
-	for _, partMin := range []int{1000, 70} { // ctx 300: 3 tiles in one partition, or 5 partitions
-		h.gp.PartMin = partMin
-		q := h.f32(h.randn(kvHeads * r * hd))
-		got, want := h.runAttention(q, rowHeads, []int32{1000}, kvHeads*r, kvHeads, engine.MetricSquared)
-		compareOut(t, fmt.Sprintf("PartMin %d: output", partMin), got, want, 2e-4)
-		h.checkPool(fmt.Sprintf("PartMin %d: metric", partMin), 2e-4)
-	}
+	attnVariants(t, g, func(t *testing.T) {
+		const bs, hd, kvHeads, r = 8, 16, 1, 9
+		h := newKVHarness(t, g, 9, 40, bs, hd, engine.KVF32, 1<<20)
+		rowHeads := [][]kvHead{h.addHeads([]int{300}, true)}
+		for _, partMin := range []int{1000, 70} { // ctx 300: 3 tiles in one partition, or 5 partitions
+			h.gp.PartMin = partMin
+			q := h.f32(h.randn(kvHeads * r * hd))
+			got, want := h.runAttention(q, rowHeads, []int32{1000}, kvHeads*r, kvHeads, engine.MetricSquared)
+			compareOut(t, fmt.Sprintf("PartMin %d: output", partMin), got, want, 2e-4)
+			h.checkPool(fmt.Sprintf("PartMin %d: metric", partMin), 2e-4)
+		}
+	})
 }
 
 // TestKVAttentionWideHead: a head dim above the workgroup size (two dims per thread).
 func TestKVAttentionWideHead(t *testing.T) {
 	g := OpenForTest(t)
-	const bs, hd, kvHeads, r = 16, 160, 2, 2
-	h := newKVHarness(t, g, 21, 8, bs, hd, engine.KVF16, 1<<20)
-	rowHeads := [][]kvHead{h.addHeads([]int{40, 29}, true)}
-	q := h.f32(h.randn(kvHeads * r * hd))
-	got, want := h.runAttention(q, rowHeads, []int32{35}, kvHeads*r, kvHeads, engine.MetricSquared)
-	compareOut(t, "output", got, want, 2e-4)
-	h.checkPool("metric", 2e-4)
+	attnVariants(t, g, func(t *testing.T) {
+		const bs, hd, kvHeads, r = 16, 160, 2, 2
+		h := newKVHarness(t, g, 21, 8, bs, hd, engine.KVF16, 1<<20)
+		rowHeads := [][]kvHead{h.addHeads([]int{40, 29}, true)}
+		for _, split := range []int{0, 1, 2} { // none; combined in the workgroup; by attention_reduce
+			h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 16, 1+999*(split/2)
+			if split == 0 {
+				h.gp.SplitMax = 1
+			}
+			q := h.f32(h.randn(kvHeads * r * hd))
+			got, want := h.runAttention(q, rowHeads, []int32{35}, kvHeads*r, kvHeads, engine.MetricSquared)
+			compareOut(t, fmt.Sprintf("split %d: output", split), got, want, 2e-4)
+			h.checkPool(fmt.Sprintf("split %d: metric", split), 2e-4)
+		}
+	})
 }
 
 // TestKVAttentionBatchInvariant: a decode row's output is bit-identical alone and in a batch, for rows
 // that split and rows that do not.
 func TestKVAttentionBatchInvariant(t *testing.T) {
 	g := OpenForTest(t)
-	const bs, hd, kvHeads, r, seqs = 4, 16, 2, 2, 6
-	h := newKVHarness(t, g, 11, 200, bs, hd, engine.KVF16, 1<<20)
-	// A batch of 6 rows x 2 KV heads loops over partitions in one workgroup each (FillGroups 4); a row
-	// alone gives each partition a workgroup. Both must give the same bits.
-	h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 4, 32, 4
-	rowHeads := make([][]kvHead, seqs)
-	qpos := make([]int32, seqs)
-	for s := range rowHeads {
-		rowHeads[s] = h.addHeads([]int{5 + h.rng.Intn(120), 5 + h.rng.Intn(120)}, true)
-		qpos[s] = 1000
-	}
-	qh := kvHeads * r
-	qv := h.randn(seqs * qh * hd)
-	batch, _ := h.runAttention(h.f32(qv), rowHeads, qpos, qh, kvHeads, engine.MetricNone)
-	for s := 0; s < seqs; s++ {
-		alone, _ := h.runAttention(h.f32(qv[s*qh*hd:(s+1)*qh*hd]), rowHeads[s:s+1], qpos[s:s+1], qh, kvHeads, engine.MetricNone)
-		for i, x := range alone {
-			if math.Float32bits(x) != math.Float32bits(batch[s*qh*hd+i]) {
-				t.Fatalf("row %d element %d: alone %v, in the batch %v", s, i, x, batch[s*qh*hd+i])
+	attnVariants(t, g, func(t *testing.T) {
+		const bs, hd, kvHeads, r, seqs = 4, 16, 2, 2, 6
+		h := newKVHarness(t, g, 11, 200, bs, hd, engine.KVF16, 1<<20)
+		// A batch of 6 rows x 2 KV heads loops over partitions in one workgroup each (FillGroups 4); a row
+		// alone gives each partition a workgroup. Both must give the same bits.
+		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 4, 32, 4
+		rowHeads := make([][]kvHead, seqs)
+		qpos := make([]int32, seqs)
+		for s := range rowHeads {
+			rowHeads[s] = h.addHeads([]int{5 + h.rng.Intn(120), 5 + h.rng.Intn(120)}, true)
+			qpos[s] = 1000
+		}
+		qh := kvHeads * r
+		qv := h.randn(seqs * qh * hd)
+		batch, _ := h.runAttention(h.f32(qv), rowHeads, qpos, qh, kvHeads, engine.MetricNone)
+		for s := 0; s < seqs; s++ {
+			alone, _ := h.runAttention(h.f32(qv[s*qh*hd:(s+1)*qh*hd]), rowHeads[s:s+1], qpos[s:s+1], qh, kvHeads, engine.MetricNone)
+			for i, x := range alone {
+				if math.Float32bits(x) != math.Float32bits(batch[s*qh*hd+i]) {
+					t.Fatalf("row %d element %d: alone %v, in the batch %v", s, i, x, batch[s*qh*hd+i])
+				}
 			}
 		}
-	}
+	})
 }
 
 // TestKVWindowMetricMatchesCPU: the prefill observation-window metric, with and without pool, squared and
