@@ -5,19 +5,29 @@ import (
 	"testing"
 
 	"kvc/engine"
+	"kvc/engine/vk"
 )
 
 // BenchmarkKVAttentionDecode: one decode row of a 32-query-head, 8-KV-head, d=128 layer over an f16 paged
 // cache (block 16), on the device and on the CPU reference. The bytes per op are the K and V bytes read,
-// so MB/s is the achieved KV bandwidth.
+// so MB/s is the achieved KV bandwidth. gpu is the device's own kernel choice; on a CPU device gpu-wg forces
+// attention.comp and gpu-rows attention_rows.comp whatever the head width.
 //
 //	go test ./engine/gpu/ -run - -bench KVAttentionDecode -benchtime 5x
 func BenchmarkKVAttentionDecode(b *testing.B) {
 	const qHeads, kvHeads, hd, bs = 32, 8, 128, 16
 	for _, ctx := range []int{512, 4096} {
-		for _, dev := range []string{"gpu", "cpu"} {
+		for _, dev := range []string{"gpu", "gpu-wg", "gpu-rows", "cpu"} {
 			b.Run(fmt.Sprintf("ctx%d/%s", ctx, dev), func(b *testing.B) {
 				g := OpenForTest(b)
+				if dev != "gpu" && dev != "cpu" && g.info.Type != vk.TypeCPU {
+					b.Skip("one attention kernel on a GPU")
+				}
+				defer func(force bool, win int) { forceGPUWorkgroups, attnRowsMaxWindows = force, win }(forceGPUWorkgroups, attnRowsMaxWindows)
+				forceGPUWorkgroups = dev == "gpu-wg"
+				if dev == "gpu-rows" {
+					attnRowsMaxWindows = 1 << 20
+				}
 				blocks := kvHeads * ((ctx + bs - 1) / bs)
 				h := newKVHarness(b, g, 1, blocks, bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
 				heads := h.addHeads(repeat(ctx, kvHeads), true)
@@ -34,7 +44,7 @@ func BenchmarkKVAttentionDecode(b *testing.B) {
 				b.SetBytes(kvBytes)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					if dev == "gpu" {
+					if dev != "cpu" {
 						g.Attention(out.g, q.g, h.gp, engine.AttnHeads{Heads: hs.g, Tables: tables.g, Pos: pos.g, Rows: 1},
 							qHeads, kvHeads, 0.088, engine.MetricSquared)
 						if err := g.Sync(); err != nil {
