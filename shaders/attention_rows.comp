@@ -34,7 +34,8 @@
 
 layout(constant_id = 3) const uint WG = 8; // the subgroup size
 layout(constant_id = 4) const uint RP = 4; // query heads per pass (1..4)
-layout(constant_id = 5) const uint NW = 1; // 16-byte output chunks per window
+layout(constant_id = 5) const uint NW = 1; // 16-byte output chunks per window (per lane with TILES)
+layout(constant_id = 6) const uint TILES = 0; // 1: the tile layout for wide heads (see tilePass)
 layout(local_size_x_id = 3) in;
 
 #define MAX_R 4 // the most RP may be (shared q size)
@@ -52,6 +53,11 @@ layout(local_size_x_id = 3) in;
 #include "kv_combine.glsl"
 
 shared vec4 qs[MAX_R * MQ];
+shared float ps[MAX_R * WG]; // tilePass: the tile's probabilities and K/V row addresses
+shared uint tileArena[WG];
+shared uint tileBase[WG];
+
+const uint NONE = 0xffffffffu;
 
 layout(std430, binding = 0) readonly buffer KArenaVec { KV_VEC d[]; } Kv[KV_ARENAS];
 layout(std430, binding = 1) readonly buffer VArenaVec { KV_VEC d[]; } Vv[KV_ARENAS];
@@ -96,6 +102,105 @@ void loadChunk(bool isV, uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
     }
 }
 
+// tilePass: one query-head pass over [beg, end) for heads wider than one window. Per tile of WG slots
+// lane t scores slot t; the tile max (subgroupMax) updates a running max all lanes share; then lane t
+// accumulates its output chunks t, t + WG, ... (NW of them) over the tile's slots, whose probabilities
+// and addresses it reads from shared memory, so each K and V chunk is loaded once.
+void tilePass(uint row, uint kvh, uint prt, uint h0, uint rc, uint qbase, uint off, uint beg, uint end, int qp,
+              bool metric, uint nParts, uint nC, bool fast, uint t) {
+    float m[RP], l[RP];
+    vec4 acc[RP * NW * NV];
+    for (uint h = 0u; h < RP; h++) { m[h] = NEG_BIG; l[h] = 0.0; }
+    for (uint k = 0u; k < RP * NW * NV; k++) acc[k] = vec4(0.0);
+    for (uint tile = beg; tile < end; tile += WG) {
+        uint i = tile + t;
+        float s[RP];
+        for (uint h = 0u; h < RP; h++) s[h] = NEG_BIG;
+        uint ka = NONE, kb = 0u;
+        if (i < end) {
+            uint slot = KV_SLOT_OF(tables, off, i);
+            if (slot != KV_NO_SLOT) {
+                if (posLoad(slot) <= qp) {
+                    ka = slot / pc.kSlots;
+                    kb = (slot - ka * pc.kSlots) * pc.hd;
+                    for (uint h = 0u; h < RP; h++) s[h] = 0.0;
+                    for (uint c = 0u; c < nC; c++) {
+                        vec4 x[NV];
+                        loadChunk(false, ka, kb, c, fast, x);
+                        for (uint h = 0u; h < RP; h++) {
+                            for (uint v = 0u; v < NV; v++) s[h] += dot(x[v], qs[h * MQ + c * NV + v]);
+                        }
+                    }
+                }
+                if (metric) {
+                    for (uint h = 0u; h < RP; h++) {
+                        if (h < rc) scratchStore(slot, h0 + h, s[h]);
+                    }
+                }
+            }
+        }
+        subgroupBarrier(); // every lane is done reading the previous tile's ps and addresses
+        for (uint h = 0u; h < RP; h++) {
+            float mn = max(m[h], subgroupMax(s[h]));
+            float alpha = exp(m[h] - mn);
+            float p = ka != NONE ? exp(s[h] - mn) : 0.0;
+            ps[h * WG + t] = p;
+            l[h] = l[h] * alpha + p;
+            m[h] = mn;
+            for (uint k = 0u; k < NW * NV; k++) acc[h * NW * NV + k] *= alpha;
+        }
+        tileArena[t] = ka;
+        tileBase[t] = kb;
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        uint cnt = min(WG, end - tile);
+        for (uint j = 0u; j < cnt; j++) {
+            uint aj = tileArena[j];
+            if (aj == NONE) continue;
+            uint bj = tileBase[j];
+            for (uint w = 0u; w < NW; w++) {
+                uint c = t + w * WG;
+                if (c >= nC) break;
+                vec4 x[NV];
+                loadChunk(true, aj, bj, c, fast, x);
+                for (uint h = 0u; h < RP; h++) {
+                    float p = ps[h * WG + j];
+                    for (uint v = 0u; v < NV; v++) acc[(h * NW + w) * NV + v] += p * x[v];
+                }
+            }
+        }
+    }
+    // m is the same in every lane; l sums the lanes' probabilities.
+    for (uint h = 0u; h < RP; h++) {
+        float L = subgroupAdd(l[h]);
+        if (h >= rc) continue;
+        uint pa = partialAt(row, kvh, prt, h0 + h);
+        for (uint w = 0u; w < NW; w++) {
+            uint c = t + w * WG;
+            if (c >= nC) break;
+            for (uint v = 0u; v < NV; v++) {
+                vec4 o = acc[(h * NW + w) * NV + v];
+                for (uint k = 0u; k < 4u; k++) {
+                    uint dd = c * CH + v * 4u + k;
+                    if (dd >= pc.hd) continue;
+                    if (nParts == 1u) {
+                        outp[qbase + h * pc.hd + dd] = L > 0.0 ? o[k] / L : 0.0;
+                    } else {
+                        part[pa + 2u + dd] = o[k];
+                    }
+                }
+            }
+        }
+        if (t != 0u) continue;
+        if (nParts == 1u) {
+            if (h0 + h < MAX_GROUP) { mFin[h0 + h] = m[h]; lFin[h0 + h] = L; }
+        } else {
+            part[pa] = m[h];
+            part[pa + 1u] = L;
+        }
+    }
+}
+
 void main() {
     uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
     uint t = gl_LocalInvocationID.x;
@@ -108,7 +213,7 @@ void main() {
     int qp = qpos[row];
     bool metric = pc.mode != 0u && row < pc.metricRows;
     uint nC = (pc.hd + CH - 1u) / CH;
-    uint nWin = (nC + NW - 1u) / NW;
+    uint nWin = TILES != 0u ? 1u : (nC + NW - 1u) / NW;
     bool fast = pc.hd % CH == 0u;
 
     for (uint prt = gl_WorkGroupID.z; prt < nParts; prt += gl_NumWorkGroups.z) {
@@ -127,6 +232,10 @@ void main() {
             }
             subgroupMemoryBarrierShared();
             subgroupBarrier();
+            if (TILES != 0u) {
+                tilePass(row, kvh, prt, h0, rc, qbase, off, beg, end, qp, metric, nParts, nC, fast, t);
+                continue;
+            }
 
             for (uint win = 0u; win < nWin; win++) {
                 uint c0 = win * NW;

@@ -466,16 +466,25 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 }
 
-// attnRowsMaxWindows is the most output windows (passes over K per query-head pass) for which a CPU
-// device runs attention_rows.comp; wider heads take attention.comp. Tests raise it to cover every path.
-var attnRowsMaxWindows = 1
+// attnRowsLayout overrides attention_rows.comp's layout choice in tests: rowsAuto, rowsLanes (every head
+// width in lane layout, several windows when wide) or rowsTiles.
+var attnRowsLayout = rowsAuto
 
-// attentionRows returns the specialization constants 3-5 of attention_rows.comp (workgroup = subgroup
-// size, query heads per pass, 16-byte output chunks per window) when Attention runs it: on a CPU device
-// with subgroup arithmetic (one subgroup per workgroup, lanes merged by subgroupMax/subgroupAdd) and heads
-// of at most attnRowsMaxWindows windows. The choice depends on the device, head dim, KV type and group
-// size only, never on the batch, so a row's bits do not depend on what else runs with it.
-func (b *Backend) attentionRows(p *KVPool, r int) *[3]uint32 {
+const (
+	rowsAuto = iota
+	rowsLanes
+	rowsTiles
+)
+
+// attentionRows returns the specialization constants 3-6 of attention_rows.comp (workgroup = subgroup
+// size, query heads per pass, 16-byte output chunks per lane, tile layout) when Attention runs it: on a
+// CPU device with subgroup arithmetic (one subgroup per workgroup, lanes merged by subgroupMax and
+// subgroupAdd). Heads of one output window take the lane layout (a lane per slot, all dims); wider heads
+// the tile layout (a lane per slot for scores, a lane per output chunk for V), which reads K once instead
+// of once per window (lavapipe, head dim 128, 4 query heads per KV head: lane layout 1.55x slower than
+// attention.comp). The choice depends on the device, head dim, KV type and group size only, never on the
+// batch, so a row's bits do not depend on what else runs with it.
+func (b *Backend) attentionRows(p *KVPool, r int) *[4]uint32 {
 	sg := b.caps.SubgroupSize
 	need := uint32(vk.SubgroupBasic | vk.SubgroupArithmetic)
 	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups || !b.caps.SubgroupCompute || b.caps.SubgroupOps&need != need ||
@@ -488,12 +497,16 @@ func (b *Backend) attentionRows(p *KVPool, r int) *[3]uint32 {
 	}
 	rp := min(r, 4)
 	chunks := (p.hd + ch - 1) / ch
-	// At most 32 vec4 accumulators per lane (128 floats), so the state stays in registers.
-	nw := max(1, min(chunks, 32/(nv*rp)))
-	if (chunks+nw-1)/nw > attnRowsMaxWindows {
+	const maxAcc = 32 // vec4 accumulators per lane (128 floats), so the state stays in registers
+	nw := max(1, min(chunks, maxAcc/(nv*rp)))
+	if attnRowsLayout == rowsLanes || attnRowsLayout == rowsAuto && nw >= chunks {
+		return &[4]uint32{sg, uint32(rp), uint32(nw), 0}
+	}
+	kc := (chunks + int(sg) - 1) / int(sg)
+	if rp*kc*nv > maxAcc {
 		return nil
 	}
-	return &[3]uint32{sg, uint32(rp), uint32(nw)}
+	return &[4]uint32{sg, uint32(rp), uint32(kc), 1}
 }
 
 // WindowMetric adds the prefill observation-window metric; see shaders/window_metric.comp.

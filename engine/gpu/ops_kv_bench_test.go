@@ -11,23 +11,21 @@ import (
 // BenchmarkKVAttentionDecode: one decode row of a 32-query-head, 8-KV-head, d=128 layer over an f16 paged
 // cache (block 16), on the device and on the CPU reference. The bytes per op are the K and V bytes read,
 // so MB/s is the achieved KV bandwidth. gpu is the device's own kernel choice; on a CPU device gpu-wg forces
-// attention.comp and gpu-rows attention_rows.comp whatever the head width.
+// attention.comp, gpu-lanes and gpu-tiles attention_rows.comp in that layout.
 //
 //	go test ./engine/gpu/ -run - -bench KVAttentionDecode -benchtime 5x
 func BenchmarkKVAttentionDecode(b *testing.B) {
 	const qHeads, kvHeads, hd, bs = 32, 8, 128, 16
 	for _, ctx := range []int{512, 4096} {
-		for _, dev := range []string{"gpu", "gpu-wg", "gpu-rows", "cpu"} {
+		for _, dev := range []string{"gpu", "gpu-wg", "gpu-lanes", "gpu-tiles", "cpu"} {
 			b.Run(fmt.Sprintf("ctx%d/%s", ctx, dev), func(b *testing.B) {
 				g := OpenForTest(b)
 				if dev != "gpu" && dev != "cpu" && g.info.Type != vk.TypeCPU {
 					b.Skip("one attention kernel on a GPU")
 				}
-				defer func(force bool, win int) { forceGPUWorkgroups, attnRowsMaxWindows = force, win }(forceGPUWorkgroups, attnRowsMaxWindows)
+				defer func(force bool, layout int) { forceGPUWorkgroups, attnRowsLayout = force, layout }(forceGPUWorkgroups, attnRowsLayout)
 				forceGPUWorkgroups = dev == "gpu-wg"
-				if dev == "gpu-rows" {
-					attnRowsMaxWindows = 1 << 20
-				}
+				attnRowsLayout = map[string]int{"gpu-lanes": rowsLanes, "gpu-tiles": rowsTiles}[dev]
 				blocks := kvHeads * ((ctx + bs - 1) / bs)
 				h := newKVHarness(b, g, 1, blocks, bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
 				heads := h.addHeads(repeat(ctx, kvHeads), true)

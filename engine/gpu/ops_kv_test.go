@@ -337,23 +337,23 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int,
 	h.checkPool("after attention", 2e-4)
 }
 
-// attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced) and the
-// device's own choice, which on a CPU device with subgroup arithmetic is attention_rows.comp for every
-// head width (wide heads in several output windows).
+// attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced) and, on a CPU
+// device with subgroup arithmetic, attention_rows.comp in its lane layout (wide heads in several output
+// windows) and in its tile layout, for every head width. On a GPU the last two are attention.comp again.
 func attnVariants(t *testing.T, g *Backend, f func(t *testing.T)) {
-	for _, v := range []string{"workgroup", "device"} {
+	for _, v := range []string{"workgroup", "lanes", "tiles"} {
 		t.Run(v, func(t *testing.T) {
-			defer func(force bool, win int) { forceGPUWorkgroups, attnRowsMaxWindows = force, win }(forceGPUWorkgroups, attnRowsMaxWindows)
+			defer func(force bool, layout int) { forceGPUWorkgroups, attnRowsLayout = force, layout }(forceGPUWorkgroups, attnRowsLayout)
 			forceGPUWorkgroups = v == "workgroup"
-			attnRowsMaxWindows = 1 << 20
+			attnRowsLayout = map[string]int{"workgroup": rowsAuto, "lanes": rowsLanes, "tiles": rowsTiles}[v]
 			f(t)
 		})
 	}
 }
 
-// TestAttentionRowsChosen: a CPU device with subgroup arithmetic runs attention_rows.comp for small
-// heads (stories260K's: f16, head dim 8, 2 query heads per KV head), a GPU never does, and forcing GPU
-// workgroups turns it off.
+// TestAttentionRowsChosen: a CPU device with subgroup arithmetic runs attention_rows.comp, in lane layout
+// for small heads (stories260K's: f16, head dim 8, 2 query heads per KV head) and in tile layout for wide
+// ones (f16, head dim 128, 4 query heads); a GPU never does, and forcing GPU workgroups turns it off.
 func TestAttentionRowsChosen(t *testing.T) {
 	g := OpenForTest(t)
 	p, err := g.NewKVPoolArenas(4, 4, 8, engine.KVF16, 1<<20)
@@ -361,9 +361,6 @@ func TestAttentionRowsChosen(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Release)
-	if err := g.Sync(); err != nil { // the pool's fills (Close fails with work still recording)
-		t.Fatal(err)
-	}
 	c := g.Caps()
 	rowsDevice := g.info.Type == vk.TypeCPU && c.SubgroupCompute &&
 		c.SubgroupOps&(vk.SubgroupBasic|vk.SubgroupArithmetic) == vk.SubgroupBasic|vk.SubgroupArithmetic
@@ -371,8 +368,22 @@ func TestAttentionRowsChosen(t *testing.T) {
 	if (got != nil) != rowsDevice {
 		t.Fatalf("attentionRows on %s (type %v, subgroup ops %#x): %v, want rows %v", g.info.Name, g.info.Type, c.SubgroupOps, got, rowsDevice)
 	}
-	if got != nil && (got[0] != c.SubgroupSize || got[1] != 2 || got[2] != 1) {
-		t.Fatalf("attentionRows spec %v, want [%d 2 1]", *got, c.SubgroupSize)
+	if got != nil && *got != [4]uint32{c.SubgroupSize, 2, 1, 0} {
+		t.Fatalf("attentionRows spec %v, want [%d 2 1 0]", *got, c.SubgroupSize)
+	}
+	wide, err := g.NewKVPoolArenas(4, 4, 128, engine.KVF16, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wide.Release)
+	if got := g.attentionRows(wide, 4); rowsDevice && c.SubgroupSize <= 16 {
+		kc := (16 + c.SubgroupSize - 1) / c.SubgroupSize
+		if got == nil || *got != [4]uint32{c.SubgroupSize, 4, kc, 1} {
+			t.Fatalf("attentionRows for head dim 128: %v, want [%d 4 %d 1]", got, c.SubgroupSize, kc)
+		}
+	}
+	if err := g.Sync(); err != nil { // the pools' fills (Close fails with work still recording)
+		t.Fatal(err)
 	}
 	defer func(v bool) { forceGPUWorkgroups = v }(forceGPUWorkgroups)
 	forceGPUWorkgroups = true
