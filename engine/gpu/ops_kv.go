@@ -397,7 +397,9 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), p.push(0, uint32(n), uint32(kvHeads)), bind...)
 }
 
-// Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp.
+// Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp,
+// and shaders/attention_rows.comp, which CPU devices run instead (attentionRows): the same split rule,
+// partials and combine, so both paths keep the metric semantics and batch invariance.
 // Metric modes add in the same pass and assume one row per head table (decode); rows of one call sharing
 // a table with a metric mode race on the per-slot scratch (a caller error; prefill chunks use
 // MetricNone and WindowMetric).
