@@ -102,6 +102,35 @@ void loadChunk(bool isV, uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
     }
 }
 
+// A lane walks logical indices i, i + WG, ...: SlotWalk keeps i's block index and offset in the block
+// incrementally, and the arena lookups fold away for one-arena pools (specialization constants): a CPU
+// device divides vectors lane by lane, and these divisions were most of a slot's cost.
+struct SlotWalk { uint blk, o, stepBlk, stepO, nBlk; };
+
+SlotWalk walkFrom(uint i) {
+    SlotWalk w;
+    w.blk = i / pc.bs;
+    w.o = i - w.blk * pc.bs;
+    w.stepBlk = WG / pc.bs;
+    w.stepO = WG - w.stepBlk * pc.bs;
+    w.nBlk = pc.nSlots / pc.bs;
+    return w;
+}
+
+// walkSlot is KV_SLOT_OF(tables, off, i) for the walk's current i, then advances the walk by WG.
+uint walkSlot(inout SlotWalk w, uint off) {
+    uint e = off + w.blk, o = w.o;
+    w.blk += w.stepBlk;
+    w.o += w.stepO;
+    if (w.o >= pc.bs) { w.o -= pc.bs; w.blk++; }
+    if (e >= pc.tabLen) return KV_NO_SLOT;
+    int b = tables[e];
+    return b < 0 || uint(b) >= w.nBlk ? KV_NO_SLOT : uint(b) * pc.bs + o;
+}
+
+int slotPos(uint slot) { return META_N == 1u ? Pos[0].d[slot] : posLoad(slot); }
+uint kvArena(uint slot) { return KV_N == 1u ? 0u : slot / pc.kSlots; }
+
 // tilePass: one query-head pass over [beg, end) for heads wider than one window. Per tile of WG slots
 // lane t scores slot t; the tile max (subgroupMax) updates a running max all lanes share; then lane t
 // accumulates its output chunks t, t + WG, ... (NW of them) over the tile's slots, whose probabilities
@@ -112,16 +141,17 @@ void tilePass(uint row, uint kvh, uint prt, uint h0, uint rc, uint qbase, uint o
     vec4 acc[RP * NW * NV];
     for (uint h = 0u; h < RP; h++) { m[h] = NEG_BIG; l[h] = 0.0; }
     for (uint k = 0u; k < RP * NW * NV; k++) acc[k] = vec4(0.0);
+    SlotWalk walk = walkFrom(beg + t);
     for (uint tile = beg; tile < end; tile += WG) {
         uint i = tile + t;
         float s[RP];
         for (uint h = 0u; h < RP; h++) s[h] = NEG_BIG;
         uint ka = NONE, kb = 0u;
         if (i < end) {
-            uint slot = KV_SLOT_OF(tables, off, i);
+            uint slot = walkSlot(walk, off);
             if (slot != KV_NO_SLOT) {
-                if (posLoad(slot) <= qp) {
-                    ka = slot / pc.kSlots;
+                if (slotPos(slot) <= qp) {
+                    ka = kvArena(slot);
                     kb = (slot - ka * pc.kSlots) * pc.hd;
                     for (uint h = 0u; h < RP; h++) s[h] = 0.0;
                     for (uint c = 0u; c < nC; c++) {
@@ -244,11 +274,12 @@ void main() {
                 for (uint h = 0u; h < RP; h++) { m[h] = NEG_BIG; l[h] = 0.0; }
                 for (uint k = 0u; k < RP * NW * NV; k++) acc[k] = vec4(0.0);
 
+                SlotWalk walk = walkFrom(beg + t);
                 for (uint i = beg + t; i < end; i += WG) {
-                    uint slot = KV_SLOT_OF(tables, off, i);
+                    uint slot = walkSlot(walk, off);
                     if (slot == KV_NO_SLOT) continue;
-                    bool vis = posLoad(slot) <= qp;
-                    uint a = slot / pc.kSlots;
+                    bool vis = slotPos(slot) <= qp;
+                    uint a = kvArena(slot);
                     uint base = (slot - a * pc.kSlots) * pc.hd;
                     float s[RP];
                     for (uint h = 0u; h < RP; h++) s[h] = vis ? 0.0 : NEG_BIG;
