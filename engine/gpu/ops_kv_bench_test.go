@@ -9,16 +9,22 @@ import (
 )
 
 // BenchmarkKVAttentionDecode: one decode row of a 32-query-head, 8-KV-head, d=128 layer over an f16 paged
-// cache (block 16), on the device and on the CPU reference. The bytes per op are the K and V bytes read,
+// cache (block 16), and of stories260K's 8-query-head, 4-KV-head, d=8 layer (the small sub-benchmarks),
+// on the device and on the CPU reference. The bytes per op are the K and V bytes read,
 // so MB/s is the achieved KV bandwidth. gpu is the device's own kernel choice; on a CPU device gpu-wg forces
 // attention.comp, gpu-lanes and gpu-tiles attention_rows.comp in that layout.
 //
 //	go test ./engine/gpu/ -run - -bench KVAttentionDecode -benchtime 5x
 func BenchmarkKVAttentionDecode(b *testing.B) {
-	const qHeads, kvHeads, hd, bs = 32, 8, 128, 16
-	for _, ctx := range []int{512, 4096} {
+	const bs = 16
+	for _, sh := range []struct {
+		name                string
+		qHeads, kvHeads, hd int
+		ctx                 int
+	}{{"", 32, 8, 128, 512}, {"", 32, 8, 128, 4096}, {"small/", 8, 4, 8, 192}} {
+		qHeads, kvHeads, hd, ctx := sh.qHeads, sh.kvHeads, sh.hd, sh.ctx
 		for _, dev := range []string{"gpu", "gpu-wg", "gpu-lanes", "gpu-tiles", "cpu"} {
-			b.Run(fmt.Sprintf("ctx%d/%s", ctx, dev), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%sctx%d/%s", sh.name, ctx, dev), func(b *testing.B) {
 				g := OpenForTest(b)
 				if dev != "gpu" && dev != "cpu" && g.info.Type != vk.TypeCPU {
 					b.Skip("one attention kernel on a GPU")
@@ -38,7 +44,7 @@ func BenchmarkKVAttentionDecode(b *testing.B) {
 				if err := g.Sync(); err != nil {
 					b.Fatal(err)
 				}
-				kvBytes := int64(ctx) * kvHeads * hd * 2 * 2
+				kvBytes := int64(ctx) * int64(kvHeads) * int64(hd) * 2 * 2
 				b.SetBytes(kvBytes)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
