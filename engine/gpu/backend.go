@@ -332,12 +332,12 @@ func (b *Backend) Close() error {
 	if b.closed {
 		return nil
 	}
-	b.closed = true
 	var err error
+	if b.dev != nil && b.rec.recording {
+		err = b.Sync() // finish what was recorded while the backend is still open
+	}
+	b.closed = true
 	if b.dev != nil {
-		if b.rec.recording {
-			err = b.Sync()
-		}
 		b.dev.WaitIdle()
 		b.prof.destroy(b.dev)
 		if b.probePool != 0 {
