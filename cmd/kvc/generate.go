@@ -181,8 +181,20 @@ func parseGenLine(data []byte, line int) (genInput, []string, error) {
 		return in, unknown, errors.New(`give "kv_budget" or "kv_rate", not both`)
 	}
 	sc := engine.SamplerConfig{}
+	in.applySampling(&sc)
+	if err := sc.Validate(); err != nil {
+		return in, unknown, err
+	}
+	return in, unknown, nil
+}
+
+// applySampling sets the sampling fields the line gives (the seed is handled by the caller).
+func (in genInput) applySampling(sc *engine.SamplerConfig) {
 	if in.temperature != nil {
 		sc.Temp = *in.temperature
+	}
+	if in.topK != nil {
+		sc.TopK = *in.topK
 	}
 	if in.topP != nil {
 		sc.TopP = *in.topP
@@ -193,10 +205,6 @@ func parseGenLine(data []byte, line int) (genInput, []string, error) {
 	if in.repeatPenalty != nil {
 		sc.RepeatPenalty = *in.repeatPenalty
 	}
-	if err := sc.Validate(); err != nil {
-		return in, unknown, err
-	}
-	return in, unknown, nil
 }
 
 // genOutput is one output line. Lines are written in completion order.
@@ -414,21 +422,7 @@ func genRequests(l *loaded, todo []genInput, base engine.SamplerConfig, o *gener
 			h.Write([]byte(in.key))
 			sc.Seed = base.Seed ^ h.Sum64() // distinct streams per request, reproducible for a given --seed
 		}
-		if in.temperature != nil {
-			sc.Temp = *in.temperature
-		}
-		if in.topK != nil {
-			sc.TopK = *in.topK
-		}
-		if in.topP != nil {
-			sc.TopP = *in.topP
-		}
-		if in.minP != nil {
-			sc.MinP = *in.minP
-		}
-		if in.repeatPenalty != nil {
-			sc.RepeatPenalty = *in.repeatPenalty
-		}
+		in.applySampling(sc)
 		if in.maxTokens != nil {
 			r.MaxTokens = *in.maxTokens
 		}

@@ -13,28 +13,7 @@ import (
 
 // MatMulAdd: out[i][r] += sum_c x[i][c] * W[r][c], the sum formed as MatMul forms it.
 func (c *Backend) MatMulAdd(out, x engine.Buf, w engine.Weight, n int) {
-	cw := weight("MatMulAdd", w)
-	rows, cols := cw.info.Rows, cw.info.Cols
-	need("MatMulAdd x", x, int64(n*cols*4))
-	need("MatMulAdd out", out, int64(n*rows*4))
-	xs, o := f32(x), f32(out)
-	c.parallel(rows, rows*cols, func(lo, hi int) {
-		var buf []float32
-		if cw.info.DType != model.F32 {
-			buf = make([]float32, cols)
-		}
-		for r := lo; r < hi; r++ {
-			wr := buf
-			if buf == nil {
-				wr = cw.f32Row(r)
-			} else {
-				cw.DecodeRow(r, buf)
-			}
-			for i := 0; i < n; i++ {
-				o[i*rows+r] += dot(xs[i*cols:(i+1)*cols], wr)
-			}
-		}
-	})
+	c.matmul("MatMulAdd", out, x, w, n, true)
 }
 
 // RopeKVWrite rotates q and k in place and stores k and v: the host executes the three ops one after

@@ -100,10 +100,15 @@ func (c *Backend) RMSNorm(out, x engine.Buf, w engine.Weight, n int, eps float32
 // MatMul: out[i][r] = sum_c x[i][c] * W[r][c]. Each row of W is decoded once (stored value times scale)
 // and dotted with all n inputs; goroutines split the rows.
 func (c *Backend) MatMul(out, x engine.Buf, w engine.Weight, n int) {
-	cw := weight("MatMul", w)
+	c.matmul("MatMul", out, x, w, n, false)
+}
+
+// matmul is MatMul, or with add MatMulAdd (out += the same sums).
+func (c *Backend) matmul(op string, out, x engine.Buf, w engine.Weight, n int, add bool) {
+	cw := weight(op, w)
 	rows, cols := cw.info.Rows, cw.info.Cols
-	need("MatMul x", x, int64(n*cols*4))
-	need("MatMul out", out, int64(n*rows*4))
+	need(op+" x", x, int64(n*cols*4))
+	need(op+" out", out, int64(n*rows*4))
 	xs, o := f32(x), f32(out)
 	c.parallel(rows, rows*cols, func(lo, hi int) {
 		var buf []float32
@@ -118,7 +123,12 @@ func (c *Backend) MatMul(out, x engine.Buf, w engine.Weight, n int) {
 				cw.DecodeRow(r, buf)
 			}
 			for i := 0; i < n; i++ {
-				o[i*rows+r] = dot(xs[i*cols:(i+1)*cols], wr)
+				d := dot(xs[i*cols:(i+1)*cols], wr)
+				if add {
+					o[i*rows+r] += d
+				} else {
+					o[i*rows+r] = d
+				}
 			}
 		}
 	})
