@@ -128,3 +128,33 @@ func TestPerplexityWithCompression(t *testing.T) {
 	}
 	t.Logf("full ppl %.4f, budget 32: ppl %.4f at rate %.2fx", full.PPL, small.PPL, small.CompressionRate)
 }
+
+// Scoring the text in prefill chunks gives the full cache's perplexity of token-by-token scoring, and with
+// a budget each chunk's compression keeps the cache within it.
+func TestChunkedPerplexity(t *testing.T) {
+	e := engineFor(t, kvpages.PolicyKVCompress, 16)
+	text := append([]int{1}, generateCompressed(t, e, nil, []int{1}, 200)...)
+	ref, err := e.Perplexity(text, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []int{1, 7, 32} {
+		got, err := e.PerplexityChunked(text, nil, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got.NLL-ref.NLL) > 1e-6*ref.NLL || got.Tokens != ref.Tokens {
+			t.Fatalf("chunk %d: nll %v over %d tokens, token by token %v over %d", chunk, got.NLL, got.Tokens, ref.NLL, ref.Tokens)
+		}
+	}
+	small, err := e.PerplexityChunked(text, planner(t, kvpages.PolicyKVCompress, 16, 48), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.EvictedKVs == 0 || small.CompressionRate < 2 {
+		t.Fatalf("budget 48 in chunks of 16: %+v", small)
+	}
+	if _, err := e.PerplexityChunked(text, nil, 0); err == nil {
+		t.Fatalf("chunk 0 accepted")
+	}
+}

@@ -65,7 +65,67 @@ func (e *Engine) Perplexity(tokens []int, pl *kvpages.Planner, interval int) (Pe
 		}
 		logits = out[0]
 	}
-	r.Tokens = len(tokens) - 1
+	e.finishResult(&r, s, pl, len(tokens), nll)
+	return r, nil
+}
+
+// PerplexityChunked scores tokens in prefill chunks of chunk tokens, as a prompt arrives: each chunk adds the
+// observation-window metric of its last w rows (every row with PromptMetric), and with a planner the cache is
+// compressed after every chunk whenever it is over budget (the paper's compress-after-prefill, repeated).
+func (e *Engine) PerplexityChunked(tokens []int, pl *kvpages.Planner, chunk int) (PerplexityResult, error) {
+	var r PerplexityResult
+	if len(tokens) < 2 {
+		return r, fmt.Errorf("engine: perplexity needs at least 2 tokens, got %d", len(tokens))
+	}
+	if len(tokens) > e.Cfg.Context {
+		return r, fmt.Errorf("engine: %d tokens exceed the model's context of %d", len(tokens), e.Cfg.Context)
+	}
+	if chunk <= 0 || chunk > e.Opt.MaxRows {
+		return r, fmt.Errorf("engine: chunk of %d tokens: want 1..%d (the engine's rows per pass)", chunk, e.Opt.MaxRows)
+	}
+	s := e.NewSequence(SamplerConfig{})
+	defer e.Release(s)
+	var prev []float32
+	nll := 0.0
+	for start := 0; start < len(tokens); start += chunk {
+		end := min(start+chunk, len(tokens))
+		it := Item{Seq: s.KV, Tokens: tokens[start:end], AllLogits: true, WindowRows: min(e.Opt.Window, end-start)}
+		if e.Opt.PromptMetric {
+			it.WindowRows = end - start
+		}
+		out, err := e.Forward([]Item{it})
+		if err != nil {
+			return r, err
+		}
+		for j := start; j < end; j++ {
+			if j > 0 {
+				p := prev
+				if j > start {
+					p = out[j-start-1]
+				}
+				nll += -logSoftmaxAt(p, tokens[j])
+			}
+		}
+		prev = out[len(out)-1]
+		r.KVBlocksPeak = max(r.KVBlocksPeak, s.KV.Blocks())
+		if pl != nil && end < len(tokens) {
+			st, err := e.Compress(pl, []*Sequence{s}, nil, nil)
+			if err != nil {
+				return r, err
+			}
+			if st.Seqs > 0 {
+				r.Rounds++
+				r.EvictedKVs += st.EvictedKVs
+			}
+		}
+	}
+	e.finishResult(&r, s, pl, len(tokens), nll)
+	return r, nil
+}
+
+// finishResult fills the summary fields of a perplexity result.
+func (e *Engine) finishResult(r *PerplexityResult, s *Sequence, pl *kvpages.Planner, n int, nll float64) {
+	r.Tokens = n - 1
 	r.NLL = nll / float64(r.Tokens)
 	r.PPL = math.Exp(r.NLL)
 	r.KVBytesPeak = int64(r.KVBlocksPeak) * e.KV.BlockBytes()
@@ -80,7 +140,6 @@ func (e *Engine) Perplexity(tokens []int, pl *kvpages.Planner, interval int) (Pe
 		o := pl.Options()
 		r.Policy, r.Budget, r.Rate = o.Policy.String(), o.Budget.MaxCacheTokens, o.Budget.Rate
 	}
-	return r, nil
 }
 
 // logSoftmaxAt is log p(tok) under softmax(logits), in float64.

@@ -147,11 +147,13 @@ type Item struct {
 	Seq        *kvpages.Seq
 	Tokens     []int
 	Logits     bool // return the logits of the last token
+	AllLogits  bool // return the logits of every token (teacher-forced scoring); implies Logits
 	WindowRows int  // prefill observation-window rows at the end of Tokens (0: none)
 }
 
 // Forward appends each item's tokens to its cache and runs all of them through the model in one pass;
-// it returns the last-token logits of the items that asked, in order ([vocab] each). On
+// it returns the logits the items asked for, in item order ([vocab] each): the last token's, or every
+// token's with AllLogits. On
 // kvpages.ErrNoBlocks nothing was appended.
 func (e *Engine) Forward(items []Item) ([][]float32, error) {
 	cfg := e.Cfg
@@ -164,7 +166,9 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 		}
 		rows += len(it.Tokens)
 		need += it.Seq.BlocksNeeded(e.Pool, len(it.Tokens))
-		if it.Logits {
+		if it.AllLogits {
+			nOut += len(it.Tokens)
+		} else if it.Logits {
 			nOut++
 		}
 		if it.Seq.NextPos+len(it.Tokens) > cfg.Context {
@@ -225,7 +229,11 @@ func (e *Engine) Forward(items []Item) ([][]float32, error) {
 	}
 	outRows := make([]int32, 0, nOut)
 	for i, it := range items {
-		if it.Logits {
+		if it.AllLogits {
+			for j := range it.Tokens {
+				outRows = append(outRows, int32(firstRow[i]+j))
+			}
+		} else if it.Logits {
 			outRows = append(outRows, int32(firstRow[i]+len(it.Tokens)-1))
 		}
 	}

@@ -52,6 +52,7 @@ func cmdEvalPPL(args []string) error {
 	ef.register(fs)
 	text := fs.String("text", "", "text file to score")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
+	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,7 +69,7 @@ func cmdEvalPPL(args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := l.eng.Perplexity(toks, l.planner, ef.interval)
+	r, err := perplexity(l, toks, *chunk, ef.interval)
 	if err != nil {
 		return err
 	}
@@ -86,6 +87,7 @@ func cmdEvalSweep(args []string) error {
 	ef.register(fs)
 	text := fs.String("text", "", "text file to score")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
+	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
 	out := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png")
@@ -124,7 +126,10 @@ func cmdEvalSweep(args []string) error {
 		l.Close()
 		return err
 	}
-	full, err := l.eng.Perplexity(toks, nil, 1)
+	lp := l.planner
+	l.planner = nil
+	full, err := perplexity(l, toks, *chunk, 1)
+	l.planner = lp
 	l.Close()
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func cmdEvalSweep(args []string) error {
 			if err != nil {
 				return err
 			}
-			r, err := l.eng.Perplexity(toks, l.planner, f.interval)
+			r, err := perplexity(l, toks, *chunk, f.interval)
 			l.Close()
 			if err != nil {
 				return err
@@ -185,6 +190,14 @@ func cmdEvalSweep(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "kvc: wrote %s.md, %s.csv, %s.png\n", *out, *out, *out)
 	return nil
+}
+
+// perplexity scores toks token by token (chunk 0) or in prefill chunks.
+func perplexity(l *loaded, toks []int, chunk, interval int) (engine.PerplexityResult, error) {
+	if chunk > 0 {
+		return l.eng.PerplexityChunked(toks, l.planner, chunk)
+	}
+	return l.eng.Perplexity(toks, l.planner, interval)
 }
 
 // sweepMarkdown is a table: one row per budget, per policy the perplexity and the compression rate.
