@@ -244,14 +244,23 @@ func near(got float32, want, tol float64) bool {
 
 // attnInputs builds AttnHeads for rows whose (row, KV head) caches are rowHeads[row][kvHead].
 func (h *kvHarness) attnInputs(rowHeads [][]kvHead, qpos []int32) (heads, tables, pos twin) {
+	// Consecutive rows with the same head share its table entries, as the engine lays out a prefill chunk.
 	var tab, hs []int32
-	for _, row := range rowHeads {
-		for _, hd := range row {
+	for i, row := range rowHeads {
+		for j, hd := range row {
+			if i > 0 && j < len(rowHeads[i-1]) && sameHead(rowHeads[i-1][j], hd) {
+				hs = append(hs, hs[len(hs)-2*len(row)], int32(hd.ctx))
+				continue
+			}
 			hs = append(hs, int32(len(tab)), int32(hd.ctx))
 			tab = append(tab, hd.table...)
 		}
 	}
 	return h.i32(hs), h.i32(tab), h.i32(qpos)
+}
+
+func sameHead(a, b kvHead) bool {
+	return a.ctx == b.ctx && len(a.table) == len(b.table) && (len(a.table) == 0 || &a.table[0] == &b.table[0])
 }
 
 // runAttention runs Attention on both backends and returns the device output and the CPU output.
@@ -438,6 +447,77 @@ func TestKVAttentionPrefillChunk(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestKVAttentionPrefillBatch: several sequences' prefill chunks in one call behind decode rows (the metric
+// on the decode rows only), each chunk's rows sharing their heads' table entries as the engine lays them
+// out, chunks of 13, 1, 21 and 6 rows, causal masks through positions, with and without
+// split-K (combined in the workgroup or by attention_reduce). Prefill rows must match the CPU and give the
+// same bits whatever else is in the call (a kernel that tiles rows sharing a table must keep this).
+func TestKVAttentionPrefillBatch(t *testing.T) {
+	g := OpenForTest(t)
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, split := range []int{0, 1, 2} {
+			t.Run(fmt.Sprintf("type%d/split%d", typ, split), func(t *testing.T) {
+				attnVariants(t, g, func(t *testing.T) { checkPrefillBatch(t, g, typ, split) })
+			})
+		}
+	}
+}
+
+func checkPrefillBatch(t *testing.T, g *Backend, typ engine.KVType, split int) {
+	const bs, hd, kvHeads, r, decode = 4, 8, 2, 2, 3
+	chunks := []int{13, 1, 21, 6} // rows per prefill chunk
+	h := newKVHarness(t, g, 31+int64(split), 120, bs, hd, typ, 1<<20)
+	switch split {
+	case 0:
+		h.gp.SplitMax = 1
+	case 1:
+		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1
+	case 2:
+		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1000
+	}
+	var rowHeads [][]kvHead
+	var qpos []int32
+	for s := 0; s < decode; s++ {
+		rowHeads = append(rowHeads, h.addHeads([]int{3 + h.rng.Intn(30), 3 + h.rng.Intn(30)}, true))
+		qpos = append(qpos, 1000)
+	}
+	var starts []int
+	for _, n := range chunks {
+		// The chunk's rows are the last n positions of a context of prev + n slots (causal within it).
+		prev := h.rng.Intn(20)
+		heads := h.addHeads([]int{prev + n, prev + n}, false)
+		starts = append(starts, len(rowHeads))
+		for i := 0; i < n; i++ {
+			rowHeads = append(rowHeads, heads)
+			qpos = append(qpos, int32(prev+i))
+		}
+	}
+	h.randomMetrics()
+	qh := kvHeads * r
+	qv := h.randn(len(rowHeads) * qh * hd)
+	heads, tables, pos := h.attnInputs(rowHeads, qpos)
+	rows := len(rowHeads)
+	o := h.out(rows * qh * hd)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	q := h.f32(qv)
+	h.c.Attention(o.c, q.c, h.cp, engine.AttnHeads{Heads: heads.c, Tables: tables.c, Pos: pos.c, Rows: rows, MetricRows: decode}, qh, kvHeads, scale, engine.MetricSquared)
+	h.g.Attention(o.g, q.g, h.gp, engine.AttnHeads{Heads: heads.g, Tables: tables.g, Pos: pos.g, Rows: rows, MetricRows: decode}, qh, kvHeads, scale, engine.MetricSquared)
+	batch := h.readF32(o.g, o.n)
+	compareOut(t, "output", batch, o.c.F32(), 2e-4)
+	h.checkPool("after attention", 2e-4)
+	// Each chunk alone gives the same bits as in the batch.
+	for c, n := range chunks {
+		lo := starts[c]
+		alone, want := h.runAttention(h.f32(qv[lo*qh*hd:(lo+n)*qh*hd]), rowHeads[lo:lo+n], qpos[lo:lo+n], qh, kvHeads, engine.MetricNone)
+		compareOut(t, fmt.Sprintf("chunk %d alone", c), alone, want, 2e-4)
+		for i, x := range alone {
+			if math.Float32bits(x) != math.Float32bits(batch[lo*qh*hd+i]) {
+				t.Fatalf("chunk %d element %d: alone %v, in the batch %v", c, i, x, batch[lo*qh*hd+i])
+			}
+		}
+	}
 }
 
 // TestKVAttentionLargeGroup: more query heads per KV head than one pass of the shader handles (MAX_R),
