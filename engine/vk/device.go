@@ -109,7 +109,11 @@ func (d *Device) DestroyBuffer(b Buffer) { C.kvc_destroy_buffer(d.c, C.uint64_t(
 // AllocateMemory allocates size bytes of memory type typ.
 func (d *Device) AllocateMemory(size uint64, typ int) (Memory, error) {
 	var h C.uint64_t
-	if err := check("vkAllocateMemory", C.kvc_alloc_memory(d.c, C.uint64_t(size), C.uint32_t(typ), &h)); err != nil {
+	r := faultAllocResult()
+	if r == C.VK_SUCCESS {
+		r = C.kvc_alloc_memory(d.c, C.uint64_t(size), C.uint32_t(typ), &h)
+	}
+	if err := check("vkAllocateMemory", r); err != nil {
 		return 0, err
 	}
 	return Memory(h), nil
@@ -350,7 +354,10 @@ func (d *Device) DestroyFence(f Fence) { C.kvc_destroy_fence(d.c, C.uint64_t(f))
 
 // SubmitWait submits c on the compute queue, waits for f (at most timeoutNs) and resets f.
 func (d *Device) SubmitWait(c CommandBuffer, f Fence, timeoutNs uint64) error {
-	return check("vkQueueSubmit/vkWaitForFences", C.kvc_submit_wait(d.c, C.uint64_t(c), C.uint64_t(f), C.uint64_t(timeoutNs)))
+	if r := faultSubmitResult(); r != C.VK_SUCCESS {
+		return check("vkQueueSubmit", r)
+	}
+	return check("vkQueueSubmit/vkWaitForFences", faultWaitResult(C.kvc_submit_wait(d.c, C.uint64_t(c), C.uint64_t(f), C.uint64_t(timeoutNs))))
 }
 
 // CmdFill fills size bytes at off (both multiples of 4) with a 32-bit value.

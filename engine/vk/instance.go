@@ -43,6 +43,9 @@ func NewInstance(opts InstanceOptions) (*Instance, error) {
 	if err := Load(); err != nil {
 		return nil, err
 	}
+	if err := faultCheck(); err != nil {
+		return nil, err
+	}
 	if os.Getenv("KVC_VALIDATION_SYNC") == "0" {
 		opts.NoSyncValidation = true
 	}
