@@ -26,11 +26,11 @@ import (
 const generateUsage = "batch generation from a JSONL file: kvc generate --model M --input prompts.jsonl --output out.jsonl [--kv-policy P --kv-rate R] ..."
 
 // cmdGenerate is `kvc generate`. Exit status: 0 when every input line was written (error lines
-// included), 1 on a failure, 130 after SIGINT/SIGTERM (the lines written so far are complete; run the same
+// included), 1 on a failure, 130 after SIGINT/SIGTERM/SIGHUP (the lines written so far are complete; run the same
 // command again to do the rest).
 func cmdGenerate(args []string) error {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, genStopSignals...)
 	defer signal.Stop(sigs)
 	interrupted, err := runGenerate(args, os.Stderr, sigs)
 	if err != nil {
@@ -41,6 +41,10 @@ func cmdGenerate(args []string) error {
 	}
 	return nil
 }
+
+// genStopSignals stop a run in order: the lines in flight are finished (a second one drops them). SIGHUP is
+// among them so that a closed terminal or ssh session leaves the output as clean as Ctrl-C does.
+var genStopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 // genInput is one parsed input line.
 type genInput struct {
@@ -305,6 +309,48 @@ func scanGenOutput(path string, stderr io.Writer) (map[string]bool, error) {
 	return done, nil
 }
 
+// openGenOutput opens the output for appending, locked against a second run on the same file, and returns
+// the ids it already holds (resume) or truncates it. Only a regular file is scanned, locked or truncated: a
+// device (/dev/null, /dev/full), pipe or socket is written to as it is, since reading it back would never
+// end (/dev/zero) or would read the run's own output (/dev/stdout into a pipe).
+func openGenOutput(path, input string, resume bool, stderr io.Writer) (*os.File, map[string]bool, error) {
+	if st, err := os.Stat(path); err == nil {
+		if ist, err := os.Stat(input); err == nil && os.SameFile(st, ist) {
+			return nil, nil, fmt.Errorf("--output %s is the --input file", path)
+		}
+	}
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := out.Stat()
+	if err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	done := map[string]bool{}
+	if !st.Mode().IsRegular() {
+		return out, done, nil
+	}
+	if err := lockFile(out); err != nil {
+		out.Close()
+		if errors.Is(err, errLocked) {
+			return nil, nil, fmt.Errorf("%s is being written by another kvc generate (locked); wait for it to finish or use another --output", path)
+		}
+		return nil, nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if resume {
+		done, err = scanGenOutput(path, stderr)
+	} else {
+		err = out.Truncate(0)
+	}
+	if err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	return out, done, nil
+}
+
 type generateOptions struct {
 	ef       engineFlags
 	sf       samplingFlags
@@ -349,14 +395,14 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	if err != nil {
 		return false, err
 	}
-	done := map[string]bool{}
-	if o.resume {
-		if done, err = scanGenOutput(o.output, stderr); err != nil {
-			return false, err
-		}
-	} else if err := os.WriteFile(o.output, nil, 0o644); err != nil {
+	if len(inputs) == 0 {
+		return false, fmt.Errorf("%s: no requests (want one JSON object per line)", o.input)
+	}
+	out, done, err := openGenOutput(o.output, o.input, o.resume, stderr)
+	if err != nil {
 		return false, err
 	}
+	defer out.Close()
 	var todo []genInput
 	for _, in := range inputs {
 		if !done[in.key] {
@@ -369,11 +415,6 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	if len(todo) == 0 {
 		return false, nil
 	}
-	out, err := os.OpenFile(o.output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return false, err
-	}
-	defer out.Close()
 
 	l, err := load(&o.ef, stderr)
 	if err != nil {

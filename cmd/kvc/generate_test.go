@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -129,7 +128,7 @@ func TestGenerateChild(t *testing.T) {
 		t.Skip("only run as the child of TestGenerateKillAndResume")
 	}
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, genStopSignals...)
 	interrupted, err := runGenerate(strings.Split(args, "\x1f"), os.Stderr, sigs)
 	switch {
 	case err != nil:
