@@ -152,40 +152,12 @@ func dot(a, b []float32) float32 {
 	return s
 }
 
-// RopeFreqs returns the rotation frequency of each of the headDim/2 pairs: theta^(-2i/headDim), with
-// Llama-3.1 scaling when p.Scaling is set. Both backends use these float64 values.
-func RopeFreqs(headDim int, p engine.RopeParams) []float64 {
-	f := make([]float64, headDim/2)
-	for i := range f {
-		f[i] = math.Pow(p.Theta, -float64(2*i)/float64(headDim))
-	}
-	s := p.Scaling
-	if s == nil {
-		return f
-	}
-	orig := float64(s.OriginalContext)
-	lowWavelen := orig / s.LowFreqFactor
-	highWavelen := orig / s.HighFreqFactor
-	for i, fr := range f {
-		wavelen := 2 * math.Pi / fr
-		switch {
-		case wavelen < highWavelen:
-		case wavelen > lowWavelen:
-			f[i] = fr / s.Factor
-		default:
-			smooth := (orig/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
-			f[i] = (1-smooth)*fr/s.Factor + smooth*fr
-		}
-	}
-	return f
-}
-
 // RoPE rotates pairs (2i, 2i+1) (interleaved) or (i, i+headDim/2) (rotate-half) of every head by
 // pos*freq_i. The angle is formed in float64 and its cos and sin rounded to f32; the rotation is f32.
 func (c *Backend) RoPE(x engine.Buf, pos engine.Buf, n, heads, headDim int, p engine.RopeParams) {
 	need("RoPE x", x, int64(n*heads*headDim*4))
 	need("RoPE pos", pos, int64(n*4))
-	freqs := RopeFreqs(headDim, p)
+	freqs := engine.RopeFreqs(headDim, p)
 	xs, ps := f32(x), i32(pos)
 	half := headDim / 2
 	cs := make([]float32, 2*half)

@@ -9,7 +9,7 @@ import (
 )
 
 // The fused ops of engine.Backend. Each gives exactly the bits of the unfused sequence it stands for
-// (fused_test.go checks it), so the CPU oracle is the same whichever way the forward pass records.
+// (ops_fused_test.go checks it), so the CPU oracle is the same whichever way the forward pass records.
 
 // MatMulAdd: out[i][r] += sum_c x[i][c] * W[r][c], the sum formed as MatMul forms it.
 func (c *Backend) MatMulAdd(out, x engine.Buf, w engine.Weight, n int) {

@@ -10,6 +10,9 @@ import (
 	"kvc/model"
 )
 
+// ceilDiv is a/b rounded up.
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
 // Weight is a weight on the CPU backend: a copy of the stored bytes (4-byte aligned, so f32 weights are
 // used in place) and the f32 scales, decoded row by row when an op needs them.
 type Weight struct {
@@ -21,89 +24,6 @@ type Weight struct {
 
 func (w *Weight) Info() engine.WeightInfo { return w.info }
 
-// FP8BlockSize is the side of the square blocks of model.ScaleBlock scales.
-const FP8BlockSize = 128
-
-// ScaleCount is how many f32 scales a weight carries: fp8 by ScaleKind (ScaleNone: none, meaning 1),
-// q8_0 one per Group inputs of each row, none for the float dtypes.
-func ScaleCount(info engine.WeightInfo) int {
-	switch info.DType {
-	case model.F8E4M3:
-		switch info.ScaleKind {
-		case model.ScaleTensor:
-			return 1
-		case model.ScaleChannel:
-			return info.Rows
-		case model.ScaleBlock:
-			return ceilDiv(info.Rows, FP8BlockSize) * ceilDiv(info.Cols, FP8BlockSize)
-		}
-	case model.Q8_0:
-		if info.Group > 0 {
-			return info.Rows * (info.Cols / info.Group)
-		}
-	}
-	return 0
-}
-
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-// CheckWeight validates a tensor before upload (shape, dtype, scale layout, byte and scale counts) and
-// returns its WeightInfo; every error names the tensor and its file. Backends share it so they accept
-// exactly the same tensors.
-func CheckWeight(t *model.Tensor, dataLen, scaleLen int) (engine.WeightInfo, error) {
-	where := func(format string, a ...any) error {
-		name := t.Name
-		if t.SourceName != "" && t.SourceName != t.Name {
-			name += " (" + t.SourceName + ")"
-		}
-		if t.File != "" {
-			name += " in " + t.File
-		}
-		return fmt.Errorf("upload weight %s: %s", name, fmt.Sprintf(format, a...))
-	}
-	if len(t.Shape) < 1 || len(t.Shape) > 2 {
-		return engine.WeightInfo{}, where("shape %v: want a vector or a matrix", t.Shape)
-	}
-	for _, d := range t.Shape {
-		if d <= 0 || d > math.MaxInt32 {
-			return engine.WeightInfo{}, where("shape %v: every dimension must be in [1, 2^31)", t.Shape)
-		}
-	}
-	if t.Elems() > 1<<46 {
-		return engine.WeightInfo{}, where("shape %v: %d elements is more than a weight can have", t.Shape, t.Elems())
-	}
-	info := engine.WeightInfo{Name: t.Name, DType: t.DType, Rows: t.Rows(), Cols: t.Cols()}
-	switch t.DType {
-	case model.F32, model.F16, model.BF16:
-	case model.F8E4M3:
-		if t.ScaleKind < model.ScaleNone || t.ScaleKind > model.ScaleBlock {
-			return engine.WeightInfo{}, where("unknown fp8 scale kind %d", int(t.ScaleKind))
-		}
-		info.ScaleKind = t.ScaleKind
-	case model.Q8_0:
-		if t.Group <= 0 || info.Cols%t.Group != 0 {
-			return engine.WeightInfo{}, where("q8_0 group %d must be positive and divide the %d columns", t.Group, info.Cols)
-		}
-		info.Group = t.Group
-	default:
-		return engine.WeightInfo{}, where("dtype %v is not a weight dtype (want f32, f16, bf16, fp8-e4m3 or q8_0)", t.DType)
-	}
-	if want := t.DataBytes(); int64(dataLen) != want {
-		return engine.WeightInfo{}, where("%d data bytes, want %d (%v %v)", dataLen, want, t.DType, t.Shape)
-	}
-	if want := ScaleCount(info); scaleLen != want {
-		return engine.WeightInfo{}, where("%d scales, want %d (%v, %v)", scaleLen, want, t.DType, scaleDesc(info))
-	}
-	return info, nil
-}
-
-func scaleDesc(info engine.WeightInfo) string {
-	if info.DType == model.Q8_0 {
-		return fmt.Sprintf("group %d", info.Group)
-	}
-	return info.ScaleKind.String()
-}
-
 // UploadWeight copies the tensor's stored bytes and scales (the reader's bytes may be a file mapping).
 func (c *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 	data, err := t.Bytes()
@@ -114,7 +34,7 @@ func (c *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
 	}
-	info, err := CheckWeight(t, len(data), len(scales))
+	info, err := engine.CheckWeight(t, len(data), len(scales))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +79,7 @@ func (w *Weight) scale(r, c int) float32 {
 	case w.info.ScaleKind == model.ScaleChannel:
 		return w.scales[r]
 	case w.info.ScaleKind == model.ScaleBlock:
-		return w.scales[(r/FP8BlockSize)*ceilDiv(w.info.Cols, FP8BlockSize)+c/FP8BlockSize]
+		return w.scales[(r/engine.FP8BlockSize)*ceilDiv(w.info.Cols, engine.FP8BlockSize)+c/engine.FP8BlockSize]
 	}
 	return 1
 }
@@ -188,9 +108,9 @@ func (w *Weight) DecodeRow(r int, dst []float32) {
 		luts()
 		b := w.data[r*n : (r+1)*n]
 		if w.info.ScaleKind == model.ScaleBlock {
-			for c0 := 0; c0 < n; c0 += FP8BlockSize {
+			for c0 := 0; c0 < n; c0 += engine.FP8BlockSize {
 				s := w.scale(r, c0)
-				for i := c0; i < min(n, c0+FP8BlockSize); i++ {
+				for i := c0; i < min(n, c0+engine.FP8BlockSize); i++ {
 					dst[i] = fp8LUT[b[i]] * s
 				}
 			}
@@ -243,13 +163,13 @@ func EncodeTensor(name string, dt model.DType, rows, cols int, vector bool, sk m
 		scales = s
 	case model.F8E4M3:
 		info := engine.WeightInfo{DType: dt, Rows: rows, Cols: cols, ScaleKind: sk}
-		w := &Weight{info: info, scales: make([]float32, ScaleCount(info))}
+		w := &Weight{info: info, scales: make([]float32, engine.ScaleCount(info))}
 		region := func(r, c int) int { // which scale covers (r, c)
 			switch sk {
 			case model.ScaleChannel:
 				return r
 			case model.ScaleBlock:
-				return (r/FP8BlockSize)*ceilDiv(cols, FP8BlockSize) + c/FP8BlockSize
+				return (r/engine.FP8BlockSize)*ceilDiv(cols, engine.FP8BlockSize) + c/engine.FP8BlockSize
 			}
 			return 0
 		}

@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"kvc/engine"
-	"kvc/engine/cpu"
 	"kvc/engine/vk"
 	"kvc/model"
 )
@@ -55,7 +54,7 @@ func (b *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
 	}
-	info, err := cpu.CheckWeight(t, len(data), len(scales))
+	info, err := engine.CheckWeight(t, len(data), len(scales))
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +70,8 @@ func (b *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 		w.rowDiv, w.scaleStride = 1, 1
 		scaleRow = 4
 	case info.DType == model.F8E4M3 && info.ScaleKind == model.ScaleBlock:
-		w.rowDiv, w.colDiv = cpu.FP8BlockSize, cpu.FP8BlockSize
-		w.scaleStride = uint32((info.Cols + cpu.FP8BlockSize - 1) / cpu.FP8BlockSize)
+		w.rowDiv, w.colDiv = engine.FP8BlockSize, engine.FP8BlockSize
+		w.scaleStride = uint32((info.Cols + engine.FP8BlockSize - 1) / engine.FP8BlockSize)
 		scaleRow = int64(w.scaleStride) * 4
 	}
 	if info.DType == model.F8E4M3 && (info.ScaleKind == model.ScaleNone || info.ScaleKind == model.ScaleTensor) {
@@ -88,7 +87,7 @@ func (b *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 	perRow := max(w.rowBytes, scaleRow)
 	chunkRows := int(limit / perRow)
 	if chunkRows < info.Rows {
-		chunkRows -= chunkRows % cpu.FP8BlockSize // chunks start on 128-row blocks (fp8 block scales)
+		chunkRows -= chunkRows % engine.FP8BlockSize // chunks start on 128-row blocks (fp8 block scales)
 		if chunkRows == 0 {
 			return nil, fmt.Errorf("upload weight %s: a row of %d bytes is too long to split into chunks of at most %d bytes on %s",
 				t.Name, w.rowBytes, limit, b.info.Name)
@@ -114,8 +113,8 @@ func (b *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 		switch {
 		case w.rowDiv == 1:
 			cs = scales[r0*int(w.scaleStride) : (r0+ch.rows)*int(w.scaleStride)]
-		case w.rowDiv == cpu.FP8BlockSize:
-			b0, b1 := r0/cpu.FP8BlockSize, (r0+ch.rows+cpu.FP8BlockSize-1)/cpu.FP8BlockSize
+		case w.rowDiv == engine.FP8BlockSize:
+			b0, b1 := r0/engine.FP8BlockSize, (r0+ch.rows+engine.FP8BlockSize-1)/engine.FP8BlockSize
 			cs = scales[b0*int(w.scaleStride) : b1*int(w.scaleStride)]
 		}
 		if w.chunks[len(w.chunks)-1].scales, err = b.AllocBinding(int64(4 * len(cs))); err != nil {
@@ -422,7 +421,7 @@ func (b *Backend) ropeTable(headDim int, p engine.RopeParams) *Buffer {
 	if t, ok := ropeTables.m[key]; ok && !t.freed {
 		return t
 	}
-	turns := RopeTurns(cpu.RopeFreqs(headDim, p))
+	turns := RopeTurns(engine.RopeFreqs(headDim, p))
 	buf, err := b.AllocBinding(int64(8 * len(turns)))
 	if err == nil {
 		raw := make([]byte, 8*len(turns))
