@@ -62,6 +62,9 @@ func resolveModel(name string, pull bool, stderr io.Writer) (string, error) {
 		return modelInDir(name), nil
 	}
 	if !filepath.IsAbs(name) && !strings.HasPrefix(name, ".") {
+		if !localName(name) {
+			return "", fmt.Errorf("model %q: a model name may not contain \"..\" or empty parts (give a path to a file outside the model folders)", name)
+		}
 		for _, d := range modelDirs() {
 			p := filepath.Join(d, filepath.FromSlash(name))
 			if _, err := os.Stat(p); err == nil {
@@ -107,6 +110,20 @@ func modelInDir(p string) string {
 	return p
 }
 
+// localName reports whether a slash-separated name stays inside the folder it is joined to: relative, no
+// "." or ".." parts, no empty parts, no backslashes (a separator on Windows).
+func localName(name string) bool {
+	if name == "" || strings.Contains(name, "\\") || path.IsAbs(name) {
+		return false
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	return filepath.IsLocal(filepath.FromSlash(name))
+}
+
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
@@ -142,7 +159,7 @@ func pullModel(name, include string, stderr io.Writer, quiet bool) (string, erro
 	var files []string
 	if k, ok := knownModels[name]; ok {
 		repo, dir, files = k.Repo, k.Dir, k.Files
-	} else if repoName.MatchString(name) {
+	} else if repoName.MatchString(name) && localName(name) {
 		repo = name
 	} else {
 		known := make([]string, 0, len(knownModels))
@@ -180,11 +197,22 @@ func pullModel(name, include string, stderr io.Writer, quiet bool) (string, erro
 			return "", fmt.Errorf("pull %s: no model files in the repository listing", name)
 		}
 	}
+	// The listing comes from the network: a name like ../x must not write outside the model's folder, and
+	// every name is checked before anything is written.
+	rels := make([]string, len(todo))
+	for i, f := range todo {
+		rel, ok := strings.CutPrefix(f.Path, dir+"/")
+		if dir == "" {
+			rel, ok = f.Path, true
+		}
+		if !ok || !localName(rel) {
+			return "", fmt.Errorf("pull %s: the repository listing names file %q, which is not a plain path inside %s; refusing the pull", name, f.Path, path.Join(repo, dir))
+		}
+		rels[i] = rel
+	}
 	local := filepath.Join(cacheDir(), filepath.FromSlash(name))
-	for _, f := range todo {
-		rel := strings.TrimPrefix(f.Path, dir)
-		rel = strings.TrimPrefix(rel, "/")
-		if err := download(repo, f, filepath.Join(local, filepath.FromSlash(rel)), stderr, quiet); err != nil {
+	for i, f := range todo {
+		if err := download(repo, f, filepath.Join(local, filepath.FromSlash(rels[i])), stderr, quiet); err != nil {
 			return "", err
 		}
 	}
@@ -245,6 +273,7 @@ func download(repo string, f hfFile, dst string, stderr io.Writer, quiet bool) e
 		return err
 	}
 	part := dst + ".part"
+	tagFile := part + ".etag" // the upstream version the .part holds the start of
 	out, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -254,7 +283,12 @@ func download(repo string, f hfFile, dst string, stderr io.Writer, quiet bool) e
 	if err != nil {
 		return err
 	}
-	if have > size {
+	tag := ""
+	if b, err := os.ReadFile(tagFile); err == nil {
+		tag = string(b)
+	}
+	// Resume only what can be checked: against the published sha256 at the end, or the upstream ETag now.
+	if have > size || have > 0 && want == "" && tag == "" {
 		if err := out.Truncate(0); err != nil {
 			return err
 		}
@@ -262,12 +296,22 @@ func download(repo string, f hfFile, dst string, stderr io.Writer, quiet bool) e
 	}
 	u := fmt.Sprintf("%s/%s/resolve/main/%s", hfEndpoint(), repo, f.Path)
 	for attempt := 0; have < size; attempt++ {
-		n, err := fetchRange(u, have, out, size, f.Path, stderr, quiet)
-		have += n
+		r, err := fetchRange(u, have, tag, out, size, f.Path, stderr, quiet)
+		if r.etag != "" && r.etag != tag {
+			tag = r.etag
+			if err := os.WriteFile(tagFile, []byte(tag), 0o644); err != nil {
+				return err
+			}
+		}
+		if r.restarted {
+			fmt.Fprintf(stderr, "kvc: %s changed upstream since the partial download; downloading it again\n", f.Path)
+			have = 0
+		}
+		have += r.n
 		if err == nil {
 			break
 		}
-		if attempt >= 4 || n == 0 && attempt >= 1 {
+		if attempt >= 4 || r.n == 0 && attempt >= 1 {
 			return fmt.Errorf("downloading %s: %w (%d of %d bytes kept in %s; run the command again to resume)", f.Path, err, have, size, part)
 		}
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
@@ -275,38 +319,74 @@ func download(repo string, f hfFile, dst string, stderr io.Writer, quiet bool) e
 	if err := out.Close(); err != nil {
 		return err
 	}
-	if st, err := os.Stat(part); err != nil || st.Size() != size {
+	st, err := os.Stat(part)
+	if err != nil {
+		return fmt.Errorf("downloading %s: %w", f.Path, err)
+	}
+	if st.Size() != size {
 		return fmt.Errorf("downloading %s: got %d bytes, expected %d", f.Path, st.Size(), size)
 	}
 	if want != "" {
 		if got := fileSHA256(part); got != want {
 			os.Remove(part)
+			os.Remove(tagFile)
 			return fmt.Errorf("downloading %s: sha256 %s does not match the published %s; the partial file was removed", f.Path, got, want)
 		}
 	}
+	os.Remove(tagFile)
 	return os.Rename(part, dst)
 }
 
-func fetchRange(u string, from int64, out io.Writer, size int64, label string, stderr io.Writer, quiet bool) (int64, error) {
+// fetched is what one fetchRange call did.
+type fetched struct {
+	n         int64  // bytes written
+	etag      string // the upstream version's ETag, when the server sends one
+	restarted bool   // the upstream file changed (If-Range failed): out was truncated and n counts from 0
+}
+
+// fetchRange appends the file at u from byte from to out. With ifRange (an ETag), the server sends the rest
+// only if the file is still that version, else the whole new file, which replaces what out held.
+func fetchRange(u string, from int64, ifRange string, out *os.File, size int64, label string, stderr io.Writer, quiet bool) (fetched, error) {
+	var r fetched
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	if from > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", from))
+		if ifRange != "" {
+			req.Header.Set("If-Range", ifRange)
+		}
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer resp.Body.Close()
+	r.etag = resp.Header.Get("ETag")
+	if strings.HasPrefix(r.etag, "W/") {
+		r.etag = "" // a weak tag cannot validate a byte range
+	}
 	switch {
 	case from > 0 && resp.StatusCode == http.StatusPartialContent:
+		var a, b, total int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &a, &b, &total); err == nil && (a != from || total != size) {
+			return r, fmt.Errorf("the server sent bytes %d-%d of %d, asked for %d- of %d: the upstream file changed; remove %s and pull again",
+				a, b, total, from, size, out.Name())
+		}
 	case from == 0 && resp.StatusCode == http.StatusOK:
+	case from > 0 && resp.StatusCode == http.StatusOK && ifRange != "":
+		if err := out.Truncate(0); err != nil {
+			return r, err
+		}
+		if _, err := out.Seek(0, io.SeekStart); err != nil {
+			return r, err
+		}
+		r.restarted, from = true, 0
 	case from > 0 && resp.StatusCode == http.StatusOK:
-		return 0, fmt.Errorf("server ignored the resume request (HTTP 200 for a range)")
+		return r, fmt.Errorf("server ignored the resume request (HTTP 200 for a range)")
 	default:
-		return 0, fmt.Errorf("%s", resp.Status)
+		return r, fmt.Errorf("%s", resp.Status)
 	}
 	var w io.Writer = out
 	if !quiet && isTerminal(stderr) {
@@ -316,7 +396,8 @@ func fetchRange(u string, from int64, out io.Writer, size int64, label string, s
 		_ = bar.Set64(from)
 		w = io.MultiWriter(out, bar)
 	}
-	return io.Copy(w, resp.Body)
+	r.n, err = io.Copy(w, resp.Body)
+	return r, err
 }
 
 func fileSHA256(p string) string {
