@@ -108,8 +108,8 @@ func TestPullPartWithoutChecksumChecksUpstream(t *testing.T) {
 		ranged    bool
 	}{
 		{"changed upstream", `"v1"`, v1[:15000], true}, // If-Range fails: the whole new file comes back
-		{"no recorded version", "", v1[:15000], false},  // cannot be checked: start again
-		{"same version", `"v2"`, v2[:15000], true},      // resumed
+		{"no recorded version", "", v1[:15000], false}, // cannot be checked: start again
+		{"same version", `"v2"`, v2[:15000], true},     // resumed
 	} {
 		os.Remove(dst)
 		os.WriteFile(dst+".part", c.part, 0o644)
