@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"kvc/engine"
@@ -20,19 +19,8 @@ var benchModes = map[string]func([]string) error{
 }
 
 func cmdBench(args []string) error {
-	var names []string
-	for n := range benchModes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if len(args) == 0 {
-		return fmt.Errorf("usage: kvc bench %s ...", strings.Join(names, "|"))
-	}
-	f, ok := benchModes[args[0]]
-	if !ok {
-		return fmt.Errorf("kvc bench: unknown mode %q (have %s)", args[0], strings.Join(names, ", "))
-	}
-	return f(args[1:])
+	return subcommand("bench", args, benchModes, map[string]string{"decode": "prompt and decode speed, weight GB/s",
+		"throughput": "throughput against KV compression rate (continuous batching)"})
 }
 
 // decodeBench is what kvc bench decode measures.
@@ -58,7 +46,7 @@ func cmdBenchDecode(args []string) error {
 	promptLen := fs.Int("prompt-len", 128, "prompt tokens (random ids) per sequence")
 	steps := fs.Int("n", 32, "decode steps")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *batch < 1 || *steps < 1 || *promptLen < 1 {

@@ -124,7 +124,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	maxSeqs := fs.Int("max-seqs", 0, "most sequences at once (0: --max-rows)")
 	seed := fs.Uint64("seed", 1, "seed of the random prompts")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

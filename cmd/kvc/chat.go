@@ -21,7 +21,7 @@ func cmdChat(args []string) error {
 	sf.register(fs)
 	system := fs.String("system", "", "system message")
 	stats := fs.Bool("stats", false, "print statistics after each reply")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	sc, err := sf.config()

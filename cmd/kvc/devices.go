@@ -36,7 +36,7 @@ func runDevices(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	probe := fs.Bool("probe", false, "measure copy bandwidth and dispatch overhead on each Vulkan device")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

@@ -15,16 +15,8 @@ import (
 )
 
 func cmdEval(args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("usage: kvc eval ppl|sweep --model M --text FILE ...")
-	}
-	switch args[0] {
-	case "ppl":
-		return cmdEvalPPL(args[1:])
-	case "sweep":
-		return cmdEvalSweep(args[1:])
-	}
-	return fmt.Errorf("kvc eval: unknown mode %q (want ppl or sweep)", args[0])
+	return subcommand("eval", args, map[string]func([]string) error{"ppl": cmdEvalPPL, "sweep": cmdEvalSweep},
+		map[string]string{"ppl": "perplexity of a text under one policy and budget", "sweep": "perplexity under each policy and budget: table, CSV and PNG plot"})
 }
 
 // evalTokens reads FILE and returns its first n tokens (BOS first).
@@ -54,7 +46,7 @@ func cmdEvalPPL(args []string) error {
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *text == "" {
@@ -91,7 +83,7 @@ func cmdEvalSweep(args []string) error {
 	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
 	out := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *text == "" {

@@ -374,7 +374,7 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	fs.BoolVar(&o.resume, "resume", true, "skip ids already in --output (false: truncate it)")
 	fs.BoolVar(&o.strict, "strict", false, "stop at the first malformed input line or duplicate id instead of skipping it")
 	fs.IntVar(&o.maxSeqs, "max-seqs", 0, "most sequences decoding at once (0: --max-rows)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return false, err
 	}
 	if fs.NArg() > 0 {

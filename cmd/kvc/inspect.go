@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"kvc/model"
 )
@@ -49,7 +48,7 @@ func cmdInspect(args []string) error { return inspect(args, os.Stdout) }
 func inspect(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(reorderFlags(args)); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -68,24 +67,6 @@ func inspect(args []string, out io.Writer) error {
 	}
 	printInspect(out, r)
 	return nil
-}
-
-// reorderFlags moves flags before positional arguments so `inspect PATH --json` works with package flag.
-func reorderFlags(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			flags = append(flags, a)
-			continue
-		}
-		pos = append(pos, a)
-	}
-	return append(flags, pos...)
 }
 
 func inspectCheckpoint(ck *model.Checkpoint) inspectReport {

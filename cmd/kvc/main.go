@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 )
 
@@ -27,47 +29,106 @@ var commands = map[string]command{
 	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		if len(os.Args) < 2 {
-			os.Exit(2)
-		}
-		return
+func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// runMain runs one command line and returns the exit status: 0 done (help included), 1 the command failed,
+// 2 the command line is wrong.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return 0
 	}
-	c, ok := commands[os.Args[1]]
+	switch args[0] {
+	case "-h", "--help", "help":
+		if len(args) > 1 { // kvc help run
+			return runMain([]string{args[1], "--help"}, stdout, stderr)
+		}
+		usage(stdout)
+		return 0
+	case "--version", "-v", "version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
+	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "kvc: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(stderr, "kvc: unknown command %q\n%s\n", args[0], commandHint(args[0]))
+		return 2
 	}
-	if err := c.run(os.Args[2:]); err != nil {
+	if err := c.run(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return
+			return 0
 		}
-		fmt.Fprintln(os.Stderr, "kvc:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "kvc:", err)
+		if isUsageError(err) {
+			return 2
+		}
+		return 1
 	}
+	return 0
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "kvc: LLM inference on any Vulkan device, with a KV-Compress paged cache\n\ncommands:")
+// commandHint suggests the command nearest to a mistyped one.
+func commandHint(name string) string {
+	best, bestD := "", max(1, len(name)/3)+1
+	for n := range commands {
+		if d := editDistance(name, n); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("hint: did you mean `kvc %s`? `kvc --help` lists the commands", best)
+	}
+	return "hint: `kvc --help` lists the commands"
+}
+
+// version is set at link time (-ldflags "-X main.version=..."); the VCS revision comes from the build info.
+var version = "dev"
+
+func versionString() string {
+	s := "kvc " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, kv := range bi.Settings {
+			switch kv.Key {
+			case "vcs.revision":
+				rev = kv.Value
+			case "vcs.modified":
+				dirty = kv.Value == "true"
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			s += " (" + rev
+			if dirty {
+				s += ", modified"
+			}
+			s += ")"
+		}
+		s += " " + bi.GoVersion
+	}
+	return s
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "kvc: LLM inference on any Vulkan device, with a KV-Compress paged cache\n\nusage: kvc COMMAND [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].usage)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].usage)
 	}
-	fmt.Fprintln(os.Stderr, "\nkvc COMMAND -h shows a command's flags.")
+	fmt.Fprintln(w, "\nkvc COMMAND --help shows a command's flags; kvc --version prints the version.")
 }
 
 func cmdPull(args []string) error {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
 	include := fs.String("include", "", "only files whose name matches this glob (ORG/REPO pulls)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

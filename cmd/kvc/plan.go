@@ -61,7 +61,7 @@ func plan(args []string, out io.Writer) error {
 	kvType := fs.String("kv-type", "f16", "KV element type: f16 or f32")
 	dev := fs.String("device", "", "take --mem from this device's memory (vulkan:N); without --mem or --device: 24GiB")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *modelPath == "" || fs.NArg() != 0 {

@@ -57,7 +57,7 @@ func cmdRun(args []string) error {
 	echo := fs.Bool("echo", false, "print the prompt before the completion")
 	stats := fs.Bool("stats", false, "print statistics to stderr at the end")
 	truncate := fs.Bool("truncate", false, "drop the start of a prompt longer than the context instead of failing")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -46,7 +46,7 @@ func cmdSynth(args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	layers := fs.Int("layers", 0, "override the preset's layer count")
 	ctx := fs.Int("ctx", 0, "override the preset's context length")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, ok := synthPresets[*preset]
