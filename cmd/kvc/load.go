@@ -282,14 +282,17 @@ func deviceWeightBytes(l *loaded) int64 {
 }
 
 // checkFits refuses, before uploading anything, a model whose weights plus scratch plus a minimal cache
-// (one chunk of one sequence) do not fit the device memory.
+// (one chunk of one sequence) do not fit the device memory, or the host's for the CPU backend.
 func checkFits(l *loaded, f *engineFlags) error {
-	m, ok := l.backend.(interface{ MemoryAvailable() int64 })
-	if !ok {
+	var avail int64
+	if m, ok := l.backend.(interface{ MemoryAvailable() int64 }); ok {
+		avail = m.MemoryAvailable()
+	} else if a, ok := hostMemoryAvailable(); ok {
+		avail = a // a host backend copies the weights into its own memory
+	} else {
 		return nil
 	}
 	cfg := l.ck.Config
-	avail := m.MemoryAvailable()
 	weights := deviceWeightBytes(l)
 	minKV := int64(cfg.Layers*cfg.KVHeads*((min(cfg.Context, f.maxRows)+f.kvBlock-1)/f.kvBlock)) * engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, engine.KVF16)
 	need := weights + engine.ScratchBytes(cfg, f.maxRows) + minKV
