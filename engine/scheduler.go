@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,6 +74,13 @@ type Request struct {
 	Stop      []string       // stop strings (need SchedulerConfig.NewDecoder)
 	Budget    kvpages.Budget // per-request KV budget; zero: the planner's
 	IgnoreEOS bool           // generate exactly MaxTokens (benchmarks)
+	// Ctx cancels the request (its client went away); nil: never. It is checked before every step: a
+	// cancelled request finishes with FinishCancelled and its blocks are back in the pool before the pass.
+	Ctx context.Context
+	// OnToken receives each generated token (EOS excluded) on the goroutine that runs the scheduler, with
+	// the text it released: empty while a possible stop string or an incomplete character is held back.
+	// Result.Text is these texts joined, then the tail released at the finish.
+	OnToken func(id int, text string)
 }
 
 // Finish reasons of a Result.
@@ -81,6 +89,8 @@ const (
 	FinishLength  = "length"  // MaxTokens reached
 	FinishContext = "context" // the model's context is full
 	FinishError   = "error"   // see Result.Err
+	// FinishCancelled: Request.Ctx was cancelled; Tokens and Text hold what was generated until then.
+	FinishCancelled = "cancelled"
 )
 
 // Result is a finished request; the scheduler emits each exactly once.
@@ -110,6 +120,12 @@ type SchedulerConfig struct {
 	// SplitPasses runs prefill chunks in a pass of their own even when the model would allow mixing them
 	// with decode rows (it is forced when the model collects a decode metric).
 	SplitPasses bool
+	// Wait makes Run wait for more requests when it has nothing to do instead of returning, until Close
+	// (a server). Submit wakes it.
+	Wait bool
+	// OnStep is called after every step on the goroutine that calls Run (to sample gauges: Pending,
+	// Running, the pool).
+	OnStep func()
 }
 
 // SchedulerStats describe a run.
@@ -128,6 +144,7 @@ type SchedulerStats struct {
 	PeakBlocks      int
 	Finished        int
 	Errors          int
+	Cancelled       int
 }
 
 // MeanDecodeBatch is the mean number of decode rows per step that decoded.
@@ -161,6 +178,8 @@ type Scheduler struct {
 
 	stopAdmit atomic.Bool
 	abort     atomic.Bool
+	closed    atomic.Bool
+	wake      chan struct{} // Wait mode: something was submitted, or Close or Abort
 	stats     SchedulerStats
 }
 
@@ -195,7 +214,14 @@ func NewScheduler(m Model, cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.MaxSeqs <= 0 || cfg.MaxSeqs > info.MaxRows {
 		cfg.MaxSeqs = info.MaxRows
 	}
-	return &Scheduler{m: m, info: info, cfg: cfg}, nil
+	return &Scheduler{m: m, info: info, cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+func (s *Scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Submit queues a request; it may be called from any goroutine, also while Run is going.
@@ -205,13 +231,21 @@ func (s *Scheduler) Submit(r Request) {
 	q := &schedSeq{req: r, order: s.nextOrd, tokens: append([]int(nil), r.Prompt...)}
 	s.nextOrd++
 	s.waiting = append(s.waiting, q)
+	s.signal()
 }
 
 // StopAdmitting makes Run finish the admitted requests and return, leaving the rest queued.
-func (s *Scheduler) StopAdmitting() { s.stopAdmit.Store(true) }
+func (s *Scheduler) StopAdmitting() { s.stopAdmit.Store(true); s.signal() }
 
 // Abort makes Run drop everything in flight (no results) and return ErrAborted.
-func (s *Scheduler) Abort() { s.abort.Store(true) }
+func (s *Scheduler) Abort() { s.abort.Store(true); s.signal() }
+
+// Close tells a Wait scheduler that nothing more will be submitted: Run returns once every submitted
+// request has finished.
+func (s *Scheduler) Close() { s.closed.Store(true); s.signal() }
+
+// Running is the number of admitted requests (call it on the Run goroutine, e.g. from OnStep).
+func (s *Scheduler) Running() int { return len(s.active) }
 
 // Stats returns the statistics so far (call it after Run, or from OnResult).
 func (s *Scheduler) Stats() SchedulerStats { return s.stats }
@@ -235,11 +269,18 @@ func (s *Scheduler) Run() error {
 			return ErrAborted
 		}
 		if len(s.active) == 0 && (s.stopAdmit.Load() || s.Pending() == 0) {
-			return nil
+			if !s.cfg.Wait || s.stopAdmit.Load() || s.closed.Load() {
+				return nil
+			}
+			<-s.wake
+			continue
 		}
 		progress, err := s.Step()
 		if err != nil {
 			return err
+		}
+		if s.cfg.OnStep != nil {
+			s.cfg.OnStep()
 		}
 		if !progress {
 			return fmt.Errorf("engine: scheduler made no progress with %d sequences admitted and %d waiting (%d of %d blocks free)",
@@ -252,7 +293,7 @@ func (s *Scheduler) Run() error {
 // It reports whether anything happened.
 func (s *Scheduler) Step() (bool, error) {
 	s.stats.Steps++
-	progress := false
+	progress := s.cancel()
 	pool := s.m.KVPool()
 	for _, q := range s.active {
 		q.rounds++
@@ -429,6 +470,34 @@ func (s *Scheduler) admit() (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// cancel finishes the requests whose context is done, queued or admitted, and reports whether there were any.
+func (s *Scheduler) cancel() bool {
+	gone := func(q *schedSeq) bool { return q.req.Ctx != nil && q.req.Ctx.Err() != nil }
+	var drop []*schedSeq
+	s.mu.Lock()
+	kept := s.waiting[:0]
+	for _, q := range s.waiting {
+		if gone(q) {
+			drop = append(drop, q)
+		} else {
+			kept = append(kept, q)
+		}
+	}
+	clear(s.waiting[len(kept):])
+	s.waiting = kept
+	s.mu.Unlock()
+	for _, q := range s.active {
+		if gone(q) {
+			drop = append(drop, q)
+		}
+	}
+	for _, q := range drop {
+		s.stats.Cancelled++
+		s.finish(q, FinishCancelled, nil)
+	}
+	return len(drop) > 0
 }
 
 func (s *Scheduler) popWaiting() {
@@ -661,8 +730,13 @@ func (s *Scheduler) sample(q *schedSeq, logits []float32) {
 	}
 	q.tokens = append(q.tokens, next)
 	q.gen++
+	text := ""
 	if q.dec != nil {
-		q.text.WriteString(q.stop.Push(q.dec.Push(next)))
+		text = q.stop.Push(q.dec.Push(next))
+		q.text.WriteString(text)
+	}
+	if q.req.OnToken != nil {
+		q.req.OnToken(next, text)
 	}
 	switch {
 	case q.stop.Stopped:

@@ -1,10 +1,12 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"kvc/engine"
@@ -517,4 +519,127 @@ func TestSchedulerRealModelCPU(t *testing.T) { testSchedulerRealModel(t, &cpu.Ba
 
 func TestSchedulerRealModelVulkan(t *testing.T) {
 	testSchedulerRealModel(t, gpu.OpenForTest(t), 6, 24, 1.5)
+}
+
+// A waiting scheduler (as a server runs it) streams every token through OnToken, finishes requests whose
+// context is cancelled from another goroutine with their blocks back in the pool at once, and returns
+// after Close when the queue is empty. The others equal their solo runs.
+func TestSchedulerStreamCancelWait(t *testing.T) {
+	const vocab, ctxLen = 12, 80
+	f := newSchedFake(60, 4, 1, 2, vocab, engine.ModelInfo{MaxRows: 16, Context: ctxLen, Window: 2})
+	eos := map[int]bool{0: true}
+	type stream struct {
+		ids  []int
+		text string
+	}
+	streams := map[string]*stream{}
+	results := make(chan engine.Result, 64)
+	var sch *engine.Scheduler
+	sch, err := engine.NewScheduler(f, engine.SchedulerConfig{Wait: true, MaxSeqs: 4, EOS: eos,
+		NewDecoder: func() engine.TextDecoder { return schedLetters{} },
+		OnResult: func(r engine.Result) {
+			if r.FinishReason == engine.FinishCancelled && f.pool.InUse() != 0 && sch.Running() == 0 {
+				t.Errorf("%s cancelled alone but %d blocks still in use", r.ID, f.pool.InUse())
+			}
+			results <- r
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- sch.Run() }()
+
+	// Stream a batch, cancelling every third request after its second token.
+	cancels, acked := make(chan func()), make(chan bool)
+	var reqs []engine.Request
+	for i := 0; i < 12; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		id := fmt.Sprint(i)
+		st := &stream{}
+		streams[id] = st
+		r := engine.Request{ID: id, Prompt: []int{1, 2 + i%5, 3 + i%7}, MaxTokens: 10 + 3*i, IgnoreEOS: i%2 == 0,
+			Ctx: ctx, Stop: []string{"dd"}}
+		r.OnToken = func(tok int, text string) {
+			st.ids = append(st.ids, tok)
+			st.text += text
+			if i%3 == 0 && len(st.ids) == 2 {
+				cancels <- cancel // cancelled on another goroutine, before the next step
+				<-acked
+			}
+		}
+		reqs = append(reqs, r)
+		sch.Submit(r)
+	}
+	go func() {
+		for c := range cancels {
+			c()
+			acked <- true
+		}
+	}()
+	got := map[string]engine.Result{}
+	for len(got) < len(reqs) {
+		select {
+		case r := <-results:
+			got[r.ID] = r
+		case err := <-done:
+			t.Fatalf("Run returned before Close: %v", err)
+		}
+	}
+	// Idle now: Run must still be waiting; a request submitted later runs too, then Close ends Run.
+	late := engine.Request{ID: "late", Prompt: []int{4, 4}, MaxTokens: 5, IgnoreEOS: true}
+	sch.Submit(late)
+	if r := <-results; r.ID != "late" || len(r.Tokens) != 5 {
+		t.Fatalf("late request: %+v", r)
+	}
+	sch.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(cancels)
+	if f.pool.InUse() != 0 {
+		t.Fatalf("%d blocks in use after the run", f.pool.InUse())
+	}
+	cancelled := 0
+	for i, r := range reqs {
+		res, st := got[r.ID], streams[r.ID]
+		w := schedAlone(r, vocab, ctxLen, eos)
+		if fmt.Sprint(st.ids) != fmt.Sprint(res.Tokens) || !strings.HasPrefix(res.Text, st.text) {
+			t.Fatalf("req %s: streamed %v %q, result %v %q", r.ID, st.ids, st.text, res.Tokens, res.Text)
+		}
+		if res.FinishReason == engine.FinishCancelled {
+			cancelled++
+			if i%3 != 0 || len(res.Tokens) < 2 || fmt.Sprint(w.tokens[:len(res.Tokens)]) != fmt.Sprint(res.Tokens) {
+				t.Fatalf("req %s cancelled with %v; alone %v", r.ID, res.Tokens, w.tokens)
+			}
+			continue
+		}
+		if fmt.Sprint(res.Tokens) != fmt.Sprint(w.tokens) || res.Text != w.text || res.FinishReason != w.reason {
+			t.Fatalf("req %s: %v %q %s, alone %v %q %s", r.ID, res.Tokens, res.Text, res.FinishReason, w.tokens, w.text, w.reason)
+		}
+	}
+	if cancelled == 0 || sch.Stats().Cancelled != cancelled {
+		t.Fatalf("%d requests cancelled, stats say %d", cancelled, sch.Stats().Cancelled)
+	}
+	t.Logf("%d of %d requests cancelled mid-stream", cancelled, len(reqs))
+}
+
+// A request cancelled while queued finishes without running.
+func TestSchedulerCancelQueued(t *testing.T) {
+	f := newSchedFake(64, 4, 1, 1, 10, engine.ModelInfo{MaxRows: 8, Context: 64})
+	var got []engine.Result
+	sch, _ := engine.NewScheduler(f, engine.SchedulerConfig{MaxSeqs: 1, OnResult: func(r engine.Result) { got = append(got, r) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	sch.Submit(engine.Request{ID: "a", Prompt: []int{1, 2}, MaxTokens: 8, IgnoreEOS: true})
+	sch.Submit(engine.Request{ID: "b", Prompt: []int{1, 2}, MaxTokens: 8, IgnoreEOS: true, Ctx: ctx})
+	if _, err := sch.Step(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := sch.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "b" || got[0].FinishReason != engine.FinishCancelled || len(got[0].Tokens) != 0 ||
+		got[1].FinishReason != engine.FinishLength {
+		t.Fatalf("results %+v", got)
+	}
 }
