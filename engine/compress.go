@@ -59,25 +59,9 @@ func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpag
 		return st, err
 	}
 	in := make([]kvpages.SeqSlots, 0, len(pick))
-	b := e.Opt.BlockSize
 	for _, i := range pick {
 		s := seqs[i].KV
-		blocks := s.SlotBlocks()
-		metric := make([]float32, len(blocks)*b)
-		pos := make([]int32, len(blocks)*b)
-		if err := e.B.ReadSlots(e.KV, blocks, metric, pos); err != nil {
-			return st, fmt.Errorf("engine: reading metrics back: %w", err)
-		}
-		if e.Opt.MetricAvg {
-			// L2-avg (the reference's -avg aggregation): divide by the queries each KV has seen, so old KVs
-			// are not favoured just for having been attended longer.
-			for j, p := range pos {
-				if p >= 0 {
-					metric[j] /= float32(max(s.NextPos-int(p), 1))
-				}
-			}
-		}
-		hs, err := s.SplitSlots(b, metric, pos)
+		hs, err := e.ReadHeadSlots(s)
 		if err != nil {
 			return st, err
 		}
