@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/klauspost/compress v1.20.4
 	github.com/schollz/progressbar/v3 v3.19.1
+	golang.org/x/image v0.44.0
 )
 
 require (

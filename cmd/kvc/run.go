@@ -57,6 +57,7 @@ func cmdRun(args []string) error {
 	echo := fs.Bool("echo", false, "print the prompt before the completion")
 	stats := fs.Bool("stats", false, "print statistics to stderr at the end")
 	truncate := fs.Bool("truncate", false, "drop the start of a prompt longer than the context instead of failing")
+	kvMap := fs.String("kv-map", "", "write a PNG of the cache (one row per layer and KV head, one column per position) at the end")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -103,6 +104,12 @@ func cmdRun(args []string) error {
 	}
 	if *stats {
 		g.printStats(res)
+	}
+	if *kvMap != "" {
+		opts, _ := ef.compressionOptions() // validated by load
+		if err := writeKVMap(*kvMap, g, res.seq, opts); err != nil {
+			return fmt.Errorf("--kv-map: %w", err)
+		}
 	}
 	return nil
 }
