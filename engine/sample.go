@@ -20,8 +20,16 @@ type SamplerConfig struct {
 
 // Validate reports an out-of-range setting.
 func (c SamplerConfig) Validate() error {
+	for _, v := range []struct {
+		name string
+		x    float64
+	}{{"temperature", c.Temp}, {"top-p", c.TopP}, {"min-p", c.MinP}, {"repeat penalty", c.RepeatPenalty}} {
+		if math.IsNaN(v.x) || math.IsInf(v.x, 0) {
+			return fmt.Errorf("%s %v must be a finite number", v.name, v.x)
+		}
+	}
 	switch {
-	case c.Temp < 0 || math.IsNaN(c.Temp):
+	case c.Temp < 0:
 		return fmt.Errorf("temperature %v must be >= 0", c.Temp)
 	case c.TopK < 0:
 		return fmt.Errorf("top-k %d must be >= 0", c.TopK)

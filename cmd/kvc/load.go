@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,23 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 	if f.maxRows < 1 {
 		return kvpages.Options{}, fmt.Errorf("--max-rows %d: want at least 1", f.maxRows)
 	}
+	if f.window < 0 {
+		return kvpages.Options{}, fmt.Errorf("--kv-window %d: want an observation window >= 0", f.window)
+	}
+	if f.interval < -1 { // -1 is the unset default
+		return kvpages.Options{}, fmt.Errorf("--kv-interval %d: want a number of decode steps >= 0", f.interval)
+	}
+	if f.budget < 0 {
+		return kvpages.Options{}, fmt.Errorf("--kv-budget %d: want a number of cache tokens per head >= 0", f.budget)
+	}
+	if math.IsNaN(f.rate) || math.IsInf(f.rate, 0) || f.rate != 0 && f.rate < 1 {
+		return kvpages.Options{}, fmt.Errorf("--kv-rate %v: want a finite compression rate >= 1", f.rate)
+	}
+	if f.kvMem != "" {
+		if _, err := parseByteSize(f.kvMem); err != nil {
+			return kvpages.Options{}, fmt.Errorf("--kv-mem: %w", err)
+		}
+	}
 	o := kvpages.Options{Policy: p, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
 		Protect: f.protect, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
 	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
@@ -120,7 +138,7 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 }
 
 func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
-	if f.interval < 0 {
+	if f.interval == -1 { // unset
 		f.interval = f.autoInterval
 	}
 	copts, err := f.compressionOptions()

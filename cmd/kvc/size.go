@@ -24,7 +24,7 @@ func parseByteSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || v*mul > 1<<62 {
+	if err != nil || !(v >= 0) || v*mul > 1<<62 { // !(v >= 0) also refuses NaN
 		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
 	}
 	return int64(v * mul), nil
