@@ -24,6 +24,12 @@ func cmdChat(args []string) error {
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	if ef.model == "" && fs.NArg() > 0 {
+		ef.model = fs.Arg(0) // kvc chat MODEL
+	}
+	if fs.NArg() > 1 || fs.NArg() == 1 && ef.model != fs.Arg(0) {
+		return usageError{fmt.Errorf("unexpected argument %q: kvc chat [--model] MODEL [flags]", fs.Arg(fs.NArg()-1))}
+	}
 	sc, err := sf.config()
 	if err != nil {
 		return err

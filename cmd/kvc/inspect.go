@@ -52,9 +52,13 @@ func inspect(args []string, out io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: kvc inspect PATH [--json]")
+		return usageError{fmt.Errorf("usage: kvc inspect MODEL [--json] (a file or folder, or a name under $KVC_MODELS or the cache)")}
 	}
-	ck, err := model.Open(fs.Arg(0))
+	path, err := resolveModel(fs.Arg(0), false, io.Discard)
+	if err != nil {
+		return err
+	}
+	ck, err := model.Open(path)
 	if err != nil {
 		return err
 	}

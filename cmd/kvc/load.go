@@ -30,6 +30,7 @@ type engineFlags struct {
 	kvType    string
 	maxRows   int
 	maxSeqs   int
+	ctxSize   int // --ctx-size: context to run at (0: the model's)
 	seqs      int // sequences the default KV memory is sized for (0: all the device has)
 	// noText: the command feeds token ids only (benchmarks), so a model without a tokenizer is fine.
 	noText bool
@@ -59,6 +60,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kvMem, "kv-mem", "", "KV cache memory, e.g. 512MiB (default: what the device has left after the weights, minus a margin)")
 	fs.StringVar(&f.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
 	fs.IntVar(&f.maxRows, "max-rows", 256, "most tokens in one forward pass (prefill chunk size)")
+	fs.IntVar(&f.ctxSize, "ctx-size", 0, "context length in tokens (default: the model's; a larger value is capped to it)")
 	fs.StringVar(&f.policy, "kv-policy", "full", "KV eviction: kvcompress, uniform, window, h2o or full")
 	fs.IntVar(&f.budget, "kv-budget", 0, "max cache tokens per head C (the sequence keeps C x layers x KV heads KVs)")
 	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
@@ -159,6 +161,14 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	}()
 	if l.ck, err = model.Open(path); err != nil {
 		return nil, err
+	}
+	if f.ctxSize < 0 {
+		return nil, fmt.Errorf("--ctx-size %d: want a token count >= 1 (0: the model's context)", f.ctxSize)
+	}
+	if f.ctxSize > l.ck.Config.Context {
+		fmt.Fprintf(stderr, "kvc: --ctx-size %d capped to the model's context of %d tokens\n", f.ctxSize, l.ck.Config.Context)
+	} else if f.ctxSize > 0 {
+		l.ck.Config.Context = f.ctxSize // one place: the engine, the pool size and every command read it from here
 	}
 	if l.tok, err = findTokenizer(l.ck, f.tokenizer); err != nil && !f.noText {
 		return nil, err

@@ -18,12 +18,12 @@ type command struct {
 
 var commands = map[string]command{
 	"devices":  {cmdDevices, "list Vulkan devices and the CPU backend: kvc devices [--probe] [--json]"},
-	"inspect":  {cmdInspect, "describe a checkpoint: kvc inspect PATH [--json]"},
-	"plan":     {cmdPlan, "how a model and its KV cache fit in memory, from headers alone: kvc plan --model PATH [--mem SIZE] [--ctx N] [--kv-rate R] [--json]"},
-	"run":      {cmdRun, "generate text: kvc run --model M --prompt TEXT [-n N] [--temp T] [--kv-policy P --kv-budget C] ..."},
+	"inspect":  {cmdInspect, "describe a checkpoint: kvc inspect MODEL [--json]"},
+	"plan":     {cmdPlan, "how a model and its KV cache fit in memory, from headers alone: kvc plan MODEL [--mem SIZE] [--ctx N] [--kv-rate R] [--json]"},
+	"run":      {cmdRun, "generate text: kvc run MODEL [PROMPT] (or -m MODEL -p PROMPT; stdin when it is not a terminal) [-n N] [--temp T] [-c CTX] [--kv-policy P --kv-budget C] ..."},
 	"eval":     {cmdEval, "perplexity under KV compression: kvc eval ppl|sweep --model M --text FILE [--kv-policy P --kv-budget C]"},
 	"synth":    {cmdSynth, "write a random-weight Llama-shaped model: kvc synth --preset 125m|300m|1b|tp --dtype f16 --format gguf --out FILE"},
-	"chat":     {cmdChat, "chat in the terminal: kvc chat --model M [--system TEXT] [sampling flags]"},
+	"chat":     {cmdChat, "chat in the terminal: kvc chat MODEL [--system TEXT] [sampling flags]"},
 	"bench":    {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--json] | kvc bench throughput --model M --kv-rate 1,8,32 [--json]"},
 	"generate": {cmdGenerate, generateUsage},
 	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},

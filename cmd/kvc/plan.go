@@ -53,7 +53,7 @@ func cmdPlan(args []string) error { return plan(args, os.Stdout) }
 
 func plan(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	modelPath := fs.String("model", "", "checkpoint file or folder (required)")
+	modelPath := fs.String("model", "", "model: a file or folder, or a name under $KVC_MODELS or the cache (or the first argument)")
 	mem := fs.String("mem", "", "memory for weights and KV cache, e.g. 24GiB, 80GB, 512MiB (default 24GiB)")
 	ctx := fs.Int("ctx", 0, "tokens per sequence (default: the model's context length)")
 	rate := fs.Float64("kv-rate", 8, "KV-Compress compression rate for the compressed estimate")
@@ -64,8 +64,10 @@ func plan(args []string, out io.Writer) error {
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	if *modelPath == "" || fs.NArg() != 0 {
-		return fmt.Errorf("usage: kvc plan --model PATH [--mem SIZE] [--ctx N] [--kv-rate R] [--kv-block b] [--kv-type f16|f32] [--json]")
+	if *modelPath == "" && fs.NArg() == 1 {
+		*modelPath = fs.Arg(0)
+	} else if *modelPath == "" || fs.NArg() != 0 {
+		return usageError{fmt.Errorf("usage: kvc plan [--model] MODEL [--mem SIZE] [--ctx N] [--kv-rate R] [--kv-block b] [--kv-type f16|f32] [--json]")}
 	}
 	var notes []string
 	if *mem == "" && *dev != "" {
@@ -105,7 +107,11 @@ func plan(args []string, out io.Writer) error {
 	if !(*rate >= 1) {
 		return fmt.Errorf("--kv-rate %v: want >= 1", *rate)
 	}
-	ck, err := model.Open(*modelPath)
+	path, err := resolveModel(*modelPath, false, io.Discard)
+	if err != nil {
+		return err
+	}
+	ck, err := model.Open(path)
 	if err != nil {
 		return err
 	}

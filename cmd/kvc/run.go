@@ -46,14 +46,53 @@ func (f *samplingFlags) config() (engine.SamplerConfig, error) {
 	return sc, sc.Validate()
 }
 
+// runPrompt applies kvc run's positional form, kvc run [MODEL] [PROMPT...]: the first argument is the model
+// unless --model is given, the rest is the prompt. With no prompt from the flags or arguments, a stdin that is
+// not a terminal is read as the prompt (echo text | kvc run M), as with ollama and llama.cpp.
+func runPrompt(model, prompt *string, promptFile string, args []string, stdin *os.File) error {
+	if *model == "" && len(args) > 0 {
+		*model, args = args[0], args[1:]
+	}
+	if len(args) > 0 {
+		if *prompt != "" || promptFile != "" {
+			return usageError{fmt.Errorf("unexpected argument %q: the prompt is already given by --prompt or --file", args[0])}
+		}
+		*prompt = strings.Join(args, " ")
+	}
+	if promptFile != "" && *prompt != "" {
+		return usageError{fmt.Errorf("--prompt and --file both give the prompt: pass one")}
+	}
+	var r io.Reader
+	switch {
+	case promptFile == "-":
+		r = stdin
+	case promptFile != "":
+		b, err := os.ReadFile(promptFile)
+		if err != nil {
+			return fmt.Errorf("--file: %w", err)
+		}
+		*prompt = string(b)
+	case *prompt == "" && stdin != nil && !isTerminal(stdin):
+		r = stdin
+	}
+	if r != nil {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("reading the prompt from stdin: %w", err)
+		}
+		*prompt = strings.TrimRight(string(b), "\n")
+	}
+	return nil
+}
+
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	ef := engineFlags{seqs: 1, autoInterval: 1}
 	var sf samplingFlags
 	ef.register(fs)
 	sf.register(fs)
-	prompt := fs.String("prompt", "", "prompt text")
-	promptFile := fs.String("file", "", "read the prompt from a file")
+	prompt := fs.String("prompt", "", "prompt text (default: the arguments after MODEL, else stdin when it is not a terminal)")
+	promptFile := fs.String("file", "", "read the prompt from a file (- for stdin)")
 	echo := fs.Bool("echo", false, "print the prompt before the completion")
 	stats := fs.Bool("stats", false, "print statistics to stderr at the end")
 	truncate := fs.Bool("truncate", false, "drop the start of a prompt longer than the context instead of failing")
@@ -61,15 +100,8 @@ func cmdRun(args []string) error {
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (the prompt goes after --prompt)", fs.Arg(0))
-	}
-	if *promptFile != "" {
-		b, err := os.ReadFile(*promptFile)
-		if err != nil {
-			return err
-		}
-		*prompt = string(b)
+	if err := runPrompt(&ef.model, prompt, *promptFile, fs.Args(), os.Stdin); err != nil {
+		return err
 	}
 	sc, err := sf.config()
 	if err != nil {

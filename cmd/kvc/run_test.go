@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,5 +69,55 @@ func TestRunPromptAndStop(t *testing.T) {
 	got := generateText(t, "cpu", "Once upon a time", 100, nil)
 	if !strings.HasPrefix(got, ", there was a little girl named Lily.") {
 		t.Fatalf("completion of the prompt: %q", got)
+	}
+}
+
+// TestKvcChild is the child process of end-to-end tests: it runs kvc with the arguments in $KVC_CHILD_ARGS
+// (separated by \x1f) and exits with kvc's status.
+func TestKvcChild(t *testing.T) {
+	args, ok := os.LookupEnv("KVC_CHILD_ARGS")
+	if !ok {
+		t.Skip("only run as a child of the end-to-end tests")
+	}
+	var list []string
+	if args != "" {
+		list = strings.Split(args, "\x1f")
+	}
+	os.Exit(runMain(list, os.Stdout, os.Stderr))
+}
+
+// kvcChild is a command running kvc args in a child process (this test binary).
+func kvcChild(t *testing.T, args ...string) *exec.Cmd {
+	c := exec.Command(os.Args[0], "-test.run=^TestKvcChild$")
+	c.Env = append(os.Environ(), "KVC_CHILD_ARGS="+strings.Join(args, "\x1f"), "KVC_MODELS="+sharedModels(t))
+	return c
+}
+
+// The prompt comes from --prompt, from the arguments after MODEL, from --file - and from a stdin that is
+// not a terminal, all giving the same greedy completion.
+func TestRunPromptSources(t *testing.T) {
+	want := generateText(t, "cpu", "Once upon a time", 12, nil)
+	run := func(stdin string, args ...string) string {
+		c := kvcChild(t, append([]string{"run", "--device", "cpu", "--temp", "0", "-n", "12", "--quiet"}, args...)...)
+		c.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		if err := c.Run(); err != nil {
+			t.Fatalf("kvc run %q: %v\n%s", args, err, errb.String())
+		}
+		return strings.TrimSuffix(out.String(), "\n")
+	}
+	for _, c := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"-m", "stories260K", "-p", "Once upon a time"}},
+		{"", []string{"stories260K", "Once", "upon", "a", "time"}},
+		{"Once upon a time\n", []string{"stories260K"}},
+		{"Once upon a time", []string{"--model=stories260K", "-f", "-"}},
+	} {
+		if got := run(c.stdin, c.args...); got != want {
+			t.Errorf("stdin %q, args %q: %q, want %q", c.stdin, c.args, got, want)
+		}
 	}
 }
