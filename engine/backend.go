@@ -169,3 +169,18 @@ type Backend interface {
 	// the same Cols; q, k and v must not overlap x or each other.
 	MatMulQKV(q, k, v, x Buf, wq, wk, wv Weight, n int)
 }
+
+// Optional capabilities: a Backend may also implement these; callers find them with a type assertion.
+
+// DeviceMemory is a backend with memory of its own (a Vulkan device), as opposed to the host backend that
+// shares the machine's memory. MemoryAvailable is what is left of the heap kvc allocates from, in bytes: the
+// budget for weights, scratch and the KV cache.
+type DeviceMemory interface {
+	MemoryAvailable() int64
+}
+
+// Profiler is a backend that can time its ops: ProfileReport is a table of time per kernel (or a line
+// saying profiling is off).
+type Profiler interface {
+	ProfileReport() string
+}

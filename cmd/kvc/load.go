@@ -92,7 +92,7 @@ func (l *loaded) Close() {
 	}
 	if l.backend != nil {
 		// KVC_PROFILE=1: the per-op GPU time table, at exit.
-		if p, ok := l.backend.(interface{ ProfileReport() string }); ok && os.Getenv("KVC_PROFILE") == "1" {
+		if p, ok := l.backend.(engine.Profiler); ok && os.Getenv("KVC_PROFILE") == "1" {
 			fmt.Fprint(os.Stderr, p.ProfileReport())
 		}
 		l.backend.Close()
@@ -179,7 +179,11 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if l.backend, err = openBackend(f.device, stderr); err != nil {
 		return nil, err
 	}
-	if err := checkFits(l, f); err != nil {
+	kvType, err := engine.ChooseKVType(l.backend, l.ck.Config.HeadDim, f.kvType)
+	if err != nil {
+		return nil, fmt.Errorf("--kv-type: %w", err)
+	}
+	if err := checkFits(l, f, kvType); err != nil {
 		return nil, err
 	}
 	var bar *progressbar.ProgressBar
@@ -201,18 +205,6 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 		_ = bar.Finish()
 	}
 	cfg := l.ck.Config
-	kvType := engine.KVF32
-	switch f.kvType {
-	case "f16":
-		kvType = engine.KVF16
-	case "f32":
-	case "":
-		if hasF16(l.backend) {
-			kvType = engine.KVF16
-		}
-	default:
-		return nil, fmt.Errorf("--kv-type %q: want f16 or f32", f.kvType)
-	}
 	blockBytes := engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, kvType)
 	kvBytes, err := kvMemory(f.kvMem, l.backend, cfg, f.kvBlock, f.maxRows, blockBytes, f.seqs)
 	if err != nil {
@@ -272,7 +264,7 @@ func kvMemory(flagVal string, b engine.Backend, cfg model.Config, blockSize, max
 	if seqs > 0 {
 		limit = int64(seqs) * perSeq
 	}
-	if m, ok := b.(interface{ MemoryAvailable() int64 }); ok {
+	if m, ok := b.(engine.DeviceMemory); ok {
 		if avail := m.MemoryAvailable(); avail > 0 {
 			// Leave the scratch buffers and a margin (5%, at least 32 MiB) for the driver and fragmentation.
 			left := avail - engine.ScratchBytes(cfg, maxRows) - max(avail/20, 32<<20)
@@ -311,9 +303,9 @@ func deviceWeightBytes(l *loaded) int64 {
 
 // checkFits refuses, before uploading anything, a model whose weights plus scratch plus a minimal cache
 // (one chunk of one sequence) do not fit the device memory, or the host's for the CPU backend.
-func checkFits(l *loaded, f *engineFlags) error {
+func checkFits(l *loaded, f *engineFlags, kvType engine.KVType) error {
 	var avail int64
-	if m, ok := l.backend.(interface{ MemoryAvailable() int64 }); ok {
+	if m, ok := l.backend.(engine.DeviceMemory); ok {
 		avail = m.MemoryAvailable()
 	} else if a, ok := hostMemoryAvailable(); ok {
 		avail = a // a host backend copies the weights into its own memory
@@ -322,18 +314,13 @@ func checkFits(l *loaded, f *engineFlags) error {
 	}
 	cfg := l.ck.Config
 	weights := deviceWeightBytes(l)
-	minKV := int64(cfg.Layers*cfg.KVHeads*((min(cfg.Context, f.maxRows)+f.kvBlock-1)/f.kvBlock)) * engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, engine.KVF16)
+	minKV := int64(cfg.Layers*cfg.KVHeads*((min(cfg.Context, f.maxRows)+f.kvBlock-1)/f.kvBlock)) * engine.KVBlockBytes(cfg.HeadDim, f.kvBlock, kvType)
 	need := weights + engine.ScratchBytes(cfg, f.maxRows) + minKV
 	if need > avail {
 		return fmt.Errorf("%s does not fit %s: it needs %s (weights %s, scratch %s, a minimal KV cache %s) and the device has %s free",
 			l.ck.Path, l.backend.Name(), fmtBytes(need), fmtBytes(weights), fmtBytes(engine.ScratchBytes(cfg, f.maxRows)), fmtBytes(minKV), fmtBytes(avail))
 	}
 	return nil
-}
-
-func hasF16(b engine.Backend) bool {
-	c, ok := b.(interface{ KVF16() bool })
-	return ok && c.KVF16()
 }
 
 func fmtBytes(n int64) string {

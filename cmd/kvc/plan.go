@@ -75,7 +75,7 @@ func plan(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		m, ok := b.(interface{ MemoryAvailable() int64 })
+		m, ok := b.(engine.DeviceMemory)
 		if !ok {
 			b.Close()
 			return fmt.Errorf("--device %s does not report its memory: give --mem", *dev)

@@ -51,17 +51,17 @@ func List() ([]Info, error) {
 func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 	switch {
 	case spec == "cpu":
-		return asBackend(&cpu.Backend{})
+		return &cpu.Backend{}, nil
 	case spec == "" || spec == "auto":
 		b, err := gpu.OpenBest(opts)
 		if errors.Is(err, gpu.ErrNoVulkan) {
 			fmt.Fprintf(warn, "kvc: using the CPU backend: %v\n", err)
-			return asBackend(&cpu.Backend{})
+			return &cpu.Backend{}, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		return asBackend(b)
+		return b, nil
 	case strings.HasPrefix(spec, "vulkan:"):
 		n, err := strconv.Atoi(strings.TrimPrefix(spec, "vulkan:"))
 		if err != nil || n < 0 {
@@ -71,19 +71,7 @@ func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return asBackend(b)
+		return b, nil
 	}
 	return nil, fmt.Errorf("device %q: want cpu, vulkan:N or nothing for the default (see kvc devices)", spec)
-}
-
-// asBackend checks at run time that a backend implements every op: the ops land separately from the runtime.
-func asBackend(x any) (engine.Backend, error) {
-	b, ok := x.(engine.Backend)
-	if !ok {
-		if c, ok := x.(interface{ Close() error }); ok {
-			c.Close()
-		}
-		return nil, fmt.Errorf("backend %T does not implement every engine op yet", x)
-	}
-	return b, nil
 }

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 
+	"kvc/engine"
 	"kvc/engine/vk"
 )
 
@@ -83,6 +84,13 @@ type Caps struct {
 	TimestampPeriodNs       float64
 	TimestampsSupported     bool
 }
+
+// The ops of engine.Backend, and the optional capabilities a device has.
+var (
+	_ engine.Backend      = (*Backend)(nil)
+	_ engine.DeviceMemory = (*Backend)(nil)
+	_ engine.Profiler     = (*Backend)(nil)
+)
 
 // Backend is one Vulkan device. It is not safe for concurrent use.
 type Backend struct {

@@ -81,15 +81,6 @@ func (p *KVPool) elemBytes() int64 {
 // Arenas is the number of K (and of V) buffers.
 func (p *KVPool) Arenas() int { return len(p.k) }
 
-// KVTypeFor is the KV storage to ask for on this device: f16 whenever headDim is even (the shaders store
-// half pairs in 32-bit words, so no 16-bit storage feature is needed), else f32.
-func (b *Backend) KVTypeFor(headDim int) engine.KVType {
-	if headDim%2 == 0 {
-		return engine.KVF16
-	}
-	return engine.KVF32
-}
-
 // NewKVPool allocates the paged cache with arenas as large as the device's binding range allows.
 func (b *Backend) NewKVPool(blocks, blockSize, headDim int, typ engine.KVType) (engine.KVPool, error) {
 	return b.NewKVPoolArenas(blocks, blockSize, headDim, typ, b.caps.MaxStorageBufferRange)

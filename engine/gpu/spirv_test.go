@@ -94,3 +94,35 @@ func FuzzParseSPIRV(f *testing.F) {
 		}
 	})
 }
+
+// TestKVF16NeedsNoFeature pins the rule engine.ChooseKVType relies on: every f16 KV module (<name>_f16,
+// chosen by KVPool.variant) needs no device feature beyond what its f32 sibling needs. K and V are packed
+// half pairs in 32-bit words, so neither 16-bit storage nor shaderFloat16 is required.
+func TestKVF16NeedsNoFeature(t *testing.T) {
+	sg := vk.Subgroup{Size: 32, InCompute: true, Operations: ^uint32(0)}
+	need := func(name string) []string {
+		code, err := shaders.SPV(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := parseSPIRV(code)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return missingFeatures(si.Capabilities, vk.Features{}, sg)
+	}
+	pairs := 0
+	for _, n := range shaders.Names() {
+		base, ok := strings.CutSuffix(n, "_f16")
+		if !ok {
+			continue
+		}
+		pairs++
+		if f16, f32 := need(n), need(base+"_f32"); !reflect.DeepEqual(f16, f32) {
+			t.Errorf("%s needs %v, %s_f32 needs %v", n, f16, base, f32)
+		}
+	}
+	if pairs < 5 { // kv_write, attention, attention_rows, window_metric, copy_moves, fused_rope_kv
+		t.Errorf("only %d f16 KV modules found", pairs)
+	}
+}
