@@ -5,7 +5,6 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
-	"kvc/engine/gpu"
 )
 
 // benchDecode measures decode steps of stories260K for a batch of sequences; it reports tokens/s.
@@ -47,5 +46,5 @@ func benchDecode(b *testing.B, be engine.Backend, batch int) {
 }
 
 func BenchmarkDecodeStoriesCPU(b *testing.B)     { benchDecode(b, &cpu.Backend{}, 1) }
-func BenchmarkDecodeStoriesVulkan(b *testing.B)  { benchDecode(b, gpu.OpenForTest(b), 1) }
-func BenchmarkDecodeStoriesVulkan8(b *testing.B) { benchDecode(b, gpu.OpenForTest(b), 8) }
+func BenchmarkDecodeStoriesVulkan(b *testing.B)  { benchDecode(b, openVulkan(b), 1) }
+func BenchmarkDecodeStoriesVulkan8(b *testing.B) { benchDecode(b, openVulkan(b), 8) }

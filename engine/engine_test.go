@@ -11,6 +11,7 @@ import (
 	"kvc/engine"
 	"kvc/engine/cpu"
 	"kvc/engine/gpu"
+	"kvc/engine/vk/vktest"
 	"kvc/model"
 )
 
@@ -175,7 +176,18 @@ func testBatchEqualsAlone(t *testing.T, b engine.Backend) {
 
 func TestBatchEqualsAloneCPU(t *testing.T) { testBatchEqualsAlone(t, &cpu.Backend{}) }
 
-func TestBatchEqualsAloneVulkan(t *testing.T) { testBatchEqualsAlone(t, gpu.OpenForTest(t)) }
+// openVulkan opens the test's Vulkan device (see vktest.Open); it is closed at cleanup.
+func openVulkan(t testing.TB) *gpu.Backend {
+	t.Helper()
+	return vktest.Open(t, func(index int) (*gpu.Backend, error) {
+		if index < 0 {
+			return gpu.OpenBest(gpu.Options{})
+		}
+		return gpu.Open(index, gpu.Options{})
+	}, gpu.ErrNoVulkan)
+}
+
+func TestBatchEqualsAloneVulkan(t *testing.T) { testBatchEqualsAlone(t, openVulkan(t)) }
 
 // On the Vulkan device, the forward pass gives the CPU backend's logits within 1e-4 (f32 weights), through
 // a chunked prefill and decode steps.
@@ -183,7 +195,7 @@ func TestVulkanLogitsMatchCPU(t *testing.T) {
 	ck := openStories(t)
 	prompt := []int{1, 403, 407, 261, 378, 324, 266, 297, 259, 360, 281, 402, 275, 426}
 	opt := engine.Options{BlockSize: 16, MaxRows: 8, KVType: engine.KVF32}
-	eg := newEngine(t, gpu.OpenForTest(t), ck, opt)
+	eg := newEngine(t, openVulkan(t), ck, opt)
 	ec := newEngine(t, &cpu.Backend{}, ck, opt)
 	sg, sc := eg.NewSequence(engine.SamplerConfig{}), ec.NewSequence(engine.SamplerConfig{})
 	lg, err := eg.Prefill(sg, prompt)

@@ -7,7 +7,6 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
-	"kvc/engine/gpu"
 	"kvc/model"
 )
 
@@ -29,7 +28,7 @@ func TestHostEmbeddingMatchesDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ck.Close()
-	b := gpu.OpenForTest(t)
+	b := openVulkan(t)
 	host := engine.LoadOptions{HostEmbedding: func(t *model.Tensor) (engine.RowDecoder, error) {
 		w, err := (&cpu.Backend{}).UploadWeight(t)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
-	"kvc/engine/gpu"
 )
 
 // In a pass that mixes a decode row with a prefill chunk, the decode row adds exactly the metric it adds in
@@ -63,4 +62,4 @@ func testMixedPassMetric(t *testing.T, b engine.Backend) {
 }
 
 func TestMixedPassMetricCPU(t *testing.T)    { testMixedPassMetric(t, &cpu.Backend{}) }
-func TestMixedPassMetricVulkan(t *testing.T) { testMixedPassMetric(t, gpu.OpenForTest(t)) }
+func TestMixedPassMetricVulkan(t *testing.T) { testMixedPassMetric(t, openVulkan(t)) }

@@ -11,7 +11,6 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
-	"kvc/engine/gpu"
 	"kvc/kvpages"
 )
 
@@ -518,7 +517,7 @@ func testSchedulerRealModel(t *testing.T, b engine.Backend, nPrompts, n int, sma
 func TestSchedulerRealModelCPU(t *testing.T) { testSchedulerRealModel(t, &cpu.Backend{}, 20, 24, 3) }
 
 func TestSchedulerRealModelVulkan(t *testing.T) {
-	testSchedulerRealModel(t, gpu.OpenForTest(t), 6, 24, 1.5)
+	testSchedulerRealModel(t, openVulkan(t), 6, 24, 1.5)
 }
 
 // A waiting scheduler (as a server runs it) streams every token through OnToken, finishes requests whose
