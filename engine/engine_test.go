@@ -179,11 +179,17 @@ func TestBatchEqualsAloneCPU(t *testing.T) { testBatchEqualsAlone(t, &cpu.Backen
 // openVulkan opens the test's Vulkan device (see vktest.Open); it is closed at cleanup.
 func openVulkan(t testing.TB) *gpu.Backend {
 	t.Helper()
+	return openVulkanWith(t, gpu.Options{})
+}
+
+// openVulkanWith is openVulkan with options.
+func openVulkanWith(t testing.TB, opts gpu.Options) *gpu.Backend {
+	t.Helper()
 	return vktest.Open(t, func(index int) (*gpu.Backend, error) {
 		if index < 0 {
-			return gpu.OpenBest(gpu.Options{})
+			return gpu.OpenBest(opts)
 		}
-		return gpu.Open(index, gpu.Options{})
+		return gpu.Open(index, opts)
 	}, gpu.ErrNoVulkan)
 }
 
