@@ -116,6 +116,25 @@ func (b *mmapBlob) Close() error {
 	return err
 }
 
+// fileKind names a non-regular file's type for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "mode " + m.String()
+}
+
 // blobReader reads a blob sequentially from an offset (headers are parsed through it).
 type blobReader struct {
 	b   blob
@@ -144,6 +163,14 @@ func remaining(b blob, off int64) int64 {
 
 // openBlob opens a plain file by mmap or a .zst file as a stream.
 func openBlob(path string) (blob, error) {
+	// Opening a FIFO or a device would block or read forever: only regular files are checkpoint files.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s); a checkpoint is a file or a folder", path, fileKind(st.Mode()))
+	}
 	if isZstd(path) {
 		return openZstd(path)
 	}

@@ -81,7 +81,10 @@ func parseHFConfig(file string, js []byte) (Config, string, *fp8Scheme, []string
 	if cfg.KVHeads <= 0 || cfg.KVHeads > cfg.Heads {
 		return cfg, arch, nil, nil, fmt.Errorf("%s: field num_key_value_heads = %d, want 1..num_attention_heads (%d)", file, cfg.KVHeads, cfg.Heads)
 	}
-	if h.HeadDim != nil && *h.HeadDim > 0 {
+	if h.HeadDim != nil {
+		if *h.HeadDim <= 0 {
+			return cfg, arch, nil, nil, fmt.Errorf("%s: field head_dim = %d, want a positive number (or no head_dim: hidden_size / num_attention_heads)", file, *h.HeadDim)
+		}
 		cfg.HeadDim = *h.HeadDim
 	} else {
 		if cfg.Dim%cfg.Heads != 0 {
@@ -92,7 +95,10 @@ func parseHFConfig(file string, js []byte) (Config, string, *fp8Scheme, []string
 	if cfg.HeadDim > 1<<16 {
 		return cfg, arch, nil, nil, fmt.Errorf("%s: field head_dim = %d, too large", file, cfg.HeadDim)
 	}
-	if cfg.Context <= 0 {
+	if cfg.Context < 0 || cfg.Context > MaxContext {
+		return cfg, arch, nil, nil, fmt.Errorf("%s: field max_position_embeddings = %d, want 1..%d", file, cfg.Context, MaxContext)
+	}
+	if cfg.Context == 0 {
 		notes = append(notes, "max_position_embeddings missing: context 2048 assumed")
 		cfg.Context = 2048
 	}

@@ -62,6 +62,20 @@ func (c *Checkpoint) Close() error {
 	return first
 }
 
+// VerifyStreams reads compressed files to their end, checking each zstd frame's checksum: call it after
+// reading the tensors (in file order that costs only the rest of each stream), since a file cut after its
+// last tensor would otherwise go unnoticed. Plain files have nothing to check.
+func (c *Checkpoint) VerifyStreams() error {
+	for _, b := range c.blobs {
+		if z, ok := b.(*zstdBlob); ok {
+			if err := z.verifyEnd(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // WeightBytes sums the stored bytes of all tensors, scales included.
 func (c *Checkpoint) WeightBytes() int64 {
 	var n int64
@@ -96,6 +110,9 @@ func Open(path string) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("model: %s is %s, not a model file or folder", path, fileKind(st.Mode()))
 	}
 	var c *Checkpoint
 	if st.IsDir() {
@@ -186,6 +203,18 @@ func (c *Checkpoint) finish() error {
 	if cfg.HeadDim%2 != 0 {
 		return fmt.Errorf("%s: head_dim %d is odd (RoPE rotates pairs)", c.Path, cfg.HeadDim)
 	}
+	if cfg.Context <= 0 || cfg.Context > MaxContext {
+		return fmt.Errorf("%s: context length %d, want 1..%d", c.Path, cfg.Context, MaxContext)
+	}
+	if cfg.Tied && !c.Has("token_embd") && c.Has("output") {
+		// Tied checkpoints may store the shared matrix only as the output projection (Hugging Face
+		// lm_head.weight without model.embed_tokens.weight); transformers loads them, so do we.
+		t := c.byName["output"]
+		delete(c.byName, "output")
+		t.Name = "token_embd"
+		c.byName["token_embd"] = t
+		c.Notes = append(c.Notes, fmt.Sprintf("tied embeddings stored only as the output projection %s: used as the token embedding", t.SourceName))
+	}
 	if cfg.Tied && c.Has("output") {
 		// The file has its own output projection: use it.
 		cfg.Tied = false
@@ -203,6 +232,12 @@ func (c *Checkpoint) finish() error {
 			"ffn_up": {cfg.FFN, cfg.Dim}, "ffn_down": {cfg.Dim, cfg.FFN},
 		} {
 			want[LayerTensor(l, n)] = s
+		}
+	}
+	for _, t := range c.Tensors {
+		var l int
+		if n, _ := fmt.Sscanf(t.Name, "blk.%d.", &l); n == 1 && l >= cfg.Layers {
+			return fmt.Errorf("%s: tensor %s (%s) is for layer %d but the config has %d layers", t.File, t.Name, t.SourceName, l, cfg.Layers)
 		}
 	}
 	names := make([]string, 0, len(want))

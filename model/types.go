@@ -86,6 +86,10 @@ type RopeScaling struct {
 	OriginalContext int     `json:"original_max_position_embeddings"`
 }
 
+// MaxContext is the longest context a config may declare (16M positions, above any released model's); a
+// larger value is a damaged or hostile header, not a model.
+const MaxContext = 1 << 24
+
 // Config is the normalized llama-family configuration every reader produces.
 type Config struct {
 	Arch        string       `json:"arch"` // "llama" (llama2.c stories, Llama 2/3/3.1, Mistral, TinyLlama)

@@ -198,6 +198,24 @@ func (z *zstdBlob) View(off, n int64) ([]byte, error) {
 	return out, nil
 }
 
+// verifyEnd decodes the rest of the stream, so that a cut file or a damaged frame (its xxhash checksum is
+// checked at the frame's end) is an error even when every tensor was read before the end.
+func (z *zstdBlob) verifyEnd() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.done {
+		return fmt.Errorf("%s: %w", z.path, errClosed)
+	}
+	n, err := io.Copy(io.Discard, z.dec)
+	z.pos += n
+	z.recent = z.recent[:0]
+	if err != nil {
+		return fmt.Errorf("%s: zstd stream damaged or cut short after %d decompressed bytes: %w", z.path, z.pos, err)
+	}
+	z.size = z.pos
+	return nil
+}
+
 func (z *zstdBlob) Close() error {
 	z.mu.Lock()
 	defer z.mu.Unlock()

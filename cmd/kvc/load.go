@@ -201,6 +201,9 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.ck.VerifyStreams(); err != nil {
+		return nil, err
+	}
 	if bar != nil {
 		_ = bar.Finish()
 	}

@@ -164,15 +164,26 @@ func ParseHF(tokenizerJSON, tokenizerConfig []byte) (Tokenizer, error) {
 		}
 		return nil
 	}
+	byID := make(map[int]string, len(f.Model.Vocab))
 	for s, id := range f.Model.Vocab {
 		if err := check(fmt.Sprintf("model.vocab token %q", s), id); err != nil {
 			return nil, err
 		}
+		if o, dup := byID[id]; dup {
+			a, b := min(o, s), max(o, s) // map order varies: name them in a fixed order
+			return nil, fmt.Errorf("tokenizer.json: model.vocab tokens %q and %q both have id %d", a, b, id)
+		}
+		byID[id] = s
 	}
+	added := map[int]string{}
 	for _, a := range f.AddedTokens {
 		if err := check(fmt.Sprintf("added token %q", a.Content), a.ID); err != nil {
 			return nil, err
 		}
+		if o, dup := added[a.ID]; dup && o != a.Content {
+			return nil, fmt.Errorf("tokenizer.json: added tokens %q and %q both have id %d", o, a.Content, a.ID)
+		}
+		added[a.ID] = a.Content
 	}
 	pieces := make([]string, size)
 	present := make([]bool, size)

@@ -365,6 +365,8 @@ func TestParseHFErrors(t *testing.T) {
 		"decoder":       {`{"decoder": {"type": "WordPiece"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, "WordPiece"},
 		"unk":           {`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}}`, "unk_token"},
 		"lookahead":     {strings.Replace(good, `(?i:'s`, `(?=x)(?i:'s`, 1), "not supported"},
+		"duplicate id":  {`{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 1}, "merges": []}}`, `tokens "b" and "c" both have id 1`},
+		"added dup id":  {`{"added_tokens": [{"id": 3, "content": "<x>"}, {"id": 3, "content": "<y>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, "both have id 3"},
 	}
 	for name, c := range cases {
 		_, err := ParseHF([]byte(c.doc), nil)
