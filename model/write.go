@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 )
 
 // WriteTensor is one tensor handed to a file writer. Write streams exactly its bytes in the target
@@ -265,14 +264,4 @@ func fetch(src TensorSource, name string, shape []int) ([]float32, error) {
 		return nil, fmt.Errorf("tensor source: %s has %d values, want %d (shape %v)", name, len(v), shapeElems(shape), shape)
 	}
 	return v, nil
-}
-
-// sortedKeys returns a map's keys in order (stable output of writers).
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -123,13 +123,6 @@ func (b *Backend) Profile() []ProfileEntry {
 	return out
 }
 
-// ResetProfile clears the accumulated times.
-func (b *Backend) ResetProfile() {
-	if b.prof.times != nil {
-		b.prof.times = map[string][]float64{}
-	}
-}
-
 // ProfileReport formats Profile as a table: kernel, calls, total ms, median us.
 func (b *Backend) ProfileReport() string {
 	if !b.prof.on {

@@ -27,12 +27,6 @@ func Whole(x engine.Buf) Range {
 	return Range{Buf: buf}
 }
 
-// Span is len bytes of x at off.
-func Span(x engine.Buf, off, n int64) Range {
-	buf, _ := x.(*Buffer)
-	return Range{Buf: buf, Off: off, Len: n}
-}
-
 func (r Range) length() int64 {
 	if r.Len == 0 {
 		return r.Buf.size - r.Off
