@@ -46,6 +46,7 @@ func (c SamplerConfig) Validate() error {
 // Sampler draws tokens for one sequence; the same seed gives the same tokens.
 type Sampler struct {
 	cfg SamplerConfig
+	pcg *rand.PCG // rng's state, saved in session files
 	rng *rand.Rand
 	idx []int
 }
@@ -55,7 +56,25 @@ func NewSampler(cfg SamplerConfig) *Sampler {
 	if cfg.RepeatLastN == 0 {
 		cfg.RepeatLastN = 64
 	}
-	return &Sampler{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	pcg := rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)
+	return &Sampler{cfg: cfg, pcg: pcg, rng: rand.New(pcg)}
+}
+
+// Config is the sampler's configuration.
+func (s *Sampler) Config() SamplerConfig { return s.cfg }
+
+// State is the random stream's position: NewSampler(Config()) then SetState(State()) draws what s would.
+func (s *Sampler) State() []byte {
+	b, _ := s.pcg.MarshalBinary() // cannot fail
+	return b
+}
+
+// SetState moves the random stream to a position State returned.
+func (s *Sampler) SetState(b []byte) error {
+	if err := s.pcg.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("sampler state: %w", err)
+	}
+	return nil
 }
 
 // Greedy reports whether Sample is a plain argmax (so a device argmax may stand in for it).
