@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kvc's one entry point.
-#   ./build.sh           install what is missing, build bin/kvc
+#   ./build.sh           install what is missing, build bin/kvc and bin/kvc-view
 #   ./build.sh shaders   compile shaders/*.comp (and their variants) to shaders/spv/*.spv, validate them
 #   ./build.sh test      check the committed SPIR-V is current, go vet, go test with Vulkan required + validation
 set -euo pipefail
@@ -8,6 +8,10 @@ cd "$(dirname "$0")"
 
 # Debian packages: build-time (headers, shader tools) and run-time (loader, lavapipe, validation layer).
 PKGS=(libvulkan-dev libvulkan1 mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers vulkan-tools)
+# kvc-view: GLFW is compiled by cgo against X11 (go vet and go test need these headers too); its window
+# test runs under Xvfb, types with xdotool and captures with ImageMagick.
+PKGS+=(libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev
+  xvfb xdotool imagemagick)
 
 need_pkgs() {
   local missing=()
@@ -58,6 +62,7 @@ check_shaders() {
 build_bin() {
   mkdir -p bin
   go build -o bin/kvc ./cmd/kvc
+  go build -o bin/kvc-view ./cmd/kvc-view
 }
 
 case "${1:-build}" in

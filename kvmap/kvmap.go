@@ -417,3 +417,22 @@ func absDiff(a, b uint32) int {
 	}
 	return int(b - a)
 }
+
+// StatusRect is where the status line (Frame.Status) is drawn in a picture of the given width at scale 1.
+func StatusRect(width int) image.Rectangle {
+	return image.Rect(0, margin+2*lineH, width, margin+3*lineH)
+}
+
+// ReadPNG decodes a PNG file (a picture WritePNG wrote, or a screen capture to compare with one).
+func ReadPNG(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}

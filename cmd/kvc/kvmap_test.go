@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"image"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,13 +85,9 @@ func TestKVMapGolden(t *testing.T) {
 
 func readPNG(t *testing.T, path string) image.Image {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	img, err := kvmap.ReadPNG(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return img
 }

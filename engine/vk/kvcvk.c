@@ -55,6 +55,8 @@ int kvc_load(const char *path, int install, char *err, int errlen) {
 	return 0;
 }
 
+PFN_vkGetInstanceProcAddr kvc_instance_proc_addr(void) { return gipa; }
+
 uint32_t kvc_instance_version(void) {
 	uint32_t v = VK_API_VERSION_1_0;
 	if (enum_inst_version) enum_inst_version(&v);

@@ -93,6 +93,7 @@ typedef struct kvc_features {
 // kvc_load dlopens the loader; install=0 only checks that path is a usable loader.
 int kvc_load(const char *path, int install, char *err, int errlen);
 uint32_t kvc_instance_version(void);
+PFN_vkGetInstanceProcAddr kvc_instance_proc_addr(void); // the loaded loader's, NULL before kvc_load
 int kvc_has_layer(const char *name);
 int kvc_has_instance_ext(const char *layer, const char *name); // layer NULL: the loader's and drivers'
 VkResult kvc_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, int portability, int id,
