@@ -142,16 +142,9 @@ func openSession(o *options) (*session, error) {
 		return nil, err
 	}
 	cfg := s.ck.Config
-	kvType := engine.KVF32
-	switch o.kvType {
-	case "f16":
-		kvType = engine.KVF16
-	case "", "f32":
-		if c, ok := s.backend.(interface{ KVF16() bool }); o.kvType == "" && ok && c.KVF16() {
-			kvType = engine.KVF16
-		}
-	default:
-		return nil, fmt.Errorf("--kv-type %q: want f16 or f32", o.kvType)
+	kvType, err := engine.ChooseKVType(s.backend, cfg.HeadDim, o.kvType)
+	if err != nil {
+		return nil, fmt.Errorf("--kv-type: %w", err)
 	}
 	// Room for one sequence at the model's full context: the viewer draws one sequence (as kvc run sizes it).
 	blocks := cfg.Layers * cfg.KVHeads * ((cfg.Context + o.kvBlock - 1) / o.kvBlock)
