@@ -92,11 +92,16 @@ func TestSameWeightsAcrossFormats(t *testing.T) {
 func TestGGUFDTypesAndMetadata(t *testing.T) {
 	orig := openT(t, stories(t))
 	dir := t.TempDir()
+	toks, scores, types, err := SyntheticVocab(orig.Config.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scores[1] = -1.5
 	extra := []GGUFKV{
 		{"tokenizer.ggml.model", "llama"},
-		{"tokenizer.ggml.tokens", []string{"<unk>", "<s>", "</s>"}},
-		{"tokenizer.ggml.scores", []float32{0, -1.5, 2}},
-		{"tokenizer.ggml.token_type", []int32{2, 3, 3}},
+		{"tokenizer.ggml.tokens", toks},
+		{"tokenizer.ggml.scores", scores},
+		{"tokenizer.ggml.token_type", types},
 		{"test.u8", uint8(7)}, {"test.i8", int8(-7)}, {"test.u16", uint16(700)}, {"test.i16", int16(-700)},
 		{"test.i32", int32(-70000)}, {"test.u64", uint64(1 << 40)}, {"test.i64", int64(-1 << 40)}, {"test.f64", 2.5},
 		{"test.bool", true}, {"test.nested", []any{[]any{uint8(1), uint8(2)}, []any{uint8(3)}}},
@@ -119,7 +124,7 @@ func TestGGUFDTypesAndMetadata(t *testing.T) {
 			t.Fatalf("q8_0 group %d quant %q", q.Group, c.Quant)
 		}
 		m := c.Metadata()
-		if toks, ok := m["tokenizer.ggml.tokens"].([]string); !ok || len(toks) != 3 || toks[2] != "</s>" {
+		if toks, ok := m["tokenizer.ggml.tokens"].([]string); !ok || len(toks) != orig.Config.Vocab || toks[2] != "</s>" {
 			t.Fatalf("tokens %#v", m["tokenizer.ggml.tokens"])
 		}
 		if s, ok := m["tokenizer.ggml.scores"].([]float32); !ok || s[1] != -1.5 {

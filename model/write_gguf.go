@@ -273,6 +273,10 @@ func WriteGGUFModel(w io.Writer, cfg Config, opt GGUFModelOptions, src TensorSou
 		kvs = append(kvs, GGUFKV{"general.quantization_version", uint32(2)})
 	}
 	kvs = append(kvs, opt.Extra...)
+	kvs, err := checkGGUFVocab(kvs, cfg.Vocab)
+	if err != nil {
+		return err
+	}
 	var tensors []WriteTensor
 	for _, s := range CanonicalTensors(cfg) {
 		s := s

@@ -23,6 +23,8 @@ var synthPresets = map[string]model.Config{
 	"300m": {Arch: "llama", Dim: 1024, Layers: 16, Heads: 16, KVHeads: 4, HeadDim: 64, FFN: 2816, Vocab: 32000, Context: 4096},
 	// TinyLlama-1.1B's shape.
 	"1b": {Arch: "llama", Dim: 2048, Layers: 22, Heads: 32, KVHeads: 4, HeadDim: 64, FFN: 5632, Vocab: 32000, Context: 2048},
+	// a few MB: for tests and quick checks of every command.
+	"tiny": {Arch: "llama", Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, FFN: 160, Vocab: 512, Context: 512},
 	// long context, little KV memory per token budget: for throughput runs where the KV pool limits the batch.
 	"tp": {Arch: "llama", Dim: 256, Layers: 8, Heads: 8, KVHeads: 2, HeadDim: 32, FFN: 704, Vocab: 32000, Context: 8192},
 }
@@ -71,11 +73,13 @@ func cmdSynth(args []string) error {
 	src := model.RandomSource(*seed)
 	switch *format {
 	case "gguf":
-		var extra []model.GGUFKV
+		// Without --tokenizer, a byte-level vocabulary: every text command runs on the file, here and in llama.cpp.
+		extra, err := model.SyntheticVocabKVs(cfg.Vocab)
 		if *tok != "" {
-			if extra, err = ggufTokenizerKVs(*tok, cfg.Vocab); err != nil {
-				return err
-			}
+			extra, err = ggufTokenizerKVs(*tok, cfg.Vocab)
+		}
+		if err != nil {
+			return err
 		}
 		f, err := os.Create(*out)
 		if err != nil {
@@ -189,10 +193,16 @@ func ggufTokenizerKVs(path string, vocab int) ([]model.GGUFKV, error) {
 			typ, s = 3, "<s>"
 		case i == 2:
 			typ, s = 3, "</s>"
+		case i >= 3 && i < 259 && s == string(rune(i-3)):
+			// Older exports (the 32k llama2 tokenizer.bin) store byte b at id b+3 as the UTF-8 of rune b;
+			// GGUF wants <0xXX>, and the bare text would repeat real tokens ("!" is also a piece).
+			typ, s = model.GGUFTokenByte, fmt.Sprintf("<0x%02X>", i-3)
 		case strings.HasPrefix(s, "<0x") && len(s) == 6:
-			typ = 6 // byte
+			typ = model.GGUFTokenByte
+		default:
+			s = strings.ReplaceAll(s, " ", "\u2581")
 		}
-		tokens = append(tokens, strings.ReplaceAll(s, " ", "\u2581"))
+		tokens = append(tokens, s)
 		scores = append(scores, score)
 		types = append(types, typ)
 	}
@@ -201,6 +211,7 @@ func ggufTokenizerKVs(path string, vocab int) ([]model.GGUFKV, error) {
 		{Key: "tokenizer.ggml.tokens", Value: tokens},
 		{Key: "tokenizer.ggml.scores", Value: scores},
 		{Key: "tokenizer.ggml.token_type", Value: types},
+		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(0)},
 	}, nil
 }
 
