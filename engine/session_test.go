@@ -8,7 +8,6 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
-	"kvc/engine/gpu"
 	"kvc/kvpages"
 )
 
@@ -98,13 +97,13 @@ func TestSessionRoundTripCPU(t *testing.T) {
 }
 
 func TestSessionRoundTripVulkan(t *testing.T) {
-	testSessionRoundTrip(t, func() engine.Backend { return gpu.OpenForTest(t) }, engine.KVF16)
+	testSessionRoundTrip(t, func() engine.Backend { return openVulkan(t) }, engine.KVF16)
 }
 
 // The block layout is the same on every backend: blocks written to a pool read back as written, and their
 // metrics and positions are where ReadSlots finds them on both backends.
 func TestKVBlockLayoutVulkan(t *testing.T) {
-	g := gpu.OpenForTest(t)
+	g := openVulkan(t)
 	c := &cpu.Backend{}
 	const blocks, bs, hd = 12, 4, 8
 	for _, typ := range []engine.KVType{engine.KVF16, engine.KVF32} {
