@@ -82,10 +82,15 @@ func cmdEvalSweep(args []string) error {
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
-	out := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png")
+	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png (a folder: sweep.md, ... inside it)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
+	prefix, err := sweepPrefix(*outFlag)
+	if err != nil {
+		return err
+	}
+	out := &prefix
 	if *text == "" {
 		return fmt.Errorf("kvc eval sweep: --text FILE is required")
 	}
@@ -182,6 +187,27 @@ func cmdEvalSweep(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "kvc: wrote %s.md, %s.csv, %s.png\n", *out, *out, *out)
 	return nil
+}
+
+// sweepPrefix is where --out puts the sweep's files: an existing folder (or one named with a trailing
+// slash, created) holds sweep.md, sweep.csv and sweep.png; anything else is a file prefix whose folder must
+// exist, checked before the sweep runs rather than after.
+func sweepPrefix(out string) (string, error) {
+	if out == "" {
+		return "", fmt.Errorf("--out: empty prefix")
+	}
+	if strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return "", fmt.Errorf("--out: %w", err)
+		}
+	}
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return filepath.Join(out, "sweep"), nil
+	}
+	if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("--out %s: folder %s does not exist", out, filepath.Dir(out))
+	}
+	return out, nil
 }
 
 // perplexity scores toks token by token (chunk 0) or in prefill chunks.

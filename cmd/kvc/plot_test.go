@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"image/png"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +42,37 @@ func TestWritePlot(t *testing.T) {
 	}
 	if err := writePlot(&buf, plotSpec{}); err == nil {
 		t.Fatalf("an empty plot should be an error")
+	}
+}
+
+// kvc eval sweep --out DIR with an existing folder writes sweep.md, sweep.csv and sweep.png inside it
+// (it used to write DIR.md beside it); a prefix in a missing folder is refused before the sweep runs.
+func TestSweepOutFolder(t *testing.T) {
+	t.Setenv("KVC_MODELS", sharedModels(t))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "results")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"eval", "sweep", "--model", "stories260K", "--device", "cpu", "--text", filepath.Join("testdata", "stories-t1.txt"),
+		"--ctx", "40", "--policies", "window", "--budgets", "16", "--kv-protect", "8", "--quiet", "--out"}
+	var errOut bytes.Buffer
+	var st int
+	captureStdout(t, func() { st = runMain(append(args, out), os.Stdout, &errOut) })
+	if st != 0 {
+		t.Fatalf("sweep: status %d\n%s", st, errOut.String())
+	}
+	for _, f := range []string{"sweep.md", "sweep.csv", "sweep.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s not written inside --out: %v", f, err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("files written beside the folder: %v", ents)
+	}
+	errOut.Reset()
+	st = runMain(append(args, filepath.Join(dir, "missing", "x")), os.Stdout, &errOut)
+	if st == 0 || !strings.Contains(errOut.String(), "does not exist") {
+		t.Errorf("prefix in a missing folder: status %d, stderr %s", st, errOut.String())
 	}
 }
