@@ -68,33 +68,42 @@ func TestPagedForwardMatchesDense(t *testing.T) {
 	prompt := []int{1, 403, 407, 261, 378, 324, 266, 297, 259, 360, 281, 402, 275, 426}
 	for _, bs := range []int{1, 4, 16, 32} {
 		t.Run(fmt.Sprintf("block%d", bs), func(t *testing.T) {
-			e := newEngine(t, &cpu.Backend{}, ck, engine.Options{BlockSize: bs, MaxRows: 5})
-			d := newDense(t, ck)
-			s := e.NewSequence(engine.SamplerConfig{})
-			got, err := e.Prefill(s, prompt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []float32
-			for _, tok := range prompt {
-				want = d.step(tok)
-			}
-			if r := maxRelErr(got, want); r > 1e-4 {
-				t.Fatalf("prefill logits differ from the dense reference: max rel err %.3g", r)
-			}
-			tok := engine.Argmax(got)
-			for i := 0; i < 40; i++ {
-				out, err := e.Decode([]*engine.Sequence{s}, []int{tok})
-				if err != nil {
-					t.Fatal(err)
-				}
-				want = d.step(tok)
-				if r := maxRelErr(out[0], want); r > 1e-4 {
-					t.Fatalf("decode step %d: logits differ from the dense reference: max rel err %.3g", i, r)
-				}
-				tok = engine.Argmax(want)
-			}
+			testPagedForwardMatchesDense(t, &cpu.Backend{}, ck, prompt, bs)
 		})
+		t.Run(fmt.Sprintf("fast/block%d", bs), func(t *testing.T) {
+			fast := cpu.New(2)
+			defer fast.Close()
+			testPagedForwardMatchesDense(t, fast, ck, prompt, bs)
+		})
+	}
+}
+
+func testPagedForwardMatchesDense(t *testing.T, b engine.Backend, ck *model.Checkpoint, prompt []int, bs int) {
+	e := newEngine(t, b, ck, engine.Options{BlockSize: bs, MaxRows: 5})
+	d := newDense(t, ck)
+	s := e.NewSequence(engine.SamplerConfig{})
+	got, err := e.Prefill(s, prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []float32
+	for _, tok := range prompt {
+		want = d.step(tok)
+	}
+	if r := maxRelErr(got, want); r > 1e-4 {
+		t.Fatalf("prefill logits differ from the dense reference: max rel err %.3g", r)
+	}
+	tok := engine.Argmax(got)
+	for i := 0; i < 40; i++ {
+		out, err := e.Decode([]*engine.Sequence{s}, []int{tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = d.step(tok)
+		if r := maxRelErr(out[0], want); r > 1e-4 {
+			t.Fatalf("decode step %d: logits differ from the dense reference: max rel err %.3g", i, r)
+		}
+		tok = engine.Argmax(want)
 	}
 }
 
@@ -194,6 +203,12 @@ func openVulkanWith(t testing.TB, opts gpu.Options) *gpu.Backend {
 }
 
 func TestBatchEqualsAloneVulkan(t *testing.T) { testBatchEqualsAlone(t, openVulkan(t)) }
+
+func TestBatchEqualsAloneCPUFast(t *testing.T) {
+	fast := cpu.New(2)
+	defer fast.Close()
+	testBatchEqualsAlone(t, fast)
+}
 
 // On the Vulkan device, the forward pass gives the CPU backend's logits within 1e-4 (f32 weights), through
 // a chunked prefill and decode steps.

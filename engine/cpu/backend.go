@@ -4,6 +4,7 @@ package cpu
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"kvc/engine"
@@ -41,10 +42,24 @@ func (b *Buf) I32() []int32 {
 	return unsafe.Slice((*int32)(unsafe.Pointer(&b.words[0])), b.size/4)
 }
 
-// Backend is the CPU backend. Threads bounds the goroutines an op may use.
+// Backend is the CPU backend. Its zero value is the plain-Go reference, the oracle: it executes each op
+// as its definition reads, and Threads bounds the goroutines an op may use. New makes the fast backend
+// (--device cpu): the same ops, with SIMD row kernels (kernels.go) and a persistent worker pool.
 type Backend struct {
 	Threads int
+	pool    *workers // nil: the reference kernels
 }
+
+// New returns the fast CPU backend with threads workers (runtime.NumCPU() if threads <= 0).
+func New(threads int) *Backend {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	return &Backend{Threads: threads, pool: newWorkers(threads)}
+}
+
+// Fast reports whether this is the fast backend rather than the reference.
+func (c *Backend) Fast() bool { return c.pool != nil }
 
 // The assertion `var _ engine.Backend = (*Backend)(nil)` lives in ops.go once every op exists.
 
@@ -77,8 +92,13 @@ func (c *Backend) Read(src engine.Buf, off int64, dst []byte) error {
 	return nil
 }
 
-func (c *Backend) Sync() error  { return nil }
-func (c *Backend) Close() error { return nil }
+func (c *Backend) Sync() error { return nil }
+func (c *Backend) Close() error {
+	if c.pool != nil {
+		c.pool.close()
+	}
+	return nil
+}
 
 // f32 and i32 view an engine.Buf of this backend.
 func f32(b engine.Buf) []float32 { return b.(*Buf).F32() }

@@ -105,6 +105,10 @@ func (c *Backend) MatMul(out, x engine.Buf, w engine.Weight, n int) {
 
 // matmul is MatMul, or with add MatMulAdd (out += the same sums).
 func (c *Backend) matmul(op string, out, x engine.Buf, w engine.Weight, n int, add bool) {
+	if c.pool != nil {
+		c.fastMatmul(op, out, x, w, n, add)
+		return
+	}
 	cw := weight(op, w)
 	rows, cols := cw.info.Rows, cw.info.Cols
 	need(op+" x", x, int64(n*cols*4))

@@ -34,6 +34,10 @@ func (c *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 	}
 	need("MatMulSwiGLU x", x, int64(n*cols*4))
 	need("MatMulSwiGLU out", out, int64(n*rows*4))
+	if c.pool != nil {
+		c.fastMatMulSwiGLU(out, x, gw, uw, n)
+		return
+	}
 	xs, o := f32(x), f32(out)
 	c.parallel(rows, 2*rows*cols, func(lo, hi int) {
 		gb, ub := make([]float32, cols), make([]float32, cols)
@@ -58,8 +62,13 @@ func (c *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 	})
 }
 
-// MatMulQKV is the three products one after another (the fusion saves dispatches, not host work).
+// MatMulQKV is the three products one after another (the fusion saves dispatches, not host work); the
+// fast backend runs them as one job of the pool.
 func (c *Backend) MatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n int) {
+	if c.pool != nil {
+		c.fastMatMulQKV(q, k, v, x, wq, wk, wv, n)
+		return
+	}
 	c.MatMul(q, x, wq, n)
 	c.MatMul(k, x, wk, n)
 	c.MatMul(v, x, wv, n)

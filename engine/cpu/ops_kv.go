@@ -205,6 +205,10 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		panic(fmt.Sprintf("cpu: Attention: %d query heads are not a multiple of %d KV heads", qHeads, kvHeads))
 	}
 	o, qq, heads, tables, pos := f32(out), f32(q), i32(a.Heads), i32(a.Tables), i32(a.Pos)
+	if c.pool != nil {
+		c.fastAttention(o, qq, p, heads, tables, pos, a.Rows, a.MetricRowCount(), qHeads, kvHeads, scale, mode)
+		return
+	}
 	r, d := qHeads/kvHeads, p.headDim
 	// Rows that read the same head cache (a prefill chunk) share one job, so its K/V are loaded once.
 	type headKey struct{ kh, off, ctx int32 }

@@ -42,7 +42,7 @@ func List() ([]Info, error) {
 		}
 		out = append(out, info)
 	}
-	out = append(out, Info{Spec: "cpu", Name: "Go reference backend"})
+	out = append(out, Info{Spec: "cpu", Name: "Go CPU backend (" + cpu.Kernels() + ")"})
 	return out, err
 }
 
@@ -51,12 +51,12 @@ func List() ([]Info, error) {
 func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 	switch {
 	case spec == "cpu":
-		return &cpu.Backend{}, nil
+		return cpu.New(0), nil
 	case spec == "" || spec == "auto":
 		b, err := gpu.OpenBest(opts)
 		if errors.Is(err, gpu.ErrNoVulkan) {
 			fmt.Fprintf(warn, "kvc: using the CPU backend: %v\n", err)
-			return &cpu.Backend{}, nil
+			return cpu.New(0), nil
 		}
 		if err != nil {
 			return nil, err

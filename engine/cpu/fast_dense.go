@@ -1,0 +1,97 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"kvc/engine"
+)
+
+// The fast backend's products: weight rows split statically over the worker pool, each row read straight
+// from its stored dtype by rowDot (no decoded copy) and dotted with every input row while it is in cache.
+
+// rowBlock is how many weight rows one pass over the batch's inputs covers: their bytes stay in L1/L2
+// while each input row meets them.
+const rowBlock = 16
+
+// product is one weight's MatMul (or MatMulAdd) into out, a part of one dispatch over several weights.
+type product struct {
+	w   *Weight
+	out []float32
+	add bool
+}
+
+// products runs every product over the same inputs x [n][cols] in one pass of the pool, the rows of all
+// the weights split evenly between the workers.
+func (c *Backend) products(x []float32, n int, ps []product) {
+	total, cols := 0, ps[0].w.info.Cols
+	for _, p := range ps {
+		total += p.w.info.Rows
+	}
+	c.pool.rows(total, total*cols*n, func(_, lo, hi int) {
+		base := 0
+		for _, p := range ps {
+			rows := p.w.info.Rows
+			if a, b := max(lo-base, 0), min(hi-base, rows); a < b {
+				p.rows(x, n, cols, a, b)
+			}
+			base += rows
+		}
+	})
+}
+
+func (p product) rows(x []float32, n, cols, lo, hi int) {
+	rows := p.w.info.Rows
+	for r0 := lo; r0 < hi; r0 += rowBlock {
+		r1 := min(r0+rowBlock, hi)
+		for i := 0; i < n; i++ {
+			xi, oi := x[i*cols:(i+1)*cols], p.out[i*rows:(i+1)*rows]
+			for r := r0; r < r1; r++ {
+				d := p.w.rowDot(xi, r)
+				if p.add {
+					oi[r] += d
+				} else {
+					oi[r] = d
+				}
+			}
+		}
+	}
+}
+
+func (c *Backend) fastMatmul(op string, out, x engine.Buf, w engine.Weight, n int, add bool) {
+	cw := weight(op, w)
+	need(op+" x", x, int64(n*cw.info.Cols*4))
+	need(op+" out", out, int64(n*cw.info.Rows*4))
+	c.products(f32(x), n, []product{{cw, f32(out), add}})
+}
+
+func (c *Backend) fastMatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n int) {
+	ps := []product{{w: weight("MatMulQKV", wq), out: f32(q)}, {w: weight("MatMulQKV", wk), out: f32(k)},
+		{w: weight("MatMulQKV", wv), out: f32(v)}}
+	cols := ps[0].w.info.Cols
+	need("MatMulQKV x", x, int64(n*cols*4))
+	for i, b := range []engine.Buf{q, k, v} {
+		if ps[i].w.info.Cols != cols {
+			panic(fmt.Sprintf("cpu: MatMulQKV: %s has %d columns, %s %d", ps[i].w.info.Name, ps[i].w.info.Cols, ps[0].w.info.Name, cols))
+		}
+		need("MatMulQKV out", b, int64(n*ps[i].w.info.Rows*4))
+	}
+	c.products(f32(x), n, ps)
+}
+
+func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
+	rows, cols := gw.info.Rows, gw.info.Cols
+	xs, o := f32(x), f32(out)
+	c.pool.rows(rows, 2*rows*cols*n, func(_, lo, hi int) {
+		for r0 := lo; r0 < hi; r0 += rowBlock {
+			r1 := min(r0+rowBlock, hi)
+			for i := 0; i < n; i++ {
+				xi := xs[i*cols : (i+1)*cols]
+				for r := r0; r < r1; r++ {
+					g, u := gw.rowDot(xi, r), uw.rowDot(xi, r)
+					o[i*rows+r] = g / (1 + float32(math.Exp(float64(-g)))) * u // SwiGLU's expression
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,157 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"kvc/engine"
+	"kvc/model"
+)
+
+// The fast backend (New) against the reference (&Backend{}): products within rounding of the reference,
+// each batch row the bits of the same row alone, fused ops the bits of their unfused sequence, and
+// attention the reference's bits.
+
+func TestFastProductsMatchReference(t *testing.T) {
+	withKernels(t, func(t *testing.T) {
+		rng := rand.New(rand.NewSource(5))
+		ref := &Backend{}
+		fast, fast1 := New(3), New(1)
+		defer fast.Close()
+		for _, wc := range weightCases {
+			// {rows, cols, n}: odd sizes; the last is large enough to use every worker
+			for _, s := range [][3]int{{1, 1, 1}, {7, 7, 2}, {63, 63, 3}, {5, 4097, 2}, {300, 256, 5}} {
+				rows, cols, n := s[0], s[1], s[2]
+				group := 0
+				if wc.dt == model.Q8_0 {
+					group = wc.group
+					if cols%group != 0 {
+						group = kernelGroup(cols)
+					}
+				}
+				name := fmt.Sprintf("%v %v g%d %dx%d n%d", wc.dt, wc.sk, group, rows, cols, n)
+				tn := EncodeTensor("w", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols))
+				w, err := fast.UploadWeight(tn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				xv := randVec(rng, n*cols)
+				x := bufOf(t, fast, xv)
+				got, want := buf(t, fast, n*rows), buf(t, fast, n*rows)
+				fast.MatMul(got, x, w, n)
+				ref.MatMul(want, x, w, n)
+				for i := 0; i < n; i++ {
+					for r := 0; r < rows; r++ {
+						var mag float64
+						for c := 0; c < cols; c++ {
+							mag += math.Abs(float64(xv[i*cols+c]) * stored(t, tn, r, c))
+						}
+						g, wv := got.F32()[i*rows+r], want.F32()[i*rows+r]
+						if math.Abs(float64(g-wv)) > 2e-6*mag+1e-30 || math.IsNaN(float64(g)) {
+							t.Fatalf("%s: out[%d][%d] = %v, reference %v (|x.w| %v)", name, i, r, g, wv, mag)
+						}
+					}
+				}
+				// each row of the batch is the row alone, on one thread
+				for i := 0; i < n; i++ {
+					one := buf(t, fast, rows)
+					fast1.MatMul(one, bufOf(t, fast, xv[i*cols:(i+1)*cols]), w, 1)
+					sameBits(t, name+" alone", one.F32(), got.F32()[i*rows:(i+1)*rows])
+				}
+				// MatMulAdd is MatMul then Add
+				init := randVec(rng, n*rows)
+				sum := bufOf(t, fast, init)
+				fast.MatMulAdd(sum, x, w, n)
+				fast.Add(want, bufOf(t, fast, init), got, n*rows)
+				sameBits(t, name+" MatMulAdd", sum.F32(), want.F32())
+				// MatMulSwiGLU is two MatMuls then SwiGLU
+				up, _ := fast.UploadWeight(EncodeTensor("u", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols)))
+				u, fused := buf(t, fast, n*rows), buf(t, fast, n*rows)
+				fast.MatMul(u, x, up, n)
+				fast.SwiGLU(want, got, u, n*rows)
+				fast.MatMulSwiGLU(fused, x, w, up, n)
+				sameBits(t, name+" MatMulSwiGLU", fused.F32(), want.F32())
+				// MatMulQKV is three MatMuls
+				k := buf(t, fast, n*rows)
+				q, v := buf(t, fast, n*rows), buf(t, fast, n*rows)
+				fast.MatMulQKV(q, k, v, x, w, up, w, n)
+				sameBits(t, name+" QKV q", q.F32(), got.F32())
+				sameBits(t, name+" QKV k", k.F32(), u.F32())
+				sameBits(t, name+" QKV v", v.F32(), got.F32())
+			}
+		}
+	})
+}
+
+// TestFastAttentionSameBits: decode rows over compacted caches with every metric mode, and a causal
+// prefill chunk whose first row alone adds to the metric, give the reference's output and metric bits.
+func TestFastAttentionSameBits(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	fast := New(2)
+	defer fast.Close()
+	const kvHeads, d = 2, 12
+	for _, bs := range []int{1, 4, 16} {
+		for _, r := range []int{1, 4} {
+			for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+				for _, mode := range []engine.MetricMode{engine.MetricNone, engine.MetricSquared, engine.MetricPlain} {
+					name := fmt.Sprintf("b%d/r%d/t%d/m%d", bs, r, typ, mode)
+					qHeads := r * kvHeads
+					// three decode rows of three sequences, then a prefill chunk of 9 rows of a fourth
+					ctx := [][]int{{1 + rng.Intn(45), 1 + rng.Intn(45)}, {3, 40}, {17, 1}, {9, 9}}
+					pc := newPagedCase(t, rng, ctx, bs, d, typ, true)
+					rows := 3 + 9
+					be := pc.be
+					heads, tables, pos := buf(t, be, rows*kvHeads*2), buf(t, be, len(pc.tables)), buf(t, be, rows)
+					copy(tables.I32(), pc.tables)
+					for row := 0; row < rows; row++ {
+						s, p := min(row, 3), int32(30)
+						if row >= 3 {
+							p = int32(row - 3)
+						}
+						pos.I32()[row] = p
+						for h := 0; h < kvHeads; h++ {
+							heads.I32()[(row*kvHeads+h)*2] = pc.offs[s][h]
+							heads.I32()[(row*kvHeads+h)*2+1] = int32(ctx[s][h])
+						}
+					}
+					q := bufOf(t, be, randVec(rng, rows*qHeads*d))
+					metric := randVec(rng, len(pc.pool.Metric))
+					var outs [2]*Buf
+					var metrics [2][]float32
+					for i, b := range []*Backend{be, fast} {
+						copy(pc.pool.Metric, metric)
+						outs[i] = buf(t, be, rows*qHeads*d)
+						b.Attention(outs[i], q, pc.pool, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows, MetricRows: 4},
+							qHeads, kvHeads, 0.3, mode)
+						metrics[i] = append([]float32(nil), pc.pool.Metric...)
+					}
+					sameBits(t, name+" out", outs[1].F32(), outs[0].F32())
+					sameBits(t, name+" metric", metrics[1], metrics[0])
+				}
+			}
+		}
+	}
+}
+
+// The pool's parts run on distinct goroutines and cover the range once (run with -race).
+func TestWorkersCoverRange(t *testing.T) {
+	p := newWorkers(3)
+	defer p.close()
+	for _, n := range []int{1, 2, 3, 10, 1000} {
+		hits := make([]int, n)
+		p.rows(n, 1<<20, func(part, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				hits[i]++
+			}
+			s := p.scratchFor(part, 8)
+			s[0] = float64(lo)
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n %d: element %d visited %d times", n, i, h)
+			}
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package cpu
+
+import (
+	"os"
+	"unsafe"
+
+	"kvc/engine"
+	"kvc/model"
+)
+
+// The fast backend's row kernels: sum_c x[c] * W[r][c] read straight from the stored dtype, by AVX2
+// assembly (kernels_amd64.s) where the CPU has it, else by the pure-Go loops below. A q8_0 group's (or an
+// fp8 scale region's) products are summed first and then multiplied by its scale. The order of every sum
+// depends only on the weight's shape, never on the batch or the thread count, as engine.Backend requires.
+// The reference kernels (DecodeRow, dot) stay the oracle both are tested against.
+
+// useAsm selects the assembly kernels; KVC_CPU_NOASM=1 forces the pure-Go ones.
+var useAsm = haveAsm && os.Getenv("KVC_CPU_NOASM") == ""
+
+// Kernels says which kernels the fast backend runs on this machine.
+func Kernels() string {
+	if useAsm {
+		return "avx2+fma+f16c"
+	}
+	if haveAsm {
+		return "pure Go (KVC_CPU_NOASM set)"
+	}
+	return "pure Go"
+}
+
+// rowDot returns sum_c x[c] * W[r][c] for x of at least Cols elements.
+func (w *Weight) rowDot(x []float32, r int) float32 {
+	if useAsm {
+		return w.rowDotAsm(x, r)
+	}
+	return w.rowDotGo(x, r)
+}
+
+// f16Row returns row r of an f16 or bf16 weight as its 16-bit codes.
+func (w *Weight) u16Row(r int) []uint16 {
+	n := w.info.Cols
+	all := unsafe.Slice((*uint16)(unsafe.Pointer(&w.words[0])), w.info.Rows*n)
+	return all[r*n : (r+1)*n]
+}
+
+// fp8Scales returns the scales of row r's regions and the region width (the whole row unless
+// ScaleBlock); ScaleNone gives the scale 1.
+func (w *Weight) fp8Scales(r int) ([]float32, int) {
+	switch w.info.ScaleKind {
+	case model.ScaleTensor:
+		return w.scales[:1], w.info.Cols
+	case model.ScaleChannel:
+		return w.scales[r : r+1], w.info.Cols
+	case model.ScaleBlock:
+		nb := ceilDiv(w.info.Cols, engine.FP8BlockSize)
+		return w.scales[(r/engine.FP8BlockSize)*nb : (r/engine.FP8BlockSize+1)*nb], engine.FP8BlockSize
+	}
+	return one[:], w.info.Cols
+}
+
+var one = [1]float32{1}
+
+func (w *Weight) rowDotAsm(x []float32, r int) float32 {
+	n := w.info.Cols
+	x = x[:n]
+	n8 := n &^ 7
+	var s float32
+	switch w.info.DType {
+	case model.F32:
+		row := w.f32Row(r)
+		s = dotF32AVX(&x[0], &row[0], n8)
+		for i := n8; i < n; i++ {
+			s += x[i] * row[i]
+		}
+	case model.F16:
+		row := w.u16Row(r)
+		s = dotF16AVX(&x[0], &row[0], n8)
+		luts()
+		for i := n8; i < n; i++ {
+			s += x[i] * f16LUT[row[i]]
+		}
+	case model.BF16:
+		row := w.u16Row(r)
+		s = dotBF16AVX(&x[0], &row[0], n8)
+		for i := n8; i < n; i++ {
+			s += x[i] * model.BF16ToF32(row[i])
+		}
+	case model.Q8_0:
+		g := w.info.Group
+		if g%8 != 0 {
+			return w.rowDotGo(x, r)
+		}
+		ng := n / g
+		row := w.data[r*n : (r+1)*n]
+		s = dotQ8AVX(&x[0], (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g)
+	case model.F8E4M3:
+		scales, g := w.fp8Scales(r)
+		row := w.data[r*n : (r+1)*n]
+		if g == n {
+			g = n8
+		}
+		ng := 0
+		if g > 0 {
+			ng = n / g
+			s = dotFP8AVX(&x[0], &row[0], &scales[0], ng, g)
+		}
+		if done := ng * g; done < n {
+			luts()
+			var t float32
+			for i := done; i < n; i++ {
+				t += x[i] * fp8LUT[row[i]]
+			}
+			s += t * scales[min(ng, len(scales)-1)]
+		}
+	}
+	return s
+}
+
+// rowDotGo is the pure-Go kernel: four interleaved partial sums per row (per scale group for q8_0 and
+// fp8), as the reference dot.
+func (w *Weight) rowDotGo(x []float32, r int) float32 {
+	n := w.info.Cols
+	x = x[:n]
+	switch w.info.DType {
+	case model.F32:
+		return dot(x, w.f32Row(r))
+	case model.F16:
+		luts()
+		row := w.u16Row(r)
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			s0 += x[i] * f16LUT[row[i]]
+			s1 += x[i+1] * f16LUT[row[i+1]]
+			s2 += x[i+2] * f16LUT[row[i+2]]
+			s3 += x[i+3] * f16LUT[row[i+3]]
+		}
+		s := (s0 + s1) + (s2 + s3)
+		for ; i < n; i++ {
+			s += x[i] * f16LUT[row[i]]
+		}
+		return s
+	case model.BF16:
+		row := w.u16Row(r)
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			s0 += x[i] * model.BF16ToF32(row[i])
+			s1 += x[i+1] * model.BF16ToF32(row[i+1])
+			s2 += x[i+2] * model.BF16ToF32(row[i+2])
+			s3 += x[i+3] * model.BF16ToF32(row[i+3])
+		}
+		s := (s0 + s1) + (s2 + s3)
+		for ; i < n; i++ {
+			s += x[i] * model.BF16ToF32(row[i])
+		}
+		return s
+	case model.Q8_0:
+		g := w.info.Group
+		row := w.data[r*n : (r+1)*n]
+		sc := w.scales[r*(n/g) : (r+1)*(n/g)]
+		var s float32
+		for k, scale := range sc {
+			s += groupDotQ8(x[k*g:(k+1)*g], row[k*g:(k+1)*g]) * scale
+		}
+		return s
+	case model.F8E4M3:
+		luts()
+		scales, g := w.fp8Scales(r)
+		row := w.data[r*n : (r+1)*n]
+		var s float32
+		for k, scale := range scales {
+			lo, hi := k*g, min(n, (k+1)*g)
+			var s0, s1, s2, s3 float32
+			i := lo
+			for ; i+4 <= hi; i += 4 {
+				s0 += x[i] * fp8LUT[row[i]]
+				s1 += x[i+1] * fp8LUT[row[i+1]]
+				s2 += x[i+2] * fp8LUT[row[i+2]]
+				s3 += x[i+3] * fp8LUT[row[i+3]]
+			}
+			t := (s0 + s1) + (s2 + s3)
+			for ; i < hi; i++ {
+				t += x[i] * fp8LUT[row[i]]
+			}
+			s += t * scale
+		}
+		return s
+	}
+	panic("cpu: rowDot: dtype " + w.info.DType.String())
+}
+
+func groupDotQ8(x []float32, q []byte) float32 {
+	q = q[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * float32(int8(q[i]))
+		s1 += x[i+1] * float32(int8(q[i+1]))
+		s2 += x[i+2] * float32(int8(q[i+2]))
+		s3 += x[i+3] * float32(int8(q[i+3]))
+	}
+	s := (s0 + s1) + (s2 + s3)
+	for ; i < len(x); i++ {
+		s += x[i] * float32(int8(q[i]))
+	}
+	return s
+}

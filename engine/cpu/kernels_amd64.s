@@ -1,0 +1,259 @@
+#include "textflag.h"
+
+// Dot-product kernels for AVX2 + FMA + F16C. Every kernel walks its elements in chunks of 8 and keeps
+// two 8-lane accumulators, chunk k going to accumulator k%2 (within a scale group for the grouped
+// kernels, whose group sums are then multiplied by the group's scale into one accumulator); the lanes are
+// reduced as (0..3 + 4..7), then (0,1 + 2,3), then 0 + 1. The order depends only on the element count, so
+// one output gets the same bits whatever batch it is computed in.
+
+// HSUM reduces the 8 lanes of Y0 into X0's low lane.
+#define HSUM \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVHLPS     X0, X0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVSHDUP    X0, X1     \
+	VADDSS       X1, X0, X0
+
+// func dotF32AVX(x, w *float32, n int) float32
+// n is a multiple of 8.
+TEXT ·dotF32AVX(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), SI
+	MOVQ   w+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+f32loop:
+	CMPQ        CX, $16
+	JLT         f32tail
+	VMOVUPS     (SI), Y2
+	VMOVUPS     32(SI), Y3
+	VFMADD231PS (DI), Y2, Y0
+	VFMADD231PS 32(DI), Y3, Y1
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JMP         f32loop
+
+f32tail:
+	CMPQ        CX, $8
+	JLT         f32done
+	VMOVUPS     (SI), Y2
+	VFMADD231PS (DI), Y2, Y0
+
+f32done:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func dotF16AVX(x *float32, w *uint16, n int) float32
+// n is a multiple of 8.
+TEXT ·dotF16AVX(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), SI
+	MOVQ   w+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+f16loop:
+	CMPQ        CX, $16
+	JLT         f16tail
+	VCVTPH2PS   (DI), Y2
+	VCVTPH2PS   16(DI), Y3
+	VFMADD231PS (SI), Y2, Y0
+	VFMADD231PS 32(SI), Y3, Y1
+	ADDQ        $64, SI
+	ADDQ        $32, DI
+	SUBQ        $16, CX
+	JMP         f16loop
+
+f16tail:
+	CMPQ        CX, $8
+	JLT         f16done
+	VCVTPH2PS   (DI), Y2
+	VFMADD231PS (SI), Y2, Y0
+
+f16done:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func dotBF16AVX(x *float32, w *uint16, n int) float32
+// n is a multiple of 8. A bfloat16 is the high half of a float32.
+TEXT ·dotBF16AVX(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), SI
+	MOVQ   w+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+bf16loop:
+	CMPQ        CX, $16
+	JLT         bf16tail
+	VPMOVZXWD   (DI), Y2
+	VPMOVZXWD   16(DI), Y3
+	VPSLLD      $16, Y2, Y2
+	VPSLLD      $16, Y3, Y3
+	VFMADD231PS (SI), Y2, Y0
+	VFMADD231PS 32(SI), Y3, Y1
+	ADDQ        $64, SI
+	ADDQ        $32, DI
+	SUBQ        $16, CX
+	JMP         bf16loop
+
+bf16tail:
+	CMPQ        CX, $8
+	JLT         bf16done
+	VPMOVZXWD   (DI), Y2
+	VPSLLD      $16, Y2, Y2
+	VFMADD231PS (SI), Y2, Y0
+
+bf16done:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32
+// groups groups of group elements (a multiple of 8), each summed then multiplied by its scale.
+TEXT ·dotQ8AVX(SB), NOSPLIT, $0-44
+	MOVQ   x+0(FP), SI
+	MOVQ   w+8(FP), DI
+	MOVQ   scales+16(FP), BX
+	MOVQ   groups+24(FP), CX
+	MOVQ   group+32(FP), R8
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JEQ    q8done
+
+q8group:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ   R8, DX
+
+q8loop:
+	CMPQ        DX, $16
+	JLT         q8tail
+	VPMOVSXBD   (DI), Y3
+	VPMOVSXBD   8(DI), Y4
+	VCVTDQ2PS   Y3, Y3
+	VCVTDQ2PS   Y4, Y4
+	VFMADD231PS (SI), Y3, Y1
+	VFMADD231PS 32(SI), Y4, Y2
+	ADDQ        $64, SI
+	ADDQ        $16, DI
+	SUBQ        $16, DX
+	JMP         q8loop
+
+q8tail:
+	CMPQ        DX, $8
+	JLT         q8scale
+	VPMOVSXBD   (DI), Y3
+	VCVTDQ2PS   Y3, Y3
+	VFMADD231PS (SI), Y3, Y1
+	ADDQ        $32, SI
+	ADDQ        $8, DI
+
+q8scale:
+	VADDPS       Y2, Y1, Y1
+	VBROADCASTSS (BX), Y5
+	VFMADD231PS  Y5, Y1, Y0
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          q8group
+
+q8done:
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// FP8 turns 8 fp8-e4m3 bytes at (DI) into 8 floats in Y3, each 2^-8 times its value: the low 7 bits
+// shifted left by 7 are a half with the same mantissa and an exponent 8 lower (subnormals included), and
+// the sign moves to bit 15. X14 holds 0x007F and X15 0x0080 in every word.
+#define FP8 \
+	VPMOVZXBW (DI), X3     \
+	VPAND     X14, X3, X4  \
+	VPSLLW    $7, X4, X4   \
+	VPAND     X15, X3, X3  \
+	VPSLLW    $8, X3, X3   \
+	VPOR      X3, X4, X3   \
+	VCVTPH2PS X3, Y3
+
+// func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32
+// Like dotQ8AVX for fp8-e4m3; the sum is multiplied by 2^8 at the end (exact). The codes 0x7f and 0xff
+// (NaN in e4m3) read as 480 and -480.
+TEXT ·dotFP8AVX(SB), NOSPLIT, $0-44
+	MOVQ         x+0(FP), SI
+	MOVQ         w+8(FP), DI
+	MOVQ         scales+16(FP), BX
+	MOVQ         groups+24(FP), CX
+	MOVQ         group+32(FP), R8
+	MOVL         $0x007f007f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, X14
+	MOVL         $0x00800080, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, X15
+	VXORPS       Y0, Y0, Y0
+	TESTQ        CX, CX
+	JEQ          fp8done
+
+fp8group:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ   R8, DX
+
+fp8loop:
+	CMPQ        DX, $16
+	JLT         fp8tail
+	FP8
+	VFMADD231PS (SI), Y3, Y1
+	ADDQ        $8, DI
+	FP8
+	VFMADD231PS 32(SI), Y3, Y2
+	ADDQ        $64, SI
+	ADDQ        $8, DI
+	SUBQ        $16, DX
+	JMP         fp8loop
+
+fp8tail:
+	CMPQ        DX, $8
+	JLT         fp8scale
+	FP8
+	VFMADD231PS (SI), Y3, Y1
+	ADDQ        $32, SI
+	ADDQ        $8, DI
+
+fp8scale:
+	VADDPS       Y2, Y1, Y1
+	VBROADCASTSS (BX), Y5
+	VFMADD231PS  Y5, Y1, Y0
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          fp8group
+
+fp8done:
+	HSUM
+	MOVL  $0x43800000, AX // 256.0
+	VMOVD AX, X1
+	VMULSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// func cpuidF16C() bool
+TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
+	MOVL  $1, AX
+	MOVL  $0, CX
+	CPUID
+	SHRL  $29, CX
+	ANDL  $1, CX
+	MOVB  CX, ret+0(FP)
+	RET

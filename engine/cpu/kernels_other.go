@@ -1,0 +1,12 @@
+//go:build !amd64
+
+package cpu
+
+// Without assembly kernels every dot product takes the pure-Go path (dotGo).
+const haveAsm = false
+
+func dotF32AVX(x, w *float32, n int) float32                                     { panic("no asm") }
+func dotF16AVX(x *float32, w *uint16, n int) float32                             { panic("no asm") }
+func dotBF16AVX(x *float32, w *uint16, n int) float32                            { panic("no asm") }
+func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32   { panic("no asm") }
+func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }

@@ -1,0 +1,85 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"kvc/model"
+)
+
+// withKernels runs f with the assembly kernels (where the machine has them) and with the pure-Go ones.
+func withKernels(t *testing.T, f func(t *testing.T)) {
+	saved := useAsm
+	defer func() { useAsm = saved }()
+	for _, asm := range []bool{true, false} {
+		name := "go"
+		if asm {
+			if !haveAsm {
+				t.Log("no AVX2/FMA/F16C on this machine: only the pure-Go kernels run")
+				continue
+			}
+			name = "asm"
+		}
+		useAsm = asm
+		t.Run(name, f)
+	}
+}
+
+// kernelGroup is the q8_0 group for a row of n columns: 32 where it divides n, else the smallest divisor
+// above 1 (odd sizes exercise the pure-Go path inside the asm dispatch).
+func kernelGroup(n int) int {
+	if n%32 == 0 {
+		return 32
+	}
+	for g := 2; g < n; g++ {
+		if n%g == 0 {
+			return g
+		}
+	}
+	return n
+}
+
+// Every row kernel against the reference decode (DecodeRow) and a float64 sum, for each dtype and scale
+// layout, at odd sizes and at sizes the vector loops take whole.
+func TestRowDotAgainstReference(t *testing.T) {
+	withKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		for _, wc := range weightCases {
+			for _, cols := range []int{1, 7, 8, 63, 64, 200, 4096, 4097} {
+				rows := 3
+				if wc.sk == model.ScaleBlock {
+					rows = 130 // two block rows
+				}
+				group := 0
+				if wc.dt == model.Q8_0 {
+					group = wc.group
+					if cols%group != 0 {
+						group = kernelGroup(cols)
+					}
+				}
+				tn := EncodeTensor("w", wc.dt, rows, cols, false, wc.sk, group, randVals(r, rows*cols))
+				cw, err := (&Backend{}).UploadWeight(tn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := cw.(*Weight)
+				x := randVals(r, cols)
+				dec := make([]float32, cols)
+				for _, row := range []int{0, 1, rows - 1} {
+					w.DecodeRow(row, dec)
+					var want, mag float64
+					for i := range x {
+						p := float64(x[i]) * float64(dec[i])
+						want += p
+						mag += math.Abs(p)
+					}
+					got := float64(w.rowDot(x, row))
+					if math.Abs(got-want) > 2e-6*mag+1e-30 || math.IsNaN(got) {
+						t.Errorf("%v %v group %d cols %d row %d: %g, reference %g (|x.w| %g)", wc.dt, wc.sk, group, cols, row, got, want, mag)
+					}
+				}
+			}
+		}
+	})
+}
