@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
+	"kvc/engine/cpu"
 	"kvc/engine/device"
 	"kvc/engine/gpu"
 	"kvc/engine/vk"
@@ -144,7 +146,7 @@ func printDevice(w io.Writer, r *deviceReport) {
 	fmt.Fprintf(w, "%s  %s%s\n", r.Spec, r.Name, def)
 	d := r.Vulkan
 	if d == nil {
-		fmt.Fprintf(w, "  plain Go on the CPU (the reference every shader is tested against)\n\n")
+		fmt.Fprintf(w, "  %d threads, row kernels: %s (the plain-Go reference they are tested against is the oracle of every shader)\n\n", runtime.NumCPU(), cpu.Kernels())
 		return
 	}
 	if r.Usable != "" {

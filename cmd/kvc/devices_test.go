@@ -14,7 +14,7 @@ func TestDevicesListsCPUAndVulkan(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	if !strings.Contains(s, "cpu  Go reference backend") {
+	if !strings.Contains(s, "cpu  Go CPU backend") {
 		t.Errorf("output lacks the CPU backend:\n%s", s)
 	}
 	if os.Getenv("KVC_REQUIRE_VULKAN") == "1" && !strings.Contains(s, "vulkan:0") {

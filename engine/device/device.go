@@ -42,7 +42,7 @@ func List() ([]Info, error) {
 		}
 		out = append(out, info)
 	}
-	out = append(out, Info{Spec: "cpu", Name: "Go CPU backend (" + cpu.Kernels() + ")"})
+	out = append(out, Info{Spec: "cpu", Name: "Go CPU backend"})
 	return out, err
 }
 
