@@ -25,9 +25,12 @@ func TestChatReusesCache(t *testing.T) {
 	tmpl, _ := chat.Detect("")
 	var out, log bytes.Buffer
 	in := strings.NewReader("Tell me a story\nAnd another one\n/reset\nHello\n")
-	if err := chatLoop(l, tmpl, "", engine.SamplerConfig{}, 20, nil, 0, in, &out, &log, true); err != nil {
+	c := newChat(l, &ef, tmpl, "", engine.SamplerConfig{}, 20, nil, &out, &log)
+	c.stats = true
+	if err := c.loop(newScanLines(in, &log)); err != nil {
 		t.Fatal(err)
 	}
+	c.close()
 	re := regexp.MustCompile(`\[(\d+) prompt tokens prefilled \((\d+) reused\)`)
 	m := re.FindAllStringSubmatch(log.String(), -1)
 	if len(m) != 3 {

@@ -84,6 +84,8 @@ type loaded struct {
 	budget   kvpages.Budget
 	eos      map[int]bool
 	loadTime time.Duration
+	// modelContext is the checkpoint's own context (ck.Config.Context is --ctx-size's).
+	modelContext int
 }
 
 func (l *loaded) Close() {
@@ -162,6 +164,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if l.ck, err = model.Open(path); err != nil {
 		return nil, err
 	}
+	l.modelContext = l.ck.Config.Context
 	if f.ctxSize < 0 {
 		return nil, fmt.Errorf("--ctx-size %d: want a token count >= 1 (0: the model's context)", f.ctxSize)
 	}

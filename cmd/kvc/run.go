@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"kvc/engine"
@@ -153,13 +154,18 @@ type generation struct {
 	stderr io.Writer
 	comp   engine.CompressStats // totals
 	rounds int
+	// interrupt, when set (Ctrl-C in kvc chat), ends the reply after the token being printed.
+	interrupt *atomic.Bool
 }
+
+// afterToken, when set (tests), runs after each generated token is printed.
+var afterToken func()
 
 type genResult struct {
 	seq          *engine.Sequence
 	tokens       []int // generated, in order (the last one may not be in the cache yet)
 	newTokens    int
-	finish       string // "stop", "length", "context"
+	finish       string // "stop", "length", "context", "interrupted"
 	contextFull  bool
 	prefill      time.Duration
 	decode       time.Duration
@@ -226,6 +232,13 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 		fmt.Fprint(g.out, stop.Push(dec.Push(next)))
 		if stop.Stopped {
 			res.finish = "stop"
+			break
+		}
+		if afterToken != nil {
+			afterToken()
+		}
+		if g.interrupt != nil && g.interrupt.Load() {
+			res.finish = "interrupted"
 			break
 		}
 		if seq.KV.NextPos >= ctx {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kvc/engine"
 )
@@ -78,6 +79,9 @@ func TestKvcChild(t *testing.T) {
 	args, ok := os.LookupEnv("KVC_CHILD_ARGS")
 	if !ok {
 		t.Skip("only run as a child of the end-to-end tests")
+	}
+	if d, err := time.ParseDuration(os.Getenv("KVC_TEST_TOKEN_DELAY")); err == nil {
+		afterToken = func() { time.Sleep(d) } // slow replies down so a test can interrupt one
 	}
 	var list []string
 	if args != "" {
