@@ -54,9 +54,7 @@ func runWindow(o *options) error {
 	if scale == 0 {
 		scale = 1
 		if m := glfw.GetPrimaryMonitor(); m != nil {
-			if x, _ := m.GetContentScale(); x >= 1.5 {
-				scale = int(x + 0.5)
-			}
+			scale = pictureScale(m.GetContentScale())
 		}
 	}
 
@@ -81,7 +79,12 @@ func runWindow(o *options) error {
 	if err != nil {
 		return err
 	}
-	defer pr.Close()
+	defer func() {
+		pr.Close()
+		for _, m := range pr.Messages() { // KVC_VALIDATION=1: what the layer found, for the tests
+			fmt.Println("kvc-view:", m)
+		}
+	}()
 
 	cmds := make(chan command, 16)
 	frames := make(chan shown, 1)
@@ -141,6 +144,11 @@ func runWindow(o *options) error {
 		}
 	})
 	win.SetFramebufferSizeCallback(func(*glfw.Window, int, int) { dirty = true })
+	win.SetContentScaleCallback(func(_ *glfw.Window, x, y float32) { // moved to a monitor of another density
+		if o.scale == 0 {
+			scale, dirty = pictureScale(x, y), true
+		}
+	})
 	win.SetRefreshCallback(func(*glfw.Window) { dirty = true })
 
 	announced := ""
@@ -174,6 +182,11 @@ func runWindow(o *options) error {
 		}
 		glfw.WaitEventsTimeout(0.05)
 	}
+}
+
+// pictureScale is the whole number of pixels per picture pixel for a monitor's content scale.
+func pictureScale(x, _ float32) int {
+	return max(1, int(x+0.5))
 }
 
 func status(state string, tokens int) string {

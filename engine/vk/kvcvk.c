@@ -105,6 +105,8 @@ static void fill_messenger_info(VkDebugUtilsMessengerCreateInfoEXT *m, int id) {
 	m->pUserData = (void *)(intptr_t)id;
 }
 
+void kvc_fill_messenger(VkDebugUtilsMessengerCreateInfoEXT *m, int id) { fill_messenger_info(m, id); }
+
 VkResult kvc_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, int portability, int id,
                              kvc_inst **out) {
 	VkApplicationInfo app = {VK_STRUCTURE_TYPE_APPLICATION_INFO};

@@ -94,6 +94,8 @@ typedef struct kvc_features {
 int kvc_load(const char *path, int install, char *err, int errlen);
 uint32_t kvc_instance_version(void);
 PFN_vkGetInstanceProcAddr kvc_instance_proc_addr(void); // the loaded loader's, NULL before kvc_load
+// kvc_fill_messenger: a debug messenger that records warnings and errors for instance id (Instance.Messages).
+void kvc_fill_messenger(VkDebugUtilsMessengerCreateInfoEXT *m, int id);
 int kvc_has_layer(const char *name);
 int kvc_has_instance_ext(const char *layer, const char *name); // layer NULL: the loader's and drivers'
 VkResult kvc_create_instance(uint32_t api, int validation, int sync_validation, int debug_utils, int portability, int id,

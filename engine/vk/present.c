@@ -32,6 +32,8 @@ typedef VkResult(VKAPI_PTR *create_xlib_fn)(VkInstance, const xlib_surface_info 
 struct kvc_present {
 	VkInstance inst;
 	PFN_vkDestroyInstance DestroyInstance;
+	PFN_vkDestroyDebugUtilsMessengerEXT DestroyMessenger;
+	VkDebugUtilsMessengerEXT messenger;
 	PFN_vkDestroySurfaceKHR DestroySurfaceKHR;
 	PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR GetSurfaceCaps;
 	PFN_vkGetPhysicalDeviceSurfaceFormatsKHR GetSurfaceFormats;
@@ -125,7 +127,8 @@ static VkResult create_device(kvc_present *p, PFN_vkGetInstanceProcAddr gipa, ch
 	return VK_SUCCESS;
 }
 
-VkResult kvc_present_create(void *dpy, uint64_t window, int validation, kvc_present **out, char *err, int errlen) {
+VkResult kvc_present_create(void *dpy, uint64_t window, int validation, int id, kvc_present **out, char *err,
+                            int errlen) {
 	PFN_vkGetInstanceProcAddr gipa = kvc_instance_proc_addr();
 	if (!gipa) return fail(err, errlen, VK_ERROR_INITIALIZATION_FAILED, "the Vulkan loader is not loaded");
 	PFN_vkCreateInstance create_instance = (PFN_vkCreateInstance)gipa(NULL, "vkCreateInstance");
@@ -133,8 +136,10 @@ VkResult kvc_present_create(void *dpy, uint64_t window, int validation, kvc_pres
 	app.pApplicationName = "kvc-view";
 	app.pEngineName = "kvc";
 	app.apiVersion = VK_API_VERSION_1_1;
-	const char *exts[2] = {VK_KHR_SURFACE_EXTENSION_NAME, "VK_KHR_xlib_surface"};
+	const char *exts[3] = {VK_KHR_SURFACE_EXTENSION_NAME, "VK_KHR_xlib_surface", VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
 	const char *layers[1] = {"VK_LAYER_KHRONOS_validation"};
+	VkDebugUtilsMessengerCreateInfoEXT msg;
+	kvc_fill_messenger(&msg, id);
 	VkInstanceCreateInfo ci = {VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
 	ci.pApplicationInfo = &app;
 	ci.enabledExtensionCount = 2;
@@ -142,6 +147,8 @@ VkResult kvc_present_create(void *dpy, uint64_t window, int validation, kvc_pres
 	if (validation) {
 		ci.enabledLayerCount = 1;
 		ci.ppEnabledLayerNames = layers;
+		ci.enabledExtensionCount = 3;
+		ci.pNext = &msg; // messages of vkCreateInstance and vkDestroyInstance themselves
 	}
 	kvc_present *p = calloc(1, sizeof *p);
 	VkResult r = create_instance(&ci, NULL, &p->inst);
@@ -150,6 +157,12 @@ VkResult kvc_present_create(void *dpy, uint64_t window, int validation, kvc_pres
 		return fail(err, errlen, r, "vkCreateInstance with VK_KHR_surface and VK_KHR_xlib_surface");
 	}
 	p->DestroyInstance = (PFN_vkDestroyInstance)gipa(p->inst, "vkDestroyInstance");
+	if (validation) {
+		PFN_vkCreateDebugUtilsMessengerEXT cm =
+		    (PFN_vkCreateDebugUtilsMessengerEXT)gipa(p->inst, "vkCreateDebugUtilsMessengerEXT");
+		p->DestroyMessenger = (PFN_vkDestroyDebugUtilsMessengerEXT)gipa(p->inst, "vkDestroyDebugUtilsMessengerEXT");
+		if (cm && p->DestroyMessenger && cm(p->inst, &msg, NULL, &p->messenger) != VK_SUCCESS) p->messenger = VK_NULL_HANDLE;
+	}
 	p->DestroySurfaceKHR = (PFN_vkDestroySurfaceKHR)gipa(p->inst, "vkDestroySurfaceKHR");
 	p->GetSurfaceCaps = (PFN_vkGetPhysicalDeviceSurfaceCapabilitiesKHR)gipa(p->inst, "vkGetPhysicalDeviceSurfaceCapabilitiesKHR");
 	p->GetSurfaceFormats = (PFN_vkGetPhysicalDeviceSurfaceFormatsKHR)gipa(p->inst, "vkGetPhysicalDeviceSurfaceFormatsKHR");
@@ -391,6 +404,7 @@ void kvc_present_destroy(kvc_present *p) {
 		p->DestroyDevice(p->dev, NULL);
 	}
 	if (p->surface) p->DestroySurfaceKHR(p->inst, p->surface, NULL);
+	if (p->messenger) p->DestroyMessenger(p->inst, p->messenger, NULL);
 	if (p->inst) p->DestroyInstance(p->inst, NULL);
 	free(p);
 }

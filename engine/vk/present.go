@@ -2,6 +2,7 @@ package vk
 
 /*
 #include <stdlib.h>
+#include "kvcvk.h"
 #include "present.h"
 */
 import "C"
@@ -17,23 +18,43 @@ import (
 // VK_KHR_swapchain), apart from the compute devices, so kvc itself never needs a window system.
 type Presenter struct {
 	c    *C.kvc_present
+	id   int // validation messages' key
 	buf  []byte
 	Name string // the presenting device
 }
 
-// NewXlibPresenter presents to window on the X11 display dpy (an Xlib Display*), with the validation layer
-// when validation is set (its messages go to stdout).
+// NewXlibPresenter presents to window on the X11 display dpy (an Xlib Display*), under the validation layer
+// when validation is set (see Messages).
 func NewXlibPresenter(dpy unsafe.Pointer, window uint64, validation bool) (*Presenter, error) {
 	if err := Load(); err != nil {
 		return nil, err
 	}
+	if validation {
+		c := C.CString(ValidationLayer)
+		ok := C.kvc_has_layer(c) != 0
+		C.free(unsafe.Pointer(c))
+		if !ok {
+			return nil, fmt.Errorf("vulkan: validation requested (KVC_VALIDATION=1) but %s is not installed: install package vulkan-validationlayers", ValidationLayer)
+		}
+	}
+	msgMu.Lock()
+	id := nextID
+	nextID++
+	msgMu.Unlock()
 	var errBuf [256]C.char
 	var p *C.kvc_present
-	r := C.kvc_present_create(dpy, C.uint64_t(window), boolInt(validation), &p, &errBuf[0], C.int(len(errBuf)))
+	r := C.kvc_present_create(dpy, C.uint64_t(window), boolInt(validation), C.int(id), &p, &errBuf[0], C.int(len(errBuf)))
 	if r != C.VK_SUCCESS {
 		return nil, fmt.Errorf("vulkan window presentation: %s (%s)", C.GoString(&errBuf[0]), resultName(int32(r)))
 	}
-	return &Presenter{c: p, Name: C.GoString(C.kvc_present_device_name(p))}, nil
+	return &Presenter{c: p, id: id, Name: C.GoString(C.kvc_present_device_name(p))}, nil
+}
+
+// Messages returns the validation warnings and errors recorded for this presenter so far.
+func (p *Presenter) Messages() []string {
+	msgMu.Lock()
+	defer msgMu.Unlock()
+	return append([]string(nil), msgs[p.id]...)
 }
 
 // Frame returns a buffer for the next frame sized to the window's framebuffer (fbW x fbH; the swapchain is

@@ -8,9 +8,11 @@
 
 typedef struct kvc_present kvc_present;
 
-// kvc_present_create: instance, Xlib surface for (dpy, window), the first device and queue family that can
-// present to it, and a swapchain of at least w x h.
-VkResult kvc_present_create(void *dpy, uint64_t window, int validation, kvc_present **out, char *err, int errlen);
+// kvc_present_create: instance (with the validation layer and a messenger recording for message id when
+// validation is set), Xlib surface for (dpy, window), and the first device and queue family that can
+// present to it.
+VkResult kvc_present_create(void *dpy, uint64_t window, int validation, int id, kvc_present **out, char *err,
+                            int errlen);
 // kvc_present_extent makes the swapchain match the window's framebuffer (fbw x fbh), recreating it when
 // needed, and returns its extent and whether its bytes are B, G, R, A. *w = 0: nothing to draw (minimized).
 VkResult kvc_present_extent(kvc_present *p, uint32_t fbw, uint32_t fbh, uint32_t *w, uint32_t *h, int *bgra);
