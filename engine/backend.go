@@ -184,3 +184,17 @@ type DeviceMemory interface {
 type Profiler interface {
 	ProfileReport() string
 }
+
+// Counters are a backend's running totals of queue submissions, recorded dispatches and bytes moved
+// between host and device (kvc bench decode reports their change per step).
+type Counters struct {
+	Submits       int64
+	Dispatches    int64
+	UploadBytes   int64 // written by the host (Write)
+	ReadbackBytes int64 // read by the host (Read, ReadSlots)
+}
+
+// Counting is a Backend that keeps Counters.
+type Counting interface {
+	Counters() Counters
+}

@@ -36,6 +36,32 @@ type decodeBench struct {
 	StepMedianMS float64 `json:"decode_step_median_ms"`
 	DecodeTokS   float64 `json:"decode_tok_s"` // batch / median step time
 	GBs          float64 `json:"weight_gb_s"`  // weight bytes read per step / median step time
+	*stepCounters
+}
+
+// stepCounters are the backend's traffic per decode step (mean over the decode phase), where it counts.
+type stepCounters struct {
+	Submits    float64 `json:"submits_per_step"`
+	Upload     float64 `json:"upload_bytes_per_step"`
+	Readback   float64 `json:"readback_bytes_per_step"`
+	Dispatches float64 `json:"dispatches_per_step"`
+}
+
+func perStep(b engine.Backend, before engine.Counters, steps int) *stepCounters {
+	c, ok := b.(engine.Counting)
+	if !ok {
+		return nil
+	}
+	now, n := c.Counters(), float64(steps)
+	return &stepCounters{Submits: float64(now.Submits-before.Submits) / n, Upload: float64(now.UploadBytes-before.UploadBytes) / n,
+		Readback: float64(now.ReadbackBytes-before.ReadbackBytes) / n, Dispatches: float64(now.Dispatches-before.Dispatches) / n}
+}
+
+func counters(b engine.Backend) engine.Counters {
+	if c, ok := b.(engine.Counting); ok {
+		return c.Counters()
+	}
+	return engine.Counters{}
 }
 
 func cmdBenchDecode(args []string) error {
@@ -46,6 +72,7 @@ func cmdBenchDecode(args []string) error {
 	promptLen := fs.Int("prompt-len", 128, "prompt tokens (random ids) per sequence")
 	steps := fs.Int("n", 32, "decode steps")
 	asJSON := fs.Bool("json", false, "print JSON")
+	stats := fs.Bool("stats", false, "also print the device traffic per decode step (submissions, dispatches, bytes up and back)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -92,6 +119,7 @@ func cmdBenchDecode(args []string) error {
 		next[i] = engine.Argmax(logits)
 	}
 	times := make([]time.Duration, 0, *steps)
+	c0 := counters(e.B)
 	for s := 0; s < *steps; s++ {
 		t0 := time.Now()
 		out, err := e.Decode(seqs, next)
@@ -103,11 +131,12 @@ func cmdBenchDecode(args []string) error {
 			next[i] = engine.Argmax(out[i])
 		}
 	}
+	traffic := perStep(e.B, c0, *steps)
 	sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
 	med := times[len(times)/2].Seconds()
 	res := decodeBench{Model: l.ck.Path, Backend: e.B.Name(), WeightsBytes: e.W.Bytes, ReadPerStep: weightBytesPerStep(l.ck),
 		Batch: *batch, PromptTokens: *promptLen * *batch, PromptTokS: float64(*promptLen**batch) / prefill.Seconds(),
-		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med}
+		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med, stepCounters: traffic}
 	res.GBs = float64(res.ReadPerStep) / med / 1e9
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
@@ -116,6 +145,10 @@ func cmdBenchDecode(args []string) error {
 	fmt.Printf("prompt  %d tokens: %.1f tok/s\n", res.PromptTokens, res.PromptTokS)
 	fmt.Printf("decode  batch %d, %d steps: median step %.2f ms, %.1f tok/s, %.2f GB/s of weights\n",
 		res.Batch, res.DecodeSteps, res.StepMedianMS, res.DecodeTokS, res.GBs)
+	if *stats && traffic != nil {
+		fmt.Printf("per decode step: %.2f submissions, %.1f dispatches, %s uploaded, %s read back\n",
+			traffic.Submits, traffic.Dispatches, fmtBytes(int64(traffic.Upload)), fmtBytes(int64(traffic.Readback)))
+	}
 	return nil
 }
 

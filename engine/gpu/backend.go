@@ -39,9 +39,12 @@ type Options struct {
 	// nil enables DefaultFeatures() where the device supports them.
 	Features *vk.Features
 
-	// Tests: use the staging path (and this window size) even where device memory is mappable.
-	forceStaging bool
-	stagingSize  int64
+	// Discrete makes the device behave like a discrete GPU without resizable BAR: device buffers are never
+	// mapped, every upload and read-back goes through the staging ring (also KVC_DEVICE_MEMORY=discrete).
+	Discrete bool
+
+	// Tests: the staging ring's size.
+	stagingSize int64
 }
 
 // DefaultFeatures are the features kvc enables whenever the device has them.
@@ -90,6 +93,7 @@ var (
 	_ engine.Backend      = (*Backend)(nil)
 	_ engine.DeviceMemory = (*Backend)(nil)
 	_ engine.Profiler     = (*Backend)(nil)
+	_ engine.Counting     = (*Backend)(nil)
 )
 
 // Backend is one Vulkan device. It is not safe for concurrent use.
@@ -124,6 +128,8 @@ type Stats struct {
 	Dispatches     int
 	Barriers       int
 	Submits        int
+	UploadBytes    int64 // bytes given to Write
+	ReadbackBytes  int64 // bytes returned by Read
 	DescriptorHits int
 	DescriptorNew  int
 	Kernels        int
@@ -227,6 +233,13 @@ func open(opts Options, pick func([]*vk.PhysicalDevice) (int, error)) (*Backend,
 	if os.Getenv("KVC_PROFILE") == "1" {
 		opts.Profile = true
 	}
+	switch m := os.Getenv("KVC_DEVICE_MEMORY"); m {
+	case "", "auto":
+	case "discrete":
+		opts.Discrete = true
+	default:
+		return nil, fmt.Errorf("gpu: KVC_DEVICE_MEMORY=%q: want discrete or auto", m)
+	}
 	in, err := vk.NewInstance(vk.InstanceOptions{Validation: opts.Validation})
 	if err != nil {
 		return nil, err
@@ -283,7 +296,7 @@ func makeCaps(d *vk.DeviceInfo, f vk.Features) Caps {
 
 func (b *Backend) init(opts Options) error {
 	var err error
-	if b.mem, err = newAllocator(b.dev, &b.info, opts.forceStaging); err != nil {
+	if b.mem, err = newAllocator(b.dev, &b.info, opts.Discrete); err != nil {
 		return err
 	}
 	if opts.stagingSize > 0 {
@@ -367,4 +380,10 @@ func (b *Backend) Close() error {
 		b.inst.Close()
 	}
 	return err
+}
+
+// Counters implements engine.Counting.
+func (b *Backend) Counters() engine.Counters {
+	s := b.stats
+	return engine.Counters{Submits: int64(s.Submits), Dispatches: int64(s.Dispatches), UploadBytes: s.UploadBytes, ReadbackBytes: s.ReadbackBytes}
 }

@@ -10,7 +10,7 @@ import (
 
 const (
 	blockSize   = 256 << 20 // sub-allocation blocks (capped by maxMemoryAllocationSize)
-	stagingSize = 64 << 20  // host window for uploads/downloads when device memory is not mappable
+	stagingSize = 64 << 20  // the staging ring: uploads and read-backs of unmapped memory
 	mib         = 1 << 20
 )
 
@@ -52,17 +52,19 @@ type allocator struct {
 	info        *vk.DeviceInfo
 	devType     int  // memory type for buffers
 	mappable    bool // devType is host-visible and coherent
-	stageType   int  // host-visible coherent type for staging (when !mappable)
+	stageType   int  // host-visible coherent type for the staging ring
 	blockSize   uint64
 	maxAlloc    uint64
 	blocks      []*memBlock
 	used        uint64 // bytes of VkDeviceMemory allocated
 	staging     *Buffer
 	stagingSize int64
+	stageHead   int64 // bytes of the staging ring the current recording uses
 	live        map[*Buffer]struct{} // destroyed at Close
 }
 
-// newAllocator picks the memory types. forceStaging (tests) treats mappable device memory as if it were not.
+// newAllocator picks the memory types. forceStaging (Options.Discrete) treats mappable device memory as if
+// it were not.
 func newAllocator(dev *vk.Device, info *vk.DeviceInfo, forceStaging bool) (*allocator, error) {
 	a := &allocator{dev: dev, info: info, devType: -1, stageType: -1, live: map[*Buffer]struct{}{}, stagingSize: stagingSize}
 	// The device-local heap we use is the largest one. A host-visible+coherent type on that very heap means
@@ -98,18 +100,16 @@ func newAllocator(dev *vk.Device, info *vk.DeviceInfo, forceStaging bool) (*allo
 	if forceStaging {
 		a.mappable = false
 	}
-	if !a.mappable {
-		for i, t := range info.MemoryTypes {
-			if t.Flags&(vk.MemHostVisible|vk.MemHostCoherent) != vk.MemHostVisible|vk.MemHostCoherent {
-				continue
-			}
-			if a.stageType < 0 || t.Flags&vk.MemHostCached != 0 && info.MemoryTypes[a.stageType].Flags&vk.MemHostCached == 0 {
-				a.stageType = i
-			}
+	for i, t := range info.MemoryTypes {
+		if t.Flags&(vk.MemHostVisible|vk.MemHostCoherent) != vk.MemHostVisible|vk.MemHostCoherent {
+			continue
 		}
-		if a.stageType < 0 {
-			return nil, fmt.Errorf("gpu: %s has no host-visible coherent memory for staging", info.Name)
+		if a.stageType < 0 || t.Flags&vk.MemHostCached != 0 && info.MemoryTypes[a.stageType].Flags&vk.MemHostCached == 0 {
+			a.stageType = i
 		}
+	}
+	if a.stageType < 0 {
+		return nil, fmt.Errorf("gpu: %s has no host-visible coherent memory for staging", info.Name)
 	}
 	a.maxAlloc = info.Limits.MaxMemoryAllocationSize
 	if mb := info.Limits.MaxBufferSize; mb != 0 && mb < a.maxAlloc {
@@ -397,8 +397,14 @@ func (b *Backend) asBuffer(x engine.Buf, op string) (*Buffer, error) {
 	return buf, nil
 }
 
-// Write copies src into dst at off. It is ordered after every op recorded before it: small aligned writes
-// to a buffer that pending commands use are recorded inline; otherwise pending work is submitted first.
+// inlineMax is the largest write recorded into the command buffer itself (vkCmdUpdateBuffer's limit).
+const inlineMax = 65536
+
+// Write copies src into dst at off. It is ordered after every op recorded before it, and it does not submit
+// (unless one recording stages more than the staging ring holds): a mapped buffer that no pending command
+// uses is written directly; otherwise small aligned writes are recorded inline (vkCmdUpdateBuffer) and
+// the rest goes through the staging ring, copied into place by the same command buffer. So a step's
+// uploads and its work are one submission whether or not device memory is mappable.
 func (b *Backend) Write(dst engine.Buf, off int64, src []byte) error {
 	buf, err := b.asBuffer(dst, "Write")
 	if err != nil {
@@ -410,41 +416,30 @@ func (b *Backend) Write(dst engine.Buf, off int64, src []byte) error {
 	if len(src) == 0 {
 		return nil
 	}
-	if b.rec.recording && buf.useSerial == b.rec.serial {
-		if len(src) <= 65536 && off%4 == 0 && len(src)%4 == 0 {
-			b.recordUpdate(buf, off, src)
-			return nil
-		}
-		if err := b.Sync(); err != nil {
-			return err
-		}
-	}
-	if buf.mapped != nil {
+	b.stats.UploadBytes += int64(len(src))
+	pending := b.rec.recording && buf.useSerial == b.rec.serial
+	if buf.mapped != nil && !pending {
 		copy(buf.mapped[off:], src)
 		return nil
 	}
-	if b.rec.recording {
-		if err := b.Sync(); err != nil {
-			return err
-		}
-	}
-	st, err := b.stagingBuffer()
-	if err != nil {
-		return err
+	if len(src) <= inlineMax && off%4 == 0 && len(src)%4 == 0 {
+		b.recordUpdate(buf, off, src)
+		return nil
 	}
 	for len(src) > 0 {
-		n := min(len(src), len(st.mapped))
-		copy(st.mapped, src[:n])
-		b.Copy(Range{buf, off, int64(n)}, Range{st, 0, int64(n)})
-		if err := b.Sync(); err != nil {
+		st, at, n, err := b.stage(int64(len(src)))
+		if err != nil {
 			return err
 		}
-		src, off = src[n:], off+int64(n)
+		copy(st.mapped[at:at+n], src[:n])
+		b.Copy(Range{buf, off, n}, Range{st, at, n})
+		src, off = src[n:], off+n
 	}
 	return nil
 }
 
-// Read copies src at off into dst after submitting and waiting for all recorded work.
+// Read copies src at off into dst after submitting and waiting for all recorded work. Unmapped memory is
+// copied into the staging ring by the same submission.
 func (b *Backend) Read(src engine.Buf, off int64, dst []byte) error {
 	buf, err := b.asBuffer(src, "Read")
 	if err != nil {
@@ -453,30 +448,49 @@ func (b *Backend) Read(src engine.Buf, off int64, dst []byte) error {
 	if off < 0 || off+int64(len(dst)) > buf.size {
 		return fmt.Errorf("gpu: read of %d bytes at %d past buffer of %d", len(dst), off, buf.size)
 	}
-	if err := b.Sync(); err != nil {
-		return err
-	}
-	if buf.mapped != nil {
-		copy(dst, buf.mapped[off:])
-		return nil
-	}
-	st, err := b.stagingBuffer()
-	if err != nil {
-		return err
-	}
-	for len(dst) > 0 {
-		n := min(len(dst), len(st.mapped))
-		b.Copy(Range{st, 0, int64(n)}, Range{buf, off, int64(n)})
+	b.stats.ReadbackBytes += int64(len(dst))
+	if buf.mapped != nil || len(dst) == 0 {
 		if err := b.Sync(); err != nil {
 			return err
 		}
-		copy(dst[:n], st.mapped)
-		dst, off = dst[n:], off+int64(n)
+		copy(dst, buf.mapped[off:])
+		return nil
+	}
+	for len(dst) > 0 {
+		st, at, n, err := b.stage(int64(len(dst)))
+		if err != nil {
+			return err
+		}
+		b.Copy(Range{st, at, n}, Range{buf, off, n})
+		if err := b.Sync(); err != nil {
+			return err
+		}
+		copy(dst[:n], st.mapped[at:at+n])
+		dst, off = dst[n:], off+n
 	}
 	return nil
 }
 
-// stagingBuffer is the bounded host window used when device memory cannot be mapped.
+// stage reserves up to n bytes of the staging ring for the recording: it returns the ring, the offset and
+// how many bytes it got. The ring is reused after each Sync; when the recording has filled it, stage
+// submits the recording first.
+func (b *Backend) stage(n int64) (*Buffer, int64, int64, error) {
+	st, err := b.stagingBuffer()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if b.mem.stageHead >= st.size {
+		if err := b.Sync(); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	at := b.mem.stageHead
+	m := min(n, st.size-at)
+	b.mem.stageHead = int64(alignUp(uint64(at+m), 16))
+	return st, at, m, nil
+}
+
+// stagingBuffer is the bounded host window (the staging ring) through which unmapped memory is written and read.
 func (b *Backend) stagingBuffer() (*Buffer, error) {
 	if b.mem.staging != nil {
 		return b.mem.staging, nil

@@ -417,6 +417,7 @@ func (b *Backend) Sync() error {
 		} else {
 			b.prof.collect(b.dev)
 		}
+		b.mem.stageHead = 0 // the staging ring's bytes have been consumed
 		for _, buf := range r.deferred {
 			b.release(buf)
 		}

@@ -12,7 +12,7 @@ import (
 // Devices without host-visible device memory (discrete GPUs without ReBAR) go through a bounded staging
 // window; here a 4 KiB window forces many chunks.
 func TestStagingPath(t *testing.T) {
-	b := openForTest(t, Options{forceStaging: true, stagingSize: 4096})
+	b := openForTest(t, Options{Discrete: true, stagingSize: 4096})
 	if b.Caps().HostVisibleDeviceMemory {
 		t.Fatal("forceStaging left device memory mapped")
 	}
@@ -46,7 +46,7 @@ func TestStagingPath(t *testing.T) {
 // A Write is ordered after the ops recorded before it.
 func TestWriteOrderedAfterRecordedOps(t *testing.T) {
 	for _, staging := range []bool{false, true} {
-		b := openForTest(t, Options{forceStaging: staging})
+		b := openForTest(t, Options{Discrete: staging})
 		buf, _ := b.AllocBuffer(64)
 		b.Fill(Whole(buf), 0x11111111)
 		// Small aligned write: recorded inline after the fill.
