@@ -59,7 +59,7 @@ type allocator struct {
 	used        uint64 // bytes of VkDeviceMemory allocated
 	staging     *Buffer
 	stagingSize int64
-	stageHead   int64 // bytes of the staging ring the current recording uses
+	stageHead   int64                // bytes of the staging ring the current recording uses
 	live        map[*Buffer]struct{} // destroyed at Close
 }
 
