@@ -2,9 +2,11 @@
 // with automatic barriers, Sync, and GPU-time profiling. The ops (engine.Backend's Embed, MatMul, ...) are
 // written on top of it in ops_*.go with this small API:
 //
-//	k, err := b.Kernel("fill", []uint32{256}, 8, []int{1})     // SPIR-V name, spec constants, push bytes, descriptors per binding
-//	b.Dispatch(k, b.Groups1D(n, 256), gpu.Push(n, v), []gpu.Range{gpu.Whole(dst)})
-//	err = b.Sync()                                              // submit and wait; also returns recording errors
+//	k, err := b.Kernel("fill", []uint32{256}, PushSize[fillPush](), []int{1}) // SPIR-V name, spec constants, push bytes, descriptors per binding
+//	b.Dispatch(k, b.Groups1D(n, 256), PushBytes(&fillPush{Count: n, Value: v}), []Range{Whole(dst)})
+//	err = b.Sync()                                                            // submit and wait; also returns recording errors
+//
+// Each shader's push-constant block is a Go struct in push.go (checked against the SPIR-V by a test).
 //
 // Dispatch records into the current command buffer; a barrier is inserted only where a command's bound byte
 // range overlaps a range written (or, for a write, read) since the last barrier; bindings declared readonly

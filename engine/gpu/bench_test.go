@@ -126,7 +126,7 @@ func BenchmarkRecord(bb *testing.B) {
 	}
 	src, _ := b.AllocBuffer(1024)
 	dst, _ := b.AllocBuffer(1024)
-	push := Push(uint32(64))
+	push := PushBytes(&countPush{Count: 64})
 	s, d := []Range{Whole(src)}, []Range{Whole(dst)}
 	bb.ResetTimer()
 	for i := 0; i < bb.N; i++ {

@@ -199,7 +199,7 @@ func TestAllocationLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Dispatch(k, [3]uint32{1, 1, 1}, Push(uint32(1), uint32(0)), []Range{Whole(big)})
+		b.Dispatch(k, [3]uint32{1, 1, 1}, PushBytes(&fillPush{Count: 1, Value: 0}), []Range{Whole(big)})
 		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "maxStorageBufferRange") {
 			t.Errorf("dispatch binding %d bytes: err = %v", big.Size(), err)
 		}
@@ -304,7 +304,7 @@ func TestGCPressure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Dispatch(k, b.Groups1D(1000, 32+i), Push(uint32(1000), uint32(i)), []Range{Whole(buf)})
+		b.Dispatch(k, b.Groups1D(1000, 32+i), PushBytes(&fillPush{Count: 1000, Value: uint32(i)}), []Range{Whole(buf)})
 		out := make([]byte, 4000)
 		if err := b.Read(buf, 0, out); err != nil {
 			t.Fatal(err)
@@ -330,7 +330,7 @@ func TestLargeGridIsSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Fill(Whole(buf), 0xffffffff)
-	b.Dispatch(k, b.Groups1D(n, 1), Push(uint32(n), uint32(3)), []Range{Whole(buf)})
+	b.Dispatch(k, b.Groups1D(n, 1), PushBytes(&fillPush{Count: uint32(n), Value: 3}), []Range{Whole(buf)})
 	out := make([]byte, 4*(n+4))
 	if err := b.Read(buf, 0, out); err != nil {
 		t.Fatal(err)
@@ -365,11 +365,11 @@ func TestKernelChecks(t *testing.T) {
 		t.Error("kernel not cached")
 	}
 	buf, _ := b.AllocBuffer(64)
-	b.Dispatch(k, [3]uint32{1, 1, 1}, Push(uint32(1)), []Range{Whole(buf)})
+	b.Dispatch(k, [3]uint32{1, 1, 1}, PushBytes(&countPush{Count: 1}), []Range{Whole(buf)})
 	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "push-constant") {
 		t.Errorf("short push constants: err = %v", err)
 	}
-	b.Dispatch(k, [3]uint32{1, 1, 1}, Push(uint32(1), uint32(0)), []Range{{buf, 4, 0}})
+	b.Dispatch(k, [3]uint32{1, 1, 1}, PushBytes(&fillPush{Count: 1, Value: 0}), []Range{{buf, 4, 0}})
 	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "minStorageBufferOffsetAlignment") {
 		t.Errorf("misaligned binding: err = %v", err)
 	}

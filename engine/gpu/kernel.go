@@ -87,6 +87,9 @@ func (b *Backend) kernelFromCode(key kernelKey, spvName string, code []byte, spe
 	if pushBytes < 0 || pushBytes > b.caps.MaxPushConstants || pushBytes%4 != 0 {
 		return nil, fmt.Errorf("gpu: kernel %s: %d push-constant bytes (a multiple of 4, at most %d on %s)", spvName, pushBytes, b.caps.MaxPushConstants, b.info.Name)
 	}
+	if pushBytes != si.PushBytes {
+		return nil, fmt.Errorf("gpu: kernel %s: %d push-constant bytes given, the shader's block has %d (see push.go)", spvName, pushBytes, si.PushBytes)
+	}
 	k := &Kernel{Name: spvName, counts: append([]int(nil), bindings...), pushBytes: pushBytes}
 	counts := make([]uint32, len(bindings))
 	for i, c := range bindings {

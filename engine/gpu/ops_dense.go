@@ -294,12 +294,14 @@ func (b *Backend) weight(op string, x engine.Weight) *Weight {
 	return w
 }
 
-func (b *Backend) kernel(name string, wg uint32, pushWords, bindings int) *Kernel {
+// opKernel is the kernel of an op's SPIR-V module name: workgroup size wg (specialization constant 0),
+// push-constant block P and bindings plain buffers.
+func opKernel[P any](b *Backend, name string, wg uint32, bindings int) *Kernel {
 	ones := make([]int, bindings)
 	for i := range ones {
 		ones[i] = 1
 	}
-	k, err := b.Kernel(name, []uint32{wg}, 4*pushWords, ones)
+	k, err := b.Kernel(name, []uint32{wg}, PushSize[P](), ones)
 	if err != nil {
 		b.Fail(err)
 		return nil
@@ -313,14 +315,15 @@ func (b *Backend) Embed(out engine.Buf, table engine.Weight, ids engine.Buf, n i
 	if w == nil || n <= 0 || !b.check("Embed", "out", out, int64(n*w.info.Cols*4)) || !b.check("Embed", "ids", ids, int64(n*4)) {
 		return
 	}
-	k := b.kernel("embed", wgElem, 11, 4)
+	k := opKernel[embedPush](b, "embed", wgElem, 4)
 	if k == nil {
 		return
 	}
 	for i, c := range w.chunks {
-		push := Push(n, w.info.Cols, int(w.rowBytes), c.rowBase, c.rows, w.info.Rows, int(w.info.DType),
-			w.rowDiv, w.colDiv, w.scaleStride, i == 0)
-		b.Dispatch(k, b.Groups1D(n*w.info.Cols, wgElem), push,
+		push := embedPush{N: uint32(n), Cols: uint32(w.info.Cols), RowBytes: uint32(w.rowBytes), RowBase: uint32(c.rowBase),
+			Rows: uint32(c.rows), TotalRows: uint32(w.info.Rows), DType: uint32(w.info.DType), RowDiv: w.rowDiv,
+			ColDiv: w.colDiv, ScaleStride: w.scaleStride, WriteInvalid: b32(i == 0)}
+		b.Dispatch(k, b.Groups1D(n*w.info.Cols, wgElem), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(ids)}, []Range{Whole(out)})
 	}
 }
@@ -339,12 +342,13 @@ func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float3
 	if !b.check("RMSNorm", "x", x, int64(n)*d*4) || !b.check("RMSNorm", "out", out, int64(n)*d*4) {
 		return
 	}
-	k := b.kernel("rmsnorm", b.rowWG(wgRow), 5, 4)
+	k := opKernel[rmsnormPush](b, "rmsnorm", b.rowWG(wgRow), 4)
 	if k == nil {
 		return
 	}
 	c := &w.chunks[0]
-	b.Dispatch(k, b.Groups1D(n, 1), Push(n, w.info.Cols, int(w.info.DType), eps, w.colDiv),
+	push := rmsnormPush{N: uint32(n), Dim: uint32(w.info.Cols), DType: uint32(w.info.DType), Eps: eps, ColDiv: w.colDiv}
+	b.Dispatch(k, b.Groups1D(n, 1), PushBytes(&push),
 		[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 }
 
@@ -361,15 +365,23 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 		return
 	}
 	name, wg, rowsPerGroup := b.matmulVariant(w, n)
-	k := b.kernel(name, wg, 10, 4)
+	k := opKernel[matmulPush](b, name, wg, 4)
 	if k == nil {
 		return
 	}
-	for _, c := range w.chunks {
-		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/4), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride, log2Exact(w.colDiv))
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
+	for i := range w.chunks {
+		c := &w.chunks[i]
+		push := w.matmulPush(c, n)
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
+}
+
+// matmulPush is weights.glsl's push constants for chunk c of w and n tokens.
+func (w *Weight) matmulPush(c *weightChunk, n int) matmulPush {
+	return matmulPush{Rows: uint32(c.rows), Cols: uint32(w.info.Cols), N: uint32(n), RowWords: uint32(w.rowBytes / 4),
+		OutStride: uint32(w.info.Rows), RowBase: uint32(c.rowBase), RowDiv: w.rowDiv, ColDiv: w.colDiv,
+		ScaleStride: w.scaleStride, ColShift: log2Exact(w.colDiv)}
 }
 
 // log2Exact is log2(v) for a power of two, else 32.
@@ -453,11 +465,12 @@ func (b *Backend) RoPE(x engine.Buf, pos engine.Buf, n, heads, headDim int, p en
 		return
 	}
 	tab := b.ropeTable(headDim, p)
-	k := b.kernel("rope", wgElem, 4, 3)
+	k := opKernel[ropePush](b, "rope", wgElem, 3)
 	if tab == nil || k == nil {
 		return
 	}
-	b.Dispatch(k, b.Groups1D(n*heads*headDim/2, wgElem), Push(n, heads, headDim, p.Layout == model.RopeRotateHalf),
+	push := ropePush{N: uint32(n), Heads: uint32(heads), HeadDim: uint32(headDim), RotateHalf: b32(p.Layout == model.RopeRotateHalf)}
+	b.Dispatch(k, b.Groups1D(n*heads*headDim/2, wgElem), PushBytes(&push),
 		[]Range{Whole(x)}, []Range{Whole(pos)}, []Range{{Buf: tab}})
 }
 
@@ -470,8 +483,8 @@ func (b *Backend) elementwise(op, name string, out, a, c engine.Buf, count int) 
 			return
 		}
 	}
-	if k := b.kernel(name, wgElem, 1, 3); k != nil {
-		b.Dispatch(k, b.Groups1D(count, wgElem), Push(count), []Range{Whole(out)}, []Range{Whole(a)}, []Range{Whole(c)})
+	if k := opKernel[countPush](b, name, wgElem, 3); k != nil {
+		b.Dispatch(k, b.Groups1D(count, wgElem), PushBytes(&countPush{Count: uint32(count)}), []Range{Whole(out)}, []Range{Whole(a)}, []Range{Whole(c)})
 	}
 }
 
@@ -488,8 +501,8 @@ func (b *Backend) Softmax(x engine.Buf, rows, cols int) {
 	if rows <= 0 || cols <= 0 || !b.check("Softmax", "x", x, int64(rows*cols*4)) {
 		return
 	}
-	if k := b.kernel("softmax", b.rowWG(wgRow), 2, 1); k != nil {
-		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(x)})
+	if k := opKernel[rowsPush](b, "softmax", b.rowWG(wgRow), 1); k != nil {
+		b.Dispatch(k, b.Groups1D(rows, 1), PushBytes(&rowsPush{Rows: uint32(rows), Cols: uint32(cols)}), []Range{Whole(x)})
 	}
 }
 
@@ -498,8 +511,8 @@ func (b *Backend) Argmax(out, x engine.Buf, rows, cols int) {
 	if rows <= 0 || cols <= 0 || !b.check("Argmax", "x", x, int64(rows*cols*4)) || !b.check("Argmax", "out", out, int64(rows*4)) {
 		return
 	}
-	if k := b.kernel("argmax", b.rowWG(wgRow), 2, 2); k != nil {
-		b.Dispatch(k, b.Groups1D(rows, 1), Push(rows, cols), []Range{Whole(out)}, []Range{Whole(x)})
+	if k := opKernel[rowsPush](b, "argmax", b.rowWG(wgRow), 2); k != nil {
+		b.Dispatch(k, b.Groups1D(rows, 1), PushBytes(&rowsPush{Rows: uint32(rows), Cols: uint32(cols)}), []Range{Whole(out)}, []Range{Whole(x)})
 	}
 }
 
@@ -519,7 +532,8 @@ func (b *Backend) TopK(idx, val, x engine.Buf, rows, cols, k int) {
 	for kpad < k {
 		kpad *= 2
 	}
-	if kn := b.kernel("topk", wgTopK, 4, 3); kn != nil {
-		b.Dispatch(kn, b.Groups1D(rows, 1), Push(rows, cols, k, kpad), []Range{Whole(idx)}, []Range{Whole(val)}, []Range{Whole(x)})
+	if kn := opKernel[topkPush](b, "topk", wgTopK, 3); kn != nil {
+		push := topkPush{Rows: uint32(rows), Cols: uint32(cols), K: uint32(k), KPad: uint32(kpad)}
+		b.Dispatch(kn, b.Groups1D(rows, 1), PushBytes(&push), []Range{Whole(idx)}, []Range{Whole(val)}, []Range{Whole(x)})
 	}
 }

@@ -26,13 +26,14 @@ func (b *Backend) MatMulAdd(out, x engine.Buf, wt engine.Weight, n int) {
 		return
 	}
 	name, wg, rowsPerGroup := b.matmulVariant(w, n)
-	k := b.kernel("fused_add_"+name, wg, 10, 4)
+	k := opKernel[matmulPush](b, "fused_add_"+name, wg, 4)
 	if k == nil {
 		return
 	}
-	for _, c := range w.chunks {
-		push := Push(c.rows, w.info.Cols, n, int(w.rowBytes/4), w.info.Rows, c.rowBase, w.rowDiv, w.colDiv, w.scaleStride, log2Exact(w.colDiv))
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
+	for i := range w.chunks {
+		c := &w.chunks[i]
+		push := w.matmulPush(c, n)
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
 }
@@ -73,14 +74,15 @@ func (b *Backend) RopeKVWrite(pool engine.KVPool, q, k, v, slots, pos engine.Buf
 		return
 	}
 	tab := b.ropeTable(p.hd, rp)
-	kn := b.kvKernel("RopeKVWrite", p.variant("fused_rope_kv"), p, kvPoolPush+4, 6)
+	kn := kvKernel[ropeKVPush](b, "RopeKVWrite", p.variant("fused_rope_kv"), p, 6)
 	if tab == nil || kn == nil {
 		return
 	}
 	quads := (p.hd/2 + 1) / 2
 	bind := append(p.poolBindings(), p.bufs(q, k, v, slots, pos)...)
 	bind = append(bind, []Range{{Buf: tab}})
-	b.Dispatch(kn, groups2D(b, n*(qHeads+kvHeads)*quads, kvCopyWG), p.push(0, uint32(n), uint32(qHeads), uint32(kvHeads), rotateHalf), bind...)
+	push := ropeKVPush{kvPoolPush: p.poolPush(0), N: uint32(n), QHeads: uint32(qHeads), KVHeads: uint32(kvHeads), RotateHalf: b32(rotateHalf)}
+	b.Dispatch(kn, groups2D(b, n*(qHeads+kvHeads)*quads, kvCopyWG), PushBytes(&push), bind...)
 }
 
 // MatMulSwiGLU: out = silu(x Gate^T) * (x Up^T) in one dispatch per chunk: the matmul variants compiled
@@ -109,14 +111,14 @@ func (b *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 		b.matMulSwiGLUUnfused(out, x, gate, up, n)
 		return
 	}
-	k := b.kernel("fused_glu_"+name, wg, 10, 6)
+	k := opKernel[matmulPush](b, "fused_glu_"+name, wg, 6)
 	if k == nil {
 		return
 	}
-	for i, c := range g.chunks {
-		cu := &u.chunks[i]
-		push := Push(c.rows, g.info.Cols, n, int(g.rowBytes/4), g.info.Rows, c.rowBase, g.rowDiv, g.colDiv, g.scaleStride, log2Exact(g.colDiv))
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), push,
+	for i := range g.chunks {
+		c, cu := &g.chunks[i], &u.chunks[i]
+		push := g.matmulPush(c, n)
+		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)},
 			[]Range{{Buf: cu.data}}, []Range{cu.scaleRange()})
 	}
@@ -193,15 +195,14 @@ func (b *Backend) MatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n i
 		return
 	}
 	name, wg, rowsPerGroup := b.matmulVariant(a, n)
-	kn := b.kernel("fused_qkv_"+name, wg, 13, 10)
+	kn := opKernel[matmulQKVPush](b, "fused_qkv_"+name, wg, 10)
 	if kn == nil {
 		return
 	}
 	gq, gk := (a.info.Rows+rowsPerGroup-1)/rowsPerGroup, (c.info.Rows+rowsPerGroup-1)/rowsPerGroup
 	ca, cc, cd := &a.chunks[0], &c.chunks[0], &d.chunks[0]
-	push := Push(a.info.Rows, a.info.Cols, n, int(a.rowBytes/4), a.info.Rows, 0, a.rowDiv, a.colDiv, a.scaleStride, log2Exact(a.colDiv),
-		c.info.Rows, gq, gk)
-	b.Dispatch(kn, b.Groups1D(gq+2*gk, 1), push,
+	push := matmulQKVPush{matmulPush: a.matmulPush(ca, n), Rows2: uint32(c.info.Rows), GroupsQ: uint32(gq), GroupsK: uint32(gk)}
+	b.Dispatch(kn, b.Groups1D(gq+2*gk, 1), PushBytes(&push),
 		[]Range{{Buf: ca.data}}, []Range{ca.scaleRange()}, []Range{Whole(x)}, []Range{Whole(q)},
 		[]Range{{Buf: cc.data}}, []Range{cc.scaleRange()}, []Range{{Buf: cd.data}}, []Range{cd.scaleRange()},
 		[]Range{Whole(k)}, []Range{Whole(v)})

@@ -8,7 +8,7 @@ func (b *Backend) CopyRows(dst, src, rows engine.Buf, n, width int) {
 		!b.check("CopyRows", "rows", rows, int64(n*4)) || !b.check("CopyRows", "src", src, int64(width*4)) {
 		return
 	}
-	if k := b.kernel("gather", wgElem, 2, 3); k != nil {
-		b.Dispatch(k, b.Groups1D(n*width, wgElem), Push(n, width), []Range{Whole(dst)}, []Range{Whole(src)}, []Range{Whole(rows)})
+	if k := opKernel[gatherPush](b, "gather", wgElem, 3); k != nil {
+		b.Dispatch(k, b.Groups1D(n*width, wgElem), PushBytes(&gatherPush{N: uint32(n), Width: uint32(width)}), []Range{Whole(dst)}, []Range{Whole(src)}, []Range{Whole(rows)})
 	}
 }

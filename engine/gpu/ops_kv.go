@@ -17,7 +17,6 @@ const (
 	kvMaxHeadDim = 256 // MAX_D
 	kvAttnWG     = 128 // WG of attention, attention_reduce, window_metric
 	kvCopyWG     = 64  // kv_write, copy_moves, read_slots
-	kvPoolPush   = 8   // uint32s of KV_POOL_PUSH
 )
 
 // Split-K (see shaders/kv_attn.glsl): a (row, KV head) with ctx slots is cut into
@@ -233,15 +232,15 @@ func (p *KVPool) ensure(buf **Buffer, n int64) error {
 	return nil
 }
 
-// push is KV_POOL_PUSH (tabLen: entries of the op's block-table buffer) followed by the op's own values.
-func (p *KVPool) push(tabLen int64, vals ...any) []byte {
+// poolPush is KV_POOL_PUSH, the head of every KV kernel's push constants (tabLen: entries of the op's
+// block-table buffer).
+func (p *KVPool) poolPush(tabLen int64) kvPoolPush {
 	sSlots := uint32(1)
 	if p.sBlocks > 0 {
 		sSlots = uint32(p.sBlocks * p.bs)
 	}
-	head := []any{uint32(p.bs), uint32(p.hd), uint32(p.kBlocks * p.bs), uint32(p.mBlocks * p.bs), sSlots,
-		uint32(p.blocks * p.bs), uint32(max(p.sStride, 1)), uint32(min(tabLen, 1<<31))}
-	return Push(append(head, vals...)...)
+	return kvPoolPush{BlockSize: uint32(p.bs), HeadDim: uint32(p.hd), KSlots: uint32(p.kBlocks * p.bs), MSlots: uint32(p.mBlocks * p.bs),
+		SSlots: sSlots, NSlots: uint32(p.blocks * p.bs), SStride: uint32(max(p.sStride, 1)), TabLen: uint32(min(tabLen, 1<<31))}
 }
 
 // arenas lists bufs padded to n ranges (unused entries repeat the first buffer; shaders never index them).
@@ -319,17 +318,13 @@ var kvCounts = func() (c [8][]int) {
 	return c
 }()
 
-// kvKernel builds a KV kernel for the pool's arena counts (specialization constants 0-2 of kv_pool.glsl).
-func (b *Backend) kvKernel(op, name string, p *KVPool, pushWords, extra int) *Kernel {
-	return b.kvKernelSpec(op, name, p, pushWords, extra)
-}
-
-// kvKernelSpec is kvKernel with the kernel's own specialization constants from 3 on.
-func (b *Backend) kvKernelSpec(op, name string, p *KVPool, pushWords, extra int, more ...uint32) *Kernel {
+// kvKernel builds a KV kernel with push-constant block P for the pool's arena counts (specialization
+// constants 0-2 of kv_pool.glsl) and the kernel's own specialization constants from 3 on (more).
+func kvKernel[P any](b *Backend, op, name string, p *KVPool, extra int, more ...uint32) *Kernel {
 	var buf [8]uint32
 	spec := append(buf[:0], uint32(len(p.k)), uint32(len(p.met)), uint32(max(len(p.scratch), 1)))
 	spec = append(spec, more...)
-	k, err := b.Kernel(name, spec, 4*pushWords, kvCounts[extra])
+	k, err := b.Kernel(name, spec, PushSize[P](), kvCounts[extra])
 	if err != nil {
 		b.Fail(fmt.Errorf("gpu: %s: %w", op, err))
 		return nil
@@ -376,7 +371,7 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 		!b.kvNeed("KVWrite", "slots", slots, int64(n)*int64(kvHeads)*4) || !b.kvNeed("KVWrite", "pos", pos, int64(n)*4) {
 		return
 	}
-	kn := b.kvKernel("KVWrite", p.names.write, p, kvPoolPush+2, 5)
+	kn := kvKernel[kvWritePush](b, "KVWrite", p.names.write, p, 5)
 	if kn == nil {
 		return
 	}
@@ -385,7 +380,8 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 		words /= 2
 	}
 	bind := append(p.poolBindings(), p.bufs(k, v, slots, nil, pos)...)
-	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), p.push(0, uint32(n), uint32(kvHeads)), bind...)
+	push := kvWritePush{kvPoolPush: p.poolPush(0), N: uint32(n), KVHeads: uint32(kvHeads)}
+	b.Dispatch(kn, groups2D(b, n*kvHeads*words, kvCopyWG), PushBytes(&push), bind...)
 }
 
 // Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp,
@@ -438,11 +434,11 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	var kn *Kernel
 	if rows := b.attentionRows(p, r); rows != nil {
-		kn = b.kvKernelSpec("Attention", p.variant("attention_rows"), p, kvPoolPush+8, 6, rows[:]...)
+		kn = kvKernel[attentionPush](b, "Attention", p.variant("attention_rows"), p, 6, rows[:]...)
 	} else {
-		kn = b.kvKernel("Attention", p.names.attention, p, kvPoolPush+8, 6)
+		kn = kvKernel[attentionPush](b, "Attention", p.names.attention, p, 6)
 	}
-	red := b.kvKernel("Attention", "attention_reduce", p, kvPoolPush+8, 6)
+	red := kvKernel[attentionPush](b, "Attention", "attention_reduce", p, 6)
 	if kn == nil || red == nil {
 		return
 	}
@@ -450,8 +446,9 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if split > 1 {
 		part = p.part
 	}
-	push := p.push(a.Tables.Size()/4, uint32(a.Rows), uint32(qHeads), uint32(kvHeads), scale, uint32(mode), uint32(split),
-		uint32(max(p.PartMin, 1)), uint32(a.MetricRowCount()))
+	push := PushBytes(&attentionPush{kvPoolPush: p.poolPush(a.Tables.Size() / 4), Rows: uint32(a.Rows), QHeads: uint32(qHeads),
+		KVHeads: uint32(kvHeads), Scale: scale, Mode: uint32(mode), SplitMax: uint32(split), PartMin: uint32(max(p.PartMin, 1)),
+		MetricRows: uint32(a.MetricRowCount())})
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
 	if depth > 1 { // with depth 1 each workgroup combined its own partitions
@@ -523,13 +520,14 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
 		return
 	}
-	kn := b.kvKernel("WindowMetric", p.names.window, p, kvPoolPush+6, 5)
+	kn := kvKernel[windowPush](b, "WindowMetric", p.names.window, p, 5)
 	if kn == nil {
 		return
 	}
-	push := p.push(w.Tables.Size()/4, uint32(qHeads), uint32(kvHeads), scale, w.Squared, w.Pool7, uint32(qRows))
+	push := windowPush{kvPoolPush: p.poolPush(w.Tables.Size() / 4), QHeads: uint32(qHeads), KVHeads: uint32(kvHeads), Scale: scale,
+		Squared: b32(w.Squared), Pool7: b32(w.Pool7), QRows: uint32(qRows)}
 	bind := append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
-	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, push, bind...)
+	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, PushBytes(&push), bind...)
 }
 
 // CopyMoves copies K, V, metric and position of moves[i][0] into moves[i][1].
@@ -541,7 +539,7 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	if !b.kvNeed("CopyMoves", "moves", moves, int64(n)*8) {
 		return
 	}
-	kn := b.kvKernel("CopyMoves", p.names.copy, p, kvPoolPush+1, 1)
+	kn := kvKernel[kvCountPush](b, "CopyMoves", p.names.copy, p, 1)
 	if kn == nil {
 		return
 	}
@@ -550,7 +548,7 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 		words /= 2
 	}
 	bind := append(p.poolBindings(), p.bufs(moves)...)
-	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), p.push(0, uint32(n)), bind...)
+	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), PushBytes(&kvCountPush{kvPoolPush: p.poolPush(0), N: uint32(n)}), bind...)
 }
 
 // ReadSlots gathers the metric and position of the listed blocks on the device and reads them back.
@@ -583,12 +581,12 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 	if err := b.Write(p.rsBlocks, 0, kvI32Bytes(blocks)); err != nil {
 		return err
 	}
-	kn := b.kvKernel("ReadSlots", "copy_moves_read_slots", p, kvPoolPush+1, 3)
+	kn := kvKernel[kvCountPush](b, "ReadSlots", "copy_moves_read_slots", p, 3)
 	if kn == nil {
 		return b.Sync()
 	}
 	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos)...)
-	b.Dispatch(kn, groups2D(b, n, kvCopyWG), p.push(0, uint32(len(blocks))), bind...)
+	b.Dispatch(kn, groups2D(b, n, kvCopyWG), PushBytes(&kvCountPush{kvPoolPush: p.poolPush(0), N: uint32(len(blocks))}), bind...)
 	if err := b.Read(p.rsMetric, 0, kvF32Bytes(metric[:n])); err != nil {
 		return err
 	}

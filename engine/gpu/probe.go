@@ -19,7 +19,7 @@ const copyGroup = 256
 
 // CopyKernel is the 16-bytes-per-invocation buffer copy (copy.spv).
 func (b *Backend) CopyKernel() (*Kernel, error) {
-	return b.Kernel("copy", []uint32{copyGroup}, 4, []int{1, 1})
+	return b.Kernel("copy", []uint32{copyGroup}, PushSize[countPush](), []int{1, 1})
 }
 
 // DispatchCopy records dst = src with the copy shader; both ranges are the same multiple of 16 bytes.
@@ -38,7 +38,7 @@ func (b *Backend) DispatchCopy(dst, src Range) {
 		b.Fail(fmt.Errorf("gpu: DispatchCopy of %d bytes into %d: both must be equal multiples of 16", n, dst.length()))
 		return
 	}
-	b.Dispatch(k, b.Groups1D(int(n/16), copyGroup), Push(uint32(n/16)), []Range{src}, []Range{dst})
+	b.Dispatch(k, b.Groups1D(int(n/16), copyGroup), PushBytes(&countPush{Count: uint32(n / 16)}), []Range{src}, []Range{dst})
 }
 
 // timeGPU runs record, submits it and returns the GPU time between its first and last command (wall time

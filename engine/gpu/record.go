@@ -1,9 +1,7 @@
 package gpu
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 
 	"kvc/engine"
 	"kvc/engine/vk"
@@ -357,7 +355,7 @@ func (b *Backend) Fill(r Range, value uint32) {
 		return
 	}
 	if b.fillK == nil {
-		k, err := b.Kernel("fill", []uint32{fillGroup}, 8, []int{1})
+		k, err := b.Kernel("fill", []uint32{fillGroup}, PushSize[fillPush](), []int{1})
 		if err != nil {
 			b.Fail(err)
 			return
@@ -365,37 +363,10 @@ func (b *Backend) Fill(r Range, value uint32) {
 		b.fillK = k
 	}
 	words := int(n / 4)
-	b.Dispatch(b.fillK, b.Groups1D(words, fillGroup), Push(uint32(words), value), []Range{{r.Buf, r.Off, n}})
+	b.Dispatch(b.fillK, b.Groups1D(words, fillGroup), PushBytes(&fillPush{Count: uint32(words), Value: value}), []Range{{r.Buf, r.Off, n}})
 }
 
 const fillGroup = 256
-
-// Push packs push constants: uint32, int32, int, float32 and bool (as uint32) values, 4 bytes each,
-// little-endian, in order. Other types panic (a programming error in an op wrapper).
-func Push(vals ...any) []byte {
-	out := make([]byte, 4*len(vals))
-	for i, v := range vals {
-		var w uint32
-		switch x := v.(type) {
-		case uint32:
-			w = x
-		case int32:
-			w = uint32(x)
-		case int:
-			w = uint32(int32(x))
-		case float32:
-			w = math.Float32bits(x)
-		case bool:
-			if x {
-				w = 1
-			}
-		default:
-			panic(fmt.Sprintf("gpu.Push: unsupported %T", v))
-		}
-		binary.LittleEndian.PutUint32(out[4*i:], w)
-	}
-	return out
-}
 
 // Sync submits the recorded commands, waits for them and returns the first error since the last Sync.
 func (b *Backend) Sync() error {

@@ -136,7 +136,7 @@ func TestDispatchDoesNotAllocate(t *testing.T) {
 	}
 	src, _ := b.AllocBuffer(1024)
 	dst, _ := b.AllocBuffer(1024)
-	push := Push(uint32(64))
+	push := PushBytes(&countPush{Count: 64})
 	s, d := []Range{Whole(src)}, []Range{Whole(dst)}
 	b.Dispatch(k, [3]uint32{1, 1, 1}, push, s, d) // first use allocates the descriptor set
 	allocs := testing.AllocsPerRun(100, func() { b.Dispatch(k, [3]uint32{1, 1, 1}, push, s, d) })
@@ -356,7 +356,7 @@ func TestKernelSubgroupOptions(t *testing.T) {
 		t.Error("options not part of the kernel cache key")
 	}
 	buf, _ := b.AllocBuffer(4 * 1000)
-	b.Dispatch(k, b.Groups1D(1000, int(4*sz)), Push(uint32(1000), uint32(42)), []Range{Whole(buf)})
+	b.Dispatch(k, b.Groups1D(1000, int(4*sz)), PushBytes(&fillPush{Count: 1000, Value: 42}), []Range{Whole(buf)})
 	out := make([]byte, 4000)
 	if err := b.Read(buf, 0, out); err != nil {
 		t.Fatal(err)
@@ -391,7 +391,7 @@ func TestArrayBinding(t *testing.T) {
 	b.Fill(Whole(x), 1)
 	b.Fill(Range{y, 0, 256}, 10)
 	b.Fill(Range{y, 256, 4 * n}, 100)
-	b.Dispatch(k, b.Groups1D(n, 64), Push(uint32(n)), []Range{Whole(x), {y, 0, 4 * n}, {y, 256, 4 * n}}, []Range{Whole(dst)})
+	b.Dispatch(k, b.Groups1D(n, 64), PushBytes(&countPush{Count: uint32(n)}), []Range{Whole(x), {y, 0, 4 * n}, {y, 256, 4 * n}}, []Range{Whole(dst)})
 	out := make([]byte, 4*n)
 	if err := b.Read(dst, 0, out); err != nil {
 		t.Fatal(err)
@@ -406,7 +406,7 @@ func TestArrayBinding(t *testing.T) {
 		}
 	}
 	// Wrong element count for the array binding is an error at Sync.
-	b.Dispatch(k, b.Groups1D(n, 64), Push(uint32(n)), []Range{Whole(x)}, []Range{Whole(dst)})
+	b.Dispatch(k, b.Groups1D(n, 64), PushBytes(&countPush{Count: uint32(n)}), []Range{Whole(x)}, []Range{Whole(dst)})
 	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "binding 0 has 1 ranges") {
 		t.Errorf("short array binding: err = %v", err)
 	}

@@ -10,16 +10,29 @@ import (
 )
 
 // shaderInterface is what Kernel checks a SPIR-V module against: its specialization constant ids, its
-// storage-buffer bindings (set, binding) and which of them the shader never writes.
+// storage-buffer bindings (set, binding) and which of them the shader never writes, and the layout of its
+// push-constant block.
 type shaderInterface struct {
 	Capabilities []uint32
 	SpecIDs      []uint32
 	Bindings     map[[2]uint32]bool // (set, binding) -> read-only
+	Push         []pushMember       // the push-constant block's members in order (nil: no block)
+	PushBytes    int                // the block's size: the end of its last member
+}
+
+// pushMember is one member of a push-constant block: its byte offset and scalar or vector type.
+type pushMember struct {
+	Offset int
+	Kind   string // "uint", "int" or "float", with the bit width and, for vectors, the count: "float32x4"
+	Bytes  int
 }
 
 const (
 	spvMagic            = 0x07230203
 	opCapability        = 17
+	opTypeInt           = 21
+	opTypeFloat         = 22
+	opTypeVector        = 23
 	opTypeStruct        = 30
 	opTypePointer       = 32
 	opTypeArray         = 28
@@ -33,6 +46,7 @@ const (
 	decNonWritable      = 24
 	decBinding          = 33
 	decDescriptorSet    = 34
+	decOffset           = 35
 	storageUniform      = 2
 	storageStorageBuf   = 12
 	storagePushConstant = 9
@@ -61,6 +75,9 @@ func parseSPIRV(code []byte) (*shaderInterface, error) {
 	pointee := map[uint32]uint32{}            // pointer type id -> pointee type
 	elem := map[uint32]uint32{}               // array type id -> element type
 	vars := map[uint32][2]uint32{}            // variable id -> (pointer type, storage class)
+	scalar := map[uint32]pushMember{}         // scalar and vector type id -> kind and size
+	members := map[uint32][]uint32{}          // struct id -> member type ids
+	offset := map[[2]uint32]int{}             // (struct, member) -> byte offset
 	for i := 5; i < len(words); {
 		n := int(words[i] >> 16)
 		op := words[i] & 0xffff
@@ -98,9 +115,31 @@ func parseSPIRV(code []byte) (*shaderInterface, error) {
 			if len(a) >= 3 && a[2] == decNonWritable {
 				nonWritableMember[[2]uint32{a[0], a[1]}] = true
 			}
+			if len(a) >= 4 && a[2] == decOffset {
+				offset[[2]uint32{a[0], a[1]}] = int(a[3])
+			}
+		case opTypeInt:
+			if len(a) >= 3 {
+				kind := "uint"
+				if a[2] != 0 {
+					kind = "int"
+				}
+				scalar[a[0]] = pushMember{Kind: fmt.Sprintf("%s%d", kind, a[1]), Bytes: int(a[1] / 8)}
+			}
+		case opTypeFloat:
+			if len(a) >= 2 {
+				scalar[a[0]] = pushMember{Kind: fmt.Sprintf("float%d", a[1]), Bytes: int(a[1] / 8)}
+			}
+		case opTypeVector:
+			if len(a) >= 3 {
+				if c, ok := scalar[a[1]]; ok {
+					scalar[a[0]] = pushMember{Kind: fmt.Sprintf("%sx%d", c.Kind, a[2]), Bytes: c.Bytes * int(a[2])}
+				}
+			}
 		case opTypeStruct:
 			if len(a) >= 1 {
 				memberCount[a[0]] = len(a) - 1
+				members[a[0]] = append([]uint32(nil), a[1:]...)
 			}
 		case opTypePointer:
 			if len(a) >= 3 {
@@ -127,6 +166,12 @@ func parseSPIRV(code []byte) (*shaderInterface, error) {
 	}
 	sort.Slice(si.SpecIDs, func(i, j int) bool { return si.SpecIDs[i] < si.SpecIDs[j] })
 	for v, pt := range vars {
+		if pt[1] == storagePushConstant {
+			if err := si.pushBlock(pointee[pt[0]], members, offset, scalar); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if pt[1] != storageStorageBuf && pt[1] != storageUniform {
 			continue
 		}
@@ -146,6 +191,33 @@ func parseSPIRV(code []byte) (*shaderInterface, error) {
 		si.Bindings[[2]uint32{set[v], b}] = ro
 	}
 	return si, nil
+}
+
+// pushBlock records the layout of push-constant struct id. Members other than 32-bit-or-smaller scalars
+// and vectors (nested structs, arrays, matrices) are not used in kvc's shaders and are refused.
+func (si *shaderInterface) pushBlock(id uint32, members map[uint32][]uint32, offset map[[2]uint32]int, scalar map[uint32]pushMember) error {
+	if si.Push != nil {
+		return fmt.Errorf("spirv: more than one push-constant block")
+	}
+	ms, ok := members[id]
+	if !ok {
+		return fmt.Errorf("spirv: the push-constant variable is not a struct")
+	}
+	si.Push = []pushMember{}
+	for i, t := range ms {
+		m, ok := scalar[t]
+		if !ok {
+			return fmt.Errorf("spirv: push-constant member %d is not a scalar or vector", i)
+		}
+		off, ok := offset[[2]uint32{id, uint32(i)}]
+		if !ok {
+			return fmt.Errorf("spirv: push-constant member %d has no offset", i)
+		}
+		m.Offset = off
+		si.Push = append(si.Push, m)
+		si.PushBytes = max(si.PushBytes, off+m.Bytes)
+	}
+	return nil
 }
 
 // missingFeatures lists what a module's SPIR-V capabilities need that the device (with features f enabled

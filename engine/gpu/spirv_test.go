@@ -101,15 +101,7 @@ func FuzzParseSPIRV(f *testing.F) {
 func TestKVF16NeedsNoFeature(t *testing.T) {
 	sg := vk.Subgroup{Size: 32, InCompute: true, Operations: ^uint32(0)}
 	need := func(name string) []string {
-		code, err := shaders.SPV(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		si, err := parseSPIRV(code)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return missingFeatures(si.Capabilities, vk.Features{}, sg)
+		return missingFeatures(moduleInterface(t, name).Capabilities, vk.Features{}, sg)
 	}
 	pairs := 0
 	for _, n := range shaders.Names() {
@@ -125,4 +117,18 @@ func TestKVF16NeedsNoFeature(t *testing.T) {
 	if pairs < 5 { // kv_write, attention, attention_rows, window_metric, copy_moves, fused_rope_kv
 		t.Errorf("only %d f16 KV modules found", pairs)
 	}
+}
+
+// moduleInterface parses the embedded SPIR-V module name.
+func moduleInterface(t *testing.T, name string) *shaderInterface {
+	t.Helper()
+	code, err := shaders.SPV(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := parseSPIRV(code)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return si
 }
