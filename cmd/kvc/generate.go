@@ -387,6 +387,8 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 		return false, fmt.Errorf("--max-seqs %d: want >= 0", o.maxSeqs)
 	}
 	o.ef.maxSeqs = o.maxSeqs
+	// A budget given is a budget kept: compress after each prompt and whenever a sequence is over it.
+	o.ef.autoInterval = 1
 	base, err := o.sf.config()
 	if err != nil {
 		return false, err
@@ -498,6 +500,7 @@ func genRun(l *loaded, reqs []engine.Request, failedReqs map[string]error, todo 
 	}
 	start := time.Now()
 	var genTokens, written, failed int
+	var keptKVs, fullKVs int64 // at each request's end: the achieved compression rate
 	var writeErr error
 	var sch *engine.Scheduler
 	cfg := engine.SchedulerConfig{Planner: l.planner, Interval: o.ef.interval, MaxSeqs: o.maxSeqs, EOS: l.eos,
@@ -512,6 +515,8 @@ func genRun(l *loaded, reqs []engine.Request, failedReqs map[string]error, todo 
 				rec.Error = r.Err.Error()
 				failed++
 			}
+			keptKVs += int64(r.KVKept)
+			fullKVs += int64(r.FullKVs)
 			if writeErr = enc.Encode(rec); writeErr == nil {
 				writeErr = w.Flush() // the whole line reaches the file before the next result
 			}
@@ -575,6 +580,9 @@ func genRun(l *loaded, reqs []engine.Request, failedReqs map[string]error, todo 
 		written, len(reqs), o.output, failed, genTokens, wall, float64(genTokens)/wall, st.PeakDecodeBatch, st.MeanDecodeBatch(), st.Preemptions)
 	if l.planner != nil {
 		fmt.Fprintf(stderr, ", %d compression rounds (%.2f s, %d KVs evicted)", st.CompressRounds, st.Compress.Time.Seconds(), st.Compress.EvictedKVs)
+		if keptKVs > 0 {
+			fmt.Fprintf(stderr, ", achieved rate %.2fx (%d of %d KVs kept at the requests' ends)", float64(fullKVs)/float64(keptKVs), keptKVs, fullKVs)
+		}
 	}
 	fmt.Fprintln(stderr)
 	if interrupted.Load() || errors.Is(runErr, engine.ErrAborted) {

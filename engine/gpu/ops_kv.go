@@ -124,7 +124,9 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 		p.free()
 		return nil, err
 	}
-	alloc := func(list *[]*Buffer, per int, unit int64, fill uint32, what string) error {
+	// K and V are not cleared: a slot is read only after KVWrite (attention stops at each head's context),
+	// and clearing gigabytes is most of a batch command's start on lavapipe.
+	alloc := func(list *[]*Buffer, per int, unit int64, fill uint32, clear bool, what string) error {
 		for first := 0; first < blocks; first += per {
 			n := min(per, blocks-first)
 			buf, err := b.AllocBinding(int64(n) * unit)
@@ -132,20 +134,22 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 				return fmt.Errorf("gpu: KV pool %s arena %d: %w", what, len(*list), err)
 			}
 			*list = append(*list, buf)
-			b.Fill(Whole(buf), fill)
+			if clear {
+				b.Fill(Whole(buf), fill)
+			}
 		}
 		return nil
 	}
-	if err := alloc(&p.k, p.kBlocks, kvBlock, 0, "K"); err != nil {
+	if err := alloc(&p.k, p.kBlocks, kvBlock, 0, false, "K"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.v, p.kBlocks, kvBlock, 0, "V"); err != nil {
+	if err := alloc(&p.v, p.kBlocks, kvBlock, 0, false, "V"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.met, p.mBlocks, int64(blockSize)*4, 0, "metric"); err != nil {
+	if err := alloc(&p.met, p.mBlocks, int64(blockSize)*4, 0, true, "metric"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, 0xffffffff, "position"); err != nil {
+	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, 0xffffffff, true, "position"); err != nil {
 		return fail(err)
 	}
 	p.names.write, p.names.attention = p.variant("kv_write"), p.variant("attention")
