@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"chat":     {cmdChat, "chat in the terminal: kvc chat MODEL [--system TEXT] [sampling flags]"},
 	"bench":    {cmdBench, "measure speed: kvc bench decode --model M [--batch B] [--json] | kvc bench throughput --model M --kv-rate 1,8,32 [--json]"},
 	"generate": {cmdGenerate, generateUsage},
+	"serve":    {cmdServe, serveUsage},
 	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
 }
 
