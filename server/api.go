@@ -116,7 +116,8 @@ type genParams struct {
 	Model         string `json:"model"`
 	Stream        bool   `json:"stream"`
 	StreamOptions *struct {
-		IncludeUsage bool `json:"include_usage"`
+		IncludeUsage       bool  `json:"include_usage"`
+		IncludeObfuscation *bool `json:"include_obfuscation"` // accepted; kvc pads nothing
 	} `json:"stream_options"`
 	MaxTokens           *int        `json:"max_tokens"`
 	MaxCompletionTokens *int        `json:"max_completion_tokens"`
@@ -177,6 +178,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *api
 			return badRequest(f, "%q must be %s, got a JSON %s", f, jsonKind(typeErr.Type.String()), typeErr.Value)
 		case errors.As(err, &syntaxErr):
 			return badRequest("", "the body is not valid JSON: %v (at byte %d)", err, syntaxErr.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("", "the body is not valid JSON: it ends inside a value")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return badRequest(f, "unrecognized request argument supplied: %s", f)

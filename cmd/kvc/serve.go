@@ -67,8 +67,8 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal, listening 
 	if o.ef.model == "" {
 		return errors.New("kvc serve needs --model")
 	}
-	if o.maxQueue < 0 || o.maxSeqs < 0 || o.maxBody <= 0 || o.drainTimeout < 0 {
-		return fmt.Errorf("--max-queue, --max-seqs and --drain-timeout must be >= 0 and --max-body > 0")
+	if o.maxQueue < 1 || o.maxSeqs < 0 || o.maxBody <= 0 || o.drainTimeout < 0 {
+		return fmt.Errorf("--max-queue %d, --max-body %d: want >= 1; --max-seqs %d, --drain-timeout %v: want >= 0", o.maxQueue, o.maxBody, o.maxSeqs, o.drainTimeout)
 	}
 	if o.port < 0 || o.port > 65535 {
 		return fmt.Errorf("--port %d: want 0..65535", o.port)
