@@ -370,7 +370,7 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	o.ef.register(fs)
 	o.sf.register(fs)
 	fs.StringVar(&o.input, "input", "", `input JSONL: {"id": ..., "prompt": "..."} or {"id": ..., "messages": [{"role": ..., "content": ...}]} per line, with optional temperature, top_k, top_p, min_p, repeat_penalty, seed, max_tokens, stop, kv_budget, kv_rate`)
-	fs.StringVar(&o.output, "output", "", "output JSONL, appended one finished request per line (completion order)")
+	fs.StringVar(&o.output, "output", "", "output JSONL, appended one finished request per line (completion order); - for stdout")
 	fs.BoolVar(&o.resume, "resume", true, "skip ids already in --output (false: truncate it)")
 	fs.BoolVar(&o.strict, "strict", false, "stop at the first malformed input line or duplicate id instead of skipping it")
 	fs.IntVar(&o.maxSeqs, "max-seqs", 0, "most sequences decoding at once (0: --max-rows)")
@@ -379,6 +379,13 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	}
 	if fs.NArg() > 0 {
 		return false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// "-": standard input and output (not regular files, so generate neither scans nor truncates them).
+	if o.input == "-" {
+		o.input = "/dev/stdin"
+	}
+	if o.output == "-" {
+		o.output = "/dev/stdout"
 	}
 	if o.input == "" || o.output == "" {
 		return false, errors.New("kvc generate needs --input FILE and --output FILE")

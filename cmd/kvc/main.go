@@ -28,6 +28,8 @@ var commands = map[string]command{
 	"generate": {cmdGenerate, generateUsage},
 	"serve":    {cmdServe, serveUsage},
 	"pull":     {cmdPull, "download a model into the cache: kvc pull NAME|ORG/REPO [--include GLOB]"},
+	"list":     {cmdList, "the models in $KVC_MODELS and the cache, with format and size: kvc list [--names]"},
+	"rm":       {cmdRm, "remove downloaded models from the cache: kvc rm NAME..."},
 }
 
 func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
