@@ -3,7 +3,11 @@
 // the oracle the shaders are tested against.
 package engine
 
-import "kvc/model"
+import (
+	"errors"
+
+	"kvc/model"
+)
 
 // Buf is backend memory. Activations are f32, indices int32, little-endian, row-major.
 type Buf interface {
@@ -100,6 +104,10 @@ type WindowSpec struct {
 	Squared bool
 	Pool7   bool
 }
+
+// ErrOutOfMemory is wrapped by a backend's allocation errors when the device has no memory left for
+// them, so that callers can fall back to less (a smaller KV pool, fewer rows per pass).
+var ErrOutOfMemory = errors.New("out of device memory")
 
 // Backend is a compute device. Ops are recorded in order; a CPU backend executes them at once, a GPU
 // backend records them into one command buffer that Sync submits. Read implies Sync.

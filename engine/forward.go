@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -24,6 +25,9 @@ type Options struct {
 	SquaredWindow bool
 	// MetricAvg ranks KVs by their metric divided by the number of queries that have seen them.
 	MetricAvg bool
+	// MinKVBlocks and MinRows, when set, let NewEngine fall back when the device is out of memory: the KV
+	// pool is halved down to MinKVBlocks, then the rows per pass down to MinRows (see Engine.Notes).
+	MinKVBlocks, MinRows int
 }
 
 // Engine runs forward passes of one model over a paged KV cache on one backend.
@@ -47,6 +51,8 @@ type Engine struct {
 	moves                   Buf // compaction move list
 	moveCap                 int
 	maxOut                  int // logit rows
+	// Notes says what NewEngine gave up to fit the device (a smaller pool or fewer rows per pass).
+	Notes []string
 }
 
 // KVBlockBytes is the device bytes of one block: K and V of BlockSize slots, a metric and a position each.
@@ -84,15 +90,51 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 	e := &Engine{B: b, Cfg: cfg, W: w, Opt: opt, scale: AttnScale(cfg),
 		rope: RopeParams{Layout: cfg.RopeLayout, Theta: cfg.RopeTheta, Scaling: cfg.RopeScaling}}
 	var err error
-	if e.KV, err = b.NewKVPool(opt.KVBlocks, opt.BlockSize, cfg.HeadDim, opt.KVType); err != nil {
-		return nil, fmt.Errorf("engine: KV pool of %d blocks: %w", opt.KVBlocks, err)
+	for {
+		if e.KV, err = b.NewKVPool(e.Opt.KVBlocks, opt.BlockSize, cfg.HeadDim, opt.KVType); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrOutOfMemory) || opt.MinKVBlocks <= 0 || e.Opt.KVBlocks <= opt.MinKVBlocks {
+			return nil, fmt.Errorf("engine: KV pool of %d blocks: %w", e.Opt.KVBlocks, err)
+		}
+		if err := b.Sync(); err != nil { // release the failed attempt's buffers
+			return nil, fmt.Errorf("engine: KV pool of %d blocks: %w", e.Opt.KVBlocks, err)
+		}
+		e.Opt.KVBlocks = max(e.Opt.KVBlocks/2, opt.MinKVBlocks)
+		e.Notes = append(e.Notes, fmt.Sprintf("out of device memory for the KV pool: using %d blocks", e.Opt.KVBlocks))
 	}
-	if e.Pool, err = kvpages.NewPool(opt.KVBlocks, opt.BlockSize); err != nil {
+	if e.Pool, err = kvpages.NewPool(e.Opt.KVBlocks, opt.BlockSize); err != nil {
 		return nil, err
 	}
-	n := opt.MaxRows
+	for {
+		if err = e.allocScratch(); err == nil {
+			break
+		}
+		e.freeScratch()
+		if !errors.Is(err, ErrOutOfMemory) || opt.MinRows <= 0 || e.Opt.MaxRows <= opt.MinRows {
+			e.Close()
+			return nil, fmt.Errorf("engine: scratch buffers for %d rows: %w", e.Opt.MaxRows, err)
+		}
+		if err := b.Sync(); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("engine: scratch buffers for %d rows: %w", e.Opt.MaxRows, err)
+		}
+		e.Opt.MaxRows = max(e.Opt.MaxRows/2, opt.MinRows)
+		e.Notes = append(e.Notes, fmt.Sprintf("out of device memory for the scratch buffers: %d rows per pass", e.Opt.MaxRows))
+	}
+	// Run the pool's initialisation now, so that it counts as loading rather than as the first prompt.
+	if err := b.Sync(); err != nil {
+		return nil, fmt.Errorf("engine: initialising the KV pool: %w", err)
+	}
+	return e, nil
+}
+
+// allocScratch allocates the activation buffers for e.Opt.MaxRows rows.
+func (e *Engine) allocScratch() error {
+	b, cfg, n := e.B, e.Cfg, e.Opt.MaxRows
 	e.maxOut = n
 	qd, kvd := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	var err error
 	alloc := func(dst *Buf, bytes int) {
 		if err == nil {
 			*dst, err = b.Alloc(int64(bytes))
@@ -118,25 +160,32 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 		alloc(&e.heads[l], n*cfg.KVHeads*2*4)
 		alloc(&e.win[l], n*cfg.KVHeads*4*4)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("engine: scratch buffers for %d rows: %w", n, err)
+	return err
+}
+
+// freeScratch frees the activation buffers (after a failed allocScratch).
+func (e *Engine) freeScratch() {
+	for _, p := range []*Buf{&e.x, &e.xb, &e.q, &e.k, &e.v, &e.att, &e.hb, &e.logits, &e.outRows, &e.ids, &e.pos, &e.rowsIdx} {
+		if *p != nil {
+			e.B.Free(*p)
+			*p = nil
+		}
 	}
-	// Run the pool's initialisation now, so that it counts as loading rather than as the first prompt.
-	if err := b.Sync(); err != nil {
-		return nil, fmt.Errorf("engine: initialising the KV pool: %w", err)
+	for _, l := range [][]Buf{e.slots, e.heads, e.win} {
+		for i, b := range l {
+			if b != nil {
+				e.B.Free(b)
+				l[i] = nil
+			}
+		}
 	}
-	return e, nil
 }
 
 // Close frees the engine's device memory (weights stay with the backend).
 func (e *Engine) Close() {
-	for _, b := range []Buf{e.x, e.xb, e.q, e.k, e.v, e.att, e.hb, e.logits, e.outRows, e.ids, e.pos, e.rowsIdx, e.tables, e.moves} {
+	e.freeScratch()
+	for _, b := range []Buf{e.tables, e.moves} {
 		if b != nil {
-			e.B.Free(b)
-		}
-	}
-	for _, l := range [][]Buf{e.slots, e.heads, e.win} {
-		for _, b := range l {
 			e.B.Free(b)
 		}
 	}

@@ -228,9 +228,13 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	}
 	opt := engine.Options{BlockSize: f.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: f.maxRows,
 		Metric: mode, Window: win, Pool7: pool, PromptMetric: whole,
-		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1, MetricAvg: f.avg}
+		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1, MetricAvg: f.avg,
+		MinKVBlocks: minBlocks, MinRows: min(f.maxRows, 16)}
 	if l.eng, err = engine.NewEngine(l.backend, cfg, w, opt); err != nil {
 		return nil, err
+	}
+	for _, n := range l.eng.Notes {
+		fmt.Fprintln(stderr, "kvc:", n)
 	}
 	if copts.Policy != kvpages.PolicyFull {
 		if l.planner, err = kvpages.NewPlanner(copts); err != nil {

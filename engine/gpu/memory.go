@@ -141,8 +141,8 @@ func (a *allocator) heapLeft() (left, total uint64) {
 func (a *allocator) allocMemory(size uint64, typ int) (vk.Memory, error) {
 	oom := func() error {
 		left, total := a.heapLeft()
-		return fmt.Errorf("gpu: out of device memory allocating %.1f MiB on %s: kvc holds %.1f MiB, the heap has %.1f MiB of %.1f MiB left",
-			float64(size)/mib, a.info.Name, float64(a.used)/mib, float64(left)/mib, float64(total)/mib)
+		return fmt.Errorf("gpu: %w allocating %.1f MiB on %s: kvc holds %.1f MiB, the heap has %.1f MiB of %.1f MiB left",
+			engine.ErrOutOfMemory, float64(size)/mib, a.info.Name, float64(a.used)/mib, float64(left)/mib, float64(total)/mib)
 	}
 	if left, _ := a.heapLeft(); typ == a.devType && size > left {
 		return 0, oom() // never ask the driver for more than the heap has
