@@ -111,17 +111,20 @@ func TestPNGIsRunsPicture(t *testing.T) {
 }
 
 func TestNoDisplay(t *testing.T) {
-	cmd := exec.Command(buildViewer(t), viewArgs()...)
-	cmd.Env = append(os.Environ(), "DISPLAY=", "WAYLAND_DISPLAY=")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 {
-		t.Fatalf("without a display: %v, want exit status 1", err)
-	}
-	if msg := strings.TrimSpace(stderr.String()); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "no display") || !strings.Contains(msg, "--png") {
-		t.Fatalf("without a display the message should be one line naming --png, got %q", msg)
+	bin := buildViewer(t)
+	for _, display := range []string{"", ":1999"} { // unset, and a display no server answers
+		cmd := exec.Command(bin, viewArgs()...)
+		cmd.Env = append(os.Environ(), "DISPLAY="+display, "WAYLAND_DISPLAY=")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("DISPLAY=%q: %v, want exit status 1", display, err)
+		}
+		if msg := strings.TrimSpace(stderr.String()); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "no display") || !strings.Contains(msg, "--png") || stdout.Len() > 0 {
+			t.Fatalf("DISPLAY=%q: want one line naming --png on stderr, got %q (stdout %q)", display, msg, stdout.String())
+		}
 	}
 }
 

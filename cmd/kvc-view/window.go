@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
+	"log"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/go-gl/glfw/v3.3/glfw"
@@ -46,7 +49,7 @@ func runWindow(o *options) error {
 	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
 		return errNoDisplay
 	}
-	if err := glfw.Init(); err != nil {
+	if err := initGLFW(); err != nil {
 		return fmt.Errorf("%w (%v)", errNoDisplay, err)
 	}
 	defer glfw.Terminate()
@@ -182,6 +185,24 @@ func runWindow(o *options) error {
 		}
 		glfw.WaitEventsTimeout(0.05)
 	}
+}
+
+// initGLFW starts GLFW. go-gl's Init logs a platform error (such as an X display that cannot be opened)
+// through package log and returns nil, so the log is caught here and turned into the error.
+func initGLFW() error {
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	err := glfw.Init()
+	log.SetOutput(os.Stderr)
+	if err == nil && logged.Len() > 0 {
+		glfw.Terminate()
+		msg := strings.TrimSpace(logged.String())
+		if i := strings.LastIndex(msg, "PlatformError: "); i >= 0 {
+			msg = msg[i+len("PlatformError: "):]
+		}
+		return errors.New(strings.ReplaceAll(msg, "\n", "; "))
+	}
+	return err
 }
 
 // pictureScale is the whole number of pixels per picture pixel for a monitor's content scale.
