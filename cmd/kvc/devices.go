@@ -21,17 +21,19 @@ func cmdDevices(args []string) error { return runDevices(args, os.Stdout) }
 
 // deviceReport is one device in `kvc devices` output (and its --json form).
 type deviceReport struct {
-	Spec     string           `json:"spec"`
-	Name     string           `json:"name"`
-	Default  bool             `json:"default"`
-	Usable   string           `json:"unusable_reason,omitempty"`
-	Vulkan   *vk.DeviceInfo   `json:"vulkan,omitempty"`
-	Vendor   string           `json:"vendor,omitempty"`
-	Enabled  []string         `json:"features_enabled,omitempty"`
-	Shaders  int              `json:"shader_modules,omitempty"`
-	NoShader []string         `json:"shader_modules_unusable,omitempty"` // "name: needs ..."
-	Probe    *gpu.ProbeResult `json:"probe,omitempty"`
-	ProbeErr string           `json:"probe_error,omitempty"`
+	Spec    string `json:"spec"`
+	Name    string `json:"name"`
+	Default bool   `json:"default"`
+	// DefaultWhy says why the CPU backend is the default (no Vulkan, or only CPU-type devices).
+	DefaultWhy string           `json:"default_reason,omitempty"`
+	Usable     string           `json:"unusable_reason,omitempty"`
+	Vulkan     *vk.DeviceInfo   `json:"vulkan,omitempty"`
+	Vendor     string           `json:"vendor,omitempty"`
+	Enabled    []string         `json:"features_enabled,omitempty"`
+	Shaders    int              `json:"shader_modules,omitempty"`
+	NoShader   []string         `json:"shader_modules_unusable,omitempty"` // "name: needs ..."
+	Probe      *gpu.ProbeResult `json:"probe,omitempty"`
+	ProbeErr   string           `json:"probe_error,omitempty"`
 }
 
 func runDevices(args []string, out io.Writer) error {
@@ -51,12 +53,13 @@ func runDevices(args []string, out io.Writer) error {
 			infos = append(infos, *d.Vulkan)
 		}
 	}
-	best := gpu.BestDevice(infos)
+	best, why := device.Default(infos)
 	var reports []deviceReport
 	for i, d := range list {
 		r := deviceReport{Spec: d.Spec, Name: d.Name, Usable: d.Usable, Vulkan: d.Vulkan}
 		if d.Vulkan == nil {
 			r.Default = best < 0
+			r.DefaultWhy = why
 			reports = append(reports, r)
 			continue
 		}
@@ -142,6 +145,9 @@ func printDevice(w io.Writer, r *deviceReport) {
 	def := ""
 	if r.Default {
 		def = "  [default]"
+		if r.DefaultWhy != "" {
+			def = "  [default: " + r.DefaultWhy + "]"
+		}
 	}
 	fmt.Fprintf(w, "%s  %s%s\n", r.Spec, r.Name, def)
 	d := r.Vulkan
