@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kvc/engine"
+	"kvc/engine/cpu"
 	"kvc/model"
 )
 
@@ -36,6 +37,9 @@ type decodeBench struct {
 	StepMedianMS float64 `json:"decode_step_median_ms"`
 	DecodeTokS   float64 `json:"decode_tok_s"` // batch / median step time
 	GBs          float64 `json:"weight_gb_s"`  // weight bytes read per step / median step time
+	// On the CPU backend: the host's probed read bandwidth and GBs as a fraction of it.
+	ReadGBs      float64 `json:"probed_read_gb_s,omitempty"`
+	ReadFraction float64 `json:"weight_gb_s_of_probed,omitempty"`
 	*stepCounters
 }
 
@@ -138,6 +142,10 @@ func cmdBenchDecode(args []string) error {
 		Batch: *batch, PromptTokens: *promptLen * *batch, PromptTokS: float64(*promptLen**batch) / prefill.Seconds(),
 		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med, stepCounters: traffic}
 	res.GBs = float64(res.ReadPerStep) / med / 1e9
+	if c, ok := e.B.(*cpu.Backend); ok && c.Fast() { // the yardstick, measured after the steps so as not to disturb them
+		res.ReadGBs = cpu.ProbeRead(c.Threads, 10).GBps
+		res.ReadFraction = res.GBs / res.ReadGBs
+	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
@@ -145,6 +153,9 @@ func cmdBenchDecode(args []string) error {
 	fmt.Printf("prompt  %d tokens: %.1f tok/s\n", res.PromptTokens, res.PromptTokS)
 	fmt.Printf("decode  batch %d, %d steps: median step %.2f ms, %.1f tok/s, %.2f GB/s of weights\n",
 		res.Batch, res.DecodeSteps, res.StepMedianMS, res.DecodeTokS, res.GBs)
+	if res.ReadGBs > 0 {
+		fmt.Printf("        %.2f of the host's probed read bandwidth (%.2f GB/s)\n", res.ReadFraction, res.ReadGBs)
+	}
 	if *stats && traffic != nil {
 		fmt.Printf("per decode step: %.2f submissions, %.1f dispatches, %s uploaded, %s read back\n",
 			traffic.Submits, traffic.Dispatches, fmtBytes(int64(traffic.Upload)), fmtBytes(int64(traffic.Readback)))

@@ -33,13 +33,14 @@ type deviceReport struct {
 	Shaders    int              `json:"shader_modules,omitempty"`
 	NoShader   []string         `json:"shader_modules_unusable,omitempty"` // "name: needs ..."
 	Probe      *gpu.ProbeResult `json:"probe,omitempty"`
+	CPUProbe   *cpu.ReadProbe   `json:"cpu_probe,omitempty"`
 	ProbeErr   string           `json:"probe_error,omitempty"`
 }
 
 func runDevices(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	probe := fs.Bool("probe", false, "measure copy bandwidth and dispatch overhead on each Vulkan device")
+	probe := fs.Bool("probe", false, "measure copy bandwidth and dispatch overhead on each Vulkan device, and the host's read bandwidth for the CPU backend")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,10 @@ func runDevices(args []string, out io.Writer) error {
 		if d.Vulkan == nil {
 			r.Default = best < 0
 			r.DefaultWhy = why
+			if *probe {
+				p := cpu.ProbeRead(0, 10)
+				r.CPUProbe = &p
+			}
 			reports = append(reports, r)
 			continue
 		}
@@ -152,6 +157,9 @@ func printDevice(w io.Writer, r *deviceReport) {
 	fmt.Fprintf(w, "%s  %s%s\n", r.Spec, r.Name, def)
 	d := r.Vulkan
 	if d == nil {
+		if p := r.CPUProbe; p != nil {
+			fmt.Fprintf(w, "  probe: read %.2f GB/s (%s buffer, %d threads, best of %d passes)\n", p.GBps, sizeStr(uint64(p.Bytes)), p.Threads, p.Passes)
+		}
 		fmt.Fprintf(w, "  %d threads, row kernels: %s (the plain-Go reference they are tested against is the oracle of every shader)\n\n", runtime.NumCPU(), cpu.Kernels())
 		return
 	}

@@ -155,3 +155,14 @@ func TestWorkersCoverRange(t *testing.T) {
 		}
 	}
 }
+
+// The probe reads its whole buffer and reports a positive rate with its conditions.
+func TestProbeRead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 256 MiB")
+	}
+	p := ProbeRead(2, 1)
+	if !(p.GBps > 0) || p.Bytes < 256<<20 || p.Threads != 2 || p.Passes != 1 || p.Kernels == "" {
+		t.Fatalf("ProbeRead = %+v", p)
+	}
+}
