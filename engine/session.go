@@ -9,15 +9,6 @@ import (
 	"kvc/model"
 )
 
-// KVBlockIO is a backend whose KV pool blocks can be copied whole to and from the host (session files).
-// A block's bytes, BlockBytes() in all, are K [BlockSize][HeadDim] then V [BlockSize][HeadDim] in the
-// pool's KVType (little-endian f32 or IEEE half), then the metric f32 [BlockSize] and the position int32
-// [BlockSize]: the same on every backend, so a session saved on one device loads on another.
-type KVBlockIO interface {
-	ReadKVBlocks(pool KVPool, blocks []int32, dst []byte) error
-	WriteKVBlocks(pool KVPool, blocks []int32, src []byte) error
-}
-
 // SeqState is all a sequence's next step depends on, in host memory: its tokens, its per-(layer, KV head)
 // tables with the kept K/V, metrics and positions, and its sampler with the random stream's position.
 type SeqState struct {

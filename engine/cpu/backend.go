@@ -61,7 +61,11 @@ func New(threads int) *Backend {
 // Fast reports whether this is the fast backend rather than the reference.
 func (c *Backend) Fast() bool { return c.pool != nil }
 
-// The assertion `var _ engine.Backend = (*Backend)(nil)` lives in ops.go once every op exists.
+// The ops of engine.Backend, and the optional capabilities the host backend has.
+var (
+	_ engine.Backend   = (*Backend)(nil)
+	_ engine.KVBlockIO = (*Backend)(nil)
+)
 
 func (c *Backend) Name() string { return "cpu" }
 

@@ -14,8 +14,6 @@ import (
 // (never dependent on n or on the thread count); sums of squares and softmax denominators are taken in
 // float64, which makes this the more accurate side of every shader comparison.
 
-var _ engine.Backend = (*Backend)(nil)
-
 func (c *Backend) threads() int {
 	if c.Threads > 0 {
 		return c.Threads

@@ -96,6 +96,7 @@ var (
 	_ engine.DeviceMemory = (*Backend)(nil)
 	_ engine.Profiler     = (*Backend)(nil)
 	_ engine.Counting     = (*Backend)(nil)
+	_ engine.KVBlockIO    = (*Backend)(nil)
 )
 
 // Backend is one Vulkan device. It is not safe for concurrent use.
