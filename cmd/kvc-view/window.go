@@ -71,6 +71,11 @@ func runWindow(o *options) error {
 		return err
 	}
 	w, h := windowSize(first.View, s, scale)
+	if m := glfw.GetPrimaryMonitor(); m != nil { // no larger than the screen
+		if vm := m.GetVideoMode(); vm != nil {
+			w, h = min(w, vm.Width), min(h, vm.Height)
+		}
+	}
 	glfw.WindowHint(glfw.ClientAPI, glfw.NoAPI)
 	glfw.WindowHint(glfw.ScaleToMonitor, glfw.False)
 	win, err := glfw.CreateWindow(w, h, "kvc-view: "+s.name, nil, nil)
@@ -354,6 +359,11 @@ func present(pr *vk.Presenter, win *glfw.Window, f kvmap.Frame, scale int) error
 	buf, w, h, bgra, err := pr.Frame(fw, fh)
 	if err != nil || w == 0 {
 		return err
+	}
+	// A window smaller than the picture first gets it at a lower scale (sharp text), and only then shrunk.
+	l := kvmap.Plan(f.View)
+	for scale > 1 && (l.Width*scale > w || l.Height*scale > h) {
+		scale--
 	}
 	img, _ := kvmap.Render(f, scale)
 	compose(buf, w, h, img, bgra)
