@@ -323,3 +323,19 @@ func TestWindowUnderXvfb(t *testing.T) {
 		t.Fatalf("validation errors:\n%s", strings.Join(v.seen, "\n"))
 	}
 }
+
+// TestKvcHasNoWindowSystem: GLFW (and with it X11) stays in kvc-view; kvc runs headless.
+func TestKvcHasNoWindowSystem(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "kvc/cmd/kvc").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "glfw") {
+			t.Fatalf("kvc depends on %s", dep)
+		}
+	}
+	if !strings.Contains(string(out), "kvc/kvmap") {
+		t.Fatal("kvc should draw its --kv-map through kvc/kvmap")
+	}
+}
