@@ -190,12 +190,10 @@ type schedSeq struct {
 	kv        *kvpages.Seq
 	sampler   *Sampler
 	tokens    []int // prompt and generated; the cache holds tokens[:kv.NextPos]
-	gen       int
-	prefilled bool // the cache holds all tokens but the last sampled one
-	compress  bool // prefill done, compression pending before the first decode
-	rounds    int  // steps since last compressed
-	dec       TextDecoder
-	stop      *StopText
+	prefilled bool  // the cache holds all tokens but the last sampled one
+	compress  bool  // prefill done, compression pending before the first decode
+	rounds    int   // steps since last compressed
+	ts        *TokenStream
 	text      strings.Builder
 	preempted int
 	start     time.Time
@@ -452,14 +450,11 @@ func (s *Scheduler) admit() (int, error) {
 		s.popWaiting()
 		if q.sampler == nil { // first admission (a preempted request keeps its sampler, decoder and text)
 			q.sampler = NewSampler(q.req.Sampler)
-			q.stop = NewStopText(q.req.Stop)
+			var dec TextDecoder
 			if s.cfg.NewDecoder != nil {
-				q.dec = s.cfg.NewDecoder()
-				for _, id := range q.req.Prompt { // the decoder needs the context (e.g. the space after BOS)
-					q.dec.Push(id)
-				}
-				q.dec.Flush()
+				dec = s.cfg.NewDecoder()
 			}
+			q.ts = NewTokenStream(s.cfg.EOS, q.req.IgnoreEOS, q.req.MaxTokens, s.info.Context, q.req.Stop, dec, q.req.Prompt)
 			q.start = time.Now()
 		}
 		q.kv = fresh
@@ -724,27 +719,16 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 // sample draws q's next token from logits and finishes q when it is done.
 func (s *Scheduler) sample(q *schedSeq, logits []float32) {
 	next := q.sampler.Sample(logits, q.tokens)
-	if !q.req.IgnoreEOS && s.cfg.EOS[next] {
-		s.finish(q, FinishStop, nil)
-		return
-	}
-	q.tokens = append(q.tokens, next)
-	q.gen++
-	text := ""
-	if q.dec != nil {
-		text = q.stop.Push(q.dec.Push(next))
+	generated, text, finish := q.ts.Next(next, len(q.tokens)+1)
+	if generated {
+		q.tokens = append(q.tokens, next)
 		q.text.WriteString(text)
+		if q.req.OnToken != nil {
+			q.req.OnToken(next, text)
+		}
 	}
-	if q.req.OnToken != nil {
-		q.req.OnToken(next, text)
-	}
-	switch {
-	case q.stop.Stopped:
-		s.finish(q, FinishStop, nil)
-	case q.gen >= q.req.MaxTokens:
-		s.finish(q, FinishLength, nil)
-	case len(q.tokens) > s.info.Context: // feeding the new token would pass the context
-		s.finish(q, FinishContext, nil)
+	if finish != "" {
+		s.finish(q, finish, nil)
 	}
 }
 
@@ -767,11 +751,8 @@ func (s *Scheduler) finish(q *schedSeq, reason string, err error) {
 		q.kv = nil
 		s.removeActive(q)
 	}
-	if q.dec != nil && !q.stop.Stopped {
-		q.text.WriteString(q.stop.Push(q.dec.Flush()))
-		if !q.stop.Stopped {
-			q.text.WriteString(q.stop.Flush())
-		}
+	if q.ts != nil {
+		q.text.WriteString(q.ts.Tail())
 	}
 	res.Text = q.text.String()
 	if !q.start.IsZero() {

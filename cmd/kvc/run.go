@@ -214,24 +214,18 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 	}
 	res.prefill = time.Since(t0)
 	t1 := time.Now()
-	dec := g.l.tok.NewDecoder()
-	for _, id := range seq.Tokens { // the decoder needs the context (e.g. the space dropped after BOS)
-		dec.Push(id)
-	}
-	dec.Flush()
-	stop := engine.NewStopText(stops)
-	ctx := g.l.ck.Config.Context
-	for res.newTokens < n {
+	// The end-of-generation rules (EOS, stop strings, length, context) are the scheduler's.
+	ts := engine.NewTokenStream(g.l.eos, false, n, g.l.ck.Config.Context, stops, g.l.tok.NewDecoder(), seq.Tokens)
+	for n > 0 {
 		next := seq.Sampler.Sample(logits, seq.Tokens)
-		if g.l.eos[next] {
-			res.finish = "stop"
-			break
+		generated, text, finish := ts.Next(next, len(seq.Tokens)+1)
+		if generated {
+			res.newTokens++
+			res.tokens = append(res.tokens, next)
+			fmt.Fprint(g.out, text)
 		}
-		res.newTokens++
-		res.tokens = append(res.tokens, next)
-		fmt.Fprint(g.out, stop.Push(dec.Push(next)))
-		if stop.Stopped {
-			res.finish = "stop"
+		if finish != "" {
+			res.finish, res.contextFull = finish, finish == engine.FinishContext
 			break
 		}
 		if afterToken != nil {
@@ -239,13 +233,6 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 		}
 		if g.interrupt != nil && g.interrupt.Load() {
 			res.finish = "interrupted"
-			break
-		}
-		if seq.KV.NextPos >= ctx {
-			res.finish, res.contextFull = "context", true
-			break
-		}
-		if res.newTokens == n {
 			break
 		}
 		if interval > 0 && res.newTokens%interval == 0 {
@@ -269,10 +256,7 @@ func (g *generation) continueSeq(seq *engine.Sequence, ids []int, n int, stops [
 		logits = out[0]
 		res.peakBlocks = max(res.peakBlocks, e.Pool.InUse())
 	}
-	fmt.Fprint(g.out, stop.Push(dec.Flush()))
-	if !stop.Stopped {
-		fmt.Fprint(g.out, stop.Flush())
-	}
+	fmt.Fprint(g.out, ts.Tail())
 	res.decode = time.Since(t1)
 	return res, nil
 }
