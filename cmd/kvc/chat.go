@@ -75,11 +75,15 @@ func cmdChat(args []string) error {
 	}()
 	fmt.Fprintf(os.Stderr, "kvc: chatting with %s (%s template) on %s; /help lists the commands, Ctrl-D or /bye quits\n",
 		filepath.Base(l.ck.Path), tmpl.Format, l.backend.Name())
+	c.session = *sessionFile
 	err = c.loop(in)
-	if *sessionFile != "" {
-		if serr := c.save(*sessionFile); serr != nil && err == nil {
+	if *sessionFile != "" && err == nil {
+		if serr := c.save(*sessionFile); serr != nil {
 			err = fmt.Errorf("--session %s: %w", *sessionFile, serr)
 		}
+	} else if *sessionFile != "" && fileExists(*sessionFile) {
+		// A failed reply (a lost device, say) is not saved: the file keeps the last complete one.
+		fmt.Fprintf(os.Stderr, "kvc: --session %s keeps the conversation up to the last complete reply\n", *sessionFile)
 	}
 	return err
 }
@@ -117,6 +121,9 @@ type chatState struct {
 	dim      func(string) string
 	// interrupt is set by Ctrl-C; each reply clears it first.
 	interrupt atomic.Bool
+	// session (--session) is saved after every complete reply, so that a device failure mid-reply leaves
+	// the conversation as it was after the last good one.
+	session string
 }
 
 func newChat(l *loaded, ef *engineFlags, tmpl chat.Template, system string, sc engine.SamplerConfig, n int, stops []string, out, log io.Writer) *chatState {
@@ -188,6 +195,11 @@ func (c *chatState) loop(in lineReader) error {
 		}
 		if err := c.turn(line); err != nil {
 			return err
+		}
+		if c.session != "" {
+			if err := c.save(c.session); err != nil {
+				return fmt.Errorf("--session %s: %w", c.session, err)
+			}
 		}
 	}
 }
