@@ -8,7 +8,8 @@ import (
 )
 
 // The fast backend's products: weight rows split statically over the worker pool, each row read straight
-// from its stored dtype by rowDot (no decoded copy) and dotted with every input row while it is in cache.
+// from its stored dtype (no decoded copy) and dotted with the inputs four at a time (rowDots) while a
+// block of rowBlock weight rows stays in cache.
 
 // rowBlock is how many weight rows one pass over the batch's inputs covers: their bytes stay in L1/L2
 // while each input row meets them.
@@ -42,16 +43,20 @@ func (c *Backend) products(x []float32, n int, ps []product) {
 
 func (p product) rows(x []float32, n, cols, lo, hi int) {
 	rows := p.w.info.Rows
+	var d [4]float32
 	for r0 := lo; r0 < hi; r0 += rowBlock {
 		r1 := min(r0+rowBlock, hi)
-		for i := 0; i < n; i++ {
-			xi, oi := x[i*cols:(i+1)*cols], p.out[i*rows:(i+1)*rows]
+		for i := 0; i < n; i += 4 {
+			m := min(4, n-i)
+			xi := x[i*cols : (i+m)*cols]
 			for r := r0; r < r1; r++ {
-				d := p.w.rowDot(xi, r)
-				if p.add {
-					oi[r] += d
-				} else {
-					oi[r] = d
+				p.w.rowDots(xi, m, r, d[:m])
+				for k, v := range d[:m] {
+					if p.add {
+						p.out[(i+k)*rows+r] += v
+					} else {
+						p.out[(i+k)*rows+r] = v
+					}
 				}
 			}
 		}
@@ -83,13 +88,18 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 	rows, cols := gw.info.Rows, gw.info.Cols
 	xs, o := f32(x), f32(out)
 	c.pool.rows(rows, 2*rows*cols*n, func(_, lo, hi int) {
+		var g, u [4]float32
 		for r0 := lo; r0 < hi; r0 += rowBlock {
 			r1 := min(r0+rowBlock, hi)
-			for i := 0; i < n; i++ {
-				xi := xs[i*cols : (i+1)*cols]
+			for i := 0; i < n; i += 4 {
+				m := min(4, n-i)
+				xi := xs[i*cols : (i+m)*cols]
 				for r := r0; r < r1; r++ {
-					g, u := gw.rowDot(xi, r), uw.rowDot(xi, r)
-					o[i*rows+r] = g / (1 + float32(math.Exp(float64(-g)))) * u // SwiGLU's expression
+					gw.rowDots(xi, m, r, g[:m])
+					uw.rowDots(xi, m, r, u[:m])
+					for k := range m {
+						o[(i+k)*rows+r] = g[k] / (1 + float32(math.Exp(float64(-g[k])))) * u[k] // SwiGLU's expression
+					}
 				}
 			}
 		}

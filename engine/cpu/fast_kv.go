@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"unsafe"
 
 	"kvc/engine"
 )
@@ -25,11 +26,12 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 		jobs = kvHeads
 	}
 	c.pool.rows(jobs, work, func(part, lo, hi int) {
-		s := c.pool.scratchFor(part, 2*maxCtx+d)
-		prob, metric, acc := s[:maxCtx], s[maxCtx:2*maxCtx], s[2*maxCtx:]
+		s := c.pool.scratchFor(part, 3*maxCtx+d)
+		prob, metric, acc := s[:maxCtx], s[maxCtx:2*maxCtx], s[3*maxCtx:]
+		slots := unsafe.Slice((*int)(unsafe.Pointer(&s[2*maxCtx])), maxCtx) // an int fits in a float64's bytes
 		for job := lo; job < hi; job++ {
 			if mode == engine.MetricNone {
-				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, prob, metric, acc)
+				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, prob, metric, acc, slots)
 				continue
 			}
 			for row := 0; row < rows; row++ {
@@ -37,7 +39,7 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 				if row >= metricRows {
 					m = engine.MetricNone
 				}
-				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, prob, metric, acc)
+				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, prob, metric, acc, slots)
 			}
 		}
 	})
@@ -45,15 +47,18 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 
 // attendRow computes the r query heads of (row, KV head kh) and, with a metric mode, adds to the metric.
 func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh, qHeads, kvHeads int, scale float32,
-	mode engine.MetricMode, prob, metric, acc []float64) {
+	mode engine.MetricMode, prob, metric, acc []float64, slots []int) {
 	j := row*kvHeads + kh
 	off, ctx := int(heads[2*j]), max(int(heads[2*j+1]), 0)
 	qpos := pos[row]
 	d, r, bs := p.headDim, qHeads/kvHeads, p.blockSize
-	prob, metric = prob[:ctx], metric[:ctx]
-	// Check the table once: every block id of the head must name a pool block.
+	prob, metric, slots = prob[:ctx], metric[:ctx], slots[:ctx]
+	// The head's slots in logical order, once for its r query heads (slotOf checks every block id).
 	for b := 0; b*bs < ctx; b++ {
-		p.slotOf("Attention", tables, off, b*bs)
+		s0 := p.slotOf("Attention", tables, off, b*bs)
+		for i := b * bs; i < min(ctx, (b+1)*bs); i++ {
+			slots[i] = s0 + i - b*bs
+		}
 	}
 	if mode != engine.MetricNone {
 		for i := range metric {
@@ -72,8 +77,7 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		}
 		// softmaxRow's arithmetic
 		m := math.Inf(-1)
-		for i := range prob {
-			s := int(tables[off+i/bs])*bs + i%bs
+		for i, s := range slots {
 			prob[i] = math.Inf(-1)
 			if p.Pos[s] > qpos {
 				continue
@@ -106,7 +110,7 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 				if pr == 0 {
 					continue
 				}
-				s := int(tables[off+i/bs])*bs + i%bs
+				s := slots[i]
 				if f16 {
 					v := p.v16[s*d : (s+1)*d]
 					for e := range acc {
@@ -131,8 +135,8 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		}
 	}
 	if mode != engine.MetricNone {
-		for i := range metric {
-			p.Metric[int(tables[off+i/bs])*bs+i%bs] += float32(metric[i])
+		for i, s := range slots {
+			p.Metric[s] += float32(metric[i])
 		}
 	}
 }

@@ -22,7 +22,7 @@ func TestFastProductsMatchReference(t *testing.T) {
 		defer fast.Close()
 		for _, wc := range weightCases {
 			// {rows, cols, n}: odd sizes; the last is large enough to use every worker
-			for _, s := range [][3]int{{1, 1, 1}, {7, 7, 2}, {63, 63, 3}, {5, 4097, 2}, {300, 256, 5}} {
+			for _, s := range [][3]int{{1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {5, 4097, 5}, {300, 256, 9}} {
 				rows, cols, n := s[0], s[1], s[2]
 				group := 0
 				if wc.dt == model.Q8_0 {

@@ -206,3 +206,53 @@ func groupDotQ8(x []float32, q []byte) float32 {
 	}
 	return s
 }
+
+// rowDots sets out[i] = rowDot(x[i*Cols:], r) for i < n, with the same bits: four inputs per kernel call
+// where the dtype has a four-input kernel (the weight row is then read and converted once for the four).
+func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
+	cols := w.info.Cols
+	i := 0
+	if dt := w.info.DType; useAsm && n >= 4 && (dt == model.F32 || dt == model.F16 || dt == model.BF16) {
+		n8, stride := cols&^7, uintptr(cols*4)
+		var o [4]float32
+		for ; i+4 <= n; i += 4 {
+			xp := &x[i*cols]
+			switch dt {
+			case model.F32:
+				row := w.f32Row(r)
+				dot4F32AVX(xp, stride, &row[0], n8, &o)
+				for k := range 4 {
+					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
+					for j := n8; j < cols; j++ {
+						s += xk[j] * row[j]
+					}
+					out[i+k] = s
+				}
+			case model.F16:
+				row := w.u16Row(r)
+				dot4F16AVX(xp, stride, &row[0], n8, &o)
+				luts()
+				for k := range 4 {
+					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
+					for j := n8; j < cols; j++ {
+						s += xk[j] * f16LUT[row[j]]
+					}
+					out[i+k] = s
+				}
+			case model.BF16:
+				row := w.u16Row(r)
+				dot4BF16AVX(xp, stride, &row[0], n8, &o)
+				for k := range 4 {
+					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
+					for j := n8; j < cols; j++ {
+						s += xk[j] * model.BF16ToF32(row[j])
+					}
+					out[i+k] = s
+				}
+			}
+		}
+	}
+	for ; i < n; i++ {
+		out[i] = w.rowDot(x[i*cols:(i+1)*cols], r)
+	}
+}

@@ -22,3 +22,12 @@ func cpuidF16C() bool
 // haveAsm: this build has the AVX2 kernels and the CPU runs them (x/sys/cpu checks the OS saves the YMM
 // registers; F16C, which it does not report, comes from CPUID).
 var haveAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasOSXSAVE && cpuidF16C()
+
+//go:noescape
+func dot4F32AVX(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4F16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+
+//go:noescape
+func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)

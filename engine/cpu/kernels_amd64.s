@@ -257,3 +257,148 @@ TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
 	ANDL  $1, CX
 	MOVB  CX, ret+0(FP)
 	RET
+
+// Four inputs against one weight row: x rows at x, x+stride, x+2*stride, x+3*stride (stride in bytes),
+// each with the two accumulators and the lane reduction of the one-row kernels, so every result has the
+// bits the one-row kernel gives (the weight chunk is loaded and converted once for the four).
+
+// HSUMTO reduces the 8 lanes of YA + YB into X(A)'s low lane and stores it at off(DX).
+#define HSUMTO(YA, YB, XA, off) \
+	VADDPS       YB, YA, YA  \
+	VEXTRACTF128 $1, YA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVHLPS     XA, XA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVSHDUP    XA, X15     \
+	VADDSS       X15, XA, XA \
+	MOVSS        XA, off(DX)
+
+// DOT4_ZERO clears the eight accumulators and sets R10-R12 to the rows after SI (stride R8).
+#define DOT4_ZERO \
+	LEAQ   (SI)(R8*1), R10  \
+	LEAQ   (R10)(R8*1), R11 \
+	LEAQ   (R11)(R8*1), R12 \
+	VXORPS Y0, Y0, Y0       \
+	VXORPS Y1, Y1, Y1       \
+	VXORPS Y2, Y2, Y2       \
+	VXORPS Y3, Y3, Y3       \
+	VXORPS Y4, Y4, Y4       \
+	VXORPS Y5, Y5, Y5       \
+	VXORPS Y6, Y6, Y6       \
+	VXORPS Y7, Y7, Y7
+
+// FMA2 adds Y8 (chunk 0) and Y9 (chunk 1) times the four rows' two chunks.
+#define FMA2 \
+	VFMADD231PS (SI), Y8, Y0   \
+	VFMADD231PS 32(SI), Y9, Y1 \
+	VFMADD231PS (R10), Y8, Y2  \
+	VFMADD231PS 32(R10), Y9, Y3 \
+	VFMADD231PS (R11), Y8, Y4  \
+	VFMADD231PS 32(R11), Y9, Y5 \
+	VFMADD231PS (R12), Y8, Y6  \
+	VFMADD231PS 32(R12), Y9, Y7 \
+	ADDQ        $64, SI        \
+	ADDQ        $64, R10       \
+	ADDQ        $64, R11       \
+	ADDQ        $64, R12
+
+#define FMA1 \
+	VFMADD231PS (SI), Y8, Y0  \
+	VFMADD231PS (R10), Y8, Y2 \
+	VFMADD231PS (R11), Y8, Y4 \
+	VFMADD231PS (R12), Y8, Y6
+
+#define DOT4_EPILOGUE \
+	HSUMTO(Y0, Y1, X0, 0)  \
+	HSUMTO(Y2, Y3, X2, 4)  \
+	HSUMTO(Y4, Y5, X4, 8)  \
+	HSUMTO(Y6, Y7, X6, 12) \
+	VZEROUPPER             \
+	RET
+
+// func dot4F32AVX(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
+TEXT ·dot4F32AVX(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT4_ZERO
+
+d4f32loop:
+	CMPQ    CX, $16
+	JLT     d4f32tail
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	FMA2
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JMP     d4f32loop
+
+d4f32tail:
+	CMPQ    CX, $8
+	JLT     d4f32done
+	VMOVUPS (DI), Y8
+	FMA1
+
+d4f32done:
+	DOT4_EPILOGUE
+
+// func dot4F16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+TEXT ·dot4F16AVX(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT4_ZERO
+
+d4f16loop:
+	CMPQ      CX, $16
+	JLT       d4f16tail
+	VCVTPH2PS (DI), Y8
+	VCVTPH2PS 16(DI), Y9
+	FMA2
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JMP       d4f16loop
+
+d4f16tail:
+	CMPQ      CX, $8
+	JLT       d4f16done
+	VCVTPH2PS (DI), Y8
+	FMA1
+
+d4f16done:
+	DOT4_EPILOGUE
+
+// func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+TEXT ·dot4BF16AVX(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT4_ZERO
+
+d4bf16loop:
+	CMPQ      CX, $16
+	JLT       d4bf16tail
+	VPMOVZXWD (DI), Y8
+	VPMOVZXWD 16(DI), Y9
+	VPSLLD    $16, Y8, Y8
+	VPSLLD    $16, Y9, Y9
+	FMA2
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JMP       d4bf16loop
+
+d4bf16tail:
+	CMPQ      CX, $8
+	JLT       d4bf16done
+	VPMOVZXWD (DI), Y8
+	VPSLLD    $16, Y8, Y8
+	FMA1
+
+d4bf16done:
+	DOT4_EPILOGUE

@@ -10,3 +10,7 @@ func dotF16AVX(x *float32, w *uint16, n int) float32                            
 func dotBF16AVX(x *float32, w *uint16, n int) float32                            { panic("no asm") }
 func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32   { panic("no asm") }
 func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
+
+func dot4F32AVX(x *float32, stride uintptr, w *float32, n int, out *[4]float32) { panic("no asm") }
+func dot4F16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)  { panic("no asm") }
+func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) { panic("no asm") }
