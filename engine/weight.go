@@ -31,6 +31,19 @@ func ScaleCount(info WeightInfo) int {
 	return 0
 }
 
+// WeightData reads a tensor's stored bytes and scales for upload (the bytes may be a file mapping: a backend
+// copies them) and checks them with CheckWeight.
+func WeightData(t *model.Tensor) (data []byte, scales []float32, info WeightInfo, err error) {
+	if data, err = t.Bytes(); err != nil {
+		return nil, nil, info, fmt.Errorf("upload weight %s: %w", t.Name, err)
+	}
+	if scales, err = t.Scales(); err != nil {
+		return nil, nil, info, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
+	}
+	info, err = CheckWeight(t, len(data), len(scales))
+	return data, scales, info, err
+}
+
 // CheckWeight validates a tensor before upload (shape, dtype, scale layout, byte and scale counts) and
 // returns its WeightInfo; every error names the tensor and its file. Backends share it so they accept
 // exactly the same tensors.

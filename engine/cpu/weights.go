@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 	"sync"
 	"unsafe"
@@ -26,15 +25,7 @@ func (w *Weight) Info() engine.WeightInfo { return w.info }
 
 // UploadWeight copies the tensor's stored bytes and scales (the reader's bytes may be a file mapping).
 func (c *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
-	data, err := t.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("upload weight %s: %w", t.Name, err)
-	}
-	scales, err := t.Scales()
-	if err != nil {
-		return nil, fmt.Errorf("upload weight %s: scales: %w", t.Name, err)
-	}
-	info, err := engine.CheckWeight(t, len(data), len(scales))
+	data, scales, info, err := engine.WeightData(t)
 	if err != nil {
 		return nil, err
 	}
