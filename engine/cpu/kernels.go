@@ -252,6 +252,13 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 			}
 		}
 	}
+	if g := w.info.Group; useAsm && w.info.DType == model.Q8_0 && g%8 == 0 {
+		ng := cols / g
+		row := w.data[r*cols : (r+1)*cols]
+		for ; i+4 <= n; i += 4 {
+			dot4Q8AVX(&x[i*cols], uintptr(cols*4), (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g, (*[4]float32)(out[i:i+4]))
+		}
+	}
 	for ; i < n; i++ {
 		out[i] = w.rowDot(x[i*cols:(i+1)*cols], r)
 	}

@@ -31,3 +31,6 @@ func dot4F16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
 
 //go:noescape
 func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+
+//go:noescape
+func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)

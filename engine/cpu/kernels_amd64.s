@@ -402,3 +402,105 @@ d4bf16tail:
 
 d4bf16done:
 	DOT4_EPILOGUE
+
+// HSUM1TO reduces the 8 lanes of YA into XA's low lane and stores it at off(DX).
+#define HSUM1TO(YA, XA, off) \
+	VEXTRACTF128 $1, YA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVHLPS     XA, XA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVSHDUP    XA, X15     \
+	VADDSS       X15, XA, XA \
+	MOVSS        XA, off(DX)
+
+// func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
+// dotQ8AVX for four inputs: per group, partial sums Y4-Y11 (two per input), then input k's accumulator
+// Y(k) += (p0 + p1) * scale.
+TEXT ·dot4Q8AVX(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), SI
+	MOVQ   stride+8(FP), R8
+	MOVQ   w+16(FP), DI
+	MOVQ   scales+24(FP), BX
+	MOVQ   groups+32(FP), CX
+	MOVQ   group+40(FP), R9
+	MOVQ   out+48(FP), DX
+	LEAQ   (SI)(R8*1), R10
+	LEAQ   (R10)(R8*1), R11
+	LEAQ   (R11)(R8*1), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ  CX, CX
+	JEQ    d4q8done
+
+d4q8group:
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ   R9, AX
+
+d4q8loop:
+	CMPQ        AX, $16
+	JLT         d4q8tail
+	VPMOVSXBD   (DI), Y12
+	VPMOVSXBD   8(DI), Y13
+	VCVTDQ2PS   Y12, Y12
+	VCVTDQ2PS   Y13, Y13
+	VFMADD231PS (SI), Y12, Y4
+	VFMADD231PS 32(SI), Y13, Y5
+	VFMADD231PS (R10), Y12, Y6
+	VFMADD231PS 32(R10), Y13, Y7
+	VFMADD231PS (R11), Y12, Y8
+	VFMADD231PS 32(R11), Y13, Y9
+	VFMADD231PS (R12), Y12, Y10
+	VFMADD231PS 32(R12), Y13, Y11
+	ADDQ        $64, SI
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, R12
+	ADDQ        $16, DI
+	SUBQ        $16, AX
+	JMP         d4q8loop
+
+d4q8tail:
+	CMPQ        AX, $8
+	JLT         d4q8scale
+	VPMOVSXBD   (DI), Y12
+	VCVTDQ2PS   Y12, Y12
+	VFMADD231PS (SI), Y12, Y4
+	VFMADD231PS (R10), Y12, Y6
+	VFMADD231PS (R11), Y12, Y8
+	VFMADD231PS (R12), Y12, Y10
+	ADDQ        $32, SI
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	ADDQ        $32, R12
+	ADDQ        $8, DI
+
+d4q8scale:
+	VBROADCASTSS (BX), Y14
+	VADDPS       Y5, Y4, Y4
+	VFMADD231PS  Y14, Y4, Y0
+	VADDPS       Y7, Y6, Y6
+	VFMADD231PS  Y14, Y6, Y1
+	VADDPS       Y9, Y8, Y8
+	VFMADD231PS  Y14, Y8, Y2
+	VADDPS       Y11, Y10, Y10
+	VFMADD231PS  Y14, Y10, Y3
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          d4q8group
+
+d4q8done:
+	HSUM1TO(Y0, X0, 0)
+	HSUM1TO(Y1, X1, 4)
+	HSUM1TO(Y2, X2, 8)
+	HSUM1TO(Y3, X3, 12)
+	VZEROUPPER
+	RET

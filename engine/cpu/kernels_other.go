@@ -14,3 +14,7 @@ func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32
 func dot4F32AVX(x *float32, stride uintptr, w *float32, n int, out *[4]float32) { panic("no asm") }
 func dot4F16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)  { panic("no asm") }
 func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) { panic("no asm") }
+
+func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32) {
+	panic("no asm")
+}
