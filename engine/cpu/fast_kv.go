@@ -7,9 +7,9 @@ import (
 	"kvc/engine"
 )
 
-// fastAttention is Attention's arithmetic, operation for operation (so the same bits), without its
-// copies: K and V are read in place from the pool and the probabilities live in per-worker scratch, so a
-// step allocates nothing and its work grows with the tokens attended, never with the pool.
+// fastAttention is Attention without its copies: K and V are read in place from the pool (scores and the
+// weighted V sum by the SIMD kernels) and the probabilities live in per-worker scratch, so a step
+// allocates nothing and its work grows with the tokens attended, never with the pool.
 func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos []int32, rows, metricRows, qHeads, kvHeads int,
 	scale float32, mode engine.MetricMode) {
 	d := p.headDim
@@ -46,13 +46,17 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 }
 
 // attendRow computes the r query heads of (row, KV head kh) and, with a metric mode, adds to the metric.
+// Scores and the weighted sum of V are f32 (SIMD kernels); the softmax denominator, the normalisation
+// and the metric are f64, as in the reference.
 func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh, qHeads, kvHeads int, scale float32,
-	mode engine.MetricMode, prob, metric, acc []float64, slots []int) {
+	mode engine.MetricMode, score, metric []float64, acc64 []float64, slots []int) {
 	j := row*kvHeads + kh
 	off, ctx := int(heads[2*j]), max(int(heads[2*j+1]), 0)
 	qpos := pos[row]
 	d, r, bs := p.headDim, qHeads/kvHeads, p.blockSize
-	prob, metric, slots = prob[:ctx], metric[:ctx], slots[:ctx]
+	sc := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(score))), ctx)
+	acc := unsafe.Slice((*float32)(unsafe.Pointer(&acc64[0])), d)
+	metric, slots = metric[:ctx], slots[:ctx]
 	// The head's slots in logical order, once for its r query heads (slotOf checks every block id).
 	for b := 0; b*bs < ctx; b++ {
 		s0 := p.slotOf("Attention", tables, off, b*bs)
@@ -61,77 +65,68 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		}
 	}
 	if mode != engine.MetricNone {
-		for i := range metric {
-			metric[i] = 0
-		}
+		clear(metric)
 	}
 	f16 := p.typ == engine.KVF16
 	if f16 {
 		luts()
 	}
+	hidden := float32(math.Inf(-1))
 	for h := kh * r; h < (kh+1)*r; h++ {
 		qo := (row*qHeads + h) * d
 		q := qq[qo : qo+d]
-		for e := range acc {
-			acc[e] = 0
-		}
-		// softmaxRow's arithmetic
-		m := math.Inf(-1)
+		m, seen := hidden, false
 		for i, s := range slots {
-			prob[i] = math.Inf(-1)
 			if p.Pos[s] > qpos {
+				sc[i] = hidden
 				continue
 			}
-			var dot float64
+			var dt float32
 			if f16 {
-				k := p.k16[s*d : (s+1)*d]
-				for e, x := range q {
-					dot += float64(x) * float64(f16LUT[k[e]])
-				}
+				dt = dotF16(q, p.k16[s*d:(s+1)*d])
 			} else {
-				k := p.k32[s*d : (s+1)*d]
-				for e, x := range q {
-					dot += float64(x) * float64(k[e])
-				}
+				dt = dotF32(q, p.k32[s*d:(s+1)*d])
 			}
-			prob[i] = dot * float64(scale)
-			m = math.Max(m, prob[i])
+			sc[i] = dt * scale
+			m, seen = max(m, sc[i]), true
 		}
-		if !math.IsInf(m, -1) {
-			var sum float64
-			for i := range prob {
-				prob[i] = math.Exp(prob[i] - m)
-				sum += prob[i]
+		clear(acc)
+		if !seen {
+			copy(o[qo:qo+d], acc) // no visible slot: zeros
+			continue
+		}
+		var sum float64
+		for i, s := range slots {
+			if sc[i] == hidden {
+				sc[i] = 0
+				continue
 			}
-			for i := range prob {
-				prob[i] /= sum
+			e := float32(math.Exp(float64(sc[i] - m)))
+			sc[i] = e
+			sum += float64(e)
+			if e == 0 {
+				continue
 			}
-			for i, pr := range prob {
-				if pr == 0 {
-					continue
-				}
-				s := slots[i]
-				if f16 {
-					v := p.v16[s*d : (s+1)*d]
-					for e := range acc {
-						acc[e] += pr * float64(f16LUT[v[e]])
-					}
-				} else {
-					v := p.v32[s*d : (s+1)*d]
-					for e := range acc {
-						acc[e] += pr * float64(v[e])
-					}
-				}
-				switch mode {
-				case engine.MetricSquared:
-					metric[i] += pr * pr
-				case engine.MetricPlain:
-					metric[i] += pr
-				}
+			if f16 {
+				axpyF16(e, p.v16[s*d:(s+1)*d], acc)
+			} else {
+				axpyF32(e, p.v32[s*d:(s+1)*d], acc)
 			}
 		}
+		inv := float32(1 / sum)
 		for e, x := range acc {
-			o[qo+e] = float32(x)
+			o[qo+e] = x * inv
+		}
+		switch mode {
+		case engine.MetricSquared:
+			for i, e := range sc[:ctx] {
+				pr := float64(e) / sum
+				metric[i] += pr * pr
+			}
+		case engine.MetricPlain:
+			for i, e := range sc[:ctx] {
+				metric[i] += float64(e) / sum
+			}
 		}
 	}
 	if mode != engine.MetricNone {

@@ -263,3 +263,58 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		out[i] = w.rowDot(x[i*cols:(i+1)*cols], r)
 	}
 }
+
+// Attention's kernels: q . k over a head's row (f32 or half K), y += a * x over a V row. The assembly
+// takes whole chunks of 8, Go the tail.
+
+func dotF32(q, k []float32) float32 {
+	k = k[:len(q)]
+	var s float32
+	i := 0
+	if useAsm && len(q) >= 8 {
+		i = len(q) &^ 7
+		s = dotF32AVX(&q[0], &k[0], i)
+	}
+	for ; i < len(q); i++ {
+		s += q[i] * k[i]
+	}
+	return s
+}
+
+func dotF16(q []float32, k []uint16) float32 {
+	k = k[:len(q)]
+	var s float32
+	i := 0
+	if useAsm && len(q) >= 8 {
+		i = len(q) &^ 7
+		s = dotF16AVX(&q[0], &k[0], i)
+	}
+	for ; i < len(q); i++ {
+		s += q[i] * f16LUT[k[i]]
+	}
+	return s
+}
+
+func axpyF32(a float32, x, y []float32) {
+	x = x[:len(y)]
+	i := 0
+	if useAsm && len(y) >= 8 {
+		i = len(y) &^ 7
+		axpyF32AVX(a, &x[0], &y[0], i)
+	}
+	for ; i < len(y); i++ {
+		y[i] += a * x[i]
+	}
+}
+
+func axpyF16(a float32, x []uint16, y []float32) {
+	x = x[:len(y)]
+	i := 0
+	if useAsm && len(y) >= 8 {
+		i = len(y) &^ 7
+		axpyF16AVX(a, &x[0], &y[0], i)
+	}
+	for ; i < len(y); i++ {
+		y[i] += a * f16LUT[x[i]]
+	}
+}

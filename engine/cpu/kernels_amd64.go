@@ -34,3 +34,9 @@ func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
 
 //go:noescape
 func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
+
+//go:noescape
+func axpyF32AVX(a float32, x, y *float32, n int)
+
+//go:noescape
+func axpyF16AVX(a float32, x *uint16, y *float32, n int)

@@ -18,3 +18,6 @@ func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) 
 func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32) {
 	panic("no asm")
 }
+
+func axpyF32AVX(a float32, x, y *float32, n int)         { panic("no asm") }
+func axpyF16AVX(a float32, x *uint16, y *float32, n int) { panic("no asm") }
