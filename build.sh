@@ -3,6 +3,7 @@
 #   ./build.sh           install what is missing, build bin/kvc and bin/kvc-view
 #   ./build.sh shaders   compile shaders/*.comp (and their variants) to shaders/spv/*.spv, validate them
 #   ./build.sh test      check the committed SPIR-V is current, go vet, go test with Vulkan required + validation
+#   ./build.sh fuzz [S] [PATTERN]  run every fuzz target (or those matching PATTERN) for S seconds each (default 60)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -103,8 +104,20 @@ case "${1:-build}" in
     # Vulkan tests must fail rather than skip here, and run under the validation layer.
     KVC_REQUIRE_VULKAN=1 KVC_VALIDATION=1 go test -count=1 -timeout 40m ./... 2>&1
     ;;
+  fuzz)
+    # A failing input is minimized for at most 1 s (the default 60 s would spend a short run shrinking
+    # instead of exploring) and saved under the package's testdata/fuzz/NAME for go test to replay.
+    secs=${2:-60}
+    grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+      for name in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
+        [[ -n "${3:-}" && ! "$name" =~ ${3} ]] && continue
+        echo "build.sh: $name ($(dirname "$f")) for ${secs}s" >&2
+        go test -run '^$' -fuzz "^$name\$" -fuzztime "${secs}s" -fuzzminimizetime 1s "./$(dirname "$f")"
+      done
+    done
+    ;;
   *)
-    echo "usage: ./build.sh [build|shaders|test]" >&2
+    echo "usage: ./build.sh [build|shaders|test|fuzz [seconds] [pattern]]" >&2
     exit 2
     ;;
 esac
