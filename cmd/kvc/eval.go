@@ -26,9 +26,10 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 		return nil, err
 	}
 	ids := l.tok.Encode(string(b), true)
-	if n <= 0 || n > len(ids) {
-		n = len(ids)
+	if n <= 0 { // the default: the whole text, up to the context
+		n = min(len(ids), l.ck.Config.Context)
 	}
+	n = min(n, len(ids))
 	if n > l.ck.Config.Context {
 		return nil, fmt.Errorf("--ctx %d is past the model's context of %d tokens", n, l.ck.Config.Context)
 	}
