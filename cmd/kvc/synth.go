@@ -122,10 +122,14 @@ func cmdSynth(args []string) error {
 		if err := f.Close(); err != nil {
 			return err
 		}
+		tb := filepath.Join(filepath.Dir(*out), "tokenizer.bin")
 		if *tok != "" {
-			if err := copyFile(*tok, filepath.Join(filepath.Dir(*out), "tokenizer.bin")); err != nil {
-				return err
-			}
+			err = copyFile(*tok, tb)
+		} else {
+			err = writeSynthTokenizerBin(tb, cfg.Vocab)
+		}
+		if err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("--format %q: want gguf, hf or llama2c", *format)
@@ -213,6 +217,33 @@ func ggufTokenizerKVs(path string, vocab int) ([]model.GGUFKV, error) {
 		{Key: "tokenizer.ggml.token_type", Value: types},
 		{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(0)},
 	}, nil
+}
+
+// writeSynthTokenizerBin writes the synthetic vocabulary (model.SyntheticVocab) as a llama2.c tokenizer.bin:
+// int32 max_token_length, then per token f32 score, int32 length, bytes; spaces as " " and BOS/EOS as
+// export.py stores them.
+func writeSynthTokenizerBin(path string, vocab int) error {
+	tokens, scores, _, err := model.SyntheticVocab(vocab)
+	if err != nil {
+		return err
+	}
+	var body []byte
+	maxLen := 0
+	for i, t := range tokens {
+		switch i {
+		case 1:
+			t = "\n<s>\n"
+		case 2:
+			t = "\n</s>\n"
+		default:
+			t = strings.ReplaceAll(t, "\u2581", " ")
+		}
+		maxLen = max(maxLen, len(t))
+		body = binary.LittleEndian.AppendUint32(body, math.Float32bits(scores[i]))
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(t)))
+		body = append(body, t...)
+	}
+	return os.WriteFile(path, append(binary.LittleEndian.AppendUint32(nil, uint32(maxLen)), body...), 0o644)
 }
 
 func copyFile(src, dst string) error {

@@ -136,7 +136,7 @@ func TestGGUFWritesLoadByLlamaCppRules(t *testing.T) {
 	}
 }
 
-// Every text command runs on a kvc synth file written without a tokenizer.
+// Every text command runs on a kvc synth file written without a tokenizer (gguf; llama2c with run).
 func TestCommandsOnSynthModel(t *testing.T) {
 	dir := t.TempDir()
 	m := filepath.Join(dir, "tiny.gguf")
@@ -162,6 +162,19 @@ func TestCommandsOnSynthModel(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Error != "" || rec.Tokens != 6 {
 			t.Errorf("generate line %d: %s (%v)", i+1, line, err)
 		}
+	}
+	// The llama2.c format gets a tokenizer.bin of the same vocabulary beside it.
+	l2c := filepath.Join(dir, "l2c", "tiny.bin")
+	os.Mkdir(filepath.Dir(l2c), 0o755)
+	if st := runMain([]string{"synth", "--preset", "tiny", "--dtype", "f32", "--format", "llama2c", "--out", l2c}, os.Stdout, os.Stderr); st != 0 {
+		t.Fatalf("kvc synth --format llama2c: status %d", st)
+	}
+	errOut.Reset()
+	out = captureStdout(t, func() {
+		st = runMain([]string{"run", "--model", l2c, "--device", "cpu", "-n", "6", "--temp", "0", "--prompt", "Hello"}, os.Stdout, &errOut)
+	})
+	if st != 0 || out == "" {
+		t.Errorf("kvc run on the llama2c synth: status %d, stdout %q, stderr %s", st, out, errOut.String())
 	}
 	r, w, _ := os.Pipe()
 	w.WriteString("Hello\n/exit\n")
