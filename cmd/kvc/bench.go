@@ -83,6 +83,10 @@ func cmdBenchDecode(args []string) error {
 	if *batch < 1 || *steps < 1 || *promptLen < 1 {
 		return fmt.Errorf("--batch, -n and --prompt-len must be positive")
 	}
+	// A budget given is a budget kept: this benchmark never compresses, so it refuses one.
+	if ef.policy != "full" || ef.budget != 0 || ef.rate != 0 {
+		return usageError{fmt.Errorf("kvc bench decode measures the full cache and does not compress: drop --kv-policy/--kv-budget/--kv-rate\nhint: kvc bench throughput --kv-rate 1,4,8 measures speed under compression")}
+	}
 	ef.maxRows = max(ef.maxRows, *batch)
 	l, err := load(&ef, os.Stderr)
 	if err != nil {

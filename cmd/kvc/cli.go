@@ -189,12 +189,7 @@ func unknownFlagError(fs *flag.FlagSet, given string) error {
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) { consider(f.Name, f.Name) })
-	aliases := make([]string, 0, len(flagAliases))
-	for a := range flagAliases {
-		aliases = append(aliases, a)
-	}
-	sort.Strings(aliases)
-	for _, a := range aliases {
+	for _, a := range sortedKeys(flagAliases) {
 		if f := lookupFlag(fs, a); f != nil {
 			consider(a, f.Name)
 		}
@@ -305,11 +300,7 @@ func isUsageError(err error) bool {
 // subcommand runs the mode args[0] of a command with modes (kvc eval ppl, kvc bench decode); no mode or
 // -h/--help lists the modes on stdout.
 func subcommand(name string, args []string, modes map[string]func([]string) error, about map[string]string) error {
-	names := make([]string, 0, len(modes))
-	for n := range modes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := sortedKeys(modes)
 	list := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: kvc %s %s [flags]\n\nmodes:\n", name, strings.Join(names, "|"))
 		for _, n := range names {
@@ -330,4 +321,13 @@ func subcommand(name string, args []string, modes map[string]func([]string) erro
 		return usageError{fmt.Errorf("kvc %s: unknown mode %q (have %s)\nhint: `kvc %s --help` lists the modes", name, args[0], strings.Join(names, ", "), name)}
 	}
 	return f(args[1:])
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

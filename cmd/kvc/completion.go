@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -60,11 +59,7 @@ func completion(args []string, out io.Writer) error {
 	if fs.NArg() != 1 || fs.Arg(0) != "bash" && fs.Arg(0) != "zsh" {
 		return usageError{fmt.Errorf("usage: kvc completion bash|zsh (then: source <(kvc completion bash))")}
 	}
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := sortedKeys(commands)
 	// Commands with modes complete the mode second, and read the mode's flags.
 	var modes strings.Builder
 	for _, m := range []struct {
@@ -80,13 +75,4 @@ func completion(args []string, out io.Writer) error {
 	}
 	_, err := io.WriteString(out, script)
 	return err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +22,13 @@ func cmdEval(args []string) error {
 
 // evalTokens reads FILE and returns its first n tokens (BOS first).
 func evalTokens(l *loaded, path string, n int) ([]int, error) {
-	b, err := os.ReadFile(path)
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(os.Stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +50,7 @@ func cmdEvalPPL(args []string) error {
 	fs := flag.NewFlagSet("eval ppl", flag.ContinueOnError)
 	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
-	text := fs.String("text", "", "text file to score")
+	text := fs.String("text", "", "text file to score (- for stdin)")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -78,7 +85,7 @@ func cmdEvalSweep(args []string) error {
 	fs := flag.NewFlagSet("eval sweep", flag.ContinueOnError)
 	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
-	text := fs.String("text", "", "text file to score")
+	text := fs.String("text", "", "text file to score (- for stdin)")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
 	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare (full is always run)")

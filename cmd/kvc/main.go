@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"sort"
 )
 
 type command struct {
@@ -116,12 +115,7 @@ func versionString() string {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "kvc: LLM inference on any Vulkan device, with a KV-Compress paged cache\n\nusage: kvc COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(commands) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].usage)
 	}
 	fmt.Fprintln(w, "\nkvc COMMAND --help shows a command's flags; kvc --version prints the version.")
