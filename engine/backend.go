@@ -145,6 +145,8 @@ type Backend interface {
 	Argmax(out, x Buf, rows, cols int)
 	// CopyRows gathers rows: dst[i][:] = src[rows[i]][:], f32 rows of width elements, i < n.
 	CopyRows(dst, src, rows Buf, n, width int)
+	// ScatterI32: dst int32[pairs[i][0]] = pairs[i][1], pairs int32 [n][2] with distinct indices.
+	ScatterI32(dst, pairs Buf, n int)
 	// TopK: the k largest of each row, descending (lower index first on ties): idx int32 [rows][k], val f32.
 	TopK(idx, val, x Buf, rows, cols, k int)
 

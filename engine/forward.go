@@ -46,8 +46,7 @@ type Engine struct {
 	logits, outRows         Buf
 	ids, pos, rowsIdx       Buf
 	slots, heads, win       []Buf // per layer
-	tables                  Buf
-	tableCap                int // int32 entries tables can hold
+	tables                  *blockTables
 	moves                   Buf // compaction move list
 	moveCap                 int
 	maxOut                  int // logit rows
@@ -87,7 +86,7 @@ func NewEngine(b Backend, cfg model.Config, w *Weights, opt Options) (*Engine, e
 	if opt.KVBlocks <= 0 {
 		return nil, fmt.Errorf("engine: the KV pool needs at least one block")
 	}
-	e := &Engine{B: b, Cfg: cfg, W: w, Opt: opt, scale: AttnScale(cfg),
+	e := &Engine{B: b, Cfg: cfg, W: w, Opt: opt, scale: AttnScale(cfg), tables: newBlockTables(b),
 		rope: RopeParams{Layout: cfg.RopeLayout, Theta: cfg.RopeTheta, Scaling: cfg.RopeScaling}}
 	var err error
 	for {
@@ -184,11 +183,12 @@ func (e *Engine) freeScratch() {
 // Close frees the engine's device memory (weights stay with the backend).
 func (e *Engine) Close() {
 	e.freeScratch()
-	for _, b := range []Buf{e.tables, e.moves} {
+	for _, b := range []Buf{e.moves} {
 		if b != nil {
 			e.B.Free(b)
 		}
 	}
+	e.tables.close()
 }
 
 // Item is one sequence's part of a forward pass: new tokens appended to its cache.
@@ -202,186 +202,159 @@ type Item struct {
 
 // Forward appends each item's tokens to its cache and runs all of them through the model in one pass;
 // it returns the logits the items asked for, in item order ([vocab] each): the last token's, or every
-// token's with AllLogits. On
-// kvpages.ErrNoBlocks nothing was appended.
+// token's with AllLogits. On kvpages.ErrNoBlocks nothing was appended.
+//
+// A pass is pack (host: the rows' ids, positions, cache slots and table offsets), upload (one Write per
+// index buffer, the block-table deltas), run (the layers, recorded into the step's command buffer) and
+// read (the one submission, and the logits back).
 func (e *Engine) Forward(items []Item) ([][]float32, error) {
+	if err := e.check(items); err != nil {
+		return nil, err
+	}
+	order := decodeFirst(items)
+	appended := make([][]int32, len(items))
+	for _, i := range order {
+		s, err := items[i].Seq.Append(e.Pool, len(items[i].Tokens))
+		if err != nil {
+			return nil, err // cannot happen: counted in check
+		}
+		appended[i] = s
+	}
+	p := pack(items, order, appended, e.tables.sync(items), e.Cfg.Layers, e.Cfg.KVHeads)
+	if err := e.upload(p); err != nil {
+		return nil, err
+	}
+	if err := e.run(p); err != nil {
+		return nil, err
+	}
+	return e.read(p)
+}
+
+// check validates a pass before anything is appended.
+func (e *Engine) check(items []Item) error {
 	cfg := e.Cfg
-	rows := 0
-	need := 0
-	nOut := 0
+	rows, need := 0, 0
 	for _, it := range items {
 		if len(it.Tokens) == 0 {
-			return nil, fmt.Errorf("engine: forward item with no tokens")
+			return fmt.Errorf("engine: forward item with no tokens")
 		}
 		rows += len(it.Tokens)
 		need += it.Seq.BlocksNeeded(e.Pool, len(it.Tokens))
-		if it.AllLogits {
-			nOut += len(it.Tokens)
-		} else if it.Logits {
-			nOut++
-		}
 		if it.Seq.NextPos+len(it.Tokens) > cfg.Context {
-			return nil, fmt.Errorf("engine: sequence would reach %d tokens, past the model's context of %d", it.Seq.NextPos+len(it.Tokens), cfg.Context)
+			return fmt.Errorf("engine: sequence would reach %d tokens, past the model's context of %d", it.Seq.NextPos+len(it.Tokens), cfg.Context)
 		}
 		for _, t := range it.Tokens {
 			if t < 0 || t >= cfg.Vocab {
-				return nil, fmt.Errorf("engine: token id %d outside the vocabulary of %d", t, cfg.Vocab)
+				return fmt.Errorf("engine: token id %d outside the vocabulary of %d", t, cfg.Vocab)
 			}
 		}
 	}
 	if rows > e.Opt.MaxRows {
-		return nil, fmt.Errorf("engine: %d rows in one pass, more than the %d the engine was sized for", rows, e.Opt.MaxRows)
+		return fmt.Errorf("engine: %d rows in one pass, more than the %d the engine was sized for", rows, e.Opt.MaxRows)
 	}
 	if need > e.Pool.Free() {
-		return nil, fmt.Errorf("%w: this pass needs %d new blocks, %d free", kvpages.ErrNoBlocks, need, e.Pool.Free())
+		return fmt.Errorf("%w: this pass needs %d new blocks, %d free", kvpages.ErrNoBlocks, need, e.Pool.Free())
 	}
+	return nil
+}
 
-	L, H := cfg.Layers, cfg.KVHeads
-	ids := make([]int32, rows)
-	pos := make([]int32, rows)
-	slots := make([][]int32, L) // [l][row][h]
-	for l := range slots {
-		slots[l] = make([]int32, rows*H)
-	}
-	// Decode rows (one token, no window) come first, so the attention metric can be limited to them.
+// decodeFirst orders the items decode rows (one token, no window) first, so that the attention metric
+// can be limited to the leading rows.
+func decodeFirst(items []Item) []int {
 	order := make([]int, 0, len(items))
 	for i, it := range items {
 		if len(it.Tokens) == 1 && it.WindowRows == 0 {
 			order = append(order, i)
 		}
 	}
-	decodeRows := len(order)
 	for i, it := range items {
 		if len(it.Tokens) != 1 || it.WindowRows != 0 {
 			order = append(order, i)
 		}
 	}
+	return order
+}
+
+// pass is what one forward pass gives the device, packed on the host.
+type pass struct {
+	rows       int
+	decodeRows int       // leading single-token rows: the only ones that add to the decode metric
+	ids, pos   []int32   // [row]
+	slots      [][]int32 // [layer][row][kvHead]: global slot each row's K/V goes to
+	heads      [][]int32 // [layer][row][kvHead][2]: {block-table offset, context length}
+	win        [][]int32 // [layer][window seq][kvHead][4]: {table offset, context, first row, rows}
+	nWin       int       // sequences with an observation window
+	outRows    []int32   // rows whose logits come back, in item order
+}
+
+// pack lays out a pass: items in the given row order, appended[i] the slots Seq.Append gave item i
+// ([layer][token][kvHead]), tableOff[i][hd] where item i's head hd starts in the block-table buffer. The
+// items' sequences must already hold the appended tokens (Ctx counts them).
+func pack(items []Item, order []int, appended, tableOff [][]int32, layers, kvHeads int) pass {
+	L, H := layers, kvHeads
+	rows := 0
+	for _, it := range items {
+		rows += len(it.Tokens)
+	}
+	p := pass{rows: rows, ids: make([]int32, rows), pos: make([]int32, rows),
+		slots: make([][]int32, L), heads: make([][]int32, L), win: make([][]int32, L)}
+	for l := 0; l < L; l++ {
+		p.slots[l] = make([]int32, rows*H)
+		p.heads[l] = make([]int32, rows*H*2)
+	}
+	first := make([]int, len(items))
 	r := 0
-	firstRow := make([]int, len(items))
 	for _, i := range order {
 		it := items[i]
-		firstRow[i] = r
-		p0 := it.Seq.NextPos
-		s, err := it.Seq.Append(e.Pool, len(it.Tokens))
-		if err != nil {
-			return nil, err // cannot happen: counted above
-		}
 		n := len(it.Tokens)
+		if n == 1 && it.WindowRows == 0 {
+			p.decodeRows++
+		}
+		first[i] = r
+		p0 := it.Seq.NextPos - n
 		for j, t := range it.Tokens {
-			ids[r+j] = int32(t)
-			pos[r+j] = int32(p0 + j)
+			p.ids[r+j] = int32(t)
+			p.pos[r+j] = int32(p0 + j)
 		}
 		for l := 0; l < L; l++ {
-			copy(slots[l][r*H:(r+n)*H], s[l*n*H:(l+1)*n*H])
+			copy(p.slots[l][r*H:(r+n)*H], appended[i][l*n*H:(l+1)*n*H])
 		}
 		r += n
 	}
-	outRows := make([]int32, 0, nOut)
-	for i, it := range items {
-		if it.AllLogits {
-			for j := range it.Tokens {
-				outRows = append(outRows, int32(firstRow[i]+j))
-			}
-		} else if it.Logits {
-			outRows = append(outRows, int32(firstRow[i]+len(it.Tokens)-1))
-		}
-	}
-
-	// Block tables of every item, all layers, concatenated; per (layer, row, head): {offset, ctx}.
-	var tables []int32
-	heads := make([][]int32, L)
-	for l := range heads {
-		heads[l] = make([]int32, rows*H*2)
-	}
-	win := make([][]int32, L)
-	nWin := 0
 	for i, it := range items {
 		for l := 0; l < L; l++ {
 			for h := 0; h < H; h++ {
 				hd := l*H + h
-				off := int32(len(tables))
-				tables = append(tables, it.Seq.Tables[hd]...)
+				off, ctx := tableOff[i][hd], int32(it.Seq.Ctx[hd])
 				for j := range it.Tokens {
-					row := firstRow[i] + j
-					heads[l][(row*H+h)*2] = off
-					heads[l][(row*H+h)*2+1] = int32(it.Seq.Ctx[hd])
+					row := first[i] + j
+					p.heads[l][(row*H+h)*2] = off
+					p.heads[l][(row*H+h)*2+1] = ctx
 				}
 				if it.WindowRows > 0 {
 					w := min(it.WindowRows, len(it.Tokens))
-					win[l] = append(win[l], off, int32(it.Seq.Ctx[hd]), int32(firstRow[i]+len(it.Tokens)-w), int32(w))
+					p.win[l] = append(p.win[l], off, ctx, int32(first[i]+len(it.Tokens)-w), int32(w))
 				}
 			}
 		}
 		if it.WindowRows > 0 {
-			nWin++
+			p.nWin++
+		}
+		if it.AllLogits {
+			for j := range it.Tokens {
+				p.outRows = append(p.outRows, int32(first[i]+j))
+			}
+		} else if it.Logits {
+			p.outRows = append(p.outRows, int32(first[i]+len(it.Tokens)-1))
 		}
 	}
-
-	if err := e.upload(ids, pos, slots, heads, win, tables, outRows); err != nil {
-		return nil, err
-	}
-
-	// Decode rows add to the metric (one row per sequence, so the adds are race-free); prefill rows do not.
-	mode := MetricNone
-	if decodeRows > 0 {
-		mode = e.Opt.Metric
-	}
-	b := e.B
-	eps := float32(cfg.NormEps)
-	if e.W.HostEmb != nil {
-		if err := e.embedOnHost(ids); err != nil {
-			return nil, err
-		}
-	} else {
-		b.Embed(e.x, e.W.TokEmb, e.ids, rows)
-	}
-	for l := 0; l < L; l++ {
-		ly := &e.W.Layers[l]
-		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
-		b.MatMulQKV(e.q, e.k, e.v, e.xb, ly.Q, ly.K, ly.V, rows)
-		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
-		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: e.tables, Pos: e.pos, Rows: rows, MetricRows: decodeRows},
-			cfg.Heads, cfg.KVHeads, e.scale, mode)
-		if nWin > 0 {
-			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: e.tables, Pos: e.pos, NSeqs: nWin,
-				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
-		}
-		b.MatMulAdd(e.x, e.att, ly.O, rows)
-		b.RMSNorm(e.xb, e.x, ly.FFNNorm, rows, eps)
-		b.MatMulSwiGLU(e.hb, e.xb, ly.Gate, ly.Up, rows)
-		b.MatMulAdd(e.x, e.hb, ly.Down, rows)
-	}
-	if nOut == 0 {
-		return nil, b.Sync()
-	}
-	b.CopyRows(e.outRows, e.x, e.rowsIdx, nOut, cfg.Dim)
-	b.RMSNorm(e.outRows, e.outRows, e.W.OutNorm, nOut, eps)
-	b.MatMul(e.logits, e.outRows, e.W.Output, nOut)
-	raw := make([]byte, nOut*cfg.Vocab*4)
-	if err := b.Read(e.logits, 0, raw); err != nil {
-		return nil, err
-	}
-	out := make([][]float32, nOut)
-	for i := range out {
-		out[i] = make([]float32, cfg.Vocab)
-		for j := range out[i] {
-			out[i][j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[(i*cfg.Vocab+j)*4:]))
-		}
-	}
-	return out, nil
+	return p
 }
 
-func (e *Engine) upload(ids, pos []int32, slots, heads, win [][]int32, tables, outRows []int32) error {
-	if len(tables) > e.tableCap {
-		if e.tables != nil {
-			e.B.Free(e.tables)
-		}
-		c := max(len(tables)*2, 1024)
-		t, err := e.B.Alloc(int64(c) * 4)
-		if err != nil {
-			return fmt.Errorf("engine: block table buffer of %d entries: %w", c, err)
-		}
-		e.tables, e.tableCap = t, c
+// upload writes the pass's index buffers and the block-table deltas (recorded, not submitted).
+func (e *Engine) upload(p pass) error {
+	if err := e.tables.flush(); err != nil {
+		return err
 	}
 	w := func(dst Buf, v []int32) error {
 		if len(v) == 0 {
@@ -392,23 +365,88 @@ func (e *Engine) upload(ids, pos []int32, slots, heads, win [][]int32, tables, o
 	for _, x := range []struct {
 		b Buf
 		v []int32
-	}{{e.ids, ids}, {e.pos, pos}, {e.tables, tables}, {e.rowsIdx, outRows}} {
+	}{{e.ids, p.ids}, {e.pos, p.pos}, {e.rowsIdx, p.outRows}} {
 		if err := w(x.b, x.v); err != nil {
 			return err
 		}
 	}
-	for l := range slots {
-		if err := w(e.slots[l], slots[l]); err != nil {
+	for l := range p.slots {
+		if err := w(e.slots[l], p.slots[l]); err != nil {
 			return err
 		}
-		if err := w(e.heads[l], heads[l]); err != nil {
+		if err := w(e.heads[l], p.heads[l]); err != nil {
 			return err
 		}
-		if err := w(e.win[l], win[l]); err != nil {
+		if err := w(e.win[l], p.win[l]); err != nil {
 			return err
 		}
 	}
+	if e.W.HostEmb != nil {
+		return e.embedOnHost(p.ids)
+	}
 	return nil
+}
+
+// run records the model over the pass's rows: embedding, then per layer attention and feed-forward, each
+// adding into the residual stream x (as llama2.c's forward does, one row per token).
+func (e *Engine) run(p pass) error {
+	cfg, b := e.Cfg, e.B
+	eps := float32(cfg.NormEps)
+	rows := p.rows
+	// Decode rows add to the metric (one row per sequence, so the adds are race-free); prefill rows do not.
+	mode := MetricNone
+	if p.decodeRows > 0 {
+		mode = e.Opt.Metric
+	}
+	if e.W.HostEmb == nil {
+		b.Embed(e.x, e.W.TokEmb, e.ids, rows)
+	}
+	tables := e.tables.buf
+	for l := 0; l < cfg.Layers; l++ {
+		ly := &e.W.Layers[l]
+		// attention: x += Wo attention(rope(Wq xn), rope(Wk xn) -> cache, Wv xn -> cache)
+		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
+		b.MatMulQKV(e.q, e.k, e.v, e.xb, ly.Q, ly.K, ly.V, rows)
+		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
+		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: tables, Pos: e.pos, Rows: rows, MetricRows: p.decodeRows},
+			cfg.Heads, cfg.KVHeads, e.scale, mode)
+		if p.nWin > 0 {
+			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: tables, Pos: e.pos, NSeqs: p.nWin,
+				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
+		}
+		b.MatMulAdd(e.x, e.att, ly.O, rows)
+		// feed-forward: x += Wdown (silu(Wgate xn) * Wup xn)
+		b.RMSNorm(e.xb, e.x, ly.FFNNorm, rows, eps)
+		b.MatMulSwiGLU(e.hb, e.xb, ly.Gate, ly.Up, rows)
+		b.MatMulAdd(e.x, e.hb, ly.Down, rows)
+	}
+	nOut := len(p.outRows)
+	if nOut > 0 {
+		b.CopyRows(e.outRows, e.x, e.rowsIdx, nOut, cfg.Dim)
+		b.RMSNorm(e.outRows, e.outRows, e.W.OutNorm, nOut, eps)
+		b.MatMul(e.logits, e.outRows, e.W.Output, nOut)
+	}
+	return nil
+}
+
+// read submits the pass and returns the logits of its output rows.
+func (e *Engine) read(p pass) ([][]float32, error) {
+	nOut, vocab := len(p.outRows), e.Cfg.Vocab
+	if nOut == 0 {
+		return nil, e.B.Sync()
+	}
+	raw := make([]byte, nOut*vocab*4)
+	if err := e.B.Read(e.logits, 0, raw); err != nil {
+		return nil, err
+	}
+	out := make([][]float32, nOut)
+	for i := range out {
+		out[i] = make([]float32, vocab)
+		for j := range out[i] {
+			out[i][j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[(i*vocab+j)*4:]))
+		}
+	}
+	return out, nil
 }
 
 // embedOnHost decodes the embedding rows of ids from host memory and writes them into x.

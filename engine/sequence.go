@@ -19,7 +19,10 @@ func (e *Engine) NewSequence(sc SamplerConfig) *Sequence {
 }
 
 // Release returns the sequence's blocks to the pool.
-func (e *Engine) Release(s *Sequence) { s.KV.ReleaseAll(e.Pool) }
+func (e *Engine) Release(s *Sequence) {
+	e.tables.forget(s.KV)
+	s.KV.ReleaseAll(e.Pool)
+}
 
 // Prefill runs prompt tokens through the model in chunks of at most MaxRows rows, the last chunk holding
 // the whole observation window, and returns the last token's logits.

@@ -48,6 +48,7 @@ func cmdSynth(args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	layers := fs.Int("layers", 0, "override the preset's layer count")
 	ctx := fs.Int("ctx", 0, "override the preset's context length")
+	kvHeads := fs.Int("kv-heads", 0, "override the preset's KV head count (a divisor of its query heads)")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,12 @@ func cmdSynth(args []string) error {
 	}
 	if *ctx > 0 {
 		cfg.Context = *ctx
+	}
+	if *kvHeads > 0 {
+		if cfg.Heads%*kvHeads != 0 {
+			return fmt.Errorf("kvc synth: --kv-heads %d does not divide the %d query heads of preset %s", *kvHeads, cfg.Heads, *preset)
+		}
+		cfg.KVHeads = *kvHeads
 	}
 	cfg.NormEps, cfg.RopeTheta, cfg.RopeLayout = 1e-5, 10000, model.RopeInterleaved
 	cfg.BOS, cfg.EOS = 1, []int{2}

@@ -9,3 +9,11 @@ func (c *Backend) CopyRows(dst, src, rows engine.Buf, n, width int) {
 		copy(d[i*width:(i+1)*width], s[int(r[i])*width:(int(r[i])+1)*width])
 	}
 }
+
+// ScatterI32 sets dst[pairs[i][0]] = pairs[i][1].
+func (c *Backend) ScatterI32(dst, pairs engine.Buf, n int) {
+	d, p := i32(dst), i32(pairs)
+	for i := 0; i < n; i++ {
+		d[p[2*i]] = p[2*i+1]
+	}
+}

@@ -12,3 +12,13 @@ func (b *Backend) CopyRows(dst, src, rows engine.Buf, n, width int) {
 		b.Dispatch(k, b.Groups1D(n*width, wgElem), PushBytes(&gatherPush{N: uint32(n), Width: uint32(width)}), []Range{Whole(dst)}, []Range{Whole(src)}, []Range{Whole(rows)})
 	}
 }
+
+// ScatterI32 sets dst[pairs[i][0]] = pairs[i][1], int32 words, i < n.
+func (b *Backend) ScatterI32(dst, pairs engine.Buf, n int) {
+	if n <= 0 || !b.check("ScatterI32", "pairs", pairs, int64(n*8)) || !b.check("ScatterI32", "dst", dst, 4) {
+		return
+	}
+	if k := opKernel[scatterPush](b, "scatter", wgElem, 2); k != nil {
+		b.Dispatch(k, b.Groups1D(n, wgElem), PushBytes(&scatterPush{N: uint32(n)}), []Range{Whole(dst)}, []Range{Whole(pairs)})
+	}
+}

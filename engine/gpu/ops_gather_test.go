@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"kvc/engine"
 	"kvc/engine/cpu"
 )
 
@@ -47,6 +48,47 @@ func TestCopyRowsMatchesCPU(t *testing.T) {
 		c.Read(cd, 0, outs[1])
 		if string(outs[0]) != string(outs[1]) {
 			t.Fatalf("shape %v: gpu gather differs from cpu", shape)
+		}
+	}
+}
+
+func TestScatterI32MatchesCPU(t *testing.T) {
+	g := OpenForTest(t)
+	c := &cpu.Backend{}
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, shape := range [][2]int{{1, 1}, {7, 63}, {257, 4099}} {
+		n, size := shape[0], shape[1]
+		init := make([]byte, size*4)
+		for i := range init {
+			init[i] = byte(r.IntN(256))
+		}
+		pairs := make([]byte, n*8)
+		for i, at := range r.Perm(size)[:n] {
+			binary.LittleEndian.PutUint32(pairs[i*8:], uint32(at))
+			binary.LittleEndian.PutUint32(pairs[i*8+4:], r.Uint32())
+		}
+		var outs [2][]byte
+		for j, b := range []interface {
+			Alloc(int64) (engine.Buf, error)
+			Write(engine.Buf, int64, []byte) error
+			Read(engine.Buf, int64, []byte) error
+			ScatterI32(dst, pairs engine.Buf, n int)
+		}{g, c} {
+			d, _ := b.Alloc(int64(len(init)))
+			p, _ := b.Alloc(int64(len(pairs)))
+			b.Write(d, 0, init)
+			b.Write(p, 0, pairs)
+			b.ScatterI32(d, p, n)
+			outs[j] = make([]byte, len(init))
+			if err := b.Read(d, 0, outs[j]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(outs[0]) != string(outs[1]) {
+			t.Fatalf("%d pairs into %d words: gpu scatter differs from cpu", n, size)
+		}
+		if string(outs[1]) == string(init) {
+			t.Fatalf("%d pairs: scatter changed nothing", n)
 		}
 	}
 }

@@ -37,6 +37,9 @@ type rowsPush struct{ Rows, Cols uint32 }
 // gatherPush: gather.comp.
 type gatherPush struct{ N, Width uint32 }
 
+// scatterPush: scatter.comp.
+type scatterPush struct{ N uint32 }
+
 // topkPush: topk.comp (KPad: the power of two >= K).
 type topkPush struct{ Rows, Cols, K, KPad uint32 }
 

@@ -23,7 +23,7 @@ func pushBlockOf(src, defs string) reflect.Type {
 	return map[string]reflect.Type{
 		"add.comp": reflect.TypeFor[countPush](), "swiglu.comp": reflect.TypeFor[countPush](), "copy.comp": reflect.TypeFor[countPush](),
 		"fill.comp": reflect.TypeFor[fillPush](), "softmax.comp": reflect.TypeFor[rowsPush](), "argmax.comp": reflect.TypeFor[rowsPush](),
-		"gather.comp": reflect.TypeFor[gatherPush](), "topk.comp": reflect.TypeFor[topkPush](), "embed.comp": reflect.TypeFor[embedPush](),
+		"gather.comp": reflect.TypeFor[gatherPush](), "scatter.comp": reflect.TypeFor[scatterPush](), "topk.comp": reflect.TypeFor[topkPush](), "embed.comp": reflect.TypeFor[embedPush](),
 		"rmsnorm.comp": reflect.TypeFor[rmsnormPush](), "rope.comp": reflect.TypeFor[ropePush](),
 		"kv_write.comp": reflect.TypeFor[kvWritePush](), "copy_moves.comp": reflect.TypeFor[kvCountPush](),
 		"copy_moves_read_slots.comp": reflect.TypeFor[kvCountPush](), "fused_rope_kv.comp": reflect.TypeFor[ropeKVPush](),

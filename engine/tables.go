@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"fmt"
+	"math/bits"
+
+	"kvc/kvpages"
+)
+
+// blockTables keeps every sequence's block tables on the device and updates them by deltas: each
+// (sequence, layer, KV head) owns a region of the device table buffer (a power-of-two number of entries,
+// reallocated at twice the size when the table outgrows it), and a pass writes only the entries that
+// changed since the last one (a new block appended; a whole head's table after it moved or after
+// compaction). So the upload per decode step grows with the blocks appended, not with the context.
+type blockTables struct {
+	b       Backend
+	buf     Buf     // int32 [cap]
+	host    []int32 // what the device buffer holds (same layout)
+	used    int     // entries handed out (regions come from the free lists or from [used, cap))
+	free    map[int][]int32
+	seqs    map[*kvpages.Seq]*seqTables
+	deltas  []int32 // (index, value) pairs of this pass
+	dbuf    Buf     // device copy of deltas
+	dcap    int     // pairs dbuf holds
+	rewrite bool    // the buffer was reallocated: upload host whole
+}
+
+// seqTables are one sequence's regions, per head hd = layer*KVHeads + head.
+type seqTables struct {
+	off, cap, n []int32 // region offset and size; entries [0, n) of the region are current
+	dirty       bool    // entries may have changed in place: compare them all at the next pass
+}
+
+const minRegion = 4 // entries
+
+func newBlockTables(b Backend) *blockTables {
+	return &blockTables{b: b, free: map[int][]int32{}, seqs: map[*kvpages.Seq]*seqTables{}}
+}
+
+func (t *blockTables) close() {
+	for _, x := range []Buf{t.buf, t.dbuf} {
+		if x != nil {
+			t.b.Free(x)
+		}
+	}
+}
+
+// forget releases a sequence's regions (its table entries are no longer needed).
+func (t *blockTables) forget(s *kvpages.Seq) {
+	st := t.seqs[s]
+	if st == nil {
+		return
+	}
+	for hd := range st.off {
+		t.release(st.off[hd], st.cap[hd])
+	}
+	delete(t.seqs, s)
+}
+
+// invalidate makes the next pass compare all of s's entries (after changes other than appends).
+func (t *blockTables) invalidate(s *kvpages.Seq) {
+	if st := t.seqs[s]; st != nil {
+		st.dirty = true
+	}
+}
+
+func (t *blockTables) release(off, size int32) {
+	t.free[int(size)] = append(t.free[int(size)], off)
+}
+
+// region returns the offset of a free region of size entries (a power of two), growing the host mirror;
+// the device buffer follows in flush.
+func (t *blockTables) region(size int) int32 {
+	if l := t.free[size]; len(l) > 0 {
+		off := l[len(l)-1]
+		t.free[size] = l[:len(l)-1]
+		return off
+	}
+	off := t.used
+	t.used += size
+	if t.used > len(t.host) {
+		t.host = append(t.host, make([]int32, t.used-len(t.host))...)
+	}
+	return int32(off)
+}
+
+// sync brings the regions of the items' sequences up to date on the host side and queues the changed
+// entries; it returns the table offset of every item's heads, [item][hd].
+func (t *blockTables) sync(items []Item) [][]int32 {
+	// Sequences released (by ReleaseAll: every sequence with a token holds a block in each head) and not in
+	// this pass give their regions back first; forgetting is always safe, a sequence that comes back is
+	// written anew.
+	inPass := make(map[*kvpages.Seq]bool, len(items))
+	for _, it := range items {
+		inPass[it.Seq] = true
+	}
+	if len(t.seqs) > len(items) {
+		for s := range t.seqs {
+			if !inPass[s] && (len(s.Tables) == 0 || len(s.Tables[0]) == 0) {
+				t.forget(s)
+			}
+		}
+	}
+	offs := make([][]int32, len(items))
+	t.deltas = t.deltas[:0]
+	for i, it := range items {
+		s := it.Seq
+		st := t.seqs[s]
+		if st == nil {
+			n := len(s.Tables)
+			st = &seqTables{off: make([]int32, n), cap: make([]int32, n), n: make([]int32, n)}
+			for hd := range st.off {
+				st.off[hd], st.cap[hd] = t.region(minRegion), minRegion
+			}
+			t.seqs[s] = st
+		}
+		for hd, tab := range s.Tables {
+			if len(tab) > int(st.cap[hd]) {
+				size := 1 << bits.Len(uint(len(tab)-1))
+				t.release(st.off[hd], st.cap[hd])
+				st.off[hd], st.cap[hd], st.n[hd] = t.region(size), int32(size), 0
+			}
+			from := int(st.n[hd])
+			if st.dirty || len(tab) < from {
+				from = 0
+			}
+			base := int(st.off[hd])
+			for j := from; j < len(tab); j++ {
+				if t.host[base+j] != tab[j] || j >= int(st.n[hd]) {
+					t.host[base+j] = tab[j]
+					t.deltas = append(t.deltas, int32(base+j), tab[j])
+				}
+			}
+			st.n[hd] = int32(len(tab))
+		}
+		st.dirty = false
+		offs[i] = st.off
+	}
+	return offs
+}
+
+// flush records the queued entries into the device buffer (after reallocating it if the regions grew).
+func (t *blockTables) flush() error {
+	if t.buf == nil || int64(len(t.host))*4 > t.buf.Size() {
+		if t.buf != nil {
+			t.b.Free(t.buf)
+		}
+		c := max(2*len(t.host), 1024)
+		var err error
+		if t.buf, err = t.b.Alloc(int64(c) * 4); err != nil {
+			t.buf = nil
+			return fmt.Errorf("engine: block table buffer of %d entries: %w", c, err)
+		}
+		t.rewrite = true
+	}
+	if t.rewrite {
+		t.rewrite = false
+		t.deltas = t.deltas[:0]
+		if len(t.host) == 0 {
+			return nil
+		}
+		return t.b.Write(t.buf, 0, i32bytes(t.host))
+	}
+	n := len(t.deltas) / 2
+	if n == 0 {
+		return nil
+	}
+	if n > t.dcap {
+		if t.dbuf != nil {
+			t.b.Free(t.dbuf)
+		}
+		t.dcap = max(2*n, 256)
+		var err error
+		if t.dbuf, err = t.b.Alloc(int64(t.dcap) * 8); err != nil {
+			t.dbuf, t.dcap = nil, 0
+			return fmt.Errorf("engine: block table deltas of %d entries: %w", n, err)
+		}
+	}
+	if err := t.b.Write(t.dbuf, 0, i32bytes(t.deltas)); err != nil {
+		return err
+	}
+	t.b.ScatterI32(t.buf, t.dbuf, n)
+	return nil
+}

@@ -1,0 +1,86 @@
+package engine_test
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+
+	"kvc/engine"
+	"kvc/engine/gpu"
+	"kvc/kvpages"
+)
+
+// The block tables on the device equal the host's after prefill, decode steps across block boundaries,
+// compaction and a released sequence whose table space is reused; the median decode step uploads the
+// rows' indices and at most one table entry per (sequence, layer, head), not the tables (a step where a
+// head's table outgrows its region rewrites that head: amortized, not every step).
+func TestDeviceTablesFollowHost(t *testing.T) {
+	ck := openStories(t)
+	b := openVulkanWith(t, gpu.Options{Discrete: true})
+	mode, w, pool, whole := engine.MetricOptions(kvpages.PolicyKVCompress, 4, true)
+	e := newEngine(t, b, ck, engine.Options{BlockSize: 4, MaxRows: 16, Metric: mode, Window: w, Pool7: pool, PromptMetric: whole,
+		SquaredWindow: true})
+	pl := planner(t, kvpages.PolicyKVCompress, 4, 24)
+	check := func(what string, seqs []*engine.Sequence) {
+		t.Helper()
+		for i, s := range seqs {
+			dev, err := e.DeviceTables(s.KV)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if fmt.Sprint(dev) != fmt.Sprint(s.KV.Tables) {
+				t.Fatalf("%s, sequence %d: device tables\n%v\nhost\n%v", what, i, dev, s.KV.Tables)
+			}
+		}
+	}
+	prompts := randomPrompts(3, ck.Config.Vocab, 9)
+	seqs := make([]*engine.Sequence, len(prompts))
+	next := make([]int, len(prompts))
+	for i := range seqs {
+		seqs[i] = e.NewSequence(engine.SamplerConfig{})
+		logits, err := e.Prefill(seqs[i], append(prompts[i], prompts[(i+1)%3]...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		next[i] = engine.Argmax(logits)
+	}
+	decode := func(steps int) {
+		t.Helper()
+		var ups []int
+		L, H, n := ck.Config.Layers, ck.Config.KVHeads, len(seqs)
+		limit := n*4*2 + L*n*H*4*(1+2) + L*4 + n*L*H*8
+		for step := 0; step < steps; step++ {
+			c0 := b.Counters()
+			out, err := e.Decode(seqs, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups = append(ups, int(b.Counters().UploadBytes-c0.UploadBytes))
+			for i := range next {
+				next[i] = engine.Argmax(out[i])
+			}
+		}
+		// ids, positions, slots and {offset, ctx} per row and (layer, head), plus at most one new table
+		// entry (index, value) per (sequence, layer, head).
+		sort.Ints(ups)
+		if med := ups[len(ups)/2]; med > limit {
+			t.Fatalf("median decode step uploaded %d bytes, more than %d (steps: %v)", med, limit, ups)
+		}
+	}
+	decode(6)
+	check("after decode", seqs)
+	if st, err := e.Compress(pl, seqs, nil, nil); err != nil || st.FreedBlocks == 0 {
+		t.Fatalf("compression freed %d blocks: %v", st.FreedBlocks, err)
+	}
+	decode(5)
+	check("after compaction and decode", seqs)
+	e.Release(seqs[1])
+	seqs[1] = e.NewSequence(engine.SamplerConfig{})
+	logits, err := e.Prefill(seqs[1], prompts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	next[1] = engine.Argmax(logits)
+	decode(9)
+	check("after a sequence was replaced", seqs)
+}
