@@ -88,9 +88,6 @@ func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpag
 	if err != nil {
 		return st, err
 	}
-	for _, x := range in {
-		e.tables.invalidate(x.Seq) // Apply may change table entries, not only shorten them
-	}
 	st = CompressStats{Seqs: len(in), EvictedKVs: plan.EvictedKVs(), FreedBlocks: freed, Moves: n, Time: time.Since(start)}
 	return st, nil
 }

@@ -28,7 +28,7 @@ type blockTables struct {
 // seqTables are one sequence's regions, per head hd = layer*KVHeads + head.
 type seqTables struct {
 	off, cap, n []int32 // region offset and size; entries [0, n) of the region are current
-	dirty       bool    // entries may have changed in place: compare them all at the next pass
+	edits       int     // the sequence's Edits when its entries were last compared
 }
 
 const minRegion = 4 // entries
@@ -55,13 +55,6 @@ func (t *blockTables) forget(s *kvpages.Seq) {
 		t.release(st.off[hd], st.cap[hd])
 	}
 	delete(t.seqs, s)
-}
-
-// invalidate makes the next pass compare all of s's entries (after changes other than appends).
-func (t *blockTables) invalidate(s *kvpages.Seq) {
-	if st := t.seqs[s]; st != nil {
-		st.dirty = true
-	}
 }
 
 func (t *blockTables) release(off, size int32) {
@@ -108,7 +101,7 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 		st := t.seqs[s]
 		if st == nil {
 			n := len(s.Tables)
-			st = &seqTables{off: make([]int32, n), cap: make([]int32, n), n: make([]int32, n)}
+			st = &seqTables{off: make([]int32, n), cap: make([]int32, n), n: make([]int32, n), edits: s.Edits}
 			for hd := range st.off {
 				st.off[hd], st.cap[hd] = t.region(minRegion), minRegion
 			}
@@ -121,7 +114,7 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 				st.off[hd], st.cap[hd], st.n[hd] = t.region(size), int32(size), 0
 			}
 			from := int(st.n[hd])
-			if st.dirty || len(tab) < from {
+			if st.edits != s.Edits || len(tab) < from {
 				from = 0
 			}
 			base := int(st.off[hd])
@@ -133,7 +126,7 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 			}
 			st.n[hd] = int32(len(tab))
 		}
-		st.dirty = false
+		st.edits = s.Edits
 		offs[i] = st.off
 	}
 	return offs

@@ -11,7 +11,7 @@ import (
 )
 
 // The block tables on the device equal the host's after prefill, decode steps across block boundaries,
-// compaction and a released sequence whose table space is reused; the median decode step uploads the
+// compaction, a released sequence whose table space is reused and a cache refilled after ReleaseAll; the median decode step uploads the
 // rows' indices and at most one table entry per (sequence, layer, head), not the tables (a step where a
 // head's table outgrows its region rewrites that head: amortized, not every step).
 func TestDeviceTablesFollowHost(t *testing.T) {
@@ -81,6 +81,12 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	next[1] = engine.Argmax(logits)
+	// The same cache released behind the engine's back and filled again in the next pass, longer than before.
+	seqs[2].KV.ReleaseAll(e.Pool)
+	if logits, err = e.Prefill(seqs[2], append(prompts[2], prompts[0]...)); err != nil {
+		t.Fatal(err)
+	}
+	next[2] = engine.Argmax(logits)
 	decode(9)
 	check("after a sequence was replaced", seqs)
 }

@@ -251,6 +251,7 @@ func (p *Plan) Apply(pool *Pool) (int, error) {
 	freed := 0
 	for _, sp := range p.Seqs {
 		s := sp.Seq
+		s.Edits++
 		for hd, hp := range sp.Heads {
 			if hp.EvictedBlocks == 0 {
 				continue

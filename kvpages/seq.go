@@ -9,6 +9,9 @@ type Seq struct {
 	Tables          [][]int32 // [hd] physical block ids, logical order
 	Ctx             []int     // [hd] slots in use
 	NextPos         int       // position of the next token to be appended
+	// Edits counts the changes to Tables other than appends (release, compaction): a copy of the tables
+	// kept elsewhere (the engine's device tables) is current after appends alone while Edits is unchanged.
+	Edits int
 }
 
 // NewSeq makes an empty sequence.
@@ -73,4 +76,5 @@ func (s *Seq) ReleaseAll(p *Pool) {
 		s.Tables[hd] = nil
 		s.Ctx[hd] = 0
 	}
+	s.Edits++
 }
