@@ -7,23 +7,25 @@ import (
 	"kvc/kvpages"
 )
 
-// MetricOptions translate a kvpages policy's metric needs into the engine's metric collection.
-func MetricOptions(p kvpages.Policy, window int, pool7 bool) (mode MetricMode, w int, pool bool, wholePrompt bool) {
-	m := p.Metric()
+// SetMetric sets the options' metric collection for metric m (a policy's, kvpages.Policy.MetricWith): the
+// observation window w (max-pooled with pool7) or every prompt query, and decode-time accumulation.
+func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
+	o.Metric, o.Window, o.Pool7, o.PromptMetric, o.SquaredWindow, o.MetricAvg = MetricNone, 0, false, false, false, false
 	if !m.Needed {
-		return MetricNone, 0, false, false
+		return
 	}
-	mode = MetricPlain
-	if m.Squared {
-		mode = MetricSquared
+	if m.Decode {
+		o.Metric = MetricPlain
+		if m.Squared {
+			o.Metric = MetricSquared
+		}
 	}
-	if !m.Decode {
-		mode = MetricNone
-	}
+	o.SquaredWindow, o.MetricAvg = m.Squared, m.PerQuery
 	if m.ObservationWindow {
-		return mode, window, pool7, false
+		o.Window, o.Pool7 = window, pool7
+	} else {
+		o.PromptMetric = true
 	}
-	return mode, 0, false, true
 }
 
 // CompressStats describe one compression round.

@@ -67,9 +67,9 @@ func planner(t *testing.T, p kvpages.Policy, bs, budget int) *kvpages.Planner {
 }
 
 func engineFor(t *testing.T, p kvpages.Policy, bs int) *engine.Engine {
-	mode, w, pool, whole := engine.MetricOptions(p, 8, true)
-	return newEngine(t, &cpu.Backend{}, openStories(t), engine.Options{BlockSize: bs, MaxRows: 64, Metric: mode,
-		Window: w, Pool7: pool, PromptMetric: whole, SquaredWindow: p.Metric().Squared})
+	opt := engine.Options{BlockSize: bs, MaxRows: 64}
+	opt.SetMetric(p.Metric(), 8, true)
+	return newEngine(t, &cpu.Backend{}, openStories(t), opt)
 }
 
 // The full policy runs the compression machinery and changes nothing.

@@ -20,6 +20,12 @@ type PerplexityResult struct {
 	CompressionRate float64 `json:"compression_rate"` // full-cache KVs / kept KVs at the end
 	Rounds          int     `json:"compression_rounds"`
 	EvictedKVs      int     `json:"evicted_kvs"`
+	// Key tokens (see KeyTokenSet.Score): how many, their mean NLL and perplexity; 0 when not scored or none.
+	KeyTokens int     `json:"key_tokens"`
+	KeyNLL    float64 `json:"key_nll"`
+	KeyPPL    float64 `json:"key_ppl"`
+	// TokenNLL[i-1] is the negative log-likelihood of token i.
+	TokenNLL []float64 `json:"-"`
 }
 
 // Perplexity feeds tokens one at a time (each a decode step, so every query adds to the metric) and
@@ -42,9 +48,9 @@ func (e *Engine) Perplexity(tokens []int, pl *kvpages.Planner, interval int) (Pe
 	if err != nil {
 		return r, err
 	}
-	nll := 0.0
+	r.TokenNLL = make([]float64, 0, len(tokens)-1)
 	for i := 1; i < len(tokens); i++ {
-		nll += -logSoftmaxAt(logits, tokens[i])
+		r.TokenNLL = append(r.TokenNLL, -logSoftmaxAt(logits, tokens[i]))
 		r.KVBlocksPeak = max(r.KVBlocksPeak, s.KV.Blocks())
 		if i == len(tokens)-1 {
 			break
@@ -65,7 +71,7 @@ func (e *Engine) Perplexity(tokens []int, pl *kvpages.Planner, interval int) (Pe
 		}
 		logits = out[0]
 	}
-	e.finishResult(&r, s, pl, len(tokens), nll)
+	e.finishResult(&r, s, pl, len(tokens))
 	return r, nil
 }
 
@@ -86,7 +92,7 @@ func (e *Engine) PerplexityChunked(tokens []int, pl *kvpages.Planner, chunk int)
 	s := e.NewSequence(SamplerConfig{})
 	defer e.Release(s)
 	var prev []float32
-	nll := 0.0
+	r.TokenNLL = make([]float64, 0, len(tokens)-1)
 	for start := 0; start < len(tokens); start += chunk {
 		end := min(start+chunk, len(tokens))
 		it := Item{Seq: s.KV, Tokens: tokens[start:end], AllLogits: true, WindowRows: min(e.Opt.Window, end-start)}
@@ -103,7 +109,7 @@ func (e *Engine) PerplexityChunked(tokens []int, pl *kvpages.Planner, chunk int)
 				if j > start {
 					p = out[j-start-1]
 				}
-				nll += -logSoftmaxAt(p, tokens[j])
+				r.TokenNLL = append(r.TokenNLL, -logSoftmaxAt(p, tokens[j]))
 			}
 		}
 		prev = out[len(out)-1]
@@ -119,13 +125,17 @@ func (e *Engine) PerplexityChunked(tokens []int, pl *kvpages.Planner, chunk int)
 			}
 		}
 	}
-	e.finishResult(&r, s, pl, len(tokens), nll)
+	e.finishResult(&r, s, pl, len(tokens))
 	return r, nil
 }
 
 // finishResult fills the summary fields of a perplexity result.
-func (e *Engine) finishResult(r *PerplexityResult, s *Sequence, pl *kvpages.Planner, n int, nll float64) {
+func (e *Engine) finishResult(r *PerplexityResult, s *Sequence, pl *kvpages.Planner, n int) {
 	r.Tokens = n - 1
+	nll := 0.0
+	for _, v := range r.TokenNLL {
+		nll += v
+	}
 	r.NLL = nll / float64(r.Tokens)
 	r.PPL = math.Exp(r.NLL)
 	r.KVBytesPeak = int64(r.KVBlocksPeak) * e.KV.BlockBytes()

@@ -492,9 +492,9 @@ func testSchedulerRealModel(t *testing.T, b engine.Backend, nPrompts, n int, sma
 		})
 	}
 	t.Run("compressed-small-pool", func(t *testing.T) {
-		mode, w, pool, whole := engine.MetricOptions(kvpages.PolicyKVCompress, 8, true)
-		e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 32, KVBlocks: int(smallPool * float64(perSeq)), Metric: mode, Window: w,
-			Pool7: pool, PromptMetric: whole, SquaredWindow: true})
+		opt := engine.Options{BlockSize: 16, MaxRows: 32, KVBlocks: int(smallPool * float64(perSeq))}
+		opt.SetMetric(kvpages.PolicyKVCompress.Metric(), 8, true)
+		e := newEngine(t, b, ck, opt)
 		pl, err := kvpages.NewPlanner(kvpages.Options{Policy: kvpages.PolicyKVCompress, BlockSize: 16, Protect: 16,
 			Budget: kvpages.Budget{MaxCacheTokens: 32}})
 		if err != nil {

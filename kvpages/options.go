@@ -69,17 +69,82 @@ type MetricSource struct {
 	ObservationWindow bool
 	// Decode: every decode query adds into the metric too (continual accumulation, eq. 20 / H2O).
 	Decode bool
+	// PerQuery: rank by the metric divided by the queries that have seen the slot (its age), the reference
+	// code's -avg aggregation. Without it old slots win just for having been attended longer.
+	PerQuery bool
 }
 
-// Metric describes the metric the engine must collect for this policy.
+// Metric is how attention becomes a slot's ranking score (--kv-metric): squared (l2) or plain (l1)
+// attention, summed over the queries (the paper) or averaged per query that has seen the slot (-avg).
+type Metric int
+
+const (
+	MetricDefault Metric = iota // the policy's default (Policy.Metric)
+	MetricL2Sum                 // the paper's KV-Compress: squared attention, summed
+	MetricL1Sum                 // plain attention, summed (H2O)
+	MetricL2Avg
+	MetricL1Avg
+)
+
+var metricNames = [...]string{MetricDefault: "default", MetricL2Sum: "l2", MetricL1Sum: "l1", MetricL2Avg: "l2-avg", MetricL1Avg: "l1-avg"}
+
+func (m Metric) String() string {
+	if m >= 0 && int(m) < len(metricNames) {
+		return metricNames[m]
+	}
+	return fmt.Sprintf("Metric(%d)", int(m))
+}
+
+// ParseMetric reads a --kv-metric value: l2 (also l2-sum), l1 (l1-sum), l2-avg, l1-avg; "" is the default.
+func ParseMetric(s string) (Metric, error) {
+	v := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), "-sum")
+	if v == "" {
+		return MetricDefault, nil
+	}
+	for i, n := range metricNames[1:] {
+		if v == n {
+			return Metric(i + 1), nil
+		}
+	}
+	return 0, fmt.Errorf("kvpages: unknown kv metric %q (want one of %s)", s, strings.Join(metricNames[1:], ", "))
+}
+
+// DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen.
+const DefaultMetric = MetricL2Sum
+
+// Metric describes the metric the engine must collect for this policy with its default metric.
 func (p Policy) Metric() MetricSource {
+	m, _ := p.MetricWith(MetricDefault)
+	return m
+}
+
+// MetricWith describes the metric the engine must collect for this policy ranking by m. A metric given
+// to a policy that ranks by none (full, window) is an error.
+func (p Policy) MetricWith(m Metric) (MetricSource, error) {
+	if m < 0 || int(m) >= len(metricNames) {
+		return MetricSource{}, fmt.Errorf("kvpages: unknown kv metric %d", int(m))
+	}
+	var src MetricSource
 	switch p {
 	case PolicyKVCompress, PolicyUniform:
-		return MetricSource{Needed: true, Squared: true, ObservationWindow: true, Decode: true}
+		if m == MetricDefault {
+			m = DefaultMetric
+		}
+		src = MetricSource{Needed: true, ObservationWindow: true, Decode: true}
 	case PolicyH2O:
-		return MetricSource{Needed: true, Squared: false, ObservationWindow: false, Decode: true}
+		if m == MetricDefault {
+			m = MetricL1Sum
+		}
+		src = MetricSource{Needed: true, Decode: true}
+	default:
+		if m != MetricDefault {
+			return MetricSource{}, fmt.Errorf("kvpages: policy %s ranks by no metric, so kv metric %s means nothing", p, m)
+		}
+		return MetricSource{}, nil
 	}
-	return MetricSource{}
+	src.Squared = m == MetricL2Sum || m == MetricL2Avg
+	src.PerQuery = m == MetricL2Avg || m == MetricL1Avg
+	return src, nil
 }
 
 // Budget is a per-sequence KV budget: exactly one of MaxCacheTokens and Rate is set.
@@ -101,7 +166,8 @@ func (b Budget) set() bool { return b.MaxCacheTokens != 0 || b.Rate != 0 }
 // Options configure eviction planning.
 type Options struct {
 	Policy    Policy
-	BlockSize int // b, slots per block; must equal the pool's
+	Metric    Metric // what the slots rank by (MetricDefault: the policy's default); see Policy.MetricWith
+	BlockSize int    // b, slots per block; must equal the pool's
 	Budget    Budget
 	// Protect: the last Protect positions of every head are never evicted (pos > lastPos-Protect, lastPos
 	// = Seq.NextPos-1). They count toward the budget.
@@ -137,6 +203,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxKVPerRound < 0 {
 		return fmt.Errorf("kvpages: max KVs per round must be >= 0 (0 = no cap), got %d", o.MaxKVPerRound)
+	}
+	if _, err := o.Policy.MetricWith(o.Metric); err != nil {
+		return err
 	}
 	if o.Policy == PolicyFull {
 		return nil // no budget needed

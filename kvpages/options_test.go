@@ -116,6 +116,56 @@ func TestParsePolicy(t *testing.T) {
 	}
 }
 
+func TestParseMetric(t *testing.T) {
+	for _, m := range []Metric{MetricL2Sum, MetricL1Sum, MetricL2Avg, MetricL1Avg} {
+		got, err := ParseMetric(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMetric(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	for s, want := range map[string]Metric{"": MetricDefault, " L2-SUM ": MetricL2Sum, "l1-sum": MetricL1Sum} {
+		if got, err := ParseMetric(s); err != nil || got != want {
+			t.Errorf("ParseMetric(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"l3", "avg", "default", "l1-max"} {
+		if _, err := ParseMetric(s); err == nil || !strings.Contains(err.Error(), "kv metric") {
+			t.Errorf("ParseMetric(%q) accepted (%v)", s, err)
+		}
+	}
+}
+
+// Each metric turns into the collection it names, for the policies that rank by a metric; a metric given to
+// a policy that ranks by none is refused, and Validate refuses it before any work.
+func TestMetricWith(t *testing.T) {
+	for _, p := range []Policy{PolicyKVCompress, PolicyUniform, PolicyH2O} {
+		for _, c := range []struct {
+			m                 Metric
+			squared, perQuery bool
+		}{{MetricL2Sum, true, false}, {MetricL1Sum, false, false}, {MetricL2Avg, true, true}, {MetricL1Avg, false, true}} {
+			src, err := p.MetricWith(c.m)
+			if err != nil || !src.Needed || !src.Decode || src.Squared != c.squared || src.PerQuery != c.perQuery {
+				t.Errorf("%s with %s: %+v, %v", p, c.m, src, err)
+			}
+			if src.ObservationWindow != (p != PolicyH2O) {
+				t.Errorf("%s with %s: observation window %v", p, c.m, src.ObservationWindow)
+			}
+		}
+	}
+	if m, _ := PolicyUniform.MetricWith(MetricDefault); m != PolicyKVCompress.Metric() {
+		t.Errorf("uniform's default metric %+v differs from kvcompress's %+v: the baselines must rank alike", m, PolicyKVCompress.Metric())
+	}
+	for _, p := range []Policy{PolicyWindow, PolicyFull} {
+		if _, err := p.MetricWith(MetricL1Avg); err == nil || !strings.Contains(err.Error(), "means nothing") {
+			t.Errorf("%s with a metric: %v", p, err)
+		}
+		o := Options{Policy: p, Metric: MetricL2Sum, BlockSize: 16, Budget: Budget{MaxCacheTokens: 64}}
+		if err := o.Validate(); err == nil {
+			t.Errorf("Validate accepted %s with metric l2", p)
+		}
+	}
+}
+
 func FuzzParsePolicy(f *testing.F) {
 	for _, s := range []string{"kvcompress", "full", "uniform", "window", "h2o", "kvc", "", "H2O", "x\x00"} {
 		f.Add(s)

@@ -56,11 +56,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.eviction.Budget.MaxCacheTokens, "kv-budget", 0, "max cache tokens per head C")
 	fs.Float64Var(&o.eviction.Budget.Rate, "kv-rate", 0, "target compression rate R >= 1 (default: 4 when no budget is given)")
 	fs.IntVar(&o.eviction.Protect, "kv-protect", kvpages.DefaultProtect, "most recent positions of every head never evicted")
+	fs.Float64Var(&o.eviction.Recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
 	fs.IntVar(&o.eviction.Sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")
 	fs.IntVar(&o.window, "kv-window", 8, "prefill observation window w for the eviction metric")
-	fs.BoolVar(&o.metricL1, "kv-metric-l1", false, "plain attention (L1) instead of squared attention (L2) as the metric")
-	fs.BoolVar(&o.metricAvg, "kv-metric-avg", false, "rank KVs by their metric per query that has seen them")
+	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	fs.Float64Var(&o.sampling.Temp, "temp", 0.8, "temperature (0: greedy)")
 	fs.IntVar(&o.sampling.TopK, "top-k", 40, "top-k (0: off)")
 	fs.Float64Var(&o.sampling.TopP, "top-p", 0.95, "top-p (1: off)")
@@ -78,6 +78,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--kv-policy: %w", err)
 	}
 	o.eviction.Policy, o.eviction.BlockSize = p, o.kvBlock
+	if o.eviction.Metric, err = kvpages.ParseMetric(o.metricName); err != nil {
+		return nil, fmt.Errorf("--kv-metric: %w", err)
+	}
 	switch {
 	case o.n < 1:
 		return nil, fmt.Errorf("-n %d: want at least 1 token", o.n)

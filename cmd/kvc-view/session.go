@@ -26,7 +26,7 @@ type options struct {
 	eviction                         kvpages.Options
 	policyName                       string
 	interval, window                 int
-	metricL1, metricAvg              bool
+	metricName                       string
 	sampling                         engine.SamplerConfig
 }
 
@@ -148,13 +148,12 @@ func openSession(o *options) (*session, error) {
 	}
 	// Room for one sequence at the model's full context: the viewer draws one sequence (as kvc run sizes it).
 	blocks := cfg.Layers * cfg.KVHeads * ((cfg.Context + o.kvBlock - 1) / o.kvBlock)
-	mode, win, pool, whole := engine.MetricOptions(o.eviction.Policy, o.window, true)
-	if o.metricL1 && mode == engine.MetricSquared {
-		mode = engine.MetricPlain
+	msrc, err := o.eviction.Policy.MetricWith(o.eviction.Metric)
+	if err != nil {
+		return nil, err
 	}
-	eo := engine.Options{BlockSize: o.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: o.maxRows,
-		Metric: mode, Window: win, Pool7: pool, PromptMetric: whole,
-		SquaredWindow: o.eviction.Policy.Metric().Squared && !o.metricL1, MetricAvg: o.metricAvg}
+	eo := engine.Options{BlockSize: o.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: o.maxRows}
+	eo.SetMetric(msrc, o.window, true)
 	if s.eng, err = engine.NewEngine(s.backend, cfg, w, eo); err != nil {
 		return nil, err
 	}

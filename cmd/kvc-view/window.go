@@ -337,6 +337,9 @@ func nextPolicy(o kvpages.Options) kvpages.Options {
 	if o.Policy != kvpages.PolicyFull && o.Budget == (kvpages.Budget{}) {
 		o.Budget.Rate = 4
 	}
+	if _, err := o.Policy.MetricWith(o.Metric); err != nil {
+		o.Metric = kvpages.MetricDefault // window and full rank by no metric
+	}
 	return o
 }
 

@@ -201,7 +201,7 @@ func benchOneRate(l *loaded, w *engine.Weights, base engine.Options, ef *engineF
 	reqs []engine.Request) (throughputRate, error) {
 	out := throughputRate{Rate: rate, Policy: "full", EffectiveRate: 1}
 	opt := base
-	opt.Metric, opt.Window, opt.Pool7, opt.PromptMetric, opt.SquaredWindow = engine.MetricNone, 0, false, false, false
+	opt.SetMetric(kvpages.MetricSource{}, 0, false)
 	var pl *kvpages.Planner
 	inputLen := len(reqs[0].Prompt)
 	if rate > 1 {
@@ -214,8 +214,7 @@ func benchOneRate(l *loaded, w *engine.Weights, base engine.Options, ef *engineF
 		if err != nil {
 			return out, err
 		}
-		mode, win, pool, whole := engine.MetricOptions(kvpages.PolicyKVCompress, ef.window, !ef.noPool)
-		opt.Metric, opt.Window, opt.Pool7, opt.PromptMetric, opt.SquaredWindow = mode, win, pool, whole, true
+		opt.SetMetric(kvpages.PolicyKVCompress.Metric(), ef.window, !ef.noPool)
 	}
 	e, err := engine.NewEngine(l.backend, l.ck.Config, w, opt)
 	if err != nil {

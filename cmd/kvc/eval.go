@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,10 +47,60 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 	return ids[:n], nil
 }
 
+// keyFlags are the key-token flags of eval ppl and sweep (engine.KeyTokenOptions).
+type keyFlags struct{ o engine.KeyTokenOptions }
+
+func (k *keyFlags) register(fs *flag.FlagSet) {
+	d := engine.DefaultKeyTokenOptions
+	fs.IntVar(&k.o.Short, "key-short", d.Short, "key tokens: recent tokens K of the short context they are scored against")
+	fs.Float64Var(&k.o.MinGain, "key-alpha", d.MinGain, "key tokens: least log-probability gain (nats) of the full context over the short one")
+	fs.Float64Var(&k.o.MinLogProb, "key-beta", d.MinLogProb, "key tokens: least full-context log-probability (nats, <= 0)")
+}
+
+// evalText is one text with its key tokens and full-cache result.
+type evalText struct {
+	name string
+	toks []int
+	keys engine.KeyTokenSet
+	full engine.PerplexityResult
+}
+
+// prepareTexts tokenizes every text, checks the key-token options against it, selects its key tokens and
+// scores the full cache (protocol chunk/interval) on l, which must have no planner.
+func prepareTexts(l *loaded, paths []string, n, chunk int, ko engine.KeyTokenOptions) ([]evalText, error) {
+	out := make([]evalText, len(paths))
+	for i, p := range paths {
+		toks, err := evalTokens(l, p, n)
+		if err != nil {
+			return nil, err
+		}
+		if err := ko.Validate(len(toks)); err != nil {
+			return nil, fmt.Errorf("%s: --key-short: %w", p, err)
+		}
+		out[i] = evalText{name: filepath.Base(p), toks: toks}
+	}
+	for i := range out {
+		t := &out[i]
+		var err error
+		if t.keys, err = l.eng.KeyTokens(t.toks, ko); err != nil {
+			return nil, fmt.Errorf("%s: key tokens: %w", t.name, err)
+		}
+		if t.full, err = perplexity(l, t.toks, chunk, 1); err != nil {
+			return nil, err
+		}
+		if err := t.keys.Score(&t.full); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func cmdEvalPPL(args []string) error {
 	fs := flag.NewFlagSet("eval ppl", flag.ContinueOnError)
 	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
+	var kf keyFlags
+	kf.register(fs)
 	text := fs.String("text", "", "text file to score (- for stdin)")
 	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
@@ -60,37 +111,147 @@ func cmdEvalPPL(args []string) error {
 	if *text == "" {
 		return fmt.Errorf("kvc eval ppl: --text FILE is required")
 	}
+	if err := kf.o.Validate(0); err != nil {
+		return err
+	}
 	l, err := load(&ef, os.Stderr)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	toks, err := evalTokens(l, *text, *ctx)
+	pl := l.planner
+	l.planner = nil
+	ts, err := prepareTexts(l, []string{*text}, *ctx, *chunk, kf.o)
+	l.planner = pl
 	if err != nil {
 		return err
 	}
-	r, err := perplexity(l, toks, *chunk, ef.interval)
-	if err != nil {
-		return err
+	t := ts[0]
+	r := t.full
+	if pl != nil {
+		if r, err = perplexity(l, t.toks, *chunk, ef.interval); err != nil {
+			return err
+		}
+		if err := t.keys.Score(&r); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(r)
 	}
-	fmt.Printf("%s: %d tokens, policy %s, budget %d: nll %.4f, ppl %.4f, compression %.2fx, peak %d blocks (%s)\n",
-		filepath.Base(*text), r.Tokens, r.Policy, r.Budget, r.NLL, r.PPL, r.CompressionRate, r.KVBlocksPeak, fmtBytes(r.KVBytesPeak))
+	fmt.Printf("%s: %d tokens, policy %s, budget %d: nll %.4f, ppl %.4f; %d key tokens: nll %.4f, ppl %.4f; compression %.2fx, peak %d blocks (%s)\n",
+		t.name, r.Tokens, r.Policy, r.Budget, r.NLL, r.PPL, r.KeyTokens, r.KeyNLL, r.KeyPPL, r.CompressionRate, r.KVBlocksPeak, fmtBytes(r.KVBytesPeak))
 	return nil
+}
+
+// textPaths expands a comma-separated list of files and folders (a folder: its *.txt files, sorted).
+func textPaths(list string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if p == "-" { // stdin
+			out = append(out, p)
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("--text: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(p, "*.txt"))
+		if err != nil {
+			return nil, err
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("--text: folder %s has no .txt files", p)
+		}
+		out = append(out, m...) // Glob sorts
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--text FILE[,FILE|FOLDER...] is required")
+	}
+	return out, nil
+}
+
+// sweepPolicy is one column of a sweep: a policy and the metric it ranks by ("policy" or "policy:metric").
+type sweepPolicy struct {
+	name   string
+	policy kvpages.Policy
+	metric kvpages.Metric
+}
+
+// parseSweepPolicies reads --policies; metric is --kv-metric, applied to the policies that rank by a metric.
+func parseSweepPolicies(list, metric string) ([]sweepPolicy, error) {
+	def, err := kvpages.ParseMetric(metric)
+	if err != nil {
+		return nil, err
+	}
+	var out []sweepPolicy
+	seen := map[string]bool{}
+	for _, p := range strings.Split(list, ",") {
+		name, mname, hasMetric := strings.Cut(strings.TrimSpace(p), ":")
+		pol, err := kvpages.ParsePolicy(name)
+		if err != nil {
+			return nil, fmt.Errorf("--policies: %w", err)
+		}
+		if pol == kvpages.PolicyFull {
+			continue
+		}
+		sp := sweepPolicy{name: pol.String(), policy: pol}
+		if hasMetric {
+			if sp.metric, err = kvpages.ParseMetric(mname); err != nil {
+				return nil, fmt.Errorf("--policies: %w", err)
+			}
+			if _, err := pol.MetricWith(sp.metric); err != nil {
+				return nil, fmt.Errorf("--policies %s: %w", p, err)
+			}
+			sp.name += ":" + sp.metric.String()
+		} else if _, err := pol.MetricWith(def); err == nil {
+			sp.metric = def
+		}
+		if seen[sp.name] {
+			return nil, fmt.Errorf("--policies: %s twice", sp.name)
+		}
+		seen[sp.name] = true
+		out = append(out, sp)
+	}
+	if def != kvpages.MetricDefault {
+		ok := false
+		for _, sp := range out {
+			ok = ok || sp.metric == def
+		}
+		if !ok {
+			return nil, fmt.Errorf("--kv-metric %s: none of the policies %s ranks by a metric", def, list)
+		}
+	}
+	return out, nil
+}
+
+// sweepRun is one policy at one budget over every text.
+type sweepRun struct {
+	pol    sweepPolicy
+	budget int
+	texts  []engine.PerplexityResult
 }
 
 func cmdEvalSweep(args []string) error {
 	fs := flag.NewFlagSet("eval sweep", flag.ContinueOnError)
 	ef := engineFlags{seqs: 1, autoInterval: 1}
 	ef.register(fs)
-	text := fs.String("text", "", "text file to score (- for stdin)")
-	ctx := fs.Int("ctx", 0, "score the first N tokens (default: the whole text, up to the context)")
+	var kf keyFlags
+	kf.register(fs)
+	text := fs.String("text", "", "text files or folders of .txt files to score, comma-separated (- for stdin); results are pooled over them")
+	ctx := fs.Int("ctx", 0, "score the first N tokens of each text (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
-	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare (full is always run)")
+	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare, each optionally with its metric as policy:metric (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
-	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png (a folder: sweep.md, ... inside it)")
+	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png (perplexity) and PREFIX-key.png (key-token perplexity); a folder: sweep.md, ... inside it")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -99,18 +260,16 @@ func cmdEvalSweep(args []string) error {
 		return err
 	}
 	out := &prefix
-	if *text == "" {
-		return fmt.Errorf("kvc eval sweep: --text FILE is required")
+	paths, err := textPaths(*text)
+	if err != nil {
+		return err
 	}
-	var pols []kvpages.Policy
-	for _, p := range strings.Split(*policies, ",") {
-		pol, err := kvpages.ParsePolicy(p)
-		if err != nil {
-			return err
-		}
-		if pol != kvpages.PolicyFull {
-			pols = append(pols, pol)
-		}
+	if err := kf.o.Validate(0); err != nil {
+		return err
+	}
+	pols, err := parseSweepPolicies(*policies, ef.metric)
+	if err != nil {
+		return err
 	}
 	var bs []int
 	for _, b := range strings.Split(*budgets, ",") {
@@ -121,80 +280,168 @@ func cmdEvalSweep(args []string) error {
 		bs = append(bs, n)
 	}
 	// Every policy collects its own metric, so each gets its own engine; the model is loaded once per policy.
-	ef.policy = "full"
+	ef.policy, ef.metric, ef.budget, ef.rate = "full", "", 0, 0
 	l, err := load(&ef, os.Stderr)
 	if err != nil {
 		return err
 	}
-	toks, err := evalTokens(l, *text, *ctx)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	lp := l.planner
-	l.planner = nil
-	full, err := perplexity(l, toks, *chunk, 1)
-	l.planner = lp
+	texts, err := prepareTexts(l, paths, *ctx, *chunk, kf.o)
 	l.Close()
 	if err != nil {
 		return err
 	}
-	rows := []engine.PerplexityResult{full}
+	full := sweepRun{pol: sweepPolicy{name: "full", policy: kvpages.PolicyFull}}
+	for _, t := range texts {
+		full.texts = append(full.texts, t.full)
+		fmt.Fprintf(os.Stderr, "%s: %d tokens, %d key tokens; full cache: ppl %.4f, key-token ppl %.4f\n", t.name, t.full.Tokens, t.full.KeyTokens, t.full.PPL, t.full.KeyPPL)
+	}
+	var runs []sweepRun
 	for _, p := range pols {
 		f := ef
-		f.policy = p.String()
+		f.policy, f.metric = p.policy.String(), ""
+		if p.metric != kvpages.MetricDefault {
+			f.metric = p.metric.String()
+		}
 		for _, b := range bs {
 			f.budget = b
 			if _, err := f.compressionOptions(); err != nil {
-				fmt.Fprintf(os.Stderr, "kvc: skipping %s at budget %d: %v\n", p, b, err)
+				fmt.Fprintf(os.Stderr, "kvc: skipping %s at budget %d: %v\n", p.name, b, err)
 				continue
 			}
 			l, err := load(&f, os.Stderr)
 			if err != nil {
 				return err
 			}
-			r, err := perplexity(l, toks, *chunk, f.interval)
-			l.Close()
-			if err != nil {
-				return err
+			run := sweepRun{pol: p, budget: b}
+			for _, t := range texts {
+				r, err := perplexity(l, t.toks, *chunk, f.interval)
+				if err == nil {
+					err = t.keys.Score(&r)
+				}
+				if err != nil {
+					l.Close()
+					return fmt.Errorf("%s: %w", t.name, err)
+				}
+				run.texts = append(run.texts, r)
 			}
-			rows = append(rows, r)
-			fmt.Fprintf(os.Stderr, "%-10s budget %4d: ppl %.4f at %.2fx\n", r.Policy, r.Budget, r.PPL, r.CompressionRate)
+			l.Close()
+			runs = append(runs, run)
+			ps := pooled(run)
+			fmt.Fprintf(os.Stderr, "%-18s budget %4d: ppl %.4f, key-token ppl %.4f at %.2fx\n", p.name, b, ps.ppl, ps.keyPPL, ps.rate)
 		}
 	}
-	md := sweepMarkdown(rows, bs, pols, full)
+	md := sweepMarkdown(texts, full, runs, pols, bs)
 	fmt.Print(md)
 	if err := os.WriteFile(*out+".md", []byte(md), 0o644); err != nil {
 		return err
 	}
-	if err := writeSweepCSV(*out+".csv", rows); err != nil {
+	if err := writeSweepCSV(*out+".csv", texts, full, runs); err != nil {
 		return err
 	}
-	f, err := os.Create(*out + ".png")
+	fullStats := pooled(full)
+	for _, pl := range []struct {
+		file, title string
+		key         bool
+	}{{*out + ".png", "perplexity", false}, {*out + "-key.png", "key-token perplexity", true}} {
+		spec := plotSpec{Title: fmt.Sprintf("%s vs compression (%d texts)", pl.title, len(texts)),
+			XLabel: "compression rate (full KVs / kept KVs)", YLabel: pl.title, LogX: true}
+		for _, p := range pols {
+			s := series{Name: p.name}
+			for _, r := range runs {
+				if r.pol.name == p.name {
+					ps := pooled(r)
+					s.X, s.Y = append(s.X, ps.rate), append(s.Y, ps.pick(pl.key))
+				}
+			}
+			spec.Series = append(spec.Series, s)
+		}
+		spec.Series = append(spec.Series, series{Name: "full", X: []float64{1}, Y: []float64{fullStats.pick(pl.key)}})
+		if err := writePlotFile(pl.file, spec); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "kvc: wrote %s.md, %s.csv, %s.png, %s-key.png\n", *out, *out, *out, *out)
+	return nil
+}
+
+func writePlotFile(path string, spec plotSpec) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	spec := plotSpec{Title: fmt.Sprintf("perplexity vs compression (%d tokens)", full.Tokens), XLabel: "compression rate (full KVs / kept KVs)",
-		YLabel: "perplexity", LogX: true}
-	for _, p := range pols {
-		s := series{Name: p.String()}
-		for _, r := range rows {
-			if r.Policy == p.String() {
-				s.X, s.Y = append(s.X, r.CompressionRate), append(s.Y, r.PPL)
-			}
-		}
-		spec.Series = append(spec.Series, s)
-	}
-	spec.Series = append(spec.Series, series{Name: "full", X: []float64{1}, Y: []float64{full.PPL}})
 	if err := writePlot(f, spec); err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
+	return f.Close()
+}
+
+// poolStats are one run's results pooled over the texts.
+type poolStats struct {
+	tokens, keyTokens  int
+	nll, ppl           float64 // over every predicted token of every text
+	keyNLL, keyPPL     float64 // over every key token of every text
+	rate               float64 // mean compression rate
+	diffWindow, diffSE float64 // key-token NLL minus window's at the same budget, and its standard error
+	hasDiff            bool
+}
+
+func (p poolStats) pick(key bool) float64 {
+	if key {
+		return p.keyPPL
 	}
-	fmt.Fprintf(os.Stderr, "kvc: wrote %s.md, %s.csv, %s.png\n", *out, *out, *out)
-	return nil
+	return p.ppl
+}
+
+func pooled(r sweepRun) poolStats {
+	var p poolStats
+	var nll, knll float64
+	for _, t := range r.texts {
+		p.tokens += t.Tokens
+		nll += t.NLL * float64(t.Tokens)
+		p.keyTokens += t.KeyTokens
+		knll += t.KeyNLL * float64(t.KeyTokens)
+		p.rate += t.CompressionRate / float64(len(r.texts))
+	}
+	p.nll, p.ppl = nll/float64(max(p.tokens, 1)), math.Exp(nll/float64(max(p.tokens, 1)))
+	if p.keyTokens > 0 {
+		p.keyNLL = knll / float64(p.keyTokens)
+		p.keyPPL = math.Exp(p.keyNLL)
+	}
+	return p
+}
+
+// diffToWindow is the mean over every key token of every text of r's NLL minus window's at the same
+// budget (paired: the same tokens), with its standard error sd/sqrt(n); ok is false without a window run
+// or key tokens.
+func diffToWindow(r sweepRun, runs []sweepRun, texts []evalText) (mean, se float64, ok bool) {
+	var w *sweepRun
+	for i := range runs {
+		if runs[i].pol.policy == kvpages.PolicyWindow && runs[i].budget == r.budget {
+			w = &runs[i]
+		}
+	}
+	if w == nil {
+		return 0, 0, false
+	}
+	var d []float64
+	for ti, t := range texts {
+		for _, i := range t.keys.Index {
+			d = append(d, r.texts[ti].TokenNLL[i-1]-w.texts[ti].TokenNLL[i-1])
+		}
+	}
+	if len(d) < 2 {
+		return 0, 0, false
+	}
+	for _, v := range d {
+		mean += v
+	}
+	mean /= float64(len(d))
+	ss := 0.0
+	for _, v := range d {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(d)-1) / float64(len(d))), true
 }
 
 // sweepPrefix is where --out puts the sweep's files: an existing folder (or one named with a trailing
@@ -226,46 +473,78 @@ func perplexity(l *loaded, toks []int, chunk, interval int) (engine.PerplexityRe
 	return l.eng.Perplexity(toks, l.planner, interval)
 }
 
-// sweepMarkdown is a table: one row per budget, per policy the perplexity and the compression rate.
-func sweepMarkdown(rows []engine.PerplexityResult, bs []int, pols []kvpages.Policy, full engine.PerplexityResult) string {
+// sweepMarkdown is two tables, one row per budget: per policy the pooled perplexity with the compression
+// rate, and the pooled key-token perplexity with its NLL difference to window (± standard error).
+func sweepMarkdown(texts []evalText, full sweepRun, runs []sweepRun, pols []sweepPolicy, bs []int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Perplexity over %d tokens; full cache: **%.4f**. Each cell: perplexity (compression rate).\n\n", full.Tokens, full.PPL)
-	b.WriteString("| budget (tokens/head) |")
-	for _, p := range pols {
-		fmt.Fprintf(&b, " %s |", p)
-	}
-	b.WriteString("\n|---|")
-	for range pols {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	for _, bud := range bs {
-		fmt.Fprintf(&b, "| %d |", bud)
+	fs := pooled(full)
+	fmt.Fprintf(&b, "%d texts, %d predicted tokens, %d key tokens. Full cache: perplexity **%.4f**, key-token perplexity **%.4f**.\n\n",
+		len(texts), fs.tokens, fs.keyTokens, fs.ppl, fs.keyPPL)
+	table := func(title string, cell func(r sweepRun) string) {
+		b.WriteString(title + "\n\n| budget (tokens/head) |")
 		for _, p := range pols {
-			cell := " - |"
-			for _, r := range rows {
-				if r.Policy == p.String() && r.Budget == bud {
-					cell = fmt.Sprintf(" %.4f (%.2fx) |", r.PPL, r.CompressionRate)
+			fmt.Fprintf(&b, " %s |", p.name)
+		}
+		b.WriteString("\n|---|")
+		for range pols {
+			b.WriteString("---|")
+		}
+		b.WriteString("\n")
+		for _, bud := range bs {
+			fmt.Fprintf(&b, "| %d |", bud)
+			for _, p := range pols {
+				c := " - |"
+				for _, r := range runs {
+					if r.pol.name == p.name && r.budget == bud {
+						c = " " + cell(r) + " |"
+					}
 				}
+				b.WriteString(c)
 			}
-			b.WriteString(cell)
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
 	}
+	table("Perplexity (compression rate):", func(r sweepRun) string {
+		ps := pooled(r)
+		return fmt.Sprintf("%.4f (%.2fx)", ps.ppl, ps.rate)
+	})
+	table("Key-token perplexity [key-token NLL minus window's, ± standard error]:", func(r sweepRun) string {
+		ps := pooled(r)
+		if r.pol.policy == kvpages.PolicyWindow {
+			return fmt.Sprintf("%.4f", ps.keyPPL)
+		}
+		if d, se, ok := diffToWindow(r, runs, texts); ok {
+			return fmt.Sprintf("%.4f [%+.4f ± %.4f]", ps.keyPPL, d, se)
+		}
+		return fmt.Sprintf("%.4f", ps.keyPPL)
+	})
 	return b.String()
 }
 
-func writeSweepCSV(path string, rows []engine.PerplexityResult) error {
+// writeSweepCSV writes one row per run and text, and a pooled row (text "all") per run.
+func writeSweepCSV(path string, texts []evalText, full sweepRun, runs []sweepRun) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"policy", "budget", "tokens", "nll", "ppl", "compression_rate", "kv_blocks_peak", "kv_bytes_peak", "rounds", "evicted_kvs"})
-	for _, r := range rows {
-		w.Write([]string{r.Policy, strconv.Itoa(r.Budget), strconv.Itoa(r.Tokens), fmt.Sprintf("%.6f", r.NLL), fmt.Sprintf("%.6f", r.PPL),
-			fmt.Sprintf("%.4f", r.CompressionRate), strconv.Itoa(r.KVBlocksPeak), strconv.FormatInt(r.KVBytesPeak, 10),
-			strconv.Itoa(r.Rounds), strconv.Itoa(r.EvictedKVs)})
+	w.Write([]string{"policy", "budget", "text", "tokens", "nll", "ppl", "key_tokens", "key_nll", "key_ppl", "key_nll_minus_window", "key_nll_minus_window_se",
+		"compression_rate", "kv_blocks_peak", "kv_bytes_peak", "rounds", "evicted_kvs"})
+	g := func(v float64) string { return fmt.Sprintf("%.6f", v) }
+	for _, r := range append([]sweepRun{full}, runs...) {
+		for ti, t := range r.texts {
+			w.Write([]string{r.pol.name, strconv.Itoa(r.budget), texts[ti].name, strconv.Itoa(t.Tokens), g(t.NLL), g(t.PPL),
+				strconv.Itoa(t.KeyTokens), g(t.KeyNLL), g(t.KeyPPL), "", "", fmt.Sprintf("%.4f", t.CompressionRate),
+				strconv.Itoa(t.KVBlocksPeak), strconv.FormatInt(t.KVBytesPeak, 10), strconv.Itoa(t.Rounds), strconv.Itoa(t.EvictedKVs)})
+		}
+		ps := pooled(r)
+		d, se := "", ""
+		if m, s, ok := diffToWindow(r, runs, texts); ok && r.pol.name != "full" {
+			d, se = g(m), g(s)
+		}
+		w.Write([]string{r.pol.name, strconv.Itoa(r.budget), "all", strconv.Itoa(ps.tokens), g(ps.nll), g(ps.ppl),
+			strconv.Itoa(ps.keyTokens), g(ps.keyNLL), g(ps.keyPPL), d, se, fmt.Sprintf("%.4f", ps.rate), "", "", "", ""})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

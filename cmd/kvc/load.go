@@ -46,8 +46,7 @@ type engineFlags struct {
 	interval int
 	window   int
 	noPool   bool
-	metricL1 bool
-	avg      bool
+	metric   string
 	maxKV    int
 }
 
@@ -61,7 +60,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
 	fs.IntVar(&f.maxRows, "max-rows", 256, "most tokens in one forward pass (prefill chunk size)")
 	fs.IntVar(&f.ctxSize, "ctx-size", 0, "context length in tokens (default: the model's; a larger value is capped to it)")
-	fs.StringVar(&f.policy, "kv-policy", "full", "KV eviction: kvcompress, uniform, window, h2o or full")
+	fs.StringVar(&f.policy, "kv-policy", "", "KV eviction: kvcompress, uniform, window, h2o or full (default: kvcompress with --kv-budget or --kv-rate, else full)")
 	fs.IntVar(&f.budget, "kv-budget", 0, "max cache tokens per head C (the sequence keeps C x layers x KV heads KVs)")
 	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
 	fs.IntVar(&f.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions of every head never evicted")
@@ -69,8 +68,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
 	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
-	fs.BoolVar(&f.metricL1, "kv-metric-l1", false, "plain attention (L1) instead of squared attention (L2) as the metric")
-	fs.BoolVar(&f.avg, "kv-metric-avg", false, "rank KVs by their metric per query that has seen them (the reference's -avg aggregation)")
+	fs.StringVar(&f.metric, "kv-metric", "", "what KVs rank by: l2 (squared attention summed, the paper), l1, l2-avg or l1-avg (per query that has seen the KV) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
 }
 
@@ -106,7 +104,17 @@ func (l *loaded) Close() {
 
 // compressionOptions validates the eviction flags before any work.
 func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
-	p, err := kvpages.ParsePolicy(f.policy)
+	p := kvpages.PolicyFull
+	if f.budget != 0 || f.rate != 0 {
+		p = kvpages.PolicyKVCompress // a bare budget means the default policy
+	}
+	if f.policy != "" {
+		var err error
+		if p, err = kvpages.ParsePolicy(f.policy); err != nil {
+			return kvpages.Options{}, err
+		}
+	}
+	m, err := kvpages.ParseMetric(f.metric)
 	if err != nil {
 		return kvpages.Options{}, err
 	}
@@ -133,10 +141,10 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 			return kvpages.Options{}, fmt.Errorf("--kv-mem: %w", err)
 		}
 	}
-	o := kvpages.Options{Policy: p, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
+	o := kvpages.Options{Policy: p, Metric: m, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
 		Protect: f.protect, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
 	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
-		return o, fmt.Errorf("--kv-budget/--kv-rate need an eviction policy: add --kv-policy kvcompress (or uniform, window, h2o)")
+		return o, fmt.Errorf("--kv-policy full keeps every KV: drop --kv-budget/--kv-rate, or choose an eviction policy (kvcompress, uniform, window, h2o)")
 	}
 	return o, o.Validate()
 }
@@ -222,14 +230,13 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 		return nil, fmt.Errorf("KV memory %s holds %d blocks of %d bytes; at least %d (%s) are needed for one %d-token chunk of one sequence",
 			fmtBytes(kvBytes), blocks, blockBytes, minBlocks, fmtBytes(int64(minBlocks)*blockBytes), min(cfg.Context, f.maxRows))
 	}
-	mode, win, pool, whole := engine.MetricOptions(copts.Policy, f.window, !f.noPool)
-	if f.metricL1 && mode == engine.MetricSquared {
-		mode = engine.MetricPlain
+	msrc, err := copts.Policy.MetricWith(copts.Metric)
+	if err != nil {
+		return nil, err
 	}
 	opt := engine.Options{BlockSize: f.kvBlock, KVBlocks: blocks, KVType: kvType, MaxRows: f.maxRows,
-		Metric: mode, Window: win, Pool7: pool, PromptMetric: whole,
-		SquaredWindow: copts.Policy.Metric().Squared && !f.metricL1, MetricAvg: f.avg,
 		MinKVBlocks: minBlocks, MinRows: min(f.maxRows, 16)}
+	opt.SetMetric(msrc, f.window, !f.noPool)
 	if l.eng, err = engine.NewEngine(l.backend, cfg, w, opt); err != nil {
 		return nil, err
 	}
