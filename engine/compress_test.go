@@ -98,6 +98,27 @@ func TestBudgetBoundsTheCache(t *testing.T) {
 			}
 		})
 	}
+	// KV-Compress's defaults (per-query metric, recency share) and the paper's metric bound it the same way.
+	for _, m := range []kvpages.Metric{kvpages.MetricDefault, kvpages.MetricL2Sum} {
+		t.Run("kvcompress-defaults-"+m.String(), func(t *testing.T) {
+			o := kvpages.DefaultOptions(8, kvpages.Budget{MaxCacheTokens: 48})
+			o.Metric = m
+			src, err := o.Policy.MetricWith(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := engine.Options{BlockSize: 8, MaxRows: 64}
+			opt.SetMetric(src, 8, true)
+			e := newEngine(t, &cpu.Backend{}, openStories(t), opt)
+			pl, err := kvpages.NewPlanner(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := generateCompressed(t, e, pl, []int{1}, 300); len(out) != 300 {
+				t.Fatalf("generated %d tokens", len(out))
+			}
+		})
+	}
 }
 
 // A budget that covers the whole text evicts nothing: perplexity equals the full cache's exactly; a small

@@ -27,7 +27,7 @@ type KeyTokenOptions struct {
 }
 
 // DefaultKeyTokenOptions: see README (KV-Compress quality) for why these values.
-var DefaultKeyTokenOptions = KeyTokenOptions{Short: 32, MinGain: 2, MinLogProb: -2}
+var DefaultKeyTokenOptions = KeyTokenOptions{Short: 32, MinGain: 1, MinLogProb: -2}
 
 // Validate checks the options against a text of n tokens before any work.
 func (o KeyTokenOptions) Validate(n int) error {

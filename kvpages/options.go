@@ -109,8 +109,11 @@ func ParseMetric(s string) (Metric, error) {
 	return 0, fmt.Errorf("kvpages: unknown kv metric %q (want one of %s)", s, strings.Join(metricNames[1:], ", "))
 }
 
-// DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen.
-const DefaultMetric = MetricL2Sum
+// DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen: plain
+// attention per query that has seen the KV. Summed attention (the paper's l2) favours old KVs for having
+// been attended longer, and squaring favours the few KVs a query attends most over those that many
+// queries attend moderately; see README, KV-Compress quality.
+const DefaultMetric = MetricL1Avg
 
 // Metric describes the metric the engine must collect for this policy with its default metric.
 func (p Policy) Metric() MetricSource {
@@ -172,6 +175,11 @@ type Options struct {
 	// Protect: the last Protect positions of every head are never evicted (pos > lastPos-Protect, lastPos
 	// = Seq.NextPos-1). They count toward the budget.
 	Protect int
+	// Recent: a share of the budget kept for recency. The last floor(Recent*C) positions of every head (C the
+	// per-head budget in tokens) are protected like Protect's (the larger of the two applies), so each head
+	// keeps its recent tokens and the metric chooses among the older ones (H2O keeps half recent, half
+	// heavy hitters). 0 <= Recent <= 1; 0: only Protect. Ignored by window and full.
+	Recent float64
 	// Sinks: positions < Sinks are never evicted (attention sinks). They count toward the budget.
 	Sinks int
 	// MaxKVPerRound caps the slots planned in one round (max_kv_per_compression), counted as blocks*b
@@ -182,9 +190,14 @@ type Options struct {
 // DefaultProtect is the protected window of the throughput runs (kv-compress.md §2, §6.13).
 const DefaultProtect = 32
 
-// DefaultOptions are KV-Compress with the given block size and budget, Protect 32, no sinks, no cap.
+// DefaultRecent is the recency share of the metric policies' defaults (see Options.Recent): half the budget,
+// as H2O splits its cache between recent tokens and heavy hitters.
+const DefaultRecent = 0.5
+
+// DefaultOptions are KV-Compress with the given block size and budget, its default metric, Protect 32, the
+// default recency share, no sinks, no cap.
 func DefaultOptions(blockSize int, budget Budget) Options {
-	return Options{Policy: PolicyKVCompress, BlockSize: blockSize, Budget: budget, Protect: DefaultProtect}
+	return Options{Policy: PolicyKVCompress, BlockSize: blockSize, Budget: budget, Protect: DefaultProtect, Recent: DefaultRecent}
 }
 
 // Validate checks the options before any work is done.
@@ -200,6 +213,9 @@ func (o Options) Validate() error {
 	}
 	if o.Sinks < 0 {
 		return fmt.Errorf("kvpages: attention sinks must be >= 0, got %d", o.Sinks)
+	}
+	if !(o.Recent >= 0 && o.Recent <= 1) {
+		return fmt.Errorf("kvpages: recency share must be in [0, 1] (of the per-head budget), got %g", o.Recent)
 	}
 	if o.MaxKVPerRound < 0 {
 		return fmt.Errorf("kvpages: max KVs per round must be >= 0 (0 = no cap), got %d", o.MaxKVPerRound)
@@ -245,6 +261,20 @@ func (o Options) budgetTokens(b Budget, n int) int {
 	}
 	p := min(n, o.Protect+o.Sinks)
 	return p + int(math.Ceil(float64(n-p)/b.Rate))
+}
+
+// protectFor is the number of most recent positions of every head of s that may not go under budget b (the
+// options' budget when b is the zero Budget): Protect, or the recency share of the budget when larger.
+func (o Options) protectFor(s *Seq, b Budget) int {
+	if o.Recent == 0 || o.Policy == PolicyFull || o.Policy == PolicyWindow {
+		return o.Protect
+	}
+	if !b.set() {
+		b = o.Budget
+	}
+	c := o.budgetTokens(b, s.NextPos)
+	// Capped so that the protected positions and the sinks still fit the budget.
+	return max(o.Protect, min(int(o.Recent*float64(c)), c-o.Sinks))
 }
 
 // BudgetBlocks is the number of blocks sequence s may keep under budget b (the options' budget when b

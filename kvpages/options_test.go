@@ -19,6 +19,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"block size 0", func(o *Options) { o.BlockSize = 0 }, "block size"},
 		{"block size -4", func(o *Options) { o.BlockSize = -4 }, "block size"},
 		{"protect < 0", func(o *Options) { o.Protect = -1 }, "protected window"},
+		{"recent > 1", func(o *Options) { o.Recent = 1.5 }, "recency share"},
+		{"recent NaN", func(o *Options) { o.Recent = math.NaN() }, "recency share"},
+		{"recent < 0", func(o *Options) { o.Recent = -0.1 }, "recency share"},
 		{"sinks < 0", func(o *Options) { o.Sinks = -1 }, "sinks"},
 		{"cap < 0", func(o *Options) { o.MaxKVPerRound = -1 }, "max KVs per round"},
 		{"no budget", func(o *Options) { o.Budget = Budget{} }, "needs a budget"},
@@ -108,7 +111,7 @@ func TestParsePolicy(t *testing.T) {
 	if m := PolicyH2O.Metric(); !m.Needed || m.Squared || m.ObservationWindow {
 		t.Errorf("h2o metric %+v: want plain accumulated attention without a window", m)
 	}
-	if m := PolicyKVCompress.Metric(); !m.Needed || !m.Squared || !m.ObservationWindow || !m.Decode {
+	if m := PolicyKVCompress.Metric(); !m.Needed || m.Squared || !m.PerQuery || !m.ObservationWindow || !m.Decode {
 		t.Errorf("kvcompress metric %+v", m)
 	}
 	if PolicyWindow.Metric().Needed || PolicyFull.Metric().Needed {

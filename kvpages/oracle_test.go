@@ -168,6 +168,20 @@ type randCase struct {
 	slots [][]HeadSlots
 }
 
+// refProtect is the protected window of a sequence of length next: Protect, or the recency share of the
+// per-head budget C when larger (at most C minus the sinks); window and full ignore the share.
+func refProtect(o Options, next int) int {
+	if o.Recent == 0 || o.Policy == PolicyWindow || o.Policy == PolicyFull {
+		return o.Protect
+	}
+	c := o.Budget.MaxCacheTokens
+	if o.Budget.Rate != 0 {
+		p := min(next, o.Protect+o.Sinks)
+		c = p + int(math.Ceil(float64(next-p)/o.Budget.Rate))
+	}
+	return max(o.Protect, min(int(math.Floor(o.Recent*float64(c))), c-o.Sinks))
+}
+
 func newRandCase(t testing.TB, rng *rand.Rand, policy Policy) *randCase {
 	b := testBlockSizes[rng.IntN(len(testBlockSizes))]
 	layers, heads := 1+rng.IntN(3), 1+rng.IntN(3)
@@ -179,6 +193,12 @@ func newRandCase(t testing.TB, rng *rand.Rand, policy Policy) *randCase {
 	opts := Options{Policy: policy, BlockSize: b, Protect: rng.IntN(12), Sinks: rng.IntN(4)}
 	if rng.IntN(4) == 0 {
 		opts.Protect = rng.IntN(40)
+	}
+	switch rng.IntN(4) {
+	case 0:
+		opts.Recent = rng.Float64()
+	case 1:
+		opts.Recent = []float64{DefaultRecent, 1}[rng.IntN(2)]
 	}
 	if rng.IntN(3) == 0 {
 		opts.Budget.Rate = 1 + 7*rng.Float64()
@@ -247,7 +267,7 @@ func TestPlanMatchesOracles(t *testing.T) {
 		for si, s := range rc.seqs {
 			heads := make([]refHead, len(s.Tables))
 			for hd := range heads {
-				heads[hd] = refRank(rc.slots[si][hd], s.Ctx[hd], s.NextPos, o.Protect, o.Sinks, b, pol == PolicyWindow)
+				heads[hd] = refRank(rc.slots[si][hd], s.Ctx[hd], s.NextPos, refProtect(o, s.NextPos), o.Sinks, b, pol == PolicyWindow)
 			}
 			var want []int
 			if pol == PolicyKVCompress {

@@ -197,7 +197,7 @@ func (pl *Planner) Plan(in []SeqSlots) (*Plan, error) {
 			}
 			continue
 		}
-		ranks, err := pl.keyHeads(si, s, x.Slots)
+		ranks, err := pl.keyHeads(si, s, x.Slots, o.protectFor(s, x.Budget))
 		if err != nil {
 			return nil, err
 		}

@@ -63,7 +63,7 @@ func runRound(t *testing.T, where string, sm *sim, opts Options, in []SeqSlots) 
 	b := opts.BlockSize
 	for si, x := range in {
 		s, sp := x.Seq, plan.Seqs[si]
-		thr := s.NextPos - 1 - opts.Protect
+		thr := s.NextPos - 1 - refProtect(opts, s.NextPos)
 		exhausted := true
 		for hd, hp := range sp.Heads {
 			w := fmt.Sprintf("seq %d head %d", si, hd)
@@ -230,7 +230,7 @@ func TestPlanProperties(t *testing.T) {
 	for iter := range 1500 {
 		pol := policies[iter%len(policies)]
 		rc := newRandCase(t, rng, pol)
-		where := fmt.Sprintf("iter %d %s b=%d protect=%d sinks=%d budget=%+v", iter, pol, rc.opts.BlockSize, rc.opts.Protect, rc.opts.Sinks, rc.opts.Budget)
+		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g sinks=%d budget=%+v", iter, pol, rc.opts.BlockSize, rc.opts.Protect, rc.opts.Recent, rc.opts.Sinks, rc.opts.Budget)
 		plan := runRound(t, where, rc.sim, rc.opts, rc.input())
 		evicted[pol] += plan.EvictedKVs()
 	}
@@ -254,6 +254,9 @@ func TestBudgetMetWithFiniteMetrics(t *testing.T) {
 		if iter%3 == 0 {
 			opts.Budget = Budget{Rate: 1 + 10*rng.Float64()}
 		}
+		if iter%5 < 2 {
+			opts.Recent = []float64{DefaultRecent, 1, rng.Float64()}[rng.IntN(3)]
+		}
 		layers, heads := 1+rng.IntN(3), 1+rng.IntN(4)
 		next := 1 + rng.IntN(8*b+50)
 		sm := newSim(t, layers*heads*ceilDiv(next, b)+2, b)
@@ -262,7 +265,7 @@ func TestBudgetMetWithFiniteMetrics(t *testing.T) {
 			ctx[hd] = next - rng.IntN(min(next, 2*b)+1)
 		}
 		s := sm.makeSeq(t, rng, layers, heads, next, ctx, metricGen(rng, rng.IntN(2)))
-		where := fmt.Sprintf("iter %d %s b=%d protect=%d sinks=%d budget %+v", iter, pol, b, opts.Protect, opts.Sinks, opts.Budget)
+		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g sinks=%d budget %+v", iter, pol, b, opts.Protect, opts.Recent, opts.Sinks, opts.Budget)
 		plan := runRound(t, where, sm, opts, []SeqSlots{{Seq: s, Slots: sm.read(t, s)}})
 		if s.Blocks() > plan.Seqs[0].BudgetBlocks {
 			t.Fatalf("%s: %d blocks after compression, budget %d", where, s.Blocks(), plan.Seqs[0].BudgetBlocks)

@@ -53,8 +53,8 @@ func blocksWithin(k, a, b int) int {
 }
 
 // keyHeads makes each head's entries and histogram (in parallel over heads), checking every live slot
-// on the way (see badSlot); si names the sequence in errors.
-func (pl *Planner) keyHeads(si int, s *Seq, slots []HeadSlots) ([]headRanks, error) {
+// on the way (see badSlot); si names the sequence in errors, protect is its protected window (protectFor).
+func (pl *Planner) keyHeads(si int, s *Seq, slots []HeadSlots, protect int) ([]headRanks, error) {
 	o := pl.opts
 	b := o.BlockSize
 	nh := len(slots)
@@ -82,7 +82,7 @@ func (pl *Planner) keyHeads(si int, s *Seq, slots []HeadSlots) ([]headRanks, err
 			pl.scratch[i] = make([]uint64, maxCtx)
 		}
 	}
-	thr := s.NextPos - 1 - o.Protect // pos > thr is protected
+	thr := s.NextPos - 1 - protect // pos > thr is protected
 	byPos := o.Policy == PolicyWindow
 	pl.shift = 32 + 21 // bucket = top 11 bits of the key
 	if byPos {

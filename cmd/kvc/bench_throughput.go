@@ -112,6 +112,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&ef.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
 	fs.IntVar(&ef.maxRows, "max-rows", 256, "most tokens in one forward pass")
 	fs.IntVar(&ef.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions never evicted (the paper's throughput runs: 32)")
+	fs.Float64Var(&ef.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
 	fs.IntVar(&ef.window, "kv-window", 8, "prefill observation window w")
 	fs.BoolVar(&ef.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.IntVar(&ef.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
@@ -210,7 +211,7 @@ func benchOneRate(l *loaded, w *engine.Weights, base engine.Options, ef *engineF
 		out.EffectiveRate = float64(inputLen) / float64(out.BudgetTokens)
 		var err error
 		pl, err = kvpages.NewPlanner(kvpages.Options{Policy: kvpages.PolicyKVCompress, BlockSize: base.BlockSize,
-			Budget: kvpages.Budget{MaxCacheTokens: out.BudgetTokens}, Protect: ef.protect, MaxKVPerRound: ef.maxKV})
+			Budget: kvpages.Budget{MaxCacheTokens: out.BudgetTokens}, Protect: ef.protect, Recent: ef.recent, MaxKVPerRound: ef.maxKV})
 		if err != nil {
 			return out, err
 		}

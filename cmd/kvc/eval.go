@@ -179,11 +179,14 @@ func textPaths(list string) ([]string, error) {
 	return out, nil
 }
 
-// sweepPolicy is one column of a sweep: a policy and the metric it ranks by ("policy" or "policy:metric").
+// sweepPolicy is one column of a sweep: a policy, the metric it ranks by and optionally its recency share
+// ("policy", "policy:metric" or "policy:metric:recent").
 type sweepPolicy struct {
-	name   string
-	policy kvpages.Policy
-	metric kvpages.Metric
+	name      string
+	policy    kvpages.Policy
+	metric    kvpages.Metric
+	recent    float64
+	hasRecent bool
 }
 
 // parseSweepPolicies reads --policies; metric is --kv-metric, applied to the policies that rank by a metric.
@@ -196,6 +199,7 @@ func parseSweepPolicies(list, metric string) ([]sweepPolicy, error) {
 	seen := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
 		name, mname, hasMetric := strings.Cut(strings.TrimSpace(p), ":")
+		mname, rname, hasRecent := strings.Cut(mname, ":")
 		pol, err := kvpages.ParsePolicy(name)
 		if err != nil {
 			return nil, fmt.Errorf("--policies: %w", err)
@@ -212,6 +216,14 @@ func parseSweepPolicies(list, metric string) ([]sweepPolicy, error) {
 				return nil, fmt.Errorf("--policies %s: %w", p, err)
 			}
 			sp.name += ":" + sp.metric.String()
+			if hasRecent {
+				sp.recent, err = strconv.ParseFloat(rname, 64)
+				if err != nil || !(sp.recent >= 0 && sp.recent <= 1) {
+					return nil, fmt.Errorf("--policies %s: recency share %q: want a number in [0, 1]", p, rname)
+				}
+				sp.hasRecent = true
+				sp.name += ":" + rname
+			}
 		} else if _, err := pol.MetricWith(def); err == nil {
 			sp.metric = def
 		}
@@ -249,7 +261,7 @@ func cmdEvalSweep(args []string) error {
 	text := fs.String("text", "", "text files or folders of .txt files to score, comma-separated (- for stdin); results are pooled over them")
 	ctx := fs.Int("ctx", 0, "score the first N tokens of each text (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
-	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare, each optionally with its metric as policy:metric (full is always run)")
+	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare, each optionally with its metric and recency share as policy:metric[:recent] (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
 	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png (perplexity) and PREFIX-key.png (key-token perplexity); a folder: sweep.md, ... inside it")
 	if err := parseArgs(fs, args); err != nil {
@@ -301,6 +313,9 @@ func cmdEvalSweep(args []string) error {
 		f.policy, f.metric = p.policy.String(), ""
 		if p.metric != kvpages.MetricDefault {
 			f.metric = p.metric.String()
+		}
+		if p.hasRecent {
+			f.recent = p.recent
 		}
 		for _, b := range bs {
 			f.budget = b
