@@ -37,9 +37,8 @@ func continueGreedy(t *testing.T, e *engine.Engine, pl *kvpages.Planner, s *engi
 func testSessionRoundTrip(t *testing.T, newB func() engine.Backend, typ engine.KVType) {
 	ck := openStories(t)
 	p := kvpages.PolicyKVCompress
-	mode, w, pool, whole := engine.MetricOptions(p, 8, true)
-	opt := engine.Options{BlockSize: 4, MaxRows: 64, KVBlocks: 2048, KVType: typ, Metric: mode, Window: w, Pool7: pool,
-		PromptMetric: whole, SquaredWindow: true}
+	opt := engine.Options{BlockSize: 4, MaxRows: 64, KVBlocks: 2048, KVType: typ}
+	opt.SetMetric(p.Metric(), 8, true)
 	pl := planner(t, p, 4, 24)
 	prompt := []int{1, 403, 407, 261, 378, 324, 266, 297, 259, 360, 281, 402, 275, 426}
 	for _, sc := range []engine.SamplerConfig{{}, {Temp: 0.9, TopK: 20, TopP: 0.95, Seed: 7}} {
