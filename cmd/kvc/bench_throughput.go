@@ -113,6 +113,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&ef.maxRows, "max-rows", 256, "most tokens in one forward pass")
 	fs.IntVar(&ef.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions never evicted (the paper's throughput runs: 32)")
 	fs.Float64Var(&ef.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
+	fs.StringVar(&ef.metric, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+")")
 	fs.IntVar(&ef.window, "kv-window", 8, "prefill observation window w")
 	fs.BoolVar(&ef.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.IntVar(&ef.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
@@ -143,8 +144,14 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	case *floor < 0:
 		return fmt.Errorf("--cache-floor %d: want >= 0", *floor)
 	}
-	ef.policy = "full"
+	if _, err := kvpages.ParseMetric(ef.metric); err != nil {
+		return fmt.Errorf("--kv-metric: %w", err)
+	}
+	// The weights load under the full policy (which ranks by no metric); each rate's engine gets the metric.
+	metric := ef.metric
+	ef.policy, ef.metric = "full", ""
 	l, err := load(&ef, stderr)
+	ef.metric = metric
 	if err != nil {
 		return err
 	}
@@ -209,13 +216,20 @@ func benchOneRate(l *loaded, w *engine.Weights, base engine.Options, ef *engineF
 		out.Policy = "kvcompress"
 		out.BudgetTokens = budgetForRate(rate, inputLen, base.BlockSize, floor, ef.protect)
 		out.EffectiveRate = float64(inputLen) / float64(out.BudgetTokens)
-		var err error
-		pl, err = kvpages.NewPlanner(kvpages.Options{Policy: kvpages.PolicyKVCompress, BlockSize: base.BlockSize,
-			Budget: kvpages.Budget{MaxCacheTokens: out.BudgetTokens}, Protect: ef.protect, Recent: ef.recent, MaxKVPerRound: ef.maxKV})
+		m, err := kvpages.ParseMetric(ef.metric)
 		if err != nil {
 			return out, err
 		}
-		opt.SetMetric(kvpages.PolicyKVCompress.Metric(), ef.window, !ef.noPool)
+		po := kvpages.Options{Policy: kvpages.PolicyKVCompress, Metric: m, BlockSize: base.BlockSize,
+			Budget: kvpages.Budget{MaxCacheTokens: out.BudgetTokens}, Protect: ef.protect, Recent: ef.recent, MaxKVPerRound: ef.maxKV}
+		if pl, err = kvpages.NewPlanner(po); err != nil {
+			return out, err
+		}
+		src, err := po.Policy.MetricWith(m)
+		if err != nil {
+			return out, err
+		}
+		opt.SetMetric(src, ef.window, !ef.noPool)
 	}
 	e, err := engine.NewEngine(l.backend, l.ck.Config, w, opt)
 	if err != nil {

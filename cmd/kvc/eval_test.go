@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,10 @@ func TestEvalRejectsBeforeWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "no-such-model.bin")
+	if err := runBenchThroughput([]string{"--model", missing, "--kv-metric", "l9"}, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "kv metric") {
+		t.Errorf("bench throughput --kv-metric l9: %v", err)
+	}
 	for _, c := range []struct {
 		args []string
 		err  string
