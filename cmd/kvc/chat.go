@@ -338,8 +338,11 @@ func (c *chatState) setEviction(name, val string, x float64) error {
 		return fmt.Errorf("/set %s: %w", name, err)
 	}
 	cur, _ := c.ef.compressionOptions()
-	if opts.Policy != cur.Policy && opts.Policy != kvpages.PolicyFull && opts.Policy.Metric() != cur.Policy.Metric() {
-		return fmt.Errorf("/set kv-policy %s: it needs another attention metric than %s; restart with --kv-policy %s", val, cur.Policy, val)
+	want, _ := opts.Policy.MetricWith(opts.Metric)
+	have, _ := cur.Policy.MetricWith(cur.Metric)
+	if opts.Policy != kvpages.PolicyFull && want != have {
+		return fmt.Errorf("/set %s %s: policy %s needs another attention metric than the chat collects (for %s); restart with --kv-policy %s",
+			name, val, opts.Policy, cur.Policy, opts.Policy)
 	}
 	var pl *kvpages.Planner
 	if opts.Policy != kvpages.PolicyFull {
