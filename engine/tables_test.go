@@ -17,9 +17,9 @@ import (
 func TestDeviceTablesFollowHost(t *testing.T) {
 	ck := openStories(t)
 	b := openVulkanWith(t, gpu.Options{Discrete: true})
-	mode, w, pool, whole := engine.MetricOptions(kvpages.PolicyKVCompress, 4, true)
-	e := newEngine(t, b, ck, engine.Options{BlockSize: 4, MaxRows: 16, Metric: mode, Window: w, Pool7: pool, PromptMetric: whole,
-		SquaredWindow: true})
+	opt := engine.Options{BlockSize: 4, MaxRows: 16}
+	opt.SetMetric(kvpages.PolicyKVCompress.Metric(), 4, true)
+	e := newEngine(t, b, ck, opt)
 	pl := planner(t, kvpages.PolicyKVCompress, 4, 24)
 	check := func(what string, seqs []*engine.Sequence) {
 		t.Helper()
