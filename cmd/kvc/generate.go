@@ -314,7 +314,7 @@ func scanGenOutput(path string, stderr io.Writer) (map[string]bool, error) {
 // device (/dev/null, /dev/full), pipe or socket is written to as it is, since reading it back would never
 // end (/dev/zero) or would read the run's own output (/dev/stdout into a pipe).
 func openGenOutput(path, input string, resume bool, stderr io.Writer) (*os.File, map[string]bool, error) {
-	if st, err := os.Stat(path); err == nil {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() { // a terminal may well be both
 		if ist, err := os.Stat(input); err == nil && os.SameFile(st, ist) {
 			return nil, nil, fmt.Errorf("--output %s is the --input file", path)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,12 @@ func TestGenerateRefusesEmptyInputAndOutputIsInput(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(in); strings.Count(string(b), "\n") != 2 {
 		t.Errorf("the input was changed: %q", b)
+	}
+	// One device as input and output (-i - -o - on a terminal) is not "the input file".
+	if f, _, err := openGenOutput("/dev/null", "/dev/null", true, io.Discard); err != nil {
+		t.Errorf("a device as input and output: %v", err)
+	} else {
+		f.Close()
 	}
 }
 
