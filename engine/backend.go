@@ -122,8 +122,8 @@ type Backend interface {
 
 	// UploadWeight copies a checkpoint tensor to the device in its stored dtype.
 	UploadWeight(t *model.Tensor) (Weight, error)
-	// NewKVPool allocates the paged cache. Every slot's metric starts at 0 and position at -1; K and V are
-	// undefined until KVWrite.
+	// NewKVPool allocates the paged cache. A slot is undefined until KVWrite (or CopyMoves) sets it; only
+	// slots within a head's context are ever read.
 	NewKVPool(blocks, blockSize, headDim int, typ KVType) (KVPool, error)
 
 	// Embed: out[i][:] = dequant(table row ids[i]), i < n. out f32 [n][table.Cols].

@@ -124,9 +124,10 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 		p.free()
 		return nil, err
 	}
-	// K and V are not cleared: a slot is read only after KVWrite (attention stops at each head's context),
-	// and clearing gigabytes is most of a batch command's start on lavapipe.
-	alloc := func(list *[]*Buffer, per int, unit int64, fill uint32, clear bool, what string) error {
+	// Nothing is cleared: a slot is read only after KVWrite or CopyMoves set it (attention, the window
+	// metric and the read-back all stop at each head's context), and clearing gigabytes was most of a batch
+	// command's start on lavapipe.
+	alloc := func(list *[]*Buffer, per int, unit int64, what string) error {
 		for first := 0; first < blocks; first += per {
 			n := min(per, blocks-first)
 			buf, err := b.AllocBinding(int64(n) * unit)
@@ -134,22 +135,19 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 				return fmt.Errorf("gpu: KV pool %s arena %d: %w", what, len(*list), err)
 			}
 			*list = append(*list, buf)
-			if clear {
-				b.Fill(Whole(buf), fill)
-			}
 		}
 		return nil
 	}
-	if err := alloc(&p.k, p.kBlocks, kvBlock, 0, false, "K"); err != nil {
+	if err := alloc(&p.k, p.kBlocks, kvBlock, "K"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.v, p.kBlocks, kvBlock, 0, false, "V"); err != nil {
+	if err := alloc(&p.v, p.kBlocks, kvBlock, "V"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.met, p.mBlocks, int64(blockSize)*4, 0, true, "metric"); err != nil {
+	if err := alloc(&p.met, p.mBlocks, int64(blockSize)*4, "metric"); err != nil {
 		return fail(err)
 	}
-	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, 0xffffffff, true, "position"); err != nil {
+	if err := alloc(&p.pos, p.mBlocks, int64(blockSize)*4, "position"); err != nil {
 		return fail(err)
 	}
 	p.names.write, p.names.attention = p.variant("kv_write"), p.variant("attention")
