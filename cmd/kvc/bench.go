@@ -11,6 +11,7 @@ import (
 
 	"kvc/engine"
 	"kvc/engine/cpu"
+	"kvc/kvpages"
 	"kvc/model"
 )
 
@@ -84,7 +85,9 @@ func cmdBenchDecode(args []string) error {
 		return fmt.Errorf("--batch, -n and --prompt-len must be positive")
 	}
 	// A budget given is a budget kept: this benchmark never compresses, so it refuses one.
-	if ef.policy != "full" || ef.budget != 0 || ef.rate != 0 {
+	if opts, err := ef.compressionOptions(); err != nil {
+		return err
+	} else if opts.Policy != kvpages.PolicyFull {
 		return usageError{fmt.Errorf("kvc bench decode measures the full cache and does not compress: drop --kv-policy/--kv-budget/--kv-rate\nhint: kvc bench throughput --kv-rate 1,4,8 measures speed under compression")}
 	}
 	ef.maxRows = max(ef.maxRows, *batch)

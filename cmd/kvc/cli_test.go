@@ -137,7 +137,10 @@ func TestRunMainExitStatus(t *testing.T) {
 		{[]string{"rnu"}, 2, ""},
 		{[]string{"run", "--bogus"}, 2, ""},
 		{[]string{"eval", "bogus"}, 2, ""},
+		{[]string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "-n", "2", "--prompt-len", "4", "--kv-budget", "32"}, 2, ""},
+		{[]string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "-n", "2", "--prompt-len", "4", "--quiet"}, 0, "decode"},
 	}
+	t.Setenv("KVC_MODELS", sharedModels(t))
 	for _, c := range cases {
 		var out, errOut bytes.Buffer
 		var got int
