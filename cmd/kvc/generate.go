@@ -374,7 +374,12 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	fs.BoolVar(&o.resume, "resume", true, "skip ids already in --output (false: truncate it)")
 	fs.BoolVar(&o.strict, "strict", false, "stop at the first malformed input line or duplicate id instead of skipping it")
 	fs.IntVar(&o.maxSeqs, "max-seqs", 0, "most sequences decoding at once (0: --max-rows)")
+	shardFlag := fs.String("shard", "", "i/n: run only the ids whose stable hash falls in part i of n, writing OUTPUT-0000i-of-0000n (default: from JOB_COMPLETION_INDEX/JOB_COMPLETIONS or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else all)")
 	if err := parseArgs(fs, args); err != nil {
+		return false, err
+	}
+	sh, err := parseShard(*shardFlag, os.Getenv)
+	if err != nil {
 		return false, err
 	}
 	if fs.NArg() > 0 {
@@ -407,6 +412,8 @@ func runGenerate(args []string, stderr io.Writer, sigs <-chan os.Signal) (bool, 
 	if len(inputs) == 0 {
 		return false, fmt.Errorf("%s: no requests (want one JSON object per line)", o.input)
 	}
+	inputs = sh.keep(inputs, stderr)
+	o.output = sh.output(o.output)
 	out, done, err := openGenOutput(o.output, o.input, o.resume, stderr)
 	if err != nil {
 		return false, err
