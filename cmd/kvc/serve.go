@@ -19,7 +19,7 @@ import (
 	"kvc/server"
 )
 
-const serveUsage = "OpenAI-compatible HTTP server: kvc serve --model M [--host 127.0.0.1] [--port 8080] [--max-queue N] [--kv-policy P --kv-rate R] ..."
+const serveUsage = "OpenAI-compatible HTTP server: kvc serve MODEL [--host 127.0.0.1] [--port 8080] [--max-queue N] [--kv-policy P --kv-rate R] ..."
 
 type serveOptions struct {
 	ef           engineFlags
@@ -61,11 +61,14 @@ func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal, listening 
 	if err := parseArgsTo(fs, args, os.Stdout, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if o.ef.model == "" && fs.NArg() > 0 {
+		o.ef.model = fs.Arg(0) // kvc serve MODEL
+	}
+	if fs.NArg() > 1 || fs.NArg() == 1 && o.ef.model != fs.Arg(0) {
+		return fmt.Errorf("unexpected argument %q: kvc serve [--model] MODEL [flags]", fs.Arg(fs.NArg()-1))
 	}
 	if o.ef.model == "" {
-		return errors.New("kvc serve needs --model")
+		return errors.New("kvc serve needs a model: kvc serve MODEL (or --model MODEL)")
 	}
 	if o.maxQueue < 1 || o.maxSeqs < 0 || o.maxBody <= 0 || o.drainTimeout < 0 {
 		return fmt.Errorf("--max-queue %d, --max-body %d: want >= 1; --max-seqs %d, --drain-timeout %v: want >= 0", o.maxQueue, o.maxBody, o.maxSeqs, o.drainTimeout)
