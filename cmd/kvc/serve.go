@@ -34,6 +34,9 @@ type serveOptions struct {
 }
 
 func (o *serveOptions) register(fs *flag.FlagSet) {
+	// A budget given is a budget kept, as in kvc generate: compress after each prompt and whenever a
+	// sequence is over it (--kv-interval 1).
+	o.ef.autoInterval = 1
 	o.ef.register(fs)
 	o.sf.register(fs)
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
@@ -56,7 +59,7 @@ func cmdServe(args []string) error {
 // signal, then drains. listening, when set, gets the address once the port is open.
 func runServe(args []string, stderr io.Writer, sigs <-chan os.Signal, listening func(addr string)) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	o := serveOptions{ef: engineFlags{autoInterval: 0}}
+	var o serveOptions
 	o.register(fs)
 	if err := parseArgsTo(fs, args, os.Stdout, stderr); err != nil {
 		return err
