@@ -147,7 +147,8 @@ type Backend interface {
 	CopyRows(dst, src, rows Buf, n, width int)
 	// ScatterI32: dst int32[pairs[i][0]] = pairs[i][1], pairs int32 [n][2] with distinct indices.
 	ScatterI32(dst, pairs Buf, n int)
-	// TopK: the k largest of each row, descending (lower index first on ties): idx int32 [rows][k], val f32.
+	// TopK: the k (<= MaxTopK) largest of each row, descending (lower index first on ties): idx int32
+	// [rows][k], val f32.
 	TopK(idx, val, x Buf, rows, cols, k int)
 
 	// KVWrite stores k, v f32 [n][kvHeads][headDim] into slots int32 [n][kvHeads] (global slot ids), sets
@@ -203,6 +204,35 @@ type Counters struct {
 	Dispatches    int64
 	UploadBytes   int64 // written by the host (Write)
 	ReadbackBytes int64 // read by the host (Read, ReadSlots)
+}
+
+// MaxTopK is the largest k a Backend's TopK takes.
+const MaxTopK = 256
+
+// ReadReq is one range to read back: len(Dst) bytes of Src at Off.
+type ReadReq struct {
+	Src Buf
+	Off int64
+	Dst []byte
+}
+
+// BatchReader is a Backend that reads several ranges back after one submission (Read each would submit
+// once per range on memory the host cannot map).
+type BatchReader interface {
+	ReadAll(reqs []ReadReq) error
+}
+
+// readAll reads reqs back, in one submission where the backend can.
+func readAll(b Backend, reqs []ReadReq) error {
+	if br, ok := b.(BatchReader); ok {
+		return br.ReadAll(reqs)
+	}
+	for _, r := range reqs {
+		if err := b.Read(r.Src, r.Off, r.Dst); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Counting is a Backend that keeps Counters.

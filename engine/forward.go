@@ -48,6 +48,7 @@ type Engine struct {
 	slots, heads, win       []Buf // per layer
 	tables                  *blockTables
 	moves                   Buf // compaction move list
+	pickIDs, pickVals       Buf // candidates picked on the device (Item.Pick)
 	moveCap                 int
 	maxOut                  int // logit rows
 	// Notes says what NewEngine gave up to fit the device (a smaller pool or fewer rows per pass).
@@ -183,7 +184,7 @@ func (e *Engine) freeScratch() {
 // Close frees the engine's device memory (weights stay with the backend).
 func (e *Engine) Close() {
 	e.freeScratch()
-	for _, b := range []Buf{e.moves} {
+	for _, b := range []Buf{e.moves, e.pickIDs, e.pickVals} {
 		if b != nil {
 			e.B.Free(b)
 		}
@@ -198,16 +199,43 @@ type Item struct {
 	Logits     bool // return the logits of the last token
 	AllLogits  bool // return the logits of every token (teacher-forced scoring); implies Logits
 	WindowRows int  // prefill observation-window rows at the end of Tokens (0: none)
+	// Pick > 0 (with Logits, without AllLogits): Pass returns the last token's Pick best candidates instead
+	// of its logits (Sampler.DevicePick); 1 is the argmax. Chosen on the device, only they come back.
+	Pick int
+}
+
+// Output is what a pass returns for one logits row: the logits, or (Item.Pick) the best candidates.
+type Output struct {
+	Logits []float32 // [vocab]; nil when the candidates were picked on the device
+	IDs    []int32   // Pick best token ids, descending logit, lower id first on ties
+	Vals   []float32 // their logits (nil for Pick 1)
 }
 
 // Forward appends each item's tokens to its cache and runs all of them through the model in one pass;
 // it returns the logits the items asked for, in item order ([vocab] each): the last token's, or every
-// token's with AllLogits. On kvpages.ErrNoBlocks nothing was appended.
+// token's with AllLogits. On kvpages.ErrNoBlocks nothing was appended. Items must not set Pick (see Pass).
+func (e *Engine) Forward(items []Item) ([][]float32, error) {
+	outs, err := e.Pass(items)
+	if err != nil {
+		return nil, err
+	}
+	logits := make([][]float32, len(outs))
+	for i, o := range outs {
+		if o.Logits == nil {
+			return nil, fmt.Errorf("engine: Forward of an item with Pick %d: use Pass", len(o.IDs))
+		}
+		logits[i] = o.Logits
+	}
+	return logits, nil
+}
+
+// Pass is Forward returning, for items with Pick, only their best candidates. A pass where some row needs
+// its logits returns logits for every row (one read-back either way).
 //
 // A pass is pack (host: the rows' ids, positions, cache slots and table offsets), upload (one Write per
 // index buffer, the block-table deltas), run (the layers, recorded into the step's command buffer) and
-// read (the one submission, and the logits back).
-func (e *Engine) Forward(items []Item) ([][]float32, error) {
+// read (the one submission, and the logits or candidates back).
+func (e *Engine) Pass(items []Item) ([]Output, error) {
 	if err := e.check(items); err != nil {
 		return nil, err
 	}
@@ -285,6 +313,7 @@ type pass struct {
 	win        [][]int32 // [layer][window seq][kvHead][4]: {table offset, context, first row, rows}
 	nWin       int       // sequences with an observation window
 	outRows    []int32   // rows whose logits come back, in item order
+	outPick    []int     // per output row: candidates to pick on the device (0: the logits)
 }
 
 // pack lays out a pass: items in the given row order, appended[i] the slots Seq.Append gave item i
@@ -343,9 +372,11 @@ func pack(items []Item, order []int, appended, tableOff [][]int32, layers, kvHea
 		if it.AllLogits {
 			for j := range it.Tokens {
 				p.outRows = append(p.outRows, int32(first[i]+j))
+				p.outPick = append(p.outPick, 0)
 			}
 		} else if it.Logits {
 			p.outRows = append(p.outRows, int32(first[i]+len(it.Tokens)-1))
+			p.outPick = append(p.outPick, it.Pick)
 		}
 	}
 	return p
@@ -429,24 +460,99 @@ func (e *Engine) run(p pass) error {
 	return nil
 }
 
-// read submits the pass and returns the logits of its output rows.
-func (e *Engine) read(p pass) ([][]float32, error) {
+// read submits the pass and returns its output rows: the candidates each picked when every row picks
+// (at most MaxTopK and fewer than the vocabulary), else every row's logits.
+func (e *Engine) read(p pass) ([]Output, error) {
 	nOut, vocab := len(p.outRows), e.Cfg.Vocab
 	if nOut == 0 {
 		return nil, e.B.Sync()
+	}
+	k := 0
+	for _, pk := range p.outPick {
+		if pk <= 0 || pk > MaxTopK || pk >= vocab {
+			k = 0
+			break
+		}
+		k = max(k, pk)
+	}
+	if k > 0 {
+		return e.readPicks(p, k)
 	}
 	raw := make([]byte, nOut*vocab*4)
 	if err := e.B.Read(e.logits, 0, raw); err != nil {
 		return nil, err
 	}
-	out := make([][]float32, nOut)
+	out := make([]Output, nOut)
 	for i := range out {
-		out[i] = make([]float32, vocab)
-		for j := range out[i] {
-			out[i][j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[(i*vocab+j)*4:]))
+		out[i].Logits = f32s(raw[i*vocab*4 : (i+1)*vocab*4])
+	}
+	return out, nil
+}
+
+// readPicks records the argmax (k 1) or the top k of every output row and reads back only those.
+func (e *Engine) readPicks(p pass, k int) ([]Output, error) {
+	nOut, vocab := len(p.outRows), e.Cfg.Vocab
+	if err := e.ensurePicks(nOut * k); err != nil {
+		return nil, err
+	}
+	ids := make([]byte, nOut*k*4)
+	var vals []byte
+	if k == 1 {
+		e.B.Argmax(e.pickIDs, e.logits, nOut, vocab)
+		if err := e.B.Read(e.pickIDs, 0, ids); err != nil {
+			return nil, err
+		}
+	} else {
+		e.B.TopK(e.pickIDs, e.pickVals, e.logits, nOut, vocab, k)
+		vals = make([]byte, nOut*k*4)
+		if err := readAll(e.B, []ReadReq{{Src: e.pickIDs, Dst: ids}, {Src: e.pickVals, Dst: vals}}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Output, nOut)
+	for i := range out {
+		n := p.outPick[i]
+		out[i].IDs = make([]int32, n)
+		for j := range out[i].IDs {
+			out[i].IDs[j] = int32(binary.LittleEndian.Uint32(ids[(i*k+j)*4:]))
+		}
+		if vals != nil {
+			out[i].Vals = f32s(vals[i*k*4 : (i*k+n)*4])
 		}
 	}
 	return out, nil
+}
+
+// ensurePicks sizes the candidate buffers for n (row, candidate) pairs.
+func (e *Engine) ensurePicks(n int) error {
+	if e.pickIDs != nil && e.pickIDs.Size() >= int64(n)*4 {
+		return nil
+	}
+	for _, b := range []Buf{e.pickIDs, e.pickVals} {
+		if b != nil {
+			e.B.Free(b)
+		}
+	}
+	var err error
+	if e.pickIDs, err = e.B.Alloc(int64(n) * 4); err == nil {
+		e.pickVals, err = e.B.Alloc(int64(n) * 4)
+	}
+	if err != nil {
+		if e.pickIDs != nil {
+			e.B.Free(e.pickIDs)
+		}
+		e.pickIDs, e.pickVals = nil, nil
+		return fmt.Errorf("engine: sampling candidates buffer of %d entries: %w", n, err)
+	}
+	return nil
+}
+
+func f32s(raw []byte) []float32 {
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
+	}
+	return out
 }
 
 // embedOnHost decodes the embedding rows of ids from host memory and writes them into x.

@@ -112,17 +112,58 @@ func (s *Sampler) Sample(logits []float32, recent []int) int {
 	if c.TopK > 0 && c.TopK < len(idx) {
 		idx = idx[:c.TopK]
 	}
-	probs := make([]float64, len(idx))
-	maxL := float64(logits[idx[0]])
+	s.idx = idx
+	return s.sampleSorted(len(idx), func(i int) (int, float32) { return idx[i], logits[idx[i]] })
+}
+
+// Next draws from a pass's output row: Sample from its logits, or SampleCandidates from what was picked.
+func (s *Sampler) Next(o Output, recent []int) int {
+	if o.Logits != nil {
+		return s.Sample(o.Logits, recent)
+	}
+	return s.SampleCandidates(o.IDs, o.Vals)
+}
+
+// DevicePick is how many best candidates a pass may return instead of the logits for Sample's choice to
+// stay the same: 1 (the argmax) when greedy, TopK with top-k sampling and no repetition penalty, 0 when
+// Sample needs every logit.
+func (s *Sampler) DevicePick() int {
+	c := s.cfg
+	switch {
+	case c.RepeatPenalty != 0 && c.RepeatPenalty != 1:
+		return 0
+	case c.Temp == 0:
+		return 1
+	}
+	return c.TopK
+}
+
+// SampleCandidates is Sample given only the DevicePick() best candidates: ids by descending logit (lower
+// id first on ties) and their logits. It draws the same token, with the same random stream, as Sample
+// from the full logits.
+func (s *Sampler) SampleCandidates(ids []int32, logits []float32) int {
+	if s.cfg.Temp == 0 {
+		return int(ids[0])
+	}
+	return s.sampleSorted(len(ids), func(i int) (int, float32) { return int(ids[i]), logits[i] })
+}
+
+// sampleSorted draws from n candidates sorted by descending logit (cand(i) = token, logit): softmax at the
+// temperature, then min-p and top-p cuts.
+func (s *Sampler) sampleSorted(n int, cand func(i int) (int, float32)) int {
+	c := s.cfg
+	probs := make([]float64, n)
+	_, l0 := cand(0)
+	maxL := float64(l0)
 	sum := 0.0
-	for i, t := range idx {
-		probs[i] = math.Exp((float64(logits[t]) - maxL) / c.Temp)
+	for i := range probs {
+		_, l := cand(i)
+		probs[i] = math.Exp((float64(l) - maxL) / c.Temp)
 		sum += probs[i]
 	}
 	for i := range probs {
 		probs[i] /= sum
 	}
-	n := len(idx)
 	if c.MinP > 0 {
 		floor := probs[0] * c.MinP
 		for n > 1 && probs[n-1] < floor {
@@ -144,14 +185,15 @@ func (s *Sampler) Sample(logits []float32, recent []int) int {
 		total += probs[i]
 	}
 	u := s.rng.Float64() * total
-	s.idx = idx
 	for i := 0; i < n; i++ {
 		u -= probs[i]
 		if u <= 0 {
-			return idx[i]
+			t, _ := cand(i)
+			return t
 		}
 	}
-	return idx[n-1]
+	t, _ := cand(n - 1)
+	return t
 }
 
 // Argmax is the index of the largest value (lowest index on ties).

@@ -38,12 +38,19 @@ type ModelInfo struct {
 	DecodeMetric bool
 }
 
+// PickModel is a Model whose passes can return sampling candidates picked on the device (see Engine.Pass);
+// the scheduler then reads back only what each sequence's sampler needs.
+type PickModel interface {
+	Pass(items []Item) ([]Output, error)
+}
+
 // BatchModel adapts the engine to the scheduler.
 func (e *Engine) BatchModel() Model { return engineModel{e} }
 
 type engineModel struct{ e *Engine }
 
 func (m engineModel) Forward(items []Item) ([][]float32, error) { return m.e.Forward(items) }
+func (m engineModel) Pass(items []Item) ([]Output, error)       { return m.e.Pass(items) }
 func (m engineModel) KVPool() *kvpages.Pool                     { return m.e.Pool }
 func (m engineModel) NewSeq() *kvpages.Seq                      { return kvpages.NewSeq(m.e.Cfg.Layers, m.e.Cfg.KVHeads) }
 func (m engineModel) Compress(pl *kvpages.Planner, seqs []*kvpages.Seq, budgets []kvpages.Budget) (CompressStats, error) {
@@ -652,13 +659,16 @@ func (s *Scheduler) removeActive(q *schedSeq) {
 func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 	decItems := make([]Item, len(dec))
 	for i, q := range dec {
-		decItems[i] = Item{Seq: q.kv, Tokens: q.tokens[len(q.tokens)-1:], Logits: true}
+		decItems[i] = Item{Seq: q.kv, Tokens: q.tokens[len(q.tokens)-1:], Logits: true, Pick: q.sampler.DevicePick()}
 	}
 	preItems := make([]Item, len(pre))
 	var preIdx []int // chunk index of each logits row of the prefill items
 	for i, c := range pre {
 		p0 := c.q.kv.NextPos
 		it := Item{Seq: c.q.kv, Tokens: c.q.tokens[p0 : p0+c.n], Logits: c.final}
+		if c.final {
+			it.Pick = c.q.sampler.DevicePick()
+		}
 		if s.info.PromptMetric {
 			it.WindowRows = c.n
 		} else if c.final {
@@ -670,7 +680,7 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 		}
 		s.stats.PrefillTokens += c.n
 	}
-	var decLogits, preLogits [][]float32
+	var decLogits, preLogits []Output
 	if len(dec) > 0 {
 		s.stats.DecodeSteps++
 		s.stats.DecodeRows += len(dec)
@@ -679,7 +689,7 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 	if s.cfg.SplitPasses || len(dec) == 0 || len(pre) == 0 {
 		if len(dec) > 0 {
 			t := time.Now()
-			out, err := s.m.Forward(decItems)
+			out, err := s.pass(decItems)
 			if err != nil {
 				return fmt.Errorf("engine: scheduler decode pass of %d rows: %w", len(dec), err)
 			}
@@ -688,7 +698,7 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 		}
 		if len(pre) > 0 {
 			t := time.Now()
-			out, err := s.m.Forward(preItems)
+			out, err := s.pass(preItems)
 			if err != nil {
 				return fmt.Errorf("engine: scheduler prefill pass of %d chunks: %w", len(pre), err)
 			}
@@ -697,7 +707,7 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 		}
 	} else {
 		t := time.Now()
-		out, err := s.m.Forward(append(decItems, preItems...))
+		out, err := s.pass(append(decItems, preItems...))
 		if err != nil {
 			return fmt.Errorf("engine: scheduler pass of %d decode rows and %d prefill chunks: %w", len(dec), len(pre), err)
 		}
@@ -716,9 +726,22 @@ func (s *Scheduler) run(dec []*schedSeq, pre []chunk) error {
 	return nil
 }
 
-// sample draws q's next token from logits and finishes q when it is done.
-func (s *Scheduler) sample(q *schedSeq, logits []float32) {
-	next := q.sampler.Sample(logits, q.tokens)
+// pass runs items through the model: with candidates picked on the device where it can, else logits.
+func (s *Scheduler) pass(items []Item) ([]Output, error) {
+	if pm, ok := s.m.(PickModel); ok {
+		return pm.Pass(items)
+	}
+	logits, err := s.m.Forward(items)
+	out := make([]Output, len(logits))
+	for i, l := range logits {
+		out[i].Logits = l
+	}
+	return out, err
+}
+
+// sample draws q's next token from a pass's output row and finishes q when it is done.
+func (s *Scheduler) sample(q *schedSeq, o Output) {
+	next := q.sampler.Next(o, q.tokens)
 	generated, text, finish := q.ts.Next(next, len(q.tokens)+1)
 	if generated {
 		q.tokens = append(q.tokens, next)

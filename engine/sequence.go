@@ -84,3 +84,23 @@ func (e *Engine) Decode(seqs []*Sequence, tokens []int) ([][]float32, error) {
 	}
 	return out, nil
 }
+
+// Step appends one token to each sequence in one pass and returns each sequence's next token, drawn by its
+// sampler from only what the sampler needs read back (Sampler.DevicePick: the argmax id when greedy, the
+// top k with top-k sampling, else the logits): the same tokens as Decode and Sample.
+func (e *Engine) Step(seqs []*Sequence, tokens []int) ([]int, error) {
+	items := make([]Item, len(seqs))
+	for i, s := range seqs {
+		items[i] = Item{Seq: s.KV, Tokens: tokens[i : i+1], Logits: true, Pick: s.Sampler.DevicePick()}
+	}
+	out, err := e.Pass(items)
+	if err != nil {
+		return nil, err
+	}
+	next := make([]int, len(seqs))
+	for i, s := range seqs {
+		s.Tokens = append(s.Tokens, tokens[i])
+		next[i] = s.Sampler.Next(out[i], s.Tokens)
+	}
+	return next, nil
+}

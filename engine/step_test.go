@@ -72,3 +72,73 @@ func TestOneSubmissionPerStep(t *testing.T) {
 		t.Errorf("mappable memory gave %v, discrete %v", tokens[false], tokens[true])
 	}
 }
+
+// Sampling from candidates picked on the device (Engine.Step) draws the same tokens, for the same seeds,
+// as sampling from the full logits on the host, reading back 4 bytes per sequence when greedy and k
+// candidates (id and logit) with top-k, in one submission per step (here on discrete-style memory).
+func TestDeviceSamplingSameTokens(t *testing.T) {
+	ck := openStories(t)
+	b := openVulkanWith(t, gpu.Options{Discrete: true})
+	e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 32})
+	const batch, steps = 4, 12
+	prompts := randomPrompts(batch, ck.Config.Vocab, 21)
+	for _, sc := range []engine.SamplerConfig{
+		{},
+		{Temp: 0.8, TopK: 40, Seed: 7},
+		{Temp: 1.1, TopK: 10, TopP: 0.9, MinP: 0.05, Seed: 3},
+		{Temp: 0.9, Seed: 5}, // no top-k: the logits come back
+		{Temp: 0.7, TopK: 20, RepeatPenalty: 1.3, Seed: 9}, // a penalty needs every logit
+	} {
+		var got [2][][]int
+		for run, onDevice := range []bool{true, false} {
+			seqs := make([]*engine.Sequence, batch)
+			next := make([]int, batch)
+			for i := range seqs {
+				c := sc
+				c.Seed += uint64(i)
+				seqs[i] = e.NewSequence(c)
+				logits, err := e.Prefill(seqs[i], prompts[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				next[i] = seqs[i].Sampler.Sample(logits, seqs[i].Tokens)
+			}
+			for step := 0; step < steps; step++ {
+				got[run] = append(got[run], append([]int(nil), next...))
+				if !onDevice {
+					out, err := e.Decode(seqs, next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, s := range seqs {
+						next[i] = s.Sampler.Sample(out[i], s.Tokens)
+					}
+					continue
+				}
+				c0 := b.Counters()
+				var err error
+				if next, err = e.Step(seqs, next); err != nil {
+					t.Fatal(err)
+				}
+				c := b.Counters()
+				want := int64(batch * ck.Config.Vocab * 4)
+				switch k := seqs[0].Sampler.DevicePick(); {
+				case k == 1:
+					want = batch * 4
+				case k > 1:
+					want = int64(batch * k * 8)
+				}
+				if c.ReadbackBytes-c0.ReadbackBytes != want || c.Submits-c0.Submits != 1 {
+					t.Fatalf("%+v step %d: read back %d bytes in %d submissions, want %d in 1", sc, step,
+						c.ReadbackBytes-c0.ReadbackBytes, c.Submits-c0.Submits, want)
+				}
+			}
+			for _, s := range seqs {
+				e.Release(s)
+			}
+		}
+		if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+			t.Errorf("%+v: device sampling gave %v, host %v", sc, got[0], got[1])
+		}
+	}
+}

@@ -97,6 +97,7 @@ var (
 	_ engine.Profiler     = (*Backend)(nil)
 	_ engine.Counting     = (*Backend)(nil)
 	_ engine.KVBlockIO    = (*Backend)(nil)
+	_ engine.BatchReader  = (*Backend)(nil)
 )
 
 // Backend is one Vulkan device. It is not safe for concurrent use.

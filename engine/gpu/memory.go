@@ -471,6 +471,70 @@ func (b *Backend) Read(src engine.Buf, off int64, dst []byte) error {
 	return nil
 }
 
+// ReadAll implements engine.BatchReader: every range comes back after one submission (more only when the
+// unmapped ones exceed the staging ring).
+func (b *Backend) ReadAll(reqs []engine.ReadReq) error {
+	type staged struct {
+		dst []byte
+		at  int64
+	}
+	var pend []staged
+	var st *Buffer
+	room := int64(-1)
+	for _, r := range reqs {
+		buf, err := b.asBuffer(r.Src, "Read")
+		if err != nil {
+			return err
+		}
+		if r.Off < 0 || r.Off+int64(len(r.Dst)) > buf.size {
+			return fmt.Errorf("gpu: read of %d bytes at %d past buffer of %d", len(r.Dst), r.Off, buf.size)
+		}
+		if buf.mapped != nil || len(r.Dst) == 0 {
+			continue
+		}
+		if room < 0 {
+			if st, err = b.stagingBuffer(); err != nil {
+				return err
+			}
+			room = st.size - b.mem.stageHead
+		}
+		room -= int64(alignUp(uint64(len(r.Dst)), 16))
+	}
+	if room < 0 && st != nil {
+		for _, r := range reqs { // too big for one pass through the ring
+			if err := b.Read(r.Src, r.Off, r.Dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, r := range reqs {
+		buf := r.Src.(*Buffer)
+		b.stats.ReadbackBytes += int64(len(r.Dst))
+		if buf.mapped != nil || len(r.Dst) == 0 {
+			continue
+		}
+		st, at, n, err := b.stage(int64(len(r.Dst)))
+		if err != nil {
+			return err
+		}
+		b.Copy(Range{st, at, n}, Range{buf, r.Off, n})
+		pend = append(pend, staged{r.Dst, at})
+	}
+	if err := b.Sync(); err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if buf := r.Src.(*Buffer); buf.mapped != nil {
+			copy(r.Dst, buf.mapped[r.Off:])
+		}
+	}
+	for _, p := range pend {
+		copy(p.dst, st.mapped[p.at:p.at+int64(len(p.dst))])
+	}
+	return nil
+}
+
 // stage reserves up to n bytes of the staging ring for the recording: it returns the ring, the offset and
 // how many bytes it got. The ring is reused after each Sync; when the recording has filled it, stage
 // submits the recording first.

@@ -22,7 +22,7 @@ const (
 	wgRow   = 128 // rmsnorm, softmax, argmax: one workgroup per row
 	wgElem  = 256
 	wgTopK  = 256
-	maxTopK = 256 // MAXK in topk.comp
+	maxTopK = engine.MaxTopK // MAXK in topk.comp
 )
 
 // forceGPUWorkgroups makes the kernels take their GPU workgroup sizes on a CPU device too: tests run both
