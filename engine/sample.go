@@ -77,11 +77,6 @@ func (s *Sampler) SetState(b []byte) error {
 	return nil
 }
 
-// Greedy reports whether Sample is a plain argmax (so a device argmax may stand in for it).
-func (s *Sampler) Greedy() bool {
-	return s.cfg.Temp == 0 && (s.cfg.RepeatPenalty == 0 || s.cfg.RepeatPenalty == 1)
-}
-
 // Sample picks the next token from logits (modified in place) given the sequence's recent tokens.
 func (s *Sampler) Sample(logits []float32, recent []int) int {
 	c := s.cfg
