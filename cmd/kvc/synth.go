@@ -109,6 +109,19 @@ func cmdSynth(args []string) error {
 		if err := model.WriteHF(*out, cfg, model.HFOptions{DType: dt}, src); err != nil {
 			return err
 		}
+		if *tok == "" {
+			// A byte-level vocabulary beside the weights, as the gguf and llama2c formats get.
+			tj, cj, err := model.SyntheticHFTokenizer(cfg.Vocab)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(*out, "tokenizer.json"), tj, 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(*out, "tokenizer_config.json"), cj, 0o644); err != nil {
+				return err
+			}
+		}
 	case "llama2c":
 		if dt != model.F32 {
 			return fmt.Errorf("llama2c format stores f32 weights only (got --dtype %s)", dt)

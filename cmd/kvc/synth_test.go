@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"kvc/model/tokenizer"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,37 @@ func TestCommandsOnSynthModel(t *testing.T) {
 	out = captureStdout(t, func() { st = runMain(append([]string{"chat"}, common...), os.Stdout, &errOut) })
 	if st != 0 || out == "" {
 		t.Errorf("kvc chat: status %d, stdout %q, stderr %s", st, out, errOut.String())
+	}
+}
+
+// `kvc synth --format hf` writes a tokenizer.json of the same byte-level vocabulary as the GGUF: it loads
+// as a Hugging Face tokenizer, round-trips any text (bytes outside the words fall back to <0xXX>), merges
+// spaces and letters into the vocabulary's words, and `kvc run` works on the folder.
+func TestSynthHFTokenizer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny-hf")
+	if st := runMain([]string{"synth", "--preset", "tiny", "--format", "hf", "--out", dir}, os.Stdout, os.Stderr); st != 0 {
+		t.Fatalf("kvc synth --format hf: status %d", st)
+	}
+	tk, err := tokenizer.LoadHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"ab cd ab", "Hello, world!\nnaïve café 123", "  two  spaces"} {
+		ids := tk.Encode(text, true)
+		if got := tk.Decode(ids); got != text {
+			t.Errorf("Decode(Encode(%q)) = %q (ids %v)", text, got, ids)
+		}
+	}
+	// "ab cd ab": BOS, then "▁ab", "▁cd", "▁ab" once the merges apply.
+	if ids := tk.Encode("ab cd ab", true); len(ids) != 4 || ids[1] != ids[3] {
+		t.Errorf("Encode(\"ab cd ab\") = %v: want BOS and three word tokens, the first and last equal", ids)
+	}
+	var errOut bytes.Buffer
+	var st int
+	out := captureStdout(t, func() {
+		st = runMain([]string{"run", "--model", dir, "--device", "cpu", "-n", "6", "--temp", "0", "--prompt", "Hello"}, os.Stdout, &errOut)
+	})
+	if st != 0 || out == "" {
+		t.Errorf("kvc run on the hf synth: status %d, stdout %q, stderr %s", st, out, errOut.String())
 	}
 }
