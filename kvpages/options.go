@@ -190,6 +190,11 @@ type Options struct {
 // DefaultProtect is the protected window of the throughput runs (kv-compress.md §2, §6.13).
 const DefaultProtect = 32
 
+// InteractiveProtect is the protected window of the commands people run (run, chat, generate, eval, serve,
+// the viewer): the observation window w, as the paper's LongBench runs protect (kv-compress.md §6.13), so
+// budgets down to one block per head work; the recency share (Options.Recent) protects more at larger budgets.
+const InteractiveProtect = 8
+
 // DefaultRecent is the recency share of the metric policies' defaults (see Options.Recent): half the budget,
 // as H2O splits its cache between recent tokens and heavy hitters.
 const DefaultRecent = 0.5

@@ -55,7 +55,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.policyName, "kv-policy", "kvcompress", "KV eviction: kvcompress, uniform, window, h2o or full")
 	fs.IntVar(&o.eviction.Budget.MaxCacheTokens, "kv-budget", 0, "max cache tokens per head C")
 	fs.Float64Var(&o.eviction.Budget.Rate, "kv-rate", 0, "target compression rate R >= 1 (default: 4 when no budget is given)")
-	fs.IntVar(&o.eviction.Protect, "kv-protect", kvpages.DefaultProtect, "most recent positions of every head never evicted")
+	fs.IntVar(&o.eviction.Protect, "kv-protect", kvpages.InteractiveProtect, "most recent positions of every head never evicted")
 	fs.Float64Var(&o.eviction.Recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
 	fs.IntVar(&o.eviction.Sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")

@@ -64,7 +64,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.policy, "kv-policy", "", "KV eviction: kvcompress, uniform, window, h2o or full (default: kvcompress with --kv-budget or --kv-rate, else full)")
 	fs.IntVar(&f.budget, "kv-budget", 0, "max cache tokens per head C (the sequence keeps C x layers x KV heads KVs)")
 	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
-	fs.IntVar(&f.protect, "kv-protect", defaultProtect, "most recent positions of every head never evicted")
+	fs.IntVar(&f.protect, "kv-protect", kvpages.InteractiveProtect, "most recent positions of every head never evicted")
 	fs.Float64Var(&f.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions (kvcompress, uniform, h2o; 0: only --kv-protect)")
 	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
@@ -73,11 +73,6 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.metric, "kv-metric", "", "what KVs rank by: l2 (squared attention summed, the paper), l1, l2-avg or l1-avg (per query that has seen the KV) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
 }
-
-// defaultProtect is --kv-protect's default for interactive and evaluation commands: the observation window w,
-// as the paper's LongBench runs protect (kv-compress.md §6.13), so budgets down to one block per head work;
-// the recency share (--kv-recent) protects more at larger budgets.
-const defaultProtect = 8
 
 // loaded is a model ready to run.
 type loaded struct {
