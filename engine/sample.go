@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -16,6 +17,17 @@ type SamplerConfig struct {
 	RepeatPenalty float64 `json:"repeat_penalty"` // 1 or 0: off
 	RepeatLastN   int     `json:"repeat_last_n"`  // tokens the penalty looks back over (default 64)
 	Seed          uint64  `json:"seed"`
+}
+
+// RegisterFlags defines the sampling flags and their defaults on fs, for every command that samples
+// (kvc's and the viewer's), so names and defaults are set in one place.
+func (c *SamplerConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.Float64Var(&c.Temp, "temp", 0.8, "temperature (0: greedy)")
+	fs.IntVar(&c.TopK, "top-k", 40, "top-k (0: off)")
+	fs.Float64Var(&c.TopP, "top-p", 0.95, "top-p (1: off)")
+	fs.Float64Var(&c.MinP, "min-p", 0.05, "min-p (0: off)")
+	fs.Float64Var(&c.RepeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
+	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 }
 
 // Validate reports an out-of-range setting.

@@ -61,12 +61,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")
 	fs.IntVar(&o.window, "kv-window", 8, "prefill observation window w for the eviction metric")
 	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
-	fs.Float64Var(&o.sampling.Temp, "temp", 0.8, "temperature (0: greedy)")
-	fs.IntVar(&o.sampling.TopK, "top-k", 40, "top-k (0: off)")
-	fs.Float64Var(&o.sampling.TopP, "top-p", 0.95, "top-p (1: off)")
-	fs.Float64Var(&o.sampling.MinP, "min-p", 0.05, "min-p (0: off)")
-	fs.Float64Var(&o.sampling.RepeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
-	fs.Uint64Var(&o.sampling.Seed, "seed", 0, "random seed (0: from the clock)")
+	o.sampling.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -27,12 +27,7 @@ type samplingFlags struct {
 
 func (f *samplingFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.n, "n", 256, "new tokens to generate")
-	fs.Float64Var(&f.sc.Temp, "temp", 0.8, "temperature (0: greedy)")
-	fs.IntVar(&f.sc.TopK, "top-k", 40, "top-k (0: off)")
-	fs.Float64Var(&f.sc.TopP, "top-p", 0.95, "top-p (1: off)")
-	fs.Float64Var(&f.sc.MinP, "min-p", 0.05, "min-p (0: off)")
-	fs.Float64Var(&f.sc.RepeatPenalty, "repeat-penalty", 1.0, "repetition penalty (1: off)")
-	fs.Uint64Var(&f.sc.Seed, "seed", 0, "random seed (0: from the clock)")
+	f.sc.RegisterFlags(fs)
 	fs.Var(&f.stops, "stop", "stop string (repeatable)")
 }
 
