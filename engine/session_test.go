@@ -2,12 +2,14 @@ package engine_test
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"kvc/engine"
 	"kvc/engine/cpu"
+	"kvc/engine/gpu"
 	"kvc/kvpages"
 )
 
@@ -100,9 +102,17 @@ func TestSessionRoundTripVulkan(t *testing.T) {
 }
 
 // The block layout is the same on every backend: blocks written to a pool read back as written, and their
-// metrics and positions are where ReadSlots finds them on both backends.
+// metrics and positions are where ReadSlots finds them on both backends, in one submission whether or not
+// the host can map device memory.
 func TestKVBlockLayoutVulkan(t *testing.T) {
-	g := openVulkan(t)
+	for _, discrete := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discrete=%v", discrete), func(t *testing.T) {
+			testKVBlockLayout(t, openVulkanWith(t, gpu.Options{Discrete: discrete}))
+		})
+	}
+}
+
+func testKVBlockLayout(t *testing.T, g *gpu.Backend) {
 	c := &cpu.Backend{}
 	const blocks, bs, hd = 12, 4, 8
 	for _, typ := range []engine.KVType{engine.KVF16, engine.KVF32} {
@@ -153,8 +163,12 @@ func TestKVBlockLayoutVulkan(t *testing.T) {
 			t.Fatalf("CPU read-back: pos %v metric %v", pos[:2*bs], met[:2])
 		}
 		gmet, gpos := make([]float32, len(ids)*bs), make([]int32, len(ids)*bs)
+		c0 := g.Counters()
 		if err := g.ReadSlots(gp, ids, gmet, gpos); err != nil {
 			t.Fatal(err)
+		}
+		if n := g.Counters().Submits - c0.Submits; n != 1 {
+			t.Errorf("ReadSlots took %d submissions, want 1", n)
 		}
 		if !slices.Equal(gpos, pos) || !slices.Equal(gmet, met) {
 			t.Fatalf("Vulkan ReadSlots of written blocks: %v %v, want %v %v", gpos, gmet, pos, met)

@@ -589,10 +589,8 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 	}
 	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos)...)
 	b.Dispatch(kn, groups2D(b, n, kvCopyWG), PushBytes(&kvCountPush{kvPoolPush: p.poolPush(0), N: uint32(len(blocks))}), bind...)
-	if err := b.Read(p.rsMetric, 0, kvF32Bytes(metric[:n])); err != nil {
-		return err
-	}
-	return b.Read(p.rsPos, 0, kvI32Bytes(pos[:n]))
+	// Both come back in the submission that gathers them (two Reads would be two on unmapped memory).
+	return b.ReadAll([]engine.ReadReq{{Src: p.rsMetric, Dst: kvF32Bytes(metric[:n])}, {Src: p.rsPos, Dst: kvI32Bytes(pos[:n])}})
 }
 
 func kvI32Bytes(x []int32) []byte {
