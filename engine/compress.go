@@ -60,14 +60,17 @@ func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpag
 	if err != nil || len(pick) == 0 {
 		return st, err
 	}
-	in := make([]kvpages.SeqSlots, 0, len(pick))
-	for _, i := range pick {
-		s := seqs[i].KV
-		hs, err := e.ReadHeadSlots(s)
-		if err != nil {
-			return st, err
-		}
-		in = append(in, kvpages.SeqSlots{Seq: s, Slots: hs, Budget: cands[i].Budget})
+	picked := make([]*kvpages.Seq, len(pick))
+	for j, i := range pick {
+		picked[j] = seqs[i].KV
+	}
+	slots, err := e.readHeadSlots(picked)
+	if err != nil {
+		return st, err
+	}
+	in := make([]kvpages.SeqSlots, len(pick))
+	for j, i := range pick {
+		in[j] = kvpages.SeqSlots{Seq: picked[j], Slots: slots[j], Budget: cands[i].Budget}
 	}
 	plan, err := pl.Plan(in)
 	if err != nil {
@@ -81,10 +84,9 @@ func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpag
 		if err := e.B.Write(e.moves, 0, i32bytes(plan.Moves)); err != nil {
 			return st, err
 		}
+		// No Sync: the copies ride in the next submission, ahead of (and ordered by barriers with) the
+		// next step's writes into the blocks this round frees, so a round costs one submission, its read-back.
 		e.B.CopyMoves(e.KV, e.moves, n)
-		if err := e.B.Sync(); err != nil {
-			return st, err
-		}
 	}
 	freed, err := plan.Apply(e.Pool)
 	if err != nil {

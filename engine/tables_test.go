@@ -69,10 +69,20 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 	}
 	decode(6)
 	check("after decode", seqs)
-	if st, err := e.Compress(pl, seqs, nil, nil); err != nil || st.FreedBlocks == 0 {
-		t.Fatalf("compression freed %d blocks: %v", st.FreedBlocks, err)
+	c0 := b.Counters()
+	if st, err := e.Compress(pl, seqs, nil, nil); err != nil || st.FreedBlocks == 0 || st.Moves == 0 {
+		t.Fatalf("compression freed %d blocks with %d moves: %v", st.FreedBlocks, st.Moves, err)
 	}
-	decode(5)
+	// One read-back for all three sequences; the moves ride in the next step's submission.
+	if n := b.Counters().Submits - c0.Submits; n != 1 {
+		t.Errorf("a compression round of %d sequences took %d submissions, want 1", len(seqs), n)
+	}
+	c0 = b.Counters()
+	decode(1)
+	if n := b.Counters().Submits - c0.Submits; n != 1 {
+		t.Errorf("the decode step after compression took %d submissions, want 1", n)
+	}
+	decode(4)
 	check("after compaction and decode", seqs)
 	e.Release(seqs[1])
 	seqs[1] = e.NewSequence(engine.SamplerConfig{})

@@ -9,23 +9,47 @@ import (
 // ReadHeadSlots reads back the metric and position of every slot of s's blocks, cut per (layer, KV head).
 // The metrics are those compression ranks by: with MetricAvg, divided by the queries each KV has seen.
 func (e *Engine) ReadHeadSlots(s *kvpages.Seq) ([]kvpages.HeadSlots, error) {
+	hs, err := e.readHeadSlots([]*kvpages.Seq{s})
+	if err != nil {
+		return nil, err
+	}
+	return hs[0], nil
+}
+
+// readHeadSlots reads the slots of several sequences back with one ReadSlots (one submission).
+func (e *Engine) readHeadSlots(seqs []*kvpages.Seq) ([][]kvpages.HeadSlots, error) {
 	b := e.Opt.BlockSize
-	blocks := s.SlotBlocks()
+	var blocks []int32
+	ends := make([]int, len(seqs))
+	for i, s := range seqs {
+		blocks = append(blocks, s.SlotBlocks()...)
+		ends[i] = len(blocks) * b
+	}
 	metric := make([]float32, len(blocks)*b)
 	pos := make([]int32, len(blocks)*b)
 	if err := e.B.ReadSlots(e.KV, blocks, metric, pos); err != nil {
 		return nil, fmt.Errorf("engine: reading metrics back: %w", err)
 	}
-	if e.Opt.MetricAvg {
-		// L2-avg (the reference's -avg aggregation): divide by the queries each KV has seen, so old KVs
-		// are not favoured just for having been attended longer.
-		for j, p := range pos {
-			if p >= 0 {
-				metric[j] /= float32(max(s.NextPos-int(p), 1))
+	out := make([][]kvpages.HeadSlots, len(seqs))
+	beg := 0
+	for i, s := range seqs {
+		m, p := metric[beg:ends[i]], pos[beg:ends[i]]
+		if e.Opt.MetricAvg {
+			// L2-avg (the reference's -avg aggregation): divide by the queries each KV has seen, so old KVs
+			// are not favoured just for having been attended longer.
+			for j, q := range p {
+				if q >= 0 {
+					m[j] /= float32(max(s.NextPos-int(q), 1))
+				}
 			}
 		}
+		hs, err := s.SplitSlots(b, m, p)
+		if err != nil {
+			return nil, err
+		}
+		out[i], beg = hs, ends[i]
 	}
-	return s.SplitSlots(b, metric, pos)
+	return out, nil
 }
 
 // CacheView is a read-only snapshot of s's cache (kept positions and metrics per head, blocks, pool use)
