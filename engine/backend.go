@@ -147,6 +147,9 @@ type Backend interface {
 	CopyRows(dst, src, rows Buf, n, width int)
 	// ScatterI32: dst int32[pairs[i][0]] = pairs[i][1], pairs int32 [n][2] with distinct indices.
 	ScatterI32(dst, pairs Buf, n int)
+	// CopyBytes: dst[dstOff, +n) = src[srcOff, +n), bytes, ordered with the other ops (a device-side copy on
+	// a GPU); within one buffer the two ranges must not overlap.
+	CopyBytes(dst Buf, dstOff int64, src Buf, srcOff, n int64)
 	// TopK: the k (<= MaxTopK) largest of each row, descending (lower index first on ties): idx int32
 	// [rows][k], val f32.
 	TopK(idx, val, x Buf, rows, cols, k int)

@@ -27,3 +27,11 @@ func (e *Engine) DeviceTables(s *kvpages.Seq) ([][]int32, error) {
 	}
 	return out, nil
 }
+
+// TableBufferSize is the size of the device table buffer in bytes (0 before the first pass).
+func (e *Engine) TableBufferSize() int64 {
+	if e.tables.buf == nil {
+		return 0
+	}
+	return e.tables.buf.Size()
+}

@@ -10,19 +10,20 @@ import (
 // blockTables keeps every sequence's block tables on the device and updates them by deltas: each
 // (sequence, layer, KV head) owns a region of the device table buffer (a power-of-two number of entries,
 // reallocated at twice the size when the table outgrows it), and a pass writes only the entries that
-// changed since the last one (a new block appended; a whole head's table after it moved or after
-// compaction). So the upload per decode step grows with the blocks appended, not with the context.
+// changed since the last one (a new block appended; the entries compaction changed). A region that moves
+// and a buffer that grows are copied on the device, so the upload per decode step grows with the blocks
+// appended, never with the context.
 type blockTables struct {
-	b       Backend
-	buf     Buf     // int32 [cap]
-	host    []int32 // what the device buffer holds (same layout)
-	used    int     // entries handed out (regions come from the free lists or from [used, cap))
-	free    map[int][]int32
-	seqs    map[*kvpages.Seq]*seqTables
-	deltas  []int32 // (index, value) pairs of this pass
-	dbuf    Buf     // device copy of deltas
-	dcap    int     // pairs dbuf holds
-	rewrite bool    // the buffer was reallocated: upload host whole
+	b      Backend
+	buf    Buf     // int32 [cap]
+	host   []int32 // what the device buffer holds (same layout)
+	used   int     // entries handed out (regions come from the free lists or from [used, cap))
+	free   map[int][]int32
+	seqs   map[*kvpages.Seq]*seqTables
+	deltas []int32 // (index, value) pairs of this pass
+	moves  []int32 // (from, to, entries) region copies of this pass, in order, before the deltas
+	dbuf   Buf     // device copy of deltas
+	dcap   int     // pairs dbuf holds
 }
 
 // seqTables are one sequence's regions, per head hd = layer*KVHeads + head.
@@ -95,7 +96,7 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 		}
 	}
 	offs := make([][]int32, len(items))
-	t.deltas = t.deltas[:0]
+	t.deltas, t.moves = t.deltas[:0], t.moves[:0]
 	for i, it := range items {
 		s := it.Seq
 		st := t.seqs[s]
@@ -109,9 +110,16 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 		}
 		for hd, tab := range s.Tables {
 			if len(tab) > int(st.cap[hd]) {
+				// The current entries follow on the device. A region released here can be handed out
+				// later in this pass, but its copy is queued first, so copies in order read it intact.
 				size := 1 << bits.Len(uint(len(tab)-1))
-				t.release(st.off[hd], st.cap[hd])
-				st.off[hd], st.cap[hd], st.n[hd] = t.region(size), int32(size), 0
+				old, n := st.off[hd], st.n[hd]
+				t.release(old, st.cap[hd])
+				st.off[hd], st.cap[hd] = t.region(size), int32(size)
+				if n > 0 {
+					copy(t.host[st.off[hd]:st.off[hd]+n], t.host[old:old+n])
+					t.moves = append(t.moves, old, st.off[hd], n)
+				}
 			}
 			from := int(st.n[hd])
 			if st.edits != s.Edits || len(tab) < from {
@@ -132,27 +140,33 @@ func (t *blockTables) sync(items []Item) [][]int32 {
 	return offs
 }
 
-// flush records the queued entries into the device buffer (after reallocating it if the regions grew).
+// flush records the pass's table changes: the buffer's growth (a device copy of its contents), the region
+// moves, then the changed entries. When it fails, the host mirror no longer says what the device holds:
+// every region is forgotten, so the next pass writes each of its sequences' tables anew.
 func (t *blockTables) flush() error {
+	err := t.record()
+	if err != nil {
+		t.seqs, t.free, t.used, t.host = map[*kvpages.Seq]*seqTables{}, map[int][]int32{}, 0, t.host[:0]
+	}
+	return err
+}
+
+func (t *blockTables) record() error {
 	if t.buf == nil || int64(len(t.host))*4 > t.buf.Size() {
-		if t.buf != nil {
-			t.b.Free(t.buf)
-		}
 		c := max(2*len(t.host), 1024)
-		var err error
-		if t.buf, err = t.b.Alloc(int64(c) * 4); err != nil {
-			t.buf = nil
+		buf, err := t.b.Alloc(int64(c) * 4)
+		if err != nil {
 			return fmt.Errorf("engine: block table buffer of %d entries: %w", c, err)
 		}
-		t.rewrite = true
-	}
-	if t.rewrite {
-		t.rewrite = false
-		t.deltas = t.deltas[:0]
-		if len(t.host) == 0 {
-			return nil
+		if t.buf != nil {
+			t.b.CopyBytes(buf, 0, t.buf, 0, t.buf.Size())
+			t.b.Free(t.buf)
 		}
-		return t.b.Write(t.buf, 0, i32bytes(t.host))
+		t.buf = buf
+	}
+	for i := 0; i < len(t.moves); i += 3 {
+		from, to, n := int64(t.moves[i]), int64(t.moves[i+1]), int64(t.moves[i+2])
+		t.b.CopyBytes(t.buf, 4*to, t.buf, 4*from, 4*n)
 	}
 	n := len(t.deltas) / 2
 	if n == 0 {

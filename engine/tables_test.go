@@ -11,9 +11,10 @@ import (
 )
 
 // The block tables on the device equal the host's after prefill, decode steps across block boundaries,
-// compaction, a released sequence whose table space is reused and a cache refilled after ReleaseAll; the median decode step uploads the
-// rows' indices and at most one table entry per (sequence, layer, head), not the tables (a step where a
-// head's table outgrows its region rewrites that head: amortized, not every step).
+// compaction, a released sequence whose table space is reused and a cache refilled after ReleaseAll. A
+// decode step uploads the rows' indices and at most one table entry per (sequence, layer, head), not the
+// tables, also when heads outgrow their regions and the table buffer grows (both copied on the device);
+// only the step after a compaction uploads the entries it changed.
 func TestDeviceTablesFollowHost(t *testing.T) {
 	ck := openStories(t)
 	b := openVulkanWith(t, gpu.Options{Discrete: true})
@@ -44,7 +45,7 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 		}
 		next[i] = engine.Argmax(logits)
 	}
-	decode := func(steps int) {
+	decode := func(steps int, everyStep bool) {
 		t.Helper()
 		var ups []int
 		L, H, n := ck.Config.Layers, ck.Config.KVHeads, len(seqs)
@@ -66,8 +67,17 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 		if med := ups[len(ups)/2]; med > limit {
 			t.Fatalf("median decode step uploaded %d bytes, more than %d (steps: %v)", med, limit, ups)
 		}
+		if everyStep && ups[len(ups)-1] > limit {
+			t.Fatalf("a decode step uploaded %d bytes, more than %d (steps: %v)", ups[len(ups)-1], limit, ups)
+		}
 	}
-	decode(6)
+	// 18-token prompts fill 5 blocks of 4 (regions of 8); 16 steps outgrow them (regions of 16, more than
+	// the table buffer held).
+	buf0 := e.TableBufferSize()
+	decode(16, true)
+	if e.TableBufferSize() == buf0 {
+		t.Fatal("the table buffer did not grow: the test misses the growth path")
+	}
 	check("after decode", seqs)
 	c0 := b.Counters()
 	if st, err := e.Compress(pl, seqs, nil, nil); err != nil || st.FreedBlocks == 0 || st.Moves == 0 {
@@ -78,11 +88,11 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 		t.Errorf("a compression round of %d sequences took %d submissions, want 1", len(seqs), n)
 	}
 	c0 = b.Counters()
-	decode(1)
+	decode(1, false)
 	if n := b.Counters().Submits - c0.Submits; n != 1 {
 		t.Errorf("the decode step after compression took %d submissions, want 1", n)
 	}
-	decode(4)
+	decode(4, true)
 	check("after compaction and decode", seqs)
 	e.Release(seqs[1])
 	seqs[1] = e.NewSequence(engine.SamplerConfig{})
@@ -97,6 +107,6 @@ func TestDeviceTablesFollowHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	next[2] = engine.Argmax(logits)
-	decode(9)
+	decode(9, true)
 	check("after a sequence was replaced", seqs)
 }

@@ -17,3 +17,8 @@ func (c *Backend) ScatterI32(dst, pairs engine.Buf, n int) {
 		d[p[2*i]] = p[2*i+1]
 	}
 }
+
+// CopyBytes copies n bytes of src at srcOff to dst at dstOff.
+func (c *Backend) CopyBytes(dst engine.Buf, dstOff int64, src engine.Buf, srcOff, n int64) {
+	copy(dst.(*Buf).Bytes()[dstOff:dstOff+n], src.(*Buf).Bytes()[srcOff:srcOff+n])
+}

@@ -22,3 +22,19 @@ func (b *Backend) ScatterI32(dst, pairs engine.Buf, n int) {
 		b.Dispatch(k, b.Groups1D(n, wgElem), PushBytes(&scatterPush{N: uint32(n)}), []Range{Whole(dst)}, []Range{Whole(pairs)})
 	}
 }
+
+// CopyBytes records a transfer copy of n bytes of src at srcOff into dst at dstOff.
+func (b *Backend) CopyBytes(dst engine.Buf, dstOff int64, src engine.Buf, srcOff, n int64) {
+	if n <= 0 { // a Range of length 0 would mean "to the end"
+		return
+	}
+	d, err := b.asBuffer(dst, "CopyBytes")
+	if err == nil {
+		var s *Buffer
+		if s, err = b.asBuffer(src, "CopyBytes"); err == nil {
+			b.Copy(Range{d, dstOff, n}, Range{s, srcOff, n})
+			return
+		}
+	}
+	b.Fail(err)
+}
