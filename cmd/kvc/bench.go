@@ -161,7 +161,12 @@ func cmdBenchDecode(args []string) error {
 	if res.ReadGBs > 0 {
 		fmt.Printf("        %.2f of the host's probed read bandwidth (%.2f GB/s)\n", res.ReadFraction, res.ReadGBs)
 	}
-	if *stats && traffic != nil {
+	switch {
+	case !*stats || traffic == nil:
+	case res.Backend == "cpu": // the host backend has no queue: only the bytes copied in and out
+		fmt.Printf("per decode step: %s written into the backend's buffers, %s read back (no queue submissions on the host)\n",
+			fmtBytes(int64(traffic.Upload)), fmtBytes(int64(traffic.Readback)))
+	default:
 		fmt.Printf("per decode step: %.2f submissions, %.1f dispatches, %s uploaded, %s read back\n",
 			traffic.Submits, traffic.Dispatches, fmtBytes(int64(traffic.Upload)), fmtBytes(int64(traffic.Readback)))
 	}

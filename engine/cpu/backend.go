@@ -5,6 +5,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"kvc/engine"
@@ -48,6 +49,15 @@ func (b *Buf) I32() []int32 {
 type Backend struct {
 	Threads int
 	pool    *workers // nil: the reference kernels
+
+	// bytes the host copied in (Write) and out (Read, ReadSlots): the engine's per-step traffic, the same
+	// on every backend, counted here too so that it can be measured where a GPU run would take too long.
+	written, read atomic.Int64
+}
+
+// Counters implements engine.Counting: no queue submissions or dispatches on the host, only bytes.
+func (c *Backend) Counters() engine.Counters {
+	return engine.Counters{UploadBytes: c.written.Load(), ReadbackBytes: c.read.Load()}
 }
 
 // New returns the fast CPU backend with threads workers (runtime.NumCPU() if threads <= 0).
@@ -65,6 +75,7 @@ func (c *Backend) Fast() bool { return c.pool != nil }
 var (
 	_ engine.Backend   = (*Backend)(nil)
 	_ engine.KVBlockIO = (*Backend)(nil)
+	_ engine.Counting  = (*Backend)(nil)
 )
 
 func (c *Backend) Name() string { return "cpu" }
@@ -84,6 +95,7 @@ func (c *Backend) Write(dst engine.Buf, off int64, src []byte) error {
 		return fmt.Errorf("cpu: write of %d bytes at %d past buffer of %d", len(src), off, b.size)
 	}
 	copy(b.Bytes()[off:], src)
+	c.written.Add(int64(len(src)))
 	return nil
 }
 
@@ -93,6 +105,7 @@ func (c *Backend) Read(src engine.Buf, off int64, dst []byte) error {
 		return fmt.Errorf("cpu: read of %d bytes at %d past buffer of %d", len(dst), off, b.size)
 	}
 	copy(dst, b.Bytes()[off:])
+	c.read.Add(int64(len(dst)))
 	return nil
 }
 

@@ -357,6 +357,7 @@ func (c *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 		copy(metric[i*b:(i+1)*b], p.Metric[int(blk)*b:int(blk+1)*b])
 		copy(pos[i*b:(i+1)*b], p.Pos[int(blk)*b:int(blk+1)*b])
 	}
+	c.read.Add(int64(8 * len(blocks) * b))
 	return nil
 }
 
