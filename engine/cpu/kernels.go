@@ -17,8 +17,14 @@ import (
 // useAsm selects the assembly kernels; KVC_CPU_NOASM=1 forces the pure-Go ones.
 var useAsm = haveAsm && os.Getenv("KVC_CPU_NOASM") == ""
 
+// useAVX512 adds the eight-input kernels; KVC_CPU_NOAVX512=1 keeps the AVX2 ones.
+var useAVX512 = useAsm && haveAVX512 && os.Getenv("KVC_CPU_NOAVX512") == ""
+
 // Kernels says which kernels the fast backend runs on this machine.
 func Kernels() string {
+	if useAVX512 {
+		return "avx2+fma+f16c, avx512vl (8-input)"
+	}
 	if useAsm {
 		return "avx2+fma+f16c"
 	}
@@ -207,61 +213,81 @@ func groupDotQ8(x []float32, q []byte) float32 {
 	return s
 }
 
-// rowDots sets out[i] = rowDot(x[i*Cols:], r) for i < n, with the same bits: four inputs per kernel call
-// where the dtype has a four-input kernel (the weight row is then read and converted once for the four).
+// rowDots sets out[i] = rowDot(x[i*Cols:], r) for i < n, with the same bits: eight inputs per kernel
+// call where AVX-512VL is there, then four, where the dtype has those kernels (the weight row is then read
+// and converted once for the eight or four).
 func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	cols := w.info.Cols
 	i := 0
-	if dt := w.info.DType; useAsm && n >= 4 && (dt == model.F32 || dt == model.F16 || dt == model.BF16) {
+	switch dt := w.info.DType; {
+	case !useAsm || n < 4:
+	case dt == model.F32 || dt == model.F16 || dt == model.BF16:
 		n8, stride := cols&^7, uintptr(cols*4)
-		var o [4]float32
-		for ; i+4 <= n; i += 4 {
-			xp := &x[i*cols]
-			switch dt {
+		for ; useAVX512 && i+8 <= n; i += 8 {
+			o := (*[8]float32)(out[i : i+8])
+			switch xp := &x[i*cols]; dt {
 			case model.F32:
-				row := w.f32Row(r)
-				dot4F32AVX(xp, stride, &row[0], n8, &o)
-				for k := range 4 {
-					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
-					for j := n8; j < cols; j++ {
-						s += xk[j] * row[j]
-					}
-					out[i+k] = s
-				}
+				dot8F32AVX512(xp, stride, &w.f32Row(r)[0], n8, o)
 			case model.F16:
-				row := w.u16Row(r)
-				dot4F16AVX(xp, stride, &row[0], n8, &o)
-				luts()
-				for k := range 4 {
-					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
-					for j := n8; j < cols; j++ {
-						s += xk[j] * f16LUT[row[j]]
-					}
-					out[i+k] = s
-				}
+				dot8F16AVX512(xp, stride, &w.u16Row(r)[0], n8, o)
 			case model.BF16:
-				row := w.u16Row(r)
-				dot4BF16AVX(xp, stride, &row[0], n8, &o)
-				for k := range 4 {
-					s, xk := o[k], x[(i+k)*cols:(i+k+1)*cols]
-					for j := n8; j < cols; j++ {
-						s += xk[j] * model.BF16ToF32(row[j])
-					}
-					out[i+k] = s
-				}
+				dot8BF16AVX512(xp, stride, &w.u16Row(r)[0], n8, o)
 			}
 		}
-	}
-	if g := w.info.Group; useAsm && w.info.DType == model.Q8_0 && g%8 == 0 {
-		ng := cols / g
-		row := w.data[r*cols : (r+1)*cols]
 		for ; i+4 <= n; i += 4 {
-			dot4Q8AVX(&x[i*cols], uintptr(cols*4), (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g, (*[4]float32)(out[i:i+4]))
+			o := (*[4]float32)(out[i : i+4])
+			switch xp := &x[i*cols]; dt {
+			case model.F32:
+				dot4F32AVX(xp, stride, &w.f32Row(r)[0], n8, o)
+			case model.F16:
+				dot4F16AVX(xp, stride, &w.u16Row(r)[0], n8, o)
+			case model.BF16:
+				dot4BF16AVX(xp, stride, &w.u16Row(r)[0], n8, o)
+			}
+		}
+		if n8 < cols {
+			for k := range i {
+				out[k] = w.rowTail(x[k*cols:(k+1)*cols], r, n8, out[k])
+			}
+		}
+	case dt == model.Q8_0 && w.info.Group%8 == 0:
+		g := w.info.Group
+		ng, stride := cols/g, uintptr(cols*4)
+		row, sc := (*int8)(unsafe.Pointer(&w.data[r*cols])), &w.scales[r*ng]
+		for ; useAVX512 && i+8 <= n; i += 8 {
+			dot8Q8AVX512(&x[i*cols], stride, row, sc, ng, g, (*[8]float32)(out[i:i+8]))
+		}
+		for ; i+4 <= n; i += 4 {
+			dot4Q8AVX(&x[i*cols], stride, row, sc, ng, g, (*[4]float32)(out[i:i+4]))
 		}
 	}
 	for ; i < n; i++ {
 		out[i] = w.rowDot(x[i*cols:(i+1)*cols], r)
 	}
+}
+
+// rowTail adds x[c] * W[r][c] for c from n8 (where the vector kernels stopped) to Cols to s, in order,
+// as rowDotAsm does after its kernel.
+func (w *Weight) rowTail(x []float32, r, n8 int, s float32) float32 {
+	switch w.info.DType {
+	case model.F32:
+		row := w.f32Row(r)
+		for j := n8; j < len(row); j++ {
+			s += x[j] * row[j]
+		}
+	case model.F16:
+		luts()
+		row := w.u16Row(r)
+		for j := n8; j < len(row); j++ {
+			s += x[j] * f16LUT[row[j]]
+		}
+	case model.BF16:
+		row := w.u16Row(r)
+		for j := n8; j < len(row); j++ {
+			s += x[j] * model.BF16ToF32(row[j])
+		}
+	}
+	return s
 }
 
 // Attention's kernels: q . k over a head's row (f32 or half K), y += a * x over a V row. The assembly

@@ -40,3 +40,19 @@ func axpyF32AVX(a float32, x, y *float32, n int)
 
 //go:noescape
 func axpyF16AVX(a float32, x *uint16, y *float32, n int)
+
+// haveAVX512: the CPU runs AVX-512VL (and the OS saves its registers): the eight-input kernels, which use
+// its sixteen extra vector registers at 8 lanes, so their sums are the AVX2 kernels' bits.
+var haveAVX512 = haveAsm && cpu.X86.HasAVX512 && cpu.X86.HasAVX512VL
+
+//go:noescape
+func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32)
+
+//go:noescape
+func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+
+//go:noescape
+func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+
+//go:noescape
+func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32)

@@ -551,3 +551,266 @@ axf16loop:
 axf16done:
 	VZEROUPPER
 	RET
+
+// Eight inputs against one weight row, with AVX-512VL's sixteen more vector registers (still 8 lanes
+// wide): x rows at x + k*stride (bytes) for k < 8, each with the two accumulators Y(16+2k), Y(17+2k) and
+// the lane reduction of the one-row kernels, so every result has the bits the one-row kernel gives. The
+// weight chunk is loaded and converted once for the eight inputs, so a batch of 8 reads each weight row
+// once per pass. Inputs 0-2 are at SI + {0,1,2}*R8, 3-5 at R10 + {0,1,2}*R8, 6-7 at R11 + {0,1}*R8.
+
+// DOT8_SETUP sets R10, R11 and clears Y16-Y31.
+#define DOT8_SETUP \
+	LEAQ   (R8)(R8*2), AX    \
+	LEAQ   (SI)(AX*1), R10   \
+	LEAQ   (R10)(AX*1), R11  \
+	VPXORD Y16, Y16, Y16     \
+	VPXORD Y17, Y17, Y17     \
+	VPXORD Y18, Y18, Y18     \
+	VPXORD Y19, Y19, Y19     \
+	VPXORD Y20, Y20, Y20     \
+	VPXORD Y21, Y21, Y21     \
+	VPXORD Y22, Y22, Y22     \
+	VPXORD Y23, Y23, Y23     \
+	VPXORD Y24, Y24, Y24     \
+	VPXORD Y25, Y25, Y25     \
+	VPXORD Y26, Y26, Y26     \
+	VPXORD Y27, Y27, Y27     \
+	VPXORD Y28, Y28, Y28     \
+	VPXORD Y29, Y29, Y29     \
+	VPXORD Y30, Y30, Y30     \
+	VPXORD Y31, Y31, Y31
+
+// FMA8x2 adds Y0 (chunk 0) and Y1 (chunk 1) times the eight inputs' two chunks and steps the inputs on.
+#define FMA8x2 \
+	VFMADD231PS (SI), Y0, Y16         \
+	VFMADD231PS 32(SI), Y1, Y17       \
+	VFMADD231PS (SI)(R8*1), Y0, Y18   \
+	VFMADD231PS 32(SI)(R8*1), Y1, Y19 \
+	VFMADD231PS (SI)(R8*2), Y0, Y20   \
+	VFMADD231PS 32(SI)(R8*2), Y1, Y21 \
+	VFMADD231PS (R10), Y0, Y22        \
+	VFMADD231PS 32(R10), Y1, Y23      \
+	VFMADD231PS (R10)(R8*1), Y0, Y24  \
+	VFMADD231PS 32(R10)(R8*1), Y1, Y25 \
+	VFMADD231PS (R10)(R8*2), Y0, Y26  \
+	VFMADD231PS 32(R10)(R8*2), Y1, Y27 \
+	VFMADD231PS (R11), Y0, Y28        \
+	VFMADD231PS 32(R11), Y1, Y29      \
+	VFMADD231PS (R11)(R8*1), Y0, Y30  \
+	VFMADD231PS 32(R11)(R8*1), Y1, Y31 \
+	ADDQ        $64, SI               \
+	ADDQ        $64, R10              \
+	ADDQ        $64, R11
+
+// FMA8x1 adds Y0 times the eight inputs' next chunk into the first accumulators.
+#define FMA8x1 \
+	VFMADD231PS (SI), Y0, Y16        \
+	VFMADD231PS (SI)(R8*1), Y0, Y18  \
+	VFMADD231PS (SI)(R8*2), Y0, Y20  \
+	VFMADD231PS (R10), Y0, Y22       \
+	VFMADD231PS (R10)(R8*1), Y0, Y24 \
+	VFMADD231PS (R10)(R8*2), Y0, Y26 \
+	VFMADD231PS (R11), Y0, Y28       \
+	VFMADD231PS (R11)(R8*1), Y0, Y30
+
+// HSUM8TO reduces the 8 lanes of YA + YB (via Y2) as HSUMTO does and stores the sum at off(DX).
+#define HSUM8TO(YA, YB, off) \
+	VADDPS       YB, YA, Y2 \
+	VEXTRACTF128 $1, Y2, X15 \
+	VADDPS       X15, X2, X2 \
+	VMOVHLPS     X2, X2, X15 \
+	VADDPS       X15, X2, X2 \
+	VMOVSHDUP    X2, X15     \
+	VADDSS       X15, X2, X2 \
+	MOVSS        X2, off(DX)
+
+#define DOT8_EPILOGUE \
+	HSUM8TO(Y16, Y17, 0)  \
+	HSUM8TO(Y18, Y19, 4)  \
+	HSUM8TO(Y20, Y21, 8)  \
+	HSUM8TO(Y22, Y23, 12) \
+	HSUM8TO(Y24, Y25, 16) \
+	HSUM8TO(Y26, Y27, 20) \
+	HSUM8TO(Y28, Y29, 24) \
+	HSUM8TO(Y30, Y31, 28) \
+	VZEROUPPER            \
+	RET
+
+// func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32)
+TEXT ·dot8F32AVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT8_SETUP
+
+d8f32loop:
+	CMPQ    CX, $16
+	JLT     d8f32tail
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	FMA8x2
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JMP     d8f32loop
+
+d8f32tail:
+	CMPQ    CX, $8
+	JLT     d8f32done
+	VMOVUPS (DI), Y0
+	FMA8x1
+
+d8f32done:
+	DOT8_EPILOGUE
+
+// func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+TEXT ·dot8F16AVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT8_SETUP
+
+d8f16loop:
+	CMPQ      CX, $16
+	JLT       d8f16tail
+	VCVTPH2PS (DI), Y0
+	VCVTPH2PS 16(DI), Y1
+	FMA8x2
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JMP       d8f16loop
+
+d8f16tail:
+	CMPQ      CX, $8
+	JLT       d8f16done
+	VCVTPH2PS (DI), Y0
+	FMA8x1
+
+d8f16done:
+	DOT8_EPILOGUE
+
+// func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+TEXT ·dot8BF16AVX512(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ stride+8(FP), R8
+	MOVQ w+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	DOT8_SETUP
+
+d8bf16loop:
+	CMPQ      CX, $16
+	JLT       d8bf16tail
+	VPMOVZXWD (DI), Y0
+	VPMOVZXWD 16(DI), Y1
+	VPSLLD    $16, Y0, Y0
+	VPSLLD    $16, Y1, Y1
+	FMA8x2
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JMP       d8bf16loop
+
+d8bf16tail:
+	CMPQ      CX, $8
+	JLT       d8bf16done
+	VPMOVZXWD (DI), Y0
+	VPSLLD    $16, Y0, Y0
+	FMA8x1
+
+d8bf16done:
+	DOT8_EPILOGUE
+
+// Q8SCALE8 adds (YA + YB) times the group's scale (Y10) into YS and clears YA and YB for the next group.
+#define Q8SCALE8(YA, YB, YS) \
+	VADDPS      YB, YA, YA  \
+	VFMADD231PS Y10, YA, YS \
+	VPXORD      YA, YA, YA  \
+	VPXORD      YB, YB, YB
+
+// HSUM1TO8 reduces the 8 lanes of YA into XA's low lane (temp X15) and stores it at off(DX).
+#define HSUM1TO8(YA, XA, off) \
+	VEXTRACTF128 $1, YA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVHLPS     XA, XA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVSHDUP    XA, X15     \
+	VADDSS       X15, XA, XA \
+	MOVSS        XA, off(DX)
+
+// func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32)
+// dot4Q8AVX for eight inputs: per group partial sums Y16-Y31 (two per input), then input k's accumulator
+// Y(2+k) += (p0 + p1) * scale.
+TEXT ·dot8Q8AVX512(SB), NOSPLIT, $0-56
+	MOVQ   x+0(FP), SI
+	MOVQ   stride+8(FP), R8
+	MOVQ   w+16(FP), DI
+	MOVQ   scales+24(FP), BX
+	MOVQ   groups+32(FP), CX
+	MOVQ   group+40(FP), R9
+	MOVQ   out+48(FP), DX
+	DOT8_SETUP
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	TESTQ  CX, CX
+	JEQ    d8q8done
+
+d8q8group:
+	MOVQ R9, AX
+
+d8q8loop:
+	CMPQ      AX, $16
+	JLT       d8q8tail
+	VPMOVSXBD (DI), Y0
+	VPMOVSXBD 8(DI), Y1
+	VCVTDQ2PS Y0, Y0
+	VCVTDQ2PS Y1, Y1
+	FMA8x2
+	ADDQ      $16, DI
+	SUBQ      $16, AX
+	JMP       d8q8loop
+
+d8q8tail:
+	CMPQ      AX, $8
+	JLT       d8q8scale
+	VPMOVSXBD (DI), Y0
+	VCVTDQ2PS Y0, Y0
+	FMA8x1
+	ADDQ      $32, SI
+	ADDQ      $32, R10
+	ADDQ      $32, R11
+	ADDQ      $8, DI
+
+d8q8scale:
+	VBROADCASTSS (BX), Y10
+	Q8SCALE8(Y16, Y17, Y2)
+	Q8SCALE8(Y18, Y19, Y3)
+	Q8SCALE8(Y20, Y21, Y4)
+	Q8SCALE8(Y22, Y23, Y5)
+	Q8SCALE8(Y24, Y25, Y6)
+	Q8SCALE8(Y26, Y27, Y7)
+	Q8SCALE8(Y28, Y29, Y8)
+	Q8SCALE8(Y30, Y31, Y9)
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          d8q8group
+
+d8q8done:
+	HSUM1TO8(Y2, X2, 0)
+	HSUM1TO8(Y3, X3, 4)
+	HSUM1TO8(Y4, X4, 8)
+	HSUM1TO8(Y5, X5, 12)
+	HSUM1TO8(Y6, X6, 16)
+	HSUM1TO8(Y7, X7, 20)
+	HSUM1TO8(Y8, X8, 24)
+	HSUM1TO8(Y9, X9, 28)
+	VZEROUPPER
+	RET

@@ -21,3 +21,13 @@ func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, gro
 
 func axpyF32AVX(a float32, x, y *float32, n int)         { panic("no asm") }
 func axpyF16AVX(a float32, x *uint16, y *float32, n int) { panic("no asm") }
+
+const haveAVX512 = false
+
+func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32) { panic("no asm") }
+func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)  { panic("no asm") }
+func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32) { panic("no asm") }
+
+func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32) {
+	panic("no asm")
+}

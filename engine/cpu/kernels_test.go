@@ -8,21 +8,21 @@ import (
 	"kvc/model"
 )
 
-// withKernels runs f with the assembly kernels (where the machine has them) and with the pure-Go ones.
+// withKernels runs f with each kernel set this machine has: the assembly with the eight-input AVX-512VL
+// kernels, the assembly without them (AVX2 only), and the pure-Go kernels.
 func withKernels(t *testing.T, f func(t *testing.T)) {
-	saved := useAsm
-	defer func() { useAsm = saved }()
-	for _, asm := range []bool{true, false} {
-		name := "go"
-		if asm {
-			if !haveAsm {
-				t.Log("no AVX2/FMA/F16C on this machine: only the pure-Go kernels run")
-				continue
-			}
-			name = "asm"
+	savedAsm, saved512 := useAsm, useAVX512
+	defer func() { useAsm, useAVX512 = savedAsm, saved512 }()
+	for _, set := range []struct {
+		name        string
+		asm, avx512 bool
+	}{{"avx512", true, true}, {"avx2", true, false}, {"go", false, false}} {
+		if set.asm && !haveAsm || set.avx512 && !haveAVX512 {
+			t.Logf("no %s kernels on this machine", set.name)
+			continue
 		}
-		useAsm = asm
-		t.Run(name, f)
+		useAsm, useAVX512 = set.asm, set.avx512
+		t.Run(set.name, f)
 	}
 }
 

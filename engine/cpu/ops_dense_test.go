@@ -19,7 +19,7 @@ func randVals(r *rand.Rand, n int) []float32 {
 	return v
 }
 
-func bufOf(t *testing.T, c *Backend, v []float32) *Buf {
+func bufOf(t testing.TB, c *Backend, v []float32) *Buf {
 	b, err := c.Alloc(int64(4 * len(v)))
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ type pagedCase struct {
 	offs   [][]int32 // [seq][kvHead] offset into tables
 }
 
-func buf(t *testing.T, be *Backend, n int) *Buf {
+func buf(t testing.TB, be *Backend, n int) *Buf {
 	b, err := be.Alloc(int64(4 * n))
 	if err != nil {
 		t.Fatal(err)

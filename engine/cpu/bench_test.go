@@ -1,0 +1,60 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"kvc/model"
+)
+
+// benchWeight is a random rows x cols weight of dtype dt (q8_0 in groups of 32).
+func benchWeight(b testing.TB, dt model.DType, rows, cols int) *Weight {
+	rng := rand.New(rand.NewSource(1))
+	group := 0
+	if dt == model.Q8_0 {
+		group = 32
+	}
+	w, err := (&Backend{}).UploadWeight(EncodeTensor("w", dt, rows, cols, false, model.ScaleNone, group, randVec(rng, rows*cols)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w.(*Weight)
+}
+
+// BenchmarkPoolDispatch: one empty job on two workers (the pool's fixed cost per op).
+func BenchmarkPoolDispatch(b *testing.B) {
+	p := newWorkers(2)
+	defer p.close()
+	var sink [2]int
+	for b.Loop() {
+		p.run(2, func(part int) { sink[part]++ })
+	}
+}
+
+// BenchmarkBatchProduct: a 3072x768 weight times n inputs on one thread, per kernel set (the batch-8
+// decode and prompt shapes of the 125M synth model).
+func BenchmarkBatchProduct(b *testing.B) {
+	saved := useAVX512
+	defer func() { useAVX512 = saved }()
+	for _, dt := range []model.DType{model.F16, model.Q8_0} {
+		w := benchWeight(b, dt, 3072, 768)
+		c := New(1)
+		for _, n := range []int{8, 64} {
+			x := bufOf(b, c, randVec(rand.New(rand.NewSource(2)), n*768))
+			out := buf(b, c, n*3072)
+			for _, wide := range []bool{false, true} {
+				if wide && !haveAVX512 {
+					continue
+				}
+				b.Run(fmt.Sprintf("%v/n%d/avx512=%v", dt, n, wide), func(b *testing.B) {
+					useAVX512 = wide
+					for b.Loop() {
+						c.MatMul(out, x, w, n)
+					}
+					b.ReportMetric(float64(3072*768*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFMA/s")
+				})
+			}
+		}
+	}
+}
