@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"time"
 
 	"kvc/engine"
 	"kvc/model"
@@ -172,6 +173,41 @@ func TestWorkersCoverRange(t *testing.T) {
 }
 
 // The probe reads its whole buffer and reports a positive rate with its conditions.
+// TestWorkersParkAndWake: jobs of every width, back to back and after pauses longer than the spin (the
+// workers park), with a worker slower than the spin (the caller parks); every part runs once per job.
+func TestWorkersParkAndWake(t *testing.T) {
+	p := newWorkers(3)
+	defer p.close()
+	var ran [3]int
+	for i := range 60 {
+		parts := 1 + i%3
+		switch i % 7 {
+		case 3:
+			time.Sleep(2 * spinFor) // workers park
+		}
+		var hit [3]int
+		p.run(parts, func(part int) {
+			if i%5 == 4 && part == parts-1 {
+				time.Sleep(2 * spinFor) // the caller parks
+			}
+			hit[part]++
+		})
+		for k := range 3 {
+			want := 0
+			if k < parts {
+				want = 1
+			}
+			if hit[k] != want {
+				t.Fatalf("job %d of %d parts: part %d ran %d times", i, parts, k, hit[k])
+			}
+			ran[k] += hit[k]
+		}
+	}
+	if ran[2] == 0 {
+		t.Fatal("the last worker never ran")
+	}
+}
+
 func TestProbeRead(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates 256 MiB")

@@ -1,35 +1,112 @@
 package cpu
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // workers is the fast backend's persistent thread pool: n-1 goroutines started once, plus the caller,
 // each taking one fixed part of every job (static partitioning: part i of parts). Jobs run one at a time.
+//
+// A decode step is a few dozen short jobs with a little serial work between them. Waking a parked
+// goroutine costs the OS a thread wake-up (tens of microseconds on a virtual machine, as long as a small
+// job), so both sides spin first: a worker polls for the next job, and the caller for the end of the
+// current one, for up to spinFor before parking on a channel.
 type workers struct {
-	n    int
-	mu   sync.Mutex // one job at a time
-	wake []chan struct{}
-	wg   sync.WaitGroup
-	task func(part int)
+	n  int
+	mu sync.Mutex // one job at a time
+
+	cur     atomic.Pointer[job] // the latest job; workers run it once when its gen is new to them
+	gen     uint64              // cur's gen (under mu)
+	pending atomic.Int32        // workers still running cur
+
+	// Parking: a side sets its flag, then checks once more for what it waits for; the other side takes
+	// the flag back (CompareAndSwap) before sending, so exactly one token is sent per park.
+	parked   []atomic.Bool // per worker
+	wake     []chan struct{}
+	waiting  atomic.Bool // the caller, for pending to reach 0
+	finished chan struct{}
 
 	// scratch is per-part memory the ops reuse between calls (attention's probabilities and sums).
 	scratch [][]float64
 }
 
+// job is immutable once published, so a worker that takes no part in it reads it without a race.
+type job struct {
+	gen   uint64
+	parts int // workers 1..parts-1 run task; 0: stop
+	task  func(part int)
+}
+
+// spinFor is how long an idle side polls before parking: longer than the serial work between the jobs
+// of one decode step, short enough that an idle pool soon stops using the CPU.
+const spinFor = 200 * time.Microsecond
+
 func newWorkers(n int) *workers {
-	p := &workers{n: max(n, 1)}
+	p := &workers{n: max(n, 1), finished: make(chan struct{}, 1)}
 	p.scratch = make([][]float64, p.n)
+	p.parked = make([]atomic.Bool, p.n)
+	p.wake = make([]chan struct{}, p.n)
+	p.cur.Store(&job{parts: 1})
 	for i := 1; i < p.n; i++ {
-		ch := make(chan struct{})
-		p.wake = append(p.wake, ch)
-		go p.loop(i, ch)
+		p.wake[i] = make(chan struct{}, 1)
+		go p.loop(i)
 	}
 	return p
 }
 
-func (p *workers) loop(part int, wake chan struct{}) {
-	for range wake {
-		p.task(part)
-		p.wg.Done()
+func (p *workers) loop(part int) {
+	var seen uint64
+	for {
+		j := p.next(part, seen)
+		if j.parts == 0 {
+			return
+		}
+		seen = j.gen
+		if part < j.parts {
+			j.task(part)
+			if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
+				p.finished <- struct{}{}
+			}
+		}
+	}
+}
+
+// next returns the first job after gen seen: polled for spinFor, then waited for parked.
+func (p *workers) next(part int, seen uint64) *job {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if j := p.cur.Load(); j.gen != seen {
+			return j
+		}
+		if i%64 != 0 {
+			continue
+		}
+		if time.Since(start) < spinFor {
+			runtime.Gosched() // let anything else on this thread's P run
+			continue
+		}
+		p.parked[part].Store(true)
+		if j := p.cur.Load(); j.gen != seen {
+			if !p.parked[part].CompareAndSwap(true, false) {
+				<-p.wake[part] // the caller took the flag: take its token
+			}
+			return j
+		}
+		<-p.wake[part]
+		start, i = time.Now(), 0
+	}
+}
+
+// publish makes j the current job and wakes the workers parked for one.
+func (p *workers) publish(j *job) {
+	p.cur.Store(j)
+	for i := 1; i < p.n; i++ {
+		if p.parked[i].CompareAndSwap(true, false) {
+			p.wake[i] <- struct{}{}
+		}
 	}
 }
 
@@ -42,14 +119,29 @@ func (p *workers) run(parts int, task func(part int)) {
 		task(0)
 		return
 	}
-	p.task = task
-	p.wg.Add(parts - 1)
-	for i := 1; i < parts; i++ {
-		p.wake[i-1] <- struct{}{}
-	}
+	p.gen++
+	p.pending.Store(int32(parts - 1))
+	p.publish(&job{gen: p.gen, parts: parts, task: task})
 	task(0)
-	p.wg.Wait()
-	p.task = nil
+	start := time.Now()
+	for i := 1; p.pending.Load() != 0; i++ {
+		if i%64 != 0 {
+			continue
+		}
+		if time.Since(start) < spinFor {
+			runtime.Gosched()
+			continue
+		}
+		p.waiting.Store(true)
+		if p.pending.Load() == 0 {
+			if !p.waiting.CompareAndSwap(true, false) {
+				<-p.finished // the last worker took the flag: take its token
+			}
+			break
+		}
+		<-p.finished
+		break
+	}
 }
 
 // rows splits [0, n) into parts contiguous ranges and runs f on each; work (multiply-adds, say) below
@@ -77,9 +169,9 @@ func (p *workers) scratchFor(part, size int) []float64 {
 func (p *workers) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, ch := range p.wake {
-		close(ch)
+	if p.n > 1 {
+		p.gen++
+		p.publish(&job{gen: p.gen, parts: 0})
 	}
-	p.wake = nil
 	p.n = 1
 }
