@@ -180,6 +180,11 @@ type Options struct {
 	// keeps its recent tokens and the metric chooses among the older ones (H2O keeps half recent, half
 	// heavy hitters). 0 <= Recent <= 1; 0: only Protect. Ignored by window and full.
 	Recent float64
+	// Floor: Ada-KV's safeguard (Feng et al. 2024) for KV-Compress's global ranking. Every head keeps at
+	// least its protected positions (Protect, Recent, Sinks) plus Floor of the rest of its uniform share C,
+	// in whole blocks; the global ranking distributes only what lies above the floors. 0 <= Floor <= 1; 0:
+	// the paper (no floor); 1: every head keeps ceil(C/b) blocks, as uniform. Only kvcompress uses it.
+	Floor float64
 	// Sinks: positions < Sinks are never evicted (attention sinks). They count toward the budget.
 	Sinks int
 	// MaxKVPerRound caps the slots planned in one round (max_kv_per_compression), counted as blocks*b
@@ -198,6 +203,9 @@ const InteractiveProtect = 8
 // DefaultRecent is the recency share of the metric policies' defaults (see Options.Recent): half the budget,
 // as H2O splits its cache between recent tokens and heavy hitters.
 const DefaultRecent = 0.5
+
+// DefaultFloor is kvcompress's default head floor (see Options.Floor).
+const DefaultFloor = 0.0
 
 // DefaultOptions are KV-Compress with the given block size and budget, its default metric, Protect 32, the
 // default recency share, no sinks, no cap.
@@ -221,6 +229,12 @@ func (o Options) Validate() error {
 	}
 	if !(o.Recent >= 0 && o.Recent <= 1) {
 		return fmt.Errorf("kvpages: recency share must be in [0, 1] (of the per-head budget), got %g", o.Recent)
+	}
+	if !(o.Floor >= 0 && o.Floor <= 1) {
+		return fmt.Errorf("kvpages: head floor must be in [0, 1] (of the per-head budget beyond the protected positions), got %g", o.Floor)
+	}
+	if o.Floor > 0 && o.Policy != PolicyKVCompress {
+		return fmt.Errorf("kvpages: a head floor (%g) bounds kvcompress's global ranking; policy %s allocates no blocks across heads", o.Floor, o.Policy)
 	}
 	if o.MaxKVPerRound < 0 {
 		return fmt.Errorf("kvpages: max KVs per round must be >= 0 (0 = no cap), got %d", o.MaxKVPerRound)
@@ -280,6 +294,18 @@ func (o Options) protectFor(s *Seq, b Budget) int {
 	c := o.budgetTokens(b, s.NextPos)
 	// Capped so that the protected positions and the sinks still fit the budget.
 	return max(o.Protect, min(int(o.Recent*float64(c)), c-o.Sinks))
+}
+
+// floorBlocks is the fewest blocks the global ranking may leave a head of s under budget b (see Floor):
+// the protected positions plus Floor of the rest of the per-head budget, rounded up to blocks. At most
+// ceil(C/b), so the floors of all heads fit the budget.
+func (o Options) floorBlocks(s *Seq, b Budget) int {
+	if !b.set() {
+		b = o.Budget
+	}
+	c := o.budgetTokens(b, s.NextPos)
+	p := min(c, o.protectFor(s, b)+o.Sinks)
+	return ceilDiv(p+int(o.Floor*float64(c-p)), o.BlockSize)
 }
 
 // BudgetBlocks is the number of blocks sequence s may keep under budget b (the options' budget when b

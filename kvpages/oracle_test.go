@@ -63,12 +63,16 @@ func (r refHead) cost(e, b int) float64 {
 }
 
 // refScheduleEvictions: repeatedly evict the globally cheapest next block over all heads (lowest head
-// index on ties), excess times or until no head has a finite next block.
-func refScheduleEvictions(heads []refHead, excess, b int) []int {
+// index on ties), excess times or until no head has a finite next block. A head keeps at least floor
+// blocks (Options.Floor; 0: no floor).
+func refScheduleEvictions(heads []refHead, excess, b, floor int) []int {
 	cnt := make([]int, len(heads))
 	for range excess {
 		best, bestCost := -1, math.Inf(1)
 		for hd, r := range heads {
+			if r.n-cnt[hd] <= floor {
+				continue
+			}
 			if c := r.cost(cnt[hd]+1, b); c < bestCost {
 				best, bestCost = hd, c
 			}
@@ -182,6 +186,22 @@ func refProtect(o Options, next int) int {
 	return max(o.Protect, min(int(math.Floor(o.Recent*float64(c))), c-o.Sinks))
 }
 
+// refFloor is the fewest blocks kvcompress leaves a head of a sequence of length next: its protected
+// positions and sinks, plus Floor of the rest of the per-head budget C, in whole blocks.
+func refFloor(o Options, next int) int {
+	if o.Floor == 0 {
+		return 0
+	}
+	c := o.Budget.MaxCacheTokens
+	if o.Budget.Rate != 0 {
+		p := min(next, o.Protect+o.Sinks)
+		c = p + int(math.Ceil(float64(next-p)/o.Budget.Rate))
+	}
+	p := min(c, refProtect(o, next)+o.Sinks)
+	keep := p + int(math.Floor(o.Floor*float64(c-p)))
+	return (keep + o.BlockSize - 1) / o.BlockSize
+}
+
 func newRandCase(t testing.TB, rng *rand.Rand, policy Policy) *randCase {
 	b := testBlockSizes[rng.IntN(len(testBlockSizes))]
 	layers, heads := 1+rng.IntN(3), 1+rng.IntN(3)
@@ -199,6 +219,9 @@ func newRandCase(t testing.TB, rng *rand.Rand, policy Policy) *randCase {
 		opts.Recent = rng.Float64()
 	case 1:
 		opts.Recent = []float64{DefaultRecent, 1}[rng.IntN(2)]
+	}
+	if policy == PolicyKVCompress && rng.IntN(3) == 0 {
+		opts.Floor = []float64{rng.Float64(), 0.2, 1}[rng.IntN(3)]
 	}
 	if rng.IntN(3) == 0 {
 		opts.Budget.Rate = 1 + 7*rng.Float64()
@@ -271,14 +294,14 @@ func TestPlanMatchesOracles(t *testing.T) {
 			}
 			var want []int
 			if pol == PolicyKVCompress {
-				want = refScheduleEvictions(heads, max(0, s.Blocks()-o.BudgetBlocks(s, Budget{})), b)
+				want = refScheduleEvictions(heads, max(0, s.Blocks()-o.BudgetBlocks(s, Budget{})), b, refFloor(o, s.NextPos))
 			} else {
 				want = refUniform(heads, ceilDiv(o.budgetTokens(o.Budget, s.NextPos), b), b)
 			}
 			sp := plan.Seqs[si]
 			for hd, r := range heads {
 				hp := sp.Heads[hd]
-				where := fmt.Sprintf("iter %d %s b=%d protect=%d sinks=%d seq %d head %d ctx %d", iter, pol, b, o.Protect, o.Sinks, si, hd, s.Ctx[hd])
+				where := fmt.Sprintf("iter %d %s b=%d protect=%d sinks=%d floor=%g seq %d head %d ctx %d", iter, pol, b, o.Protect, o.Sinks, o.Floor, si, hd, s.Ctx[hd])
 				if hp.EvictedBlocks != want[hd] {
 					t.Fatalf("%s: evicted %d blocks, oracle %d (all heads: oracle %v)", where, hp.EvictedBlocks, want[hd], want)
 				}
@@ -362,7 +385,7 @@ func TestPlanMatchesOraclesLarge(t *testing.T) {
 		}
 		var want []int
 		if pol == PolicyKVCompress {
-			want = refScheduleEvictions(refs, opts.Excess(s, Budget{}), b)
+			want = refScheduleEvictions(refs, opts.Excess(s, Budget{}), b, 0)
 		} else {
 			want = refUniform(refs, ceilDiv(opts.Budget.MaxCacheTokens, b), b)
 		}

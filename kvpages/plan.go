@@ -203,6 +203,12 @@ func (pl *Planner) Plan(in []SeqSlots) (*Plan, error) {
 		}
 		counts := make([]int, len(s.Tables))
 		if o.Policy == PolicyKVCompress {
+			if o.Floor > 0 {
+				f := o.floorBlocks(s, x.Budget)
+				for hd := range ranks {
+					ranks[hd].nb = min(ranks[hd].nb, max(0, len(s.Tables[hd])-f))
+				}
+			}
 			pl.selectGlobal(ranks, sp.Excess, counts)
 		} else {
 			k := pl.headBlocks(s, x.Budget)

@@ -230,7 +230,7 @@ func TestPlanProperties(t *testing.T) {
 	for iter := range 1500 {
 		pol := policies[iter%len(policies)]
 		rc := newRandCase(t, rng, pol)
-		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g sinks=%d budget=%+v", iter, pol, rc.opts.BlockSize, rc.opts.Protect, rc.opts.Recent, rc.opts.Sinks, rc.opts.Budget)
+		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g floor=%g sinks=%d budget=%+v", iter, pol, rc.opts.BlockSize, rc.opts.Protect, rc.opts.Recent, rc.opts.Floor, rc.opts.Sinks, rc.opts.Budget)
 		plan := runRound(t, where, rc.sim, rc.opts, rc.input())
 		evicted[pol] += plan.EvictedKVs()
 	}
@@ -257,6 +257,9 @@ func TestBudgetMetWithFiniteMetrics(t *testing.T) {
 		if iter%5 < 2 {
 			opts.Recent = []float64{DefaultRecent, 1, rng.Float64()}[rng.IntN(3)]
 		}
+		if pol == PolicyKVCompress && iter%3 != 1 {
+			opts.Floor = []float64{0.2, 1, rng.Float64()}[rng.IntN(3)]
+		}
 		layers, heads := 1+rng.IntN(3), 1+rng.IntN(4)
 		next := 1 + rng.IntN(8*b+50)
 		sm := newSim(t, layers*heads*ceilDiv(next, b)+2, b)
@@ -265,7 +268,7 @@ func TestBudgetMetWithFiniteMetrics(t *testing.T) {
 			ctx[hd] = next - rng.IntN(min(next, 2*b)+1)
 		}
 		s := sm.makeSeq(t, rng, layers, heads, next, ctx, metricGen(rng, rng.IntN(2)))
-		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g sinks=%d budget %+v", iter, pol, b, opts.Protect, opts.Recent, opts.Sinks, opts.Budget)
+		where := fmt.Sprintf("iter %d %s b=%d protect=%d recent=%g floor=%g sinks=%d budget %+v", iter, pol, b, opts.Protect, opts.Recent, opts.Floor, opts.Sinks, opts.Budget)
 		plan := runRound(t, where, sm, opts, []SeqSlots{{Seq: s, Slots: sm.read(t, s)}})
 		if s.Blocks() > plan.Seqs[0].BudgetBlocks {
 			t.Fatalf("%s: %d blocks after compression, budget %d", where, s.Blocks(), plan.Seqs[0].BudgetBlocks)

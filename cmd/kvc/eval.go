@@ -187,6 +187,8 @@ type sweepPolicy struct {
 	metric    kvpages.Metric
 	recent    float64
 	hasRecent bool
+	floor     float64
+	hasFloor  bool
 }
 
 // parseSweepPolicies reads --policies; metric is --kv-metric, applied to the policies that rank by a metric.
@@ -200,6 +202,7 @@ func parseSweepPolicies(list, metric string) ([]sweepPolicy, error) {
 	for _, p := range strings.Split(list, ",") {
 		name, mname, hasMetric := strings.Cut(strings.TrimSpace(p), ":")
 		mname, rname, hasRecent := strings.Cut(mname, ":")
+		rname, fname, hasFloor := strings.Cut(rname, ":")
 		pol, err := kvpages.ParsePolicy(name)
 		if err != nil {
 			return nil, fmt.Errorf("--policies: %w", err)
@@ -223,6 +226,14 @@ func parseSweepPolicies(list, metric string) ([]sweepPolicy, error) {
 				}
 				sp.hasRecent = true
 				sp.name += ":" + rname
+			}
+			if hasFloor {
+				sp.floor, err = strconv.ParseFloat(fname, 64)
+				if err != nil || !(sp.floor >= 0 && sp.floor <= 1) || pol != kvpages.PolicyKVCompress {
+					return nil, fmt.Errorf("--policies %s: head floor %q: want a number in [0, 1], for kvcompress", p, fname)
+				}
+				sp.hasFloor = true
+				sp.name += ":" + fname
 			}
 		} else if _, err := pol.MetricWith(def); err == nil {
 			sp.metric = def
@@ -261,7 +272,7 @@ func cmdEvalSweep(args []string) error {
 	text := fs.String("text", "", "text files or folders of .txt files to score, comma-separated (- for stdin); results are pooled over them")
 	ctx := fs.Int("ctx", 0, "score the first N tokens of each text (default: the whole text, up to the context)")
 	chunk := fs.Int("chunk", 0, "feed the text in prefill chunks of N tokens, compressing after each (0: one decode step per token)")
-	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare, each optionally with its metric and recency share as policy:metric[:recent] (full is always run)")
+	policies := fs.String("policies", "kvcompress,uniform,window,h2o", "policies to compare, each optionally with its metric, recency share and head floor as policy:metric[:recent[:floor]] (full is always run)")
 	budgets := fs.String("budgets", "16,24,32,48,64,96,128", "max cache tokens per head")
 	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png (perplexity) and PREFIX-key.png (key-token perplexity); a folder: sweep.md, ... inside it")
 	if err := parseArgs(fs, args); err != nil {
@@ -316,6 +327,9 @@ func cmdEvalSweep(args []string) error {
 		}
 		if p.hasRecent {
 			f.recent = p.recent
+		}
+		if p.hasFloor {
+			f.floor = p.floor
 		}
 		for _, b := range bs {
 			f.budget = b
@@ -426,17 +440,17 @@ func pooled(r sweepRun) poolStats {
 	return p
 }
 
-// diffToWindow is the mean over every key token of every text of r's NLL minus window's at the same
-// budget (paired: the same tokens), with its standard error sd/sqrt(n); ok is false without a window run
-// or key tokens.
-func diffToWindow(r sweepRun, runs []sweepRun, texts []evalText) (mean, se float64, ok bool) {
+// diffTo is the mean over every key token of every text of r's NLL minus that of the column named base
+// (window, uniform) at the same budget (paired: the same tokens), with its standard error sd/sqrt(n); ok is
+// false without such a run, for that run itself, or without key tokens.
+func diffTo(base string, r sweepRun, runs []sweepRun, texts []evalText) (mean, se float64, ok bool) {
 	var w *sweepRun
 	for i := range runs {
-		if runs[i].pol.policy == kvpages.PolicyWindow && runs[i].budget == r.budget {
+		if runs[i].pol.name == base && runs[i].budget == r.budget {
 			w = &runs[i]
 		}
 	}
-	if w == nil {
+	if w == nil || r.pol.name == base || r.pol.name == "full" {
 		return 0, 0, false
 	}
 	var d []float64
@@ -529,11 +543,24 @@ func sweepMarkdown(texts []evalText, full sweepRun, runs []sweepRun, pols []swee
 		if r.pol.policy == kvpages.PolicyWindow {
 			return fmt.Sprintf("%.4f", ps.keyPPL)
 		}
-		if d, se, ok := diffToWindow(r, runs, texts); ok {
+		if d, se, ok := diffTo("window", r, runs, texts); ok {
 			return fmt.Sprintf("%.4f [%+.4f ± %.4f]", ps.keyPPL, d, se)
 		}
 		return fmt.Sprintf("%.4f", ps.keyPPL)
 	})
+	// The metric policies differ from uniform only in how they allocate blocks, or in their metric: this
+	// pairs them with uniform directly (a smaller standard error than two differences to window).
+	for _, p := range pols {
+		if p.name != "uniform" {
+			continue
+		}
+		table("Key-token NLL minus uniform's [± standard error]:", func(r sweepRun) string {
+			if d, se, ok := diffTo("uniform", r, runs, texts); ok {
+				return fmt.Sprintf("%+.4f ± %.4f", d, se)
+			}
+			return "-"
+		})
+	}
 	return b.String()
 }
 
@@ -555,7 +582,7 @@ func writeSweepCSV(path string, texts []evalText, full sweepRun, runs []sweepRun
 		}
 		ps := pooled(r)
 		d, se := "", ""
-		if m, s, ok := diffToWindow(r, runs, texts); ok && r.pol.name != "full" {
+		if m, s, ok := diffTo("window", r, runs, texts); ok {
 			d, se = g(m), g(s)
 		}
 		w.Write([]string{r.pol.name, strconv.Itoa(r.budget), "all", strconv.Itoa(ps.tokens), g(ps.nll), g(ps.ppl),

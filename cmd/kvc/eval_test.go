@@ -2,11 +2,13 @@ package main
 
 import (
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"kvc/engine"
 	"kvc/kvpages"
 )
 
@@ -66,6 +68,10 @@ func TestEvalRejectsBeforeWork(t *testing.T) {
 		{[]string{"sweep", "--text", text, "--policies", "window", "--kv-metric", "l2"}, "ranks by a metric"},
 		{[]string{"sweep", "--text", text, "--policies", "window:l2"}, "means nothing"},
 		{[]string{"sweep", "--text", text, "--policies", "kvcompress,kvcompress"}, "twice"},
+		{[]string{"sweep", "--text", text, "--policies", "uniform:l1-avg:0.5:0.2"}, "head floor"},
+		{[]string{"sweep", "--text", text, "--policies", "kvcompress:l1-avg:0.5:x"}, "head floor"},
+		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-floor", "1.5"}, "head floor"},
+		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-policy", "window", "--kv-floor", "0.2"}, "head floor"},
 	} {
 		err := cmdEval(append(c.args, "--model", missing))
 		if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -84,5 +90,35 @@ func TestEvalShortContextLongerThanText(t *testing.T) {
 	err := cmdEval([]string{"ppl", "--model", "stories260K", "--device", "cpu", "--quiet", "--text", text, "--key-short", "32"})
 	if err == nil || !strings.Contains(err.Error(), "too long for a text of") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// The sweep's paired differences: per key token, a policy's NLL minus the base column's at the same
+// budget, their mean and standard error; a uniform column adds a table of differences to it.
+func TestSweepPairedDifferences(t *testing.T) {
+	texts := []evalText{{name: "a", keys: engine.KeyTokenSet{Index: []int{1, 3}}}, {name: "b", keys: engine.KeyTokenSet{Index: []int{2}}}}
+	run := func(name string, pol kvpages.Policy, a, b []float64) sweepRun {
+		return sweepRun{pol: sweepPolicy{name: name, policy: pol}, budget: 16,
+			texts: []engine.PerplexityResult{{Tokens: 3, TokenNLL: a}, {Tokens: 3, TokenNLL: b}}}
+	}
+	runs := []sweepRun{
+		run("kvcompress", kvpages.PolicyKVCompress, []float64{1, 9, 2}, []float64{9, 4, 9}),
+		run("uniform", kvpages.PolicyUniform, []float64{0, 0, 0}, []float64{0, 1, 0}),
+		run("window", kvpages.PolicyWindow, []float64{1, 1, 1}, []float64{1, 1, 1}),
+	}
+	// Differences to uniform on the key tokens (text a: tokens 1 and 3; text b: token 2): 1, 2, 3.
+	m, se, ok := diffTo("uniform", runs[0], runs, texts)
+	if !ok || math.Abs(m-2) > 1e-12 || math.Abs(se-1/math.Sqrt(3)) > 1e-12 {
+		t.Fatalf("diff to uniform %v ± %v (%v), want 2 ± %v", m, se, ok, 1/math.Sqrt(3))
+	}
+	if _, _, ok := diffTo("uniform", runs[1], runs, texts); ok {
+		t.Fatal("uniform differs from itself")
+	}
+	if m, _, ok := diffTo("window", runs[1], runs, texts); !ok || math.Abs(m+2.0/3) > 1e-12 {
+		t.Fatalf("uniform minus window %v (%v), want -2/3", m, ok)
+	}
+	md := sweepMarkdown(texts, sweepRun{}, runs, []sweepPolicy{runs[0].pol, runs[1].pol, runs[2].pol}, []int{16})
+	if !strings.Contains(md, "minus uniform's") || !strings.Contains(md, "| 16 | +2.0000 ± 0.5774 | - | +0.6667 ± 0.3333 |") {
+		t.Fatalf("markdown lacks the differences to uniform:\n%s", md)
 	}
 }

@@ -43,6 +43,7 @@ type engineFlags struct {
 	rate     float64
 	protect  int
 	recent   float64
+	floor    float64
 	sinks    int
 	interval int
 	window   int
@@ -66,6 +67,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rate, "kv-rate", 0, "target compression rate R >= 1 (full-cache KVs / kept KVs)")
 	fs.IntVar(&f.protect, "kv-protect", kvpages.InteractiveProtect, "most recent positions of every head never evicted")
 	fs.Float64Var(&f.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions (kvcompress, uniform, h2o; 0: only --kv-protect)")
+	fs.Float64Var(&f.floor, "kv-floor", kvpages.DefaultFloor, "kvcompress: share of each head's budget beyond the protected positions that the global ranking may not take (Ada-KV's safeguard; 0: the paper, 1: uniform)")
 	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
 	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
@@ -144,7 +146,7 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 		}
 	}
 	o := kvpages.Options{Policy: p, Metric: m, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
-		Protect: f.protect, Recent: f.recent, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
+		Protect: f.protect, Recent: f.recent, Floor: f.floor, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
 	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
 		return o, fmt.Errorf("--kv-policy full keeps every KV: drop --kv-budget/--kv-rate, or choose an eviction policy (kvcompress, uniform, window, h2o)")
 	}
