@@ -64,8 +64,9 @@ type MetricSource struct {
 	// Squared: add p^2 (L2, KV-Compress); otherwise p (L1, H2O).
 	Squared bool
 	// ObservationWindow: after prefill add the metric of the last w prompt queries, max-pooled (kernel 7)
-	// per query head before the group sum (SnapKV / KVC-w). When false, every prompt query contributes
-	// (H2O: accumulated attention over the whole prompt, no pooling).
+	// per query head before the group sum (SnapKV / KVC-w): the summed metrics of kvcompress and uniform.
+	// When false, every prompt query contributes, no pooling: H2O's accumulated attention, and the
+	// per-query means (PerQuery), which divide by the number of queries that have seen the KV.
 	ObservationWindow bool
 	// Decode: every decode query adds into the metric too (continual accumulation, eq. 20 / H2O).
 	Decode bool
@@ -110,9 +111,9 @@ func ParseMetric(s string) (Metric, error) {
 }
 
 // DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen: plain
-// attention per query that has seen the KV. Summed attention (the paper's l2) favours old KVs for having
-// been attended longer, and squaring favours the few KVs a query attends most over those that many
-// queries attend moderately; see README, KV-Compress quality.
+// attention per query that has seen the KV, every prompt query included. Summed attention (the paper's l2)
+// favours old KVs for having been attended longer, and squaring favours the few KVs a query attends most
+// over those that many queries attend moderately; see README, KV-Compress quality.
 const DefaultMetric = MetricL1Avg
 
 // Metric describes the metric the engine must collect for this policy with its default metric.
@@ -147,6 +148,11 @@ func (p Policy) MetricWith(m Metric) (MetricSource, error) {
 	}
 	src.Squared = m == MetricL2Sum || m == MetricL2Avg
 	src.PerQuery = m == MetricL2Avg || m == MetricL1Avg
+	if src.PerQuery {
+		// The mean over the queries that have seen a KV needs every one of them in the sum: a window
+		// of the last w prompt rows would divide w rows' attention by the whole age.
+		src.ObservationWindow = false
+	}
 	return src, nil
 }
 
