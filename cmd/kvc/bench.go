@@ -101,6 +101,13 @@ func cmdBenchDecode(args []string) error {
 	if *promptLen+*steps > cfg.Context {
 		return fmt.Errorf("--prompt-len %d + -n %d exceed the context of %d", *promptLen, *steps, cfg.Context)
 	}
+	// The full cache of every sequence must fit the pool: say so now rather than after a long prefill.
+	bs := e.Opt.BlockSize
+	perSeq := (*promptLen + *steps + bs - 1) / bs * cfg.Layers * cfg.KVHeads
+	if need := *batch * perSeq; need > e.Pool.Free() {
+		return fmt.Errorf("the KV pool has %d blocks of %d tokens free, and %d sequence(s) of %d + %d tokens need %d (%d layers x %d KV heads each): raise --kv-mem or lower --batch, --prompt-len or -n",
+			e.Pool.Free(), bs, *batch, *promptLen, *steps, need, cfg.Layers, cfg.KVHeads)
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	// Warm up: the first passes create pipelines (and fill caches); they are not what is measured.
 	warm := e.NewSequence(engine.SamplerConfig{})

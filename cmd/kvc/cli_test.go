@@ -169,3 +169,13 @@ func captureStdout(t *testing.T, f func()) string {
 	w.Close()
 	return <-done
 }
+
+// A benchmark whose caches cannot fit the pool says so before the prefill, naming the flags to change.
+func TestBenchDecodeRefusesWhatCannotFit(t *testing.T) {
+	t.Setenv("KVC_MODELS", sharedModels(t))
+	var errOut bytes.Buffer
+	args := []string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "--kv-mem", "1MiB", "--batch", "8", "--prompt-len", "400", "-n", "2", "-q"}
+	if st := runMain(args, io.Discard, &errOut); st != 1 || !strings.Contains(errOut.String(), "raise --kv-mem") {
+		t.Fatalf("status %d, stderr %q", st, errOut.String())
+	}
+}
