@@ -51,6 +51,21 @@ func (c *Backend) products(x []float32, n int, ps []product) {
 
 func (p product) rows(x []float32, n, cols, lo, hi int) {
 	rows := p.w.info.Rows
+	if n == 1 { // decode: each row range streamed by one kernel call
+		var d [rangeBlock]float32
+		for r0 := lo; r0 < hi; r0 += rangeBlock {
+			r1 := min(r0+rangeBlock, hi)
+			p.w.dots1(x, r0, r1, d[:r1-r0])
+			if out := p.out[r0:r1]; p.add {
+				for j := range out {
+					out[j] += d[j]
+				}
+			} else {
+				copy(out, d[:r1-r0])
+			}
+		}
+		return
+	}
 	var d [8]float32
 	step := inputStep()
 	for r0 := lo; r0 < hi; r0 += rowBlock {
@@ -69,6 +84,20 @@ func (p product) rows(x []float32, n, cols, lo, hi int) {
 				}
 			}
 		}
+	}
+}
+
+// rangeBlock is how many rows one row-range kernel call covers in decode: long enough that the call
+// costs nothing, short enough to stay on the stack.
+const rangeBlock = 256
+
+// dots1 sets out[r-r0] = rowDot(x, r) for r0 <= r < r1: one input, by the row-range kernel where there is one.
+func (w *Weight) dots1(x []float32, r0, r1 int, out []float32) {
+	if w.rowRange(x, r0, r1, out) {
+		return
+	}
+	for r := r0; r < r1; r++ {
+		out[r-r0] = w.rowDot(x, r)
 	}
 }
 
@@ -97,6 +126,18 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 	rows, cols := gw.info.Rows, gw.info.Cols
 	xs, o := f32(x), f32(out)
 	c.pool.rows(rows, 2*rows*cols*n, func(_, lo, hi int) {
+		if n == 1 {
+			var g, u [rangeBlock]float32
+			for r0 := lo; r0 < hi; r0 += rangeBlock {
+				r1 := min(r0+rangeBlock, hi)
+				gw.dots1(xs, r0, r1, g[:r1-r0])
+				uw.dots1(xs, r0, r1, u[:r1-r0])
+				for j, gv := range g[:r1-r0] {
+					o[r0+j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j] // SwiGLU's expression
+				}
+			}
+			return
+		}
 		var g, u [8]float32
 		step := inputStep()
 		for r0 := lo; r0 < hi; r0 += rowBlock {

@@ -266,6 +266,35 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	}
 }
 
+// rowRange sets out[r-r0] = rowDot(x, r) for r0 <= r < r1, with the same bits, by one row-range kernel
+// call that streams the rows front to back; false where the dtype has no such kernel (fp8), the rows are
+// not whole chunks of 8 (each row would end in a Go tail), or the assembly is off.
+func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
+	cols := w.info.Cols
+	if !useAsm || r0 >= r1 || cols%8 != 0 {
+		return false
+	}
+	x, out = x[:cols], out[:r1-r0]
+	switch w.info.DType {
+	case model.F32:
+		rowsF32AVX(&x[0], &w.f32Row(r0)[0], cols, r1-r0, &out[0])
+	case model.F16:
+		rowsF16AVX(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
+	case model.BF16:
+		rowsBF16AVX(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
+	case model.Q8_0:
+		g := w.info.Group
+		if g%8 != 0 {
+			return false
+		}
+		ng := cols / g
+		rowsQ8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, &out[0])
+	default:
+		return false
+	}
+	return true
+}
+
 // rowTail adds x[c] * W[r][c] for c from n8 (where the vector kernels stopped) to Cols to s, in order,
 // as rowDotAsm does after its kernel.
 func (w *Weight) rowTail(x []float32, r, n8 int, s float32) float32 {

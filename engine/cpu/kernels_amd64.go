@@ -3,16 +3,38 @@ package cpu
 import "golang.org/x/sys/cpu"
 
 //go:noescape
-func dotF32AVX(x, w *float32, n int) float32
+func rowsF32AVX(x, w *float32, n, rows int, out *float32)
 
 //go:noescape
-func dotF16AVX(x *float32, w *uint16, n int) float32
+func rowsF16AVX(x *float32, w *uint16, n, rows int, out *float32)
 
 //go:noescape
-func dotBF16AVX(x *float32, w *uint16, n int) float32
+func rowsBF16AVX(x *float32, w *uint16, n, rows int, out *float32)
 
 //go:noescape
-func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32
+func rowsQ8AVX(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32)
+
+// The one-row kernels are the row-range kernels over one row.
+
+func dotF32AVX(x, w *float32, n int) (s float32) {
+	rowsF32AVX(x, w, n, 1, &s)
+	return s
+}
+
+func dotF16AVX(x *float32, w *uint16, n int) (s float32) {
+	rowsF16AVX(x, w, n, 1, &s)
+	return s
+}
+
+func dotBF16AVX(x *float32, w *uint16, n int) (s float32) {
+	rowsBF16AVX(x, w, n, 1, &s)
+	return s
+}
+
+func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) (s float32) {
+	rowsQ8AVX(x, w, scales, groups, group, 1, &s)
+	return s
+}
 
 //go:noescape
 func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32

@@ -15,14 +15,34 @@
 	VMOVSHDUP    X0, X1     \
 	VADDSS       X1, X0, X0
 
-// func dotF32AVX(x, w *float32, n int) float32
-// n is a multiple of 8.
-TEXT ·dotF32AVX(SB), NOSPLIT, $0-28
-	MOVQ   x+0(FP), SI
-	MOVQ   w+8(FP), DI
-	MOVQ   n+16(FP), CX
-	VXORPS Y0, Y0, Y0
+// The row-range kernels: rows consecutive weight rows of n elements (n a multiple of 8; for q8_0, groups
+// groups of group each), each dotted with x and its sum stored at out[r]. One call streams a whole range
+// of rows front to back (decode reads each weight once), with no Go code between rows.
+
+// ROW_START points SI at x and CX at n for the next row and clears the accumulators Y0, Y1.
+#define ROW_START \
+	MOVQ   x+0(FP), SI \
+	MOVQ   n+16(FP), CX \
+	VXORPS Y0, Y0, Y0  \
 	VXORPS Y1, Y1, Y1
+
+// ROW_END reduces Y0 + Y1, stores the sum at (DX) and steps DX to the next output.
+#define ROW_END \
+	VADDPS Y1, Y0, Y0 \
+	HSUM              \
+	MOVSS  X0, (DX)   \
+	ADDQ   $4, DX
+
+// func rowsF32AVX(x, w *float32, n, rows int, out *float32)
+TEXT ·rowsF32AVX(SB), NOSPLIT, $0-40
+	MOVQ  w+8(FP), DI
+	MOVQ  rows+24(FP), R9
+	MOVQ  out+32(FP), DX
+	TESTQ R9, R9
+	JEQ   f32end
+
+f32row:
+	ROW_START
 
 f32loop:
 	CMPQ        CX, $16
@@ -41,22 +61,27 @@ f32tail:
 	JLT         f32done
 	VMOVUPS     (SI), Y2
 	VFMADD231PS (DI), Y2, Y0
+	ADDQ        $32, DI
 
 f32done:
-	VADDPS Y1, Y0, Y0
-	HSUM
+	ROW_END
+	DECQ R9
+	JNE  f32row
+
+f32end:
 	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
 	RET
 
-// func dotF16AVX(x *float32, w *uint16, n int) float32
-// n is a multiple of 8.
-TEXT ·dotF16AVX(SB), NOSPLIT, $0-28
-	MOVQ   x+0(FP), SI
-	MOVQ   w+8(FP), DI
-	MOVQ   n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
+// func rowsF16AVX(x *float32, w *uint16, n, rows int, out *float32)
+TEXT ·rowsF16AVX(SB), NOSPLIT, $0-40
+	MOVQ  w+8(FP), DI
+	MOVQ  rows+24(FP), R9
+	MOVQ  out+32(FP), DX
+	TESTQ R9, R9
+	JEQ   f16end
+
+f16row:
+	ROW_START
 
 f16loop:
 	CMPQ        CX, $16
@@ -75,22 +100,28 @@ f16tail:
 	JLT         f16done
 	VCVTPH2PS   (DI), Y2
 	VFMADD231PS (SI), Y2, Y0
+	ADDQ        $16, DI
 
 f16done:
-	VADDPS Y1, Y0, Y0
-	HSUM
+	ROW_END
+	DECQ R9
+	JNE  f16row
+
+f16end:
 	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
 	RET
 
-// func dotBF16AVX(x *float32, w *uint16, n int) float32
-// n is a multiple of 8. A bfloat16 is the high half of a float32.
-TEXT ·dotBF16AVX(SB), NOSPLIT, $0-28
-	MOVQ   x+0(FP), SI
-	MOVQ   w+8(FP), DI
-	MOVQ   n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
+// func rowsBF16AVX(x *float32, w *uint16, n, rows int, out *float32)
+// A bfloat16 is the high half of a float32.
+TEXT ·rowsBF16AVX(SB), NOSPLIT, $0-40
+	MOVQ  w+8(FP), DI
+	MOVQ  rows+24(FP), R9
+	MOVQ  out+32(FP), DX
+	TESTQ R9, R9
+	JEQ   bf16end
+
+bf16row:
+	ROW_START
 
 bf16loop:
 	CMPQ        CX, $16
@@ -112,22 +143,32 @@ bf16tail:
 	VPMOVZXWD   (DI), Y2
 	VPSLLD      $16, Y2, Y2
 	VFMADD231PS (SI), Y2, Y0
+	ADDQ        $16, DI
 
 bf16done:
-	VADDPS Y1, Y0, Y0
-	HSUM
+	ROW_END
+	DECQ R9
+	JNE  bf16row
+
+bf16end:
 	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
 	RET
 
-// func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32
-// groups groups of group elements (a multiple of 8), each summed then multiplied by its scale.
-TEXT ·dotQ8AVX(SB), NOSPLIT, $0-44
+// func rowsQ8AVX(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32)
+// Each group's elements (group a multiple of 8) are summed, then multiplied by its scale into Y0; a
+// row's groups*group weights and groups scales follow the previous row's.
+TEXT ·rowsQ8AVX(SB), NOSPLIT, $0-56
+	MOVQ  w+8(FP), DI
+	MOVQ  scales+16(FP), BX
+	MOVQ  group+32(FP), R8
+	MOVQ  rows+40(FP), R9
+	MOVQ  out+48(FP), R10
+	TESTQ R9, R9
+	JEQ   q8end
+
+q8row:
 	MOVQ   x+0(FP), SI
-	MOVQ   w+8(FP), DI
-	MOVQ   scales+16(FP), BX
 	MOVQ   groups+24(FP), CX
-	MOVQ   group+32(FP), R8
 	VXORPS Y0, Y0, Y0
 	TESTQ  CX, CX
 	JEQ    q8done
@@ -170,8 +211,13 @@ q8scale:
 
 q8done:
 	HSUM
+	MOVSS X0, (R10)
+	ADDQ  $4, R10
+	DECQ  R9
+	JNE   q8row
+
+q8end:
 	VZEROUPPER
-	MOVSS X0, ret+40(FP)
 	RET
 
 // FP8 turns 8 fp8-e4m3 bytes at (DI) into 8 floats in Y3, each 2^-8 times its value: the low 7 bits

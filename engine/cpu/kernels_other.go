@@ -5,10 +5,18 @@ package cpu
 // Without assembly kernels every dot product takes the pure-Go path (dotGo).
 const haveAsm = false
 
-func dotF32AVX(x, w *float32, n int) float32                                     { panic("no asm") }
-func dotF16AVX(x *float32, w *uint16, n int) float32                             { panic("no asm") }
-func dotBF16AVX(x *float32, w *uint16, n int) float32                            { panic("no asm") }
-func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32   { panic("no asm") }
+func dotF32AVX(x, w *float32, n int) float32                                   { panic("no asm") }
+func dotF16AVX(x *float32, w *uint16, n int) float32                           { panic("no asm") }
+func dotBF16AVX(x *float32, w *uint16, n int) float32                          { panic("no asm") }
+func dotQ8AVX(x *float32, w *int8, scales *float32, groups, group int) float32 { panic("no asm") }
+
+func rowsF32AVX(x, w *float32, n, rows int, out *float32)          { panic("no asm") }
+func rowsF16AVX(x *float32, w *uint16, n, rows int, out *float32)  { panic("no asm") }
+func rowsBF16AVX(x *float32, w *uint16, n, rows int, out *float32) { panic("no asm") }
+
+func rowsQ8AVX(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32) {
+	panic("no asm")
+}
 func dotFP8AVX(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
 
 func dot4F32AVX(x *float32, stride uintptr, w *float32, n int, out *[4]float32) { panic("no asm") }
