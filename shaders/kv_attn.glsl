@@ -34,6 +34,7 @@ layout(push_constant) uniform Push {
     uint splitMax; // most partitions per (row, KV head); 1 disables split-K
     uint partMin;  // fewest slots per partition
     uint metricRows; // rows [0, metricRows) add the metric (decode rows of a mixed pass); later rows do not
+    uint tiledMin; // rows in runs of at least tiledMin are attention_tiled.comp's (kvTiledRow); 0: none
 } pc;
 
 #define MAX_GROUP 64 // query heads per KV head (r) the metric can track
@@ -49,4 +50,26 @@ float metricOf(float p) { return pc.mode == 1u ? p * p : p; }
 uint partialAt(uint row, uint kvh, uint prt, uint h) {
     uint r = pc.qHeads / pc.kvHeads;
     return (((row * pc.kvHeads + kvh) * pc.splitMax + prt) * r + h) * (pc.hd + 2u);
+}
+
+// Tiled prefill: a row whose (row, KV head) entry of heads is shared by a run of at least tiledMin
+// consecutive rows (a prefill chunk: the engine gives a chunk's rows one table offset and context) and that
+// adds no metric is computed by attention_tiled.comp; attention.comp and attention_reduce.comp skip it. The
+// test reads only the row's own run, so a row's kernel (and bits) never depend on the rest of the call.
+bool kvTiledRow(uint row, uint kvh) {
+    if (pc.tiledMin == 0u || (pc.mode != 0u && row < pc.metricRows)) return false;
+    uint hi = (row * pc.kvHeads + kvh) * 2u;
+    int o = heads[hi], c = heads[hi + 1u];
+    uint n = 1u;
+    for (uint i = row; i > 0u && n < pc.tiledMin; i--) {
+        uint hj = ((i - 1u) * pc.kvHeads + kvh) * 2u;
+        if (heads[hj] != o || heads[hj + 1u] != c) break;
+        n++;
+    }
+    for (uint i = row + 1u; i < pc.rows && n < pc.tiledMin; i++) {
+        uint hj = (i * pc.kvHeads + kvh) * 2u;
+        if (heads[hj] != o || heads[hj + 1u] != c) break;
+        n++;
+    }
+    return n >= pc.tiledMin;
 }

@@ -34,6 +34,23 @@ const (
 	kvFillGroups    = 256 // (row, KV head) pairs below which partitions get their own workgroups
 )
 
+// Tiled prefill attention (shaders/attention_tiled.comp): on non-CPU devices, the rows of a prefill chunk
+// (a run of at least TiledMin consecutive rows sharing a (row, KV head) entry of Heads, as the engine
+// packs a chunk) that add no metric are computed by workgroups of 32 queries (rows x query heads of one KV
+// head) that stage each K/V slot once for all of them; attention.comp keeps the other rows. A row's kernel
+// depends only on its own run, so its bits do not depend on the rest of the call. 32 rows: below that a
+// chunk's tiles are too few to fill a GPU without split-K, which the tiled kernel does not have. CPU
+// devices keep attention_rows.comp (a workgroup barrier costs lavapipe a coroutine switch per lane group).
+const (
+	DefaultTiledMin = 32
+	kvTiledQueries  = 32 // NQ of attention_tiled.comp
+	kvTiledMaxStage = 32 // the most slots per stage (KT)
+	kvTiledMinStage = 4  // below this the staging overhead outweighs the reuse: attention.comp instead
+)
+
+// attnTiledMin overrides KVPool.TiledMin in tests: 0 keeps the pool's, negative turns tiling off.
+var attnTiledMin = 0
+
 // KVPool is the paged KV cache on the device. K and V are split into arenas of kBlocks blocks (each
 // buffer within maxStorageBufferRange), metric and position into arenas of mBlocks blocks; the shaders
 // find the arena of a slot by division. Scratch (attention scores and window sums, per slot) and the
@@ -61,6 +78,8 @@ type KVPool struct {
 	// SplitMax and PartMin set split-K; calls with fewer than FillGroups (row, KV head) pairs give each
 	// partition its own workgroup. Tests lower them to exercise every path at small sizes.
 	SplitMax, PartMin, FillGroups int
+	// TiledMin: rows sharing a head entry from which attention_tiled.comp takes them (0: never).
+	TiledMin int
 }
 
 func (p *KVPool) Blocks() int         { return p.blocks }
@@ -103,7 +122,7 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 	}
 	arenaBytes = min(arenaBytes, b.caps.MaxStorageBufferRange)
 	p := &KVPool{b: b, blocks: blocks, bs: blockSize, hd: headDim, typ: typ, arenaBytes: arenaBytes,
-		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups}
+		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups, TiledMin: DefaultTiledMin}
 	if b.info.Type == vk.TypeCPU {
 		// lavapipe: an idle workgroup still costs ~60 us (coroutine setup for its barriers), and a few
 		// busy workgroups already fill the cores.
@@ -388,7 +407,9 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 
 // Attention is paged attention, one workgroup per (KV head, row[, partition]); see shaders/attention.comp,
 // and shaders/attention_rows.comp, which CPU devices run instead (attentionRows): the same split rule,
-// partials and combine, so both paths keep the metric semantics and batch invariance.
+// partials and combine, so both paths keep the metric semantics and batch invariance. On GPUs the rows of
+// long prefill chunks go to shaders/attention_tiled.comp instead (attentionTiled; never rows that add a
+// metric).
 // Metric modes add in the same pass and assume one row per head table (decode); rows of one call sharing
 // a table with a metric mode race on the per-slot scratch (a caller error; prefill chunks use
 // MetricNone and WindowMetric).
@@ -448,14 +469,72 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	if split > 1 {
 		part = p.part
 	}
-	push := PushBytes(&attentionPush{kvPoolPush: p.poolPush(a.Tables.Size() / 4), Rows: uint32(a.Rows), QHeads: uint32(qHeads),
+	ap := attentionPush{kvPoolPush: p.poolPush(a.Tables.Size() / 4), Rows: uint32(a.Rows), QHeads: uint32(qHeads),
 		KVHeads: uint32(kvHeads), Scale: scale, Mode: uint32(mode), SplitMax: uint32(split), PartMin: uint32(max(p.PartMin, 1)),
-		MetricRows: uint32(a.MetricRowCount())})
+		MetricRows: uint32(a.MetricRowCount())}
+	var tiled *Kernel
+	var tiledGrid [3]uint32
+	if spec, tmin := b.attentionTiled(p, r, kvHeads, a, mode); spec != nil {
+		if tiled = kvKernel[attentionPush](b, "Attention", p.variant("attention_tiled"), p, 6, spec[:]...); tiled == nil {
+			return
+		}
+		ap.TiledMin = uint32(tmin)
+		hr, first := int(spec[0]), 0
+		if mode != engine.MetricNone {
+			first = a.MetricRowCount()
+		}
+		tr := kvTiledQueries / hr
+		tiledGrid = [3]uint32{uint32(kvHeads * ((r + hr - 1) / hr)), uint32((a.Rows - first + tr - 1) / tr), 1}
+	}
+	push := PushBytes(&ap)
 	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
+	// attention.comp and attention_reduce skip the rows attention_tiled.comp takes (kvTiledRow).
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
 	if depth > 1 { // with depth 1 each workgroup combined its own partitions
 		b.Dispatch(red, [3]uint32{uint32(kvHeads), uint32(a.Rows), 1}, push, bind...)
 	}
+	if tiled != nil {
+		b.Dispatch(tiled, tiledGrid, push, bind...)
+	}
+}
+
+// attentionTiled returns the specialization constants 3-5 of attention_tiled.comp (query heads per
+// workgroup, slots per stage, vec4s per staged row) and the run length from which rows are its, or nil when
+// Attention runs attention.comp (or attention_rows.comp) alone: on CPU devices (unless GPU workgroups are
+// forced), when the call has fewer rows without a metric than a run needs, or when no stage of at least
+// kvTiledMinStage slots fits the device's shared memory. The stage size depends on the device and head
+// only, never on the batch.
+func (b *Backend) attentionTiled(p *KVPool, r, kvHeads int, a engine.AttnHeads, mode engine.MetricMode) (*[3]uint32, int) {
+	tmin := p.TiledMin
+	if attnTiledMin != 0 {
+		tmin = attnTiledMin
+	}
+	rows := a.Rows
+	if mode != engine.MetricNone {
+		rows -= a.MetricRowCount()
+	}
+	if tmin <= 0 || b.info.Type == vk.TypeCPU && !forceGPUWorkgroups || rows < tmin ||
+		b.caps.MaxWorkGroupInvocations < kvAttnWG {
+		return nil, 0
+	}
+	hr := min(r, kvTiledQueries)
+	ch, nv := 4, 1 // head dims and vec4s per 16-byte chunk (kv_chunk.glsl)
+	if p.typ == engine.KVF16 {
+		ch, nv = 8, 2
+	}
+	hd4 := (p.hd + ch - 1) / ch * nv
+	for kt := kvTiledMaxStage; kt >= kvTiledMinStage; kt /= 2 {
+		if tiledSharedBytes(kt, hd4) <= b.caps.MaxSharedMemory {
+			return &[3]uint32{uint32(hr), uint32(kt), uint32(hd4)}, tmin
+		}
+	}
+	return nil, 0
+}
+
+// tiledSharedBytes is attention_tiled.comp's shared memory at kt slots per stage and hd4 vec4s per row:
+// the staged rows, the partial scores, the stage's slots and positions, the tile's row entries.
+func tiledSharedBytes(kt, hd4 int) int {
+	return kt*hd4*16 + 4*kt*kvTiledQueries*4 + kt*8 + kvTiledQueries*12
 }
 
 // attnRowsLayout overrides attention_rows.comp's layout choice in tests: rowsAuto, rowsLanes (every head

@@ -140,6 +140,22 @@ func (h *kvHarness) readF32(b engine.Buf, n int) []float32 {
 // on both backends. It returns the new heads.
 func (h *kvHarness) addHeads(ctxs []int, shuffle bool) []kvHead {
 	h.t.Helper()
+	var perm []int
+	return h.addHeadsAt(ctxs, func(head, i int) int32 {
+		if i == 0 {
+			perm = h.rng.Perm(ctxs[head])
+		}
+		if !shuffle {
+			return int32(i)
+		}
+		return int32(perm[i])
+	})
+}
+
+// addHeadsAt is addHeads with slot i of head number head (of ctxs) at position at(head, i), called in
+// order of heads and slots.
+func (h *kvHarness) addHeadsAt(ctxs []int, at func(head, i int) int32) []kvHead {
+	h.t.Helper()
 	used := map[int32]bool{}
 	for _, hd := range h.heads {
 		for _, b := range hd.table {
@@ -154,21 +170,16 @@ func (h *kvHarness) addHeads(ctxs []int, shuffle bool) []kvHead {
 	}
 	var slots, pos []int32
 	var added []kvHead
-	for _, c := range ctxs {
+	for head, c := range ctxs {
 		nb := (c + h.bs - 1) / h.bs
 		if nb > len(free) {
 			h.t.Fatalf("test pool too small: need %d more blocks", nb)
 		}
 		hd := kvHead{table: free[:nb], ctx: c}
 		free = free[nb:]
-		perm := h.rng.Perm(c)
 		for i := 0; i < c; i++ {
 			slots = append(slots, hd.table[i/h.bs]*int32(h.bs)+int32(i%h.bs))
-			p := int32(i)
-			if shuffle {
-				p = int32(perm[i])
-			}
-			pos = append(pos, p)
+			pos = append(pos, at(head, i))
 		}
 		added = append(added, hd)
 	}
@@ -353,15 +364,20 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int,
 	h.checkPool("after attention", 2e-4)
 }
 
-// attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced) and, on a CPU
-// device with subgroup arithmetic, attention_rows.comp in its lane layout (wide heads in several output
-// windows) and in its tile layout, for every head width. On a GPU the last two are attention.comp again.
+// attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced, tiling off),
+// attention_tiled.comp for every row without a metric (GPU workgroups forced, runs of one row tiled) and,
+// on a CPU device with subgroup arithmetic, attention_rows.comp in its lane layout (wide heads in several
+// output windows) and in its tile layout, for every head width. On a GPU the last two are attention.comp
+// again (with tiling at its default).
 func attnVariants(t *testing.T, g *Backend, f func(t *testing.T)) {
-	for _, v := range []string{"workgroup", "lanes", "tiles"} {
+	for _, v := range []string{"workgroup", "tiled", "lanes", "tiles"} {
 		t.Run(v, func(t *testing.T) {
-			defer func(force bool, layout int) { forceGPUWorkgroups, attnRowsLayout = force, layout }(forceGPUWorkgroups, attnRowsLayout)
-			forceGPUWorkgroups = v == "workgroup"
-			attnRowsLayout = map[string]int{"workgroup": rowsAuto, "lanes": rowsLanes, "tiles": rowsTiles}[v]
+			defer func(force bool, layout, tmin int) {
+				forceGPUWorkgroups, attnRowsLayout, attnTiledMin = force, layout, tmin
+			}(forceGPUWorkgroups, attnRowsLayout, attnTiledMin)
+			forceGPUWorkgroups = v == "workgroup" || v == "tiled"
+			attnRowsLayout = map[string]int{"workgroup": rowsAuto, "tiled": rowsAuto, "lanes": rowsLanes, "tiles": rowsTiles}[v]
+			attnTiledMin = map[string]int{"workgroup": -1, "tiled": 1}[v]
 			f(t)
 		})
 	}

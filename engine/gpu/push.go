@@ -92,12 +92,13 @@ type ropeKVPush struct {
 	N, QHeads, KVHeads, RotateHalf uint32
 }
 
-// attentionPush: kv_attn.glsl (attention.comp, attention_rows.comp, attention_reduce.comp).
+// attentionPush: kv_attn.glsl (attention.comp, attention_rows.comp, attention_reduce.comp,
+// attention_tiled.comp).
 type attentionPush struct {
 	kvPoolPush
-	Rows, QHeads, KVHeads               uint32
-	Scale                               float32
-	Mode, SplitMax, PartMin, MetricRows uint32
+	Rows, QHeads, KVHeads                         uint32
+	Scale                                         float32
+	Mode, SplitMax, PartMin, MetricRows, TiledMin uint32
 }
 
 // windowPush: window_metric.comp.

@@ -28,7 +28,7 @@ func pushBlockOf(src, defs string) reflect.Type {
 		"kv_write.comp": reflect.TypeFor[kvWritePush](), "copy_moves.comp": reflect.TypeFor[kvCountPush](),
 		"copy_moves_read_slots.comp": reflect.TypeFor[kvCountPush](), "fused_rope_kv.comp": reflect.TypeFor[ropeKVPush](),
 		"attention.comp": reflect.TypeFor[attentionPush](), "attention_rows.comp": reflect.TypeFor[attentionPush](),
-		"attention_reduce.comp": reflect.TypeFor[attentionPush](), "window_metric.comp": reflect.TypeFor[windowPush](),
+		"attention_reduce.comp": reflect.TypeFor[attentionPush](), "attention_tiled.comp": reflect.TypeFor[attentionPush](), "window_metric.comp": reflect.TypeFor[windowPush](),
 	}[src]
 }
 
