@@ -72,3 +72,51 @@ func repeat(x, n int) []int {
 	}
 	return out
 }
+
+// BenchmarkKVAttentionPrefill: a prefill chunk of 128 rows at the end of a 640-slot context (32 query heads,
+// 8 KV heads, d=128, f16, block 16), and of stories260K's shape. gpu is the device's own choice; gpu-wg
+// forces attention.comp alone, gpu-tiled attention_tiled.comp for the chunk (on a CPU device both are
+// forced variants, not what it runs).
+//
+//	go test ./engine/gpu/ -run - -bench KVAttentionPrefill -benchtime 3x
+func BenchmarkKVAttentionPrefill(b *testing.B) {
+	const bs, rows = 16, 128
+	for _, sh := range []struct {
+		name                     string
+		qHeads, kvHeads, hd, ctx int
+	}{{"", 32, 8, 128, 640}, {"small/", 8, 4, 8, 640}} {
+		qHeads, kvHeads, hd, ctx := sh.qHeads, sh.kvHeads, sh.hd, sh.ctx
+		for _, dev := range []string{"gpu", "gpu-wg", "gpu-tiled"} {
+			b.Run(fmt.Sprintf("%sctx%d/%s", sh.name, ctx, dev), func(b *testing.B) {
+				g := OpenForTest(b)
+				defer func(force bool, tmin int) { forceGPUWorkgroups, attnTiledMin = force, tmin }(forceGPUWorkgroups, attnTiledMin)
+				forceGPUWorkgroups = dev != "gpu"
+				attnTiledMin = map[string]int{"gpu-wg": -1, "gpu-tiled": 1}[dev]
+				blocks := kvHeads * ((ctx + bs - 1) / bs)
+				h := newKVHarness(b, g, 1, blocks, bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
+				heads := h.addHeads(repeat(ctx, kvHeads), false)
+				rowHeads := make([][]kvHead, rows)
+				qpos := make([]int32, rows)
+				for i := range rowHeads {
+					rowHeads[i], qpos[i] = heads, int32(ctx-rows+i)
+				}
+				q := h.f32(h.randn(rows * qHeads * hd))
+				hs, tables, pos := h.attnInputs(rowHeads, qpos)
+				out := h.out(rows * qHeads * hd)
+				a := engine.AttnHeads{Heads: hs.g, Tables: tables.g, Pos: pos.g, Rows: rows}
+				g.Attention(out.g, q.g, h.gp, a, qHeads, kvHeads, 0.088, engine.MetricNone) // builds the pipelines
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					g.Attention(out.g, q.g, h.gp, a, qHeads, kvHeads, 0.088, engine.MetricNone)
+					if err := g.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/chunk")
+			})
+		}
+	}
+}
