@@ -67,12 +67,26 @@ func (p product) rows(x []float32, n, cols, lo, hi int) {
 		return
 	}
 	var d [8]float32
+	var d8 [rowBlock][8]float32
 	step := inputStep()
 	for r0 := lo; r0 < hi; r0 += rowBlock {
 		r1 := min(r0+rowBlock, hi)
 		for i := 0; i < n; i += step {
 			m := min(step, n-i)
 			xi := x[i*cols : (i+m)*cols]
+			if m == 8 && p.w.rowRange8(xi, r0, r1, &d8) {
+				for k := range 8 {
+					out := p.out[(i+k)*rows+r0 : (i+k)*rows+r1]
+					for j := range out {
+						if p.add {
+							out[j] += d8[j][k]
+						} else {
+							out[j] = d8[j][k]
+						}
+					}
+				}
+				continue
+			}
 			for r := r0; r < r1; r++ {
 				p.w.rowDots(xi, m, r, d[:m])
 				for k, v := range d[:m] {
@@ -139,12 +153,22 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 			return
 		}
 		var g, u [8]float32
+		var g8, u8 [rowBlock][8]float32
 		step := inputStep()
 		for r0 := lo; r0 < hi; r0 += rowBlock {
 			r1 := min(r0+rowBlock, hi)
 			for i := 0; i < n; i += step {
 				m := min(step, n-i)
 				xi := xs[i*cols : (i+m)*cols]
+				if m == 8 && gw.rowRange8(xi, r0, r1, &g8) && uw.rowRange8(xi, r0, r1, &u8) {
+					for k := range 8 {
+						for j := range r1 - r0 {
+							gv := g8[j][k]
+							o[(i+k)*rows+r0+j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u8[j][k] // SwiGLU's expression
+						}
+					}
+					continue
+				}
 				for r := r0; r < r1; r++ {
 					gw.rowDots(xi, m, r, g[:m])
 					uw.rowDots(xi, m, r, u[:m])

@@ -224,14 +224,14 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	case dt == model.F32 || dt == model.F16 || dt == model.BF16:
 		n8, stride := cols&^7, uintptr(cols*4)
 		for ; useAVX512 && i+8 <= n; i += 8 {
-			o := (*[8]float32)(out[i : i+8])
+			o := &out[i]
 			switch xp := &x[i*cols]; dt {
 			case model.F32:
-				dot8F32AVX512(xp, stride, &w.f32Row(r)[0], n8, o)
+				dot8F32AVX512(xp, stride, &w.f32Row(r)[0], n8, 1, o)
 			case model.F16:
-				dot8F16AVX512(xp, stride, &w.u16Row(r)[0], n8, o)
+				dot8F16AVX512(xp, stride, &w.u16Row(r)[0], n8, 1, o)
 			case model.BF16:
-				dot8BF16AVX512(xp, stride, &w.u16Row(r)[0], n8, o)
+				dot8BF16AVX512(xp, stride, &w.u16Row(r)[0], n8, 1, o)
 			}
 		}
 		for ; i+4 <= n; i += 4 {
@@ -255,7 +255,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		ng, stride := cols/g, uintptr(cols*4)
 		row, sc := (*int8)(unsafe.Pointer(&w.data[r*cols])), &w.scales[r*ng]
 		for ; useAVX512 && i+8 <= n; i += 8 {
-			dot8Q8AVX512(&x[i*cols], stride, row, sc, ng, g, (*[8]float32)(out[i:i+8]))
+			dot8Q8AVX512(&x[i*cols], stride, row, sc, ng, g, 1, &out[i])
 		}
 		for ; i+4 <= n; i += 4 {
 			dot4Q8AVX(&x[i*cols], stride, row, sc, ng, g, (*[4]float32)(out[i:i+4]))
@@ -289,6 +289,36 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 		}
 		ng := cols / g
 		rowsQ8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, &out[0])
+	default:
+		return false
+	}
+	return true
+}
+
+// rowRange8 sets d[r-r0][k] = rowDot(x[k*Cols:], r) for k < 8 and r0 <= r < r1 <= r0+rowBlock, with the
+// same bits, by one eight-input kernel call; false where there is none (no AVX-512VL, fp8, a q8_0 group
+// that is not a multiple of 8, rows that are not whole chunks of 8).
+func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32) bool {
+	cols := w.info.Cols
+	if !useAVX512 || r0 >= r1 || cols%8 != 0 {
+		return false
+	}
+	x = x[:8*cols]
+	stride, o := uintptr(cols*4), &d[0][0]
+	switch w.info.DType {
+	case model.F32:
+		dot8F32AVX512(&x[0], stride, &w.f32Row(r0)[0], cols, r1-r0, o)
+	case model.F16:
+		dot8F16AVX512(&x[0], stride, &w.u16Row(r0)[0], cols, r1-r0, o)
+	case model.BF16:
+		dot8BF16AVX512(&x[0], stride, &w.u16Row(r0)[0], cols, r1-r0, o)
+	case model.Q8_0:
+		g := w.info.Group
+		if g%8 != 0 {
+			return false
+		}
+		ng := cols / g
+		dot8Q8AVX512(&x[0], stride, (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, o)
 	default:
 		return false
 	}

@@ -68,13 +68,13 @@ func axpyF16AVX(a float32, x *uint16, y *float32, n int)
 var haveAVX512 = haveAsm && cpu.X86.HasAVX512 && cpu.X86.HasAVX512VL
 
 //go:noescape
-func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32)
+func dot8F32AVX512(x *float32, stride uintptr, w *float32, n, rows int, out *float32)
 
 //go:noescape
-func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
 
 //go:noescape
-func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
+func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
 
 //go:noescape
-func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32)
+func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32)

@@ -603,6 +603,8 @@ axf16done:
 // the lane reduction of the one-row kernels, so every result has the bits the one-row kernel gives. The
 // weight chunk is loaded and converted once for the eight inputs, so a batch of 8 reads each weight row
 // once per pass. Inputs 0-2 are at SI + {0,1,2}*R8, 3-5 at R10 + {0,1,2}*R8, 6-7 at R11 + {0,1}*R8.
+// Each call takes rows consecutive weight rows (of n elements each) and stores each row's eight sums
+// at out[8*r..8*r+7], so a block of rows costs one call.
 
 // DOT8_SETUP sets R10, R11 and clears Y16-Y31.
 #define DOT8_SETUP \
@@ -670,7 +672,8 @@ axf16done:
 	VADDSS       X15, X2, X2 \
 	MOVSS        X2, off(DX)
 
-#define DOT8_EPILOGUE \
+// DOT8_STORE stores a row's eight sums at DX and steps DX to the next row's.
+#define DOT8_STORE \
 	HSUM8TO(Y16, Y17, 0)  \
 	HSUM8TO(Y18, Y19, 4)  \
 	HSUM8TO(Y20, Y21, 8)  \
@@ -679,44 +682,60 @@ axf16done:
 	HSUM8TO(Y26, Y27, 20) \
 	HSUM8TO(Y28, Y29, 24) \
 	HSUM8TO(Y30, Y31, 28) \
-	VZEROUPPER            \
-	RET
+	ADDQ $32, DX
 
-// func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32)
-TEXT ·dot8F32AVX512(SB), NOSPLIT, $0-40
+// func dot8F32AVX512(x *float32, stride uintptr, w *float32, n, rows int, out *float32)
+TEXT ·dot8F32AVX512(SB), NOSPLIT, $0-48
+	MOVQ  stride+8(FP), R8
+	MOVQ  w+16(FP), DI
+	MOVQ  rows+32(FP), R12
+	MOVQ  out+40(FP), DX
+	TESTQ R12, R12
+	JEQ   d8f32end
+
+d8f32row:
 	MOVQ x+0(FP), SI
-	MOVQ stride+8(FP), R8
-	MOVQ w+16(FP), DI
 	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
 	DOT8_SETUP
 
 d8f32loop:
-	CMPQ    CX, $16
-	JLT     d8f32tail
+	CMPQ      CX, $16
+	JLT       d8f32tail
 	VMOVUPS (DI), Y0
 	VMOVUPS 32(DI), Y1
 	FMA8x2
-	ADDQ    $64, DI
-	SUBQ    $16, CX
-	JMP     d8f32loop
+	ADDQ      $64, DI
+	SUBQ      $16, CX
+	JMP       d8f32loop
 
 d8f32tail:
-	CMPQ    CX, $8
-	JLT     d8f32done
+	CMPQ      CX, $8
+	JLT       d8f32done
 	VMOVUPS (DI), Y0
 	FMA8x1
+	ADDQ      $32, DI
 
 d8f32done:
-	DOT8_EPILOGUE
+	DOT8_STORE
+	DECQ R12
+	JNE  d8f32row
 
-// func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
-TEXT ·dot8F16AVX512(SB), NOSPLIT, $0-40
+d8f32end:
+	VZEROUPPER
+	RET
+
+// func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
+TEXT ·dot8F16AVX512(SB), NOSPLIT, $0-48
+	MOVQ  stride+8(FP), R8
+	MOVQ  w+16(FP), DI
+	MOVQ  rows+32(FP), R12
+	MOVQ  out+40(FP), DX
+	TESTQ R12, R12
+	JEQ   d8f16end
+
+d8f16row:
 	MOVQ x+0(FP), SI
-	MOVQ stride+8(FP), R8
-	MOVQ w+16(FP), DI
 	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
 	DOT8_SETUP
 
 d8f16loop:
@@ -734,17 +753,29 @@ d8f16tail:
 	JLT       d8f16done
 	VCVTPH2PS (DI), Y0
 	FMA8x1
+	ADDQ      $16, DI
 
 d8f16done:
-	DOT8_EPILOGUE
+	DOT8_STORE
+	DECQ R12
+	JNE  d8f16row
 
-// func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)
-TEXT ·dot8BF16AVX512(SB), NOSPLIT, $0-40
+d8f16end:
+	VZEROUPPER
+	RET
+
+// func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
+TEXT ·dot8BF16AVX512(SB), NOSPLIT, $0-48
+	MOVQ  stride+8(FP), R8
+	MOVQ  w+16(FP), DI
+	MOVQ  rows+32(FP), R12
+	MOVQ  out+40(FP), DX
+	TESTQ R12, R12
+	JEQ   d8bf16end
+
+d8bf16row:
 	MOVQ x+0(FP), SI
-	MOVQ stride+8(FP), R8
-	MOVQ w+16(FP), DI
 	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
 	DOT8_SETUP
 
 d8bf16loop:
@@ -765,9 +796,16 @@ d8bf16tail:
 	VPMOVZXWD (DI), Y0
 	VPSLLD    $16, Y0, Y0
 	FMA8x1
+	ADDQ      $16, DI
 
 d8bf16done:
-	DOT8_EPILOGUE
+	DOT8_STORE
+	DECQ R12
+	JNE  d8bf16row
+
+d8bf16end:
+	VZEROUPPER
+	RET
 
 // Q8SCALE8 adds (YA + YB) times the group's scale (Y10) into YS and clears YA and YB for the next group.
 #define Q8SCALE8(YA, YB, YS) \
@@ -786,17 +824,22 @@ d8bf16done:
 	VADDSS       X15, XA, XA \
 	MOVSS        XA, off(DX)
 
-// func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32)
+// func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32)
 // dot4Q8AVX for eight inputs: per group partial sums Y16-Y31 (two per input), then input k's accumulator
-// Y(2+k) += (p0 + p1) * scale.
-TEXT ·dot8Q8AVX512(SB), NOSPLIT, $0-56
+// Y(2+k) += (p0 + p1) * scale; rows consecutive rows, their weights and scales one after the other.
+TEXT ·dot8Q8AVX512(SB), NOSPLIT, $0-64
+	MOVQ  stride+8(FP), R8
+	MOVQ  w+16(FP), DI
+	MOVQ  scales+24(FP), BX
+	MOVQ  group+40(FP), R9
+	MOVQ  rows+48(FP), R12
+	MOVQ  out+56(FP), DX
+	TESTQ R12, R12
+	JEQ   d8q8end
+
+d8q8row:
 	MOVQ   x+0(FP), SI
-	MOVQ   stride+8(FP), R8
-	MOVQ   w+16(FP), DI
-	MOVQ   scales+24(FP), BX
 	MOVQ   groups+32(FP), CX
-	MOVQ   group+40(FP), R9
-	MOVQ   out+48(FP), DX
 	DOT8_SETUP
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -858,5 +901,10 @@ d8q8done:
 	HSUM1TO8(Y7, X7, 20)
 	HSUM1TO8(Y8, X8, 24)
 	HSUM1TO8(Y9, X9, 28)
+	ADDQ $32, DX
+	DECQ R12
+	JNE  d8q8row
+
+d8q8end:
 	VZEROUPPER
 	RET

@@ -32,10 +32,14 @@ func axpyF16AVX(a float32, x *uint16, y *float32, n int) { panic("no asm") }
 
 const haveAVX512 = false
 
-func dot8F32AVX512(x *float32, stride uintptr, w *float32, n int, out *[8]float32) { panic("no asm") }
-func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32)  { panic("no asm") }
-func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n int, out *[8]float32) { panic("no asm") }
+func dot8F32AVX512(x *float32, stride uintptr, w *float32, n, rows int, out *float32) {
+	panic("no asm")
+}
+func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32) { panic("no asm") }
+func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32) {
+	panic("no asm")
+}
 
-func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[8]float32) {
+func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	panic("no asm")
 }
