@@ -85,7 +85,7 @@ func (p *workers) next(part int, seen uint64) *job {
 			continue
 		}
 		if time.Since(start) < spinFor {
-			runtime.Gosched() // let anything else on this thread's P run
+			yield(i)
 			continue
 		}
 		p.parked[part].Store(true)
@@ -97,6 +97,14 @@ func (p *workers) next(part int, seen uint64) *job {
 		}
 		<-p.wake[part]
 		start, i = time.Now(), 0
+	}
+}
+
+// yield lets other goroutines on this thread's P run now and then while a side spins (more goroutines
+// than Ps, as in tests); not at every poll, since Gosched takes the scheduler's global lock.
+func yield(i int) {
+	if i%1024 == 0 {
+		runtime.Gosched()
 	}
 }
 
@@ -129,7 +137,7 @@ func (p *workers) run(parts int, task func(part int)) {
 			continue
 		}
 		if time.Since(start) < spinFor {
-			runtime.Gosched()
+			yield(i)
 			continue
 		}
 		p.waiting.Store(true)
