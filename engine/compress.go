@@ -7,8 +7,14 @@ import (
 	"kvc/kvpages"
 )
 
+// DefaultWindow is the paper's observation window w: the last w prompt rows add to a windowed metric.
+const DefaultWindow = 8
+
 // SetMetric sets the options' metric collection for metric m (a policy's, kvpages.Policy.MetricWith): the
-// observation window w (max-pooled with pool7) or every prompt query, and decode-time accumulation.
+// observation window w (max-pooled with pool7) or every prompt query, and decode-time accumulation. window
+// < 0 is m's own collection (the window DefaultWindow, or every prompt query); window >= 0 chooses the
+// window for the per-query means too (every prompt query costs one metric pass per prompt row). h2o's
+// summed metric always takes every prompt query.
 func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
 	o.Metric, o.Window, o.Pool7, o.PromptMetric, o.SquaredWindow, o.MetricAvg = MetricNone, 0, false, false, false, false
 	if !m.Needed {
@@ -21,7 +27,10 @@ func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
 		}
 	}
 	o.SquaredWindow, o.MetricAvg = m.Squared, m.PerQuery
-	if m.ObservationWindow {
+	if m.ObservationWindow || m.PerQuery && window >= 0 {
+		if window < 0 {
+			window = DefaultWindow
+		}
 		o.Window, o.Pool7 = window, pool7
 	} else {
 		o.PromptMetric = true

@@ -59,7 +59,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.eviction.Recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
 	fs.IntVar(&o.eviction.Sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")
-	fs.IntVar(&o.window, "kv-window", 8, "prefill observation window w for the eviction metric")
+	fs.IntVar(&o.window, "kv-window", -1, "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg and l2-avg, 8 for l2 and l1)")
 	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	o.sampling.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +87,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--max-rows %d: want at least 1", o.maxRows)
 	case o.interval < 0:
 		return nil, fmt.Errorf("--kv-interval %d: want >= 0", o.interval)
-	case o.window < 0:
+	case o.window < -1: // -1 is the unset default
 		return nil, fmt.Errorf("--kv-window %d: want >= 0", o.window)
 	case o.scale < 0 || o.scale > 8:
 		return nil, fmt.Errorf("--scale %d: want 0 (automatic) to 8", o.scale)

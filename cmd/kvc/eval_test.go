@@ -71,6 +71,7 @@ func TestEvalRejectsBeforeWork(t *testing.T) {
 		{[]string{"sweep", "--text", text, "--policies", "uniform:l1-avg:0.5:0.2"}, "head floor"},
 		{[]string{"sweep", "--text", text, "--policies", "kvcompress:l1-avg:0.5:x"}, "head floor"},
 		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-floor", "1.5"}, "head floor"},
+		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-window", "-2"}, "--kv-window"},
 		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-policy", "window", "--kv-floor", "0.2"}, "head floor"},
 	} {
 		err := cmdEval(append(c.args, "--model", missing))

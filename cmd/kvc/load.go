@@ -70,11 +70,14 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.floor, "kv-floor", kvpages.DefaultFloor, "kvcompress: share of each head's budget beyond the protected positions that the global ranking may not take (Ada-KV's safeguard; 0: the paper, 1: uniform)")
 	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
-	fs.IntVar(&f.window, "kv-window", 8, "prefill observation window w for the eviction metric")
+	fs.IntVar(&f.window, "kv-window", -1, windowHelp)
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.StringVar(&f.metric, "kv-metric", "", "what KVs rank by: l2 (squared attention summed, the paper), l1, l2-avg or l1-avg (per query that has seen the KV) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
 }
+
+// windowHelp describes --kv-window, whose unset value (-1) is the metric's own collection.
+const windowHelp = "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg and l2-avg, 8 for l2 and l1; a window is faster on long prompts)"
 
 // loaded is a model ready to run.
 type loaded struct {
@@ -128,7 +131,7 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 	if f.maxRows < 1 {
 		return kvpages.Options{}, fmt.Errorf("--max-rows %d: want at least 1", f.maxRows)
 	}
-	if f.window < 0 {
+	if f.window < -1 { // -1 is the unset default
 		return kvpages.Options{}, fmt.Errorf("--kv-window %d: want an observation window >= 0", f.window)
 	}
 	if f.interval < -1 { // -1 is the unset default
