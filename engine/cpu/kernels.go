@@ -100,24 +100,39 @@ func (w *Weight) rowDotAsm(x []float32, r int) float32 {
 		row := w.data[r*n : (r+1)*n]
 		s = dotQ8AVX(&x[0], (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g)
 	case model.F8E4M3:
-		scales, g := w.fp8Scales(r)
-		row := w.data[r*n : (r+1)*n]
-		if g == n {
-			g = n8
-		}
-		ng := 0
-		if g > 0 {
-			ng = n / g
+		row, scales, ng, g := w.fp8Regions(r)
+		if ng > 0 {
 			s = dotFP8AVX(&x[0], &row[0], &scales[0], ng, g)
 		}
-		if done := ng * g; done < n {
-			luts()
-			var t float32
-			for i := done; i < n; i++ {
-				t += x[i] * fp8LUT[row[i]]
-			}
-			s += t * scales[min(ng, len(scales)-1)]
+		s = fp8Tail(x, row, scales, ng, g, s)
+	}
+	return s
+}
+
+// fp8Regions returns row r of an fp8 weight with its scales, and how the assembly kernels take it: ng
+// regions of g elements (g a multiple of 8; a row with one scale is one region of its whole chunks of 8).
+func (w *Weight) fp8Regions(r int) (row []byte, scales []float32, ng, g int) {
+	n := w.info.Cols
+	scales, g = w.fp8Scales(r)
+	if g == n {
+		g = n &^ 7
+	}
+	if g > 0 {
+		ng = n / g
+	}
+	return w.data[r*n : (r+1)*n], scales, ng, g
+}
+
+// fp8Tail adds to s what the kernels left of an fp8 row: the elements after ng regions of g, summed in
+// order and multiplied by their region's scale.
+func fp8Tail(x []float32, row []byte, scales []float32, ng, g int, s float32) float32 {
+	if done := ng * g; done < len(row) {
+		luts()
+		var t float32
+		for i := done; i < len(row); i++ {
+			t += x[i] * fp8LUT[row[i]]
 		}
+		s += t * scales[min(ng, len(scales)-1)]
 	}
 	return s
 }
@@ -214,8 +229,8 @@ func groupDotQ8(x []float32, q []byte) float32 {
 }
 
 // rowDots sets out[i] = rowDot(x[i*Cols:], r) for i < n, with the same bits: eight inputs per kernel
-// call where AVX-512VL is there, then four, where the dtype has those kernels (the weight row is then read
-// and converted once for the eight or four).
+// call where AVX-512VL is there (not fp8), then four, where the dtype has those kernels (the weight row is
+// then read and converted once for the eight or four).
 func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	cols := w.info.Cols
 	i := 0
@@ -248,6 +263,15 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		if n8 < cols {
 			for k := range i {
 				out[k] = w.rowTail(x[k*cols:(k+1)*cols], r, n8, out[k])
+			}
+		}
+	case dt == model.F8E4M3:
+		row, scales, ng, g := w.fp8Regions(r)
+		for ; i+4 <= n; i += 4 {
+			o := (*[4]float32)(out[i : i+4])
+			dot4FP8AVX(&x[i*cols], uintptr(cols*4), &row[0], &scales[0], ng, g, o)
+			for k := range 4 {
+				o[k] = fp8Tail(x[(i+k)*cols:(i+k+1)*cols], row, scales, ng, g, o[k])
 			}
 		}
 	case dt == model.Q8_0 && w.info.Group%8 == 0:

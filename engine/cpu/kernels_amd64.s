@@ -908,3 +908,124 @@ d8q8done:
 d8q8end:
 	VZEROUPPER
 	RET
+
+// FP8TO turns the 8 fp8-e4m3 bytes at M into 8 floats in Y15 as FP8 does (each 2^-8 times its value),
+// with X12 = 0x007F and X13 = 0x0080 in every word and X14 as scratch.
+#define FP8TO(M) \
+	VPMOVZXBW M, X15        \
+	VPAND     X12, X15, X14 \
+	VPSLLW    $7, X14, X14  \
+	VPAND     X13, X15, X15 \
+	VPSLLW    $8, X15, X15  \
+	VPOR      X15, X14, X15 \
+	VCVTPH2PS X15, Y15
+
+// HSUMFP8TO reduces the 8 lanes of YA as HSUM does, multiplies by 2^8 (X14 holds 256.0) and stores the
+// result at off(DX).
+#define HSUMFP8TO(YA, XA, off) \
+	VEXTRACTF128 $1, YA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVHLPS     XA, XA, X15 \
+	VADDPS       X15, XA, XA \
+	VMOVSHDUP    XA, X15     \
+	VADDSS       X15, XA, XA \
+	VMULSS       X14, XA, XA \
+	MOVSS        XA, off(DX)
+
+// func dot4FP8AVX(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32)
+// dotFP8AVX for four inputs (rows at x + k*stride): per scale region partial sums Y4-Y11 (two per input:
+// chunk k of the region to Y(4+2i+k%2)), then input i's accumulator Y(i) += (p0 + p1) * scale; each
+// result is the one-input kernel's bits.
+TEXT ·dot4FP8AVX(SB), NOSPLIT, $0-56
+	MOVQ         x+0(FP), SI
+	MOVQ         stride+8(FP), R8
+	MOVQ         w+16(FP), DI
+	MOVQ         scales+24(FP), BX
+	MOVQ         groups+32(FP), CX
+	MOVQ         group+40(FP), R9
+	MOVQ         out+48(FP), DX
+	LEAQ         (SI)(R8*1), R10
+	LEAQ         (R10)(R8*1), R11
+	LEAQ         (R11)(R8*1), R12
+	MOVL         $0x007f007f, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	MOVL         $0x00800080, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, X13
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	TESTQ        CX, CX
+	JEQ          d4fp8done
+
+d4fp8group:
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ   R9, AX
+
+d4fp8loop:
+	CMPQ        AX, $16
+	JLT         d4fp8tail
+	FP8TO((DI))
+	VFMADD231PS (SI), Y15, Y4
+	VFMADD231PS (R10), Y15, Y6
+	VFMADD231PS (R11), Y15, Y8
+	VFMADD231PS (R12), Y15, Y10
+	FP8TO(8(DI))
+	VFMADD231PS 32(SI), Y15, Y5
+	VFMADD231PS 32(R10), Y15, Y7
+	VFMADD231PS 32(R11), Y15, Y9
+	VFMADD231PS 32(R12), Y15, Y11
+	ADDQ        $64, SI
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, R12
+	ADDQ        $16, DI
+	SUBQ        $16, AX
+	JMP         d4fp8loop
+
+d4fp8tail:
+	CMPQ        AX, $8
+	JLT         d4fp8scale
+	FP8TO((DI))
+	VFMADD231PS (SI), Y15, Y4
+	VFMADD231PS (R10), Y15, Y6
+	VFMADD231PS (R11), Y15, Y8
+	VFMADD231PS (R12), Y15, Y10
+	ADDQ        $32, SI
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	ADDQ        $32, R12
+	ADDQ        $8, DI
+
+d4fp8scale:
+	VBROADCASTSS (BX), Y14
+	VADDPS       Y5, Y4, Y4
+	VFMADD231PS  Y14, Y4, Y0
+	VADDPS       Y7, Y6, Y6
+	VFMADD231PS  Y14, Y6, Y1
+	VADDPS       Y9, Y8, Y8
+	VFMADD231PS  Y14, Y8, Y2
+	VADDPS       Y11, Y10, Y10
+	VFMADD231PS  Y14, Y10, Y3
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          d4fp8group
+
+d4fp8done:
+	MOVL  $0x43800000, AX // 256.0
+	VMOVD AX, X14
+	HSUMFP8TO(Y0, X0, 0)
+	HSUMFP8TO(Y1, X1, 4)
+	HSUMFP8TO(Y2, X2, 8)
+	HSUMFP8TO(Y3, X3, 12)
+	VZEROUPPER
+	RET

@@ -43,3 +43,7 @@ func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *flo
 func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	panic("no asm")
 }
+
+func dot4FP8AVX(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32) {
+	panic("no asm")
+}
