@@ -183,12 +183,12 @@ func TestWorkersParkAndWake(t *testing.T) {
 		parts := 1 + i%3
 		switch i % 7 {
 		case 3:
-			time.Sleep(2 * spinFor) // workers park
+			time.Sleep(2*spinFor + time.Millisecond) // workers park
 		}
 		var hit [3]int
 		p.run(parts, func(part int) {
 			if i%5 == 4 && part == parts-1 {
-				time.Sleep(2 * spinFor) // the caller parks
+				time.Sleep(2*spinFor + time.Millisecond) // the caller parks
 			}
 			hit[part]++
 		})
@@ -205,6 +205,14 @@ func TestWorkersParkAndWake(t *testing.T) {
 	}
 	if ran[2] == 0 {
 		t.Fatal("the last worker never ran")
+	}
+}
+
+func TestSpinSetting(t *testing.T) {
+	for env, want := range map[string]time.Duration{"": defaultSpin, "0": 0, "20us": 20 * time.Microsecond, "-1s": defaultSpin, "x": defaultSpin} {
+		if got := spinSetting(env); got != want {
+			t.Errorf("KVC_CPU_SPIN=%q: %v, want %v", env, got, want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,8 +13,8 @@ import (
 //
 // A decode step is a few dozen short jobs with a little serial work between them. Waking a parked
 // goroutine costs the OS a thread wake-up (tens of microseconds on a virtual machine, as long as a small
-// job), so both sides spin first: a worker polls for the next job, and the caller for the end of the
-// current one, for up to spinFor before parking on a channel.
+// job), so both sides poll first: a worker for the next job, and the caller for the end of the current
+// one, for up to spinFor before parking on a channel.
 type workers struct {
 	n  int
 	mu sync.Mutex // one job at a time
@@ -41,8 +42,20 @@ type job struct {
 }
 
 // spinFor is how long an idle side polls before parking: longer than the serial work between the jobs
-// of one decode step, short enough that an idle pool soon stops using the CPU.
-const spinFor = 200 * time.Microsecond
+// of one decode step (a few microseconds), short enough that an idle pool soon stops using the CPU and
+// that on an oversubscribed machine a side waiting for a descheduled one soon gives its core back (there
+// polling cost decode speed: 125M f16, load 6-8, four interleaved rounds with 200 us against none).
+// KVC_CPU_SPIN (a Go duration, 0 to park at once) overrides it.
+var spinFor = spinSetting(os.Getenv("KVC_CPU_SPIN"))
+
+const defaultSpin = 50 * time.Microsecond
+
+func spinSetting(env string) time.Duration {
+	if d, err := time.ParseDuration(env); err == nil && d >= 0 {
+		return d
+	}
+	return defaultSpin
+}
 
 func newWorkers(n int) *workers {
 	p := &workers{n: max(n, 1), finished: make(chan struct{}, 1)}
