@@ -6,6 +6,55 @@
 // reduced as (0..3 + 4..7), then (0,1 + 2,3), then 0 + 1. The order depends only on the element count, so
 // one output gets the same bits whatever batch it is computed in.
 
+// The four-input grouped kernels (q8_0, fp8) share their argument layout (x, stride, w, scales, groups,
+// group, out), their per-group partial sums Y4-Y11 and their scale step. (Defined before the first TEXT,
+// where vet does not tie the argument names to one function.)
+
+// GROUPED4_SETUP loads the arguments, sets R10-R12 to inputs 1-3 and clears the accumulators Y0-Y3.
+#define GROUPED4_SETUP \
+	MOVQ   x+0(FP), SI         \
+	MOVQ   stride+8(FP), R8    \
+	MOVQ   w+16(FP), DI        \
+	MOVQ   scales+24(FP), BX   \
+	MOVQ   groups+32(FP), CX   \
+	MOVQ   group+40(FP), R9    \
+	MOVQ   out+48(FP), DX      \
+	INPUTS4
+
+// INPUTS4 sets R10-R12 to the three inputs after SI (stride R8) and clears Y0-Y3.
+#define INPUTS4 \
+	LEAQ   (SI)(R8*1), R10  \
+	LEAQ   (R10)(R8*1), R11 \
+	LEAQ   (R11)(R8*1), R12 \
+	VXORPS Y0, Y0, Y0       \
+	VXORPS Y1, Y1, Y1       \
+	VXORPS Y2, Y2, Y2       \
+	VXORPS Y3, Y3, Y3
+
+// GROUPED4_ZERO clears the partial sums for a new group.
+#define GROUPED4_ZERO \
+	VXORPS Y4, Y4, Y4    \
+	VXORPS Y5, Y5, Y5    \
+	VXORPS Y6, Y6, Y6    \
+	VXORPS Y7, Y7, Y7    \
+	VXORPS Y8, Y8, Y8    \
+	VXORPS Y9, Y9, Y9    \
+	VXORPS Y10, Y10, Y10 \
+	VXORPS Y11, Y11, Y11
+
+// GROUPED4_SCALE adds input k's (p0 + p1) times the group's scale into Y(k) and steps to the next scale.
+#define GROUPED4_SCALE \
+	VBROADCASTSS (BX), Y14     \
+	VADDPS       Y5, Y4, Y4    \
+	VFMADD231PS  Y14, Y4, Y0   \
+	VADDPS       Y7, Y6, Y6    \
+	VFMADD231PS  Y14, Y6, Y1   \
+	VADDPS       Y9, Y8, Y8    \
+	VFMADD231PS  Y14, Y8, Y2   \
+	VADDPS       Y11, Y10, Y10 \
+	VFMADD231PS  Y14, Y10, Y3  \
+	ADDQ         $4, BX
+
 // HSUM reduces the 8 lanes of Y0 into X0's low lane.
 #define HSUM \
 	VEXTRACTF128 $1, Y0, X1 \
@@ -321,13 +370,7 @@ TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
 
 // DOT4_ZERO clears the eight accumulators and sets R10-R12 to the rows after SI (stride R8).
 #define DOT4_ZERO \
-	LEAQ   (SI)(R8*1), R10  \
-	LEAQ   (R10)(R8*1), R11 \
-	LEAQ   (R11)(R8*1), R12 \
-	VXORPS Y0, Y0, Y0       \
-	VXORPS Y1, Y1, Y1       \
-	VXORPS Y2, Y2, Y2       \
-	VXORPS Y3, Y3, Y3       \
+	INPUTS4                 \
 	VXORPS Y4, Y4, Y4       \
 	VXORPS Y5, Y5, Y5       \
 	VXORPS Y6, Y6, Y6       \
@@ -463,33 +506,13 @@ d4bf16done:
 // dotQ8AVX for four inputs: per group, partial sums Y4-Y11 (two per input), then input k's accumulator
 // Y(k) += (p0 + p1) * scale.
 TEXT ·dot4Q8AVX(SB), NOSPLIT, $0-56
-	MOVQ   x+0(FP), SI
-	MOVQ   stride+8(FP), R8
-	MOVQ   w+16(FP), DI
-	MOVQ   scales+24(FP), BX
-	MOVQ   groups+32(FP), CX
-	MOVQ   group+40(FP), R9
-	MOVQ   out+48(FP), DX
-	LEAQ   (SI)(R8*1), R10
-	LEAQ   (R10)(R8*1), R11
-	LEAQ   (R11)(R8*1), R12
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	TESTQ  CX, CX
-	JEQ    d4q8done
+	GROUPED4_SETUP
+	TESTQ CX, CX
+	JEQ   d4q8done
 
 d4q8group:
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	MOVQ   R9, AX
+	GROUPED4_ZERO
+	MOVQ R9, AX
 
 d4q8loop:
 	CMPQ        AX, $16
@@ -530,18 +553,9 @@ d4q8tail:
 	ADDQ        $8, DI
 
 d4q8scale:
-	VBROADCASTSS (BX), Y14
-	VADDPS       Y5, Y4, Y4
-	VFMADD231PS  Y14, Y4, Y0
-	VADDPS       Y7, Y6, Y6
-	VFMADD231PS  Y14, Y6, Y1
-	VADDPS       Y9, Y8, Y8
-	VFMADD231PS  Y14, Y8, Y2
-	VADDPS       Y11, Y10, Y10
-	VFMADD231PS  Y14, Y10, Y3
-	ADDQ         $4, BX
-	DECQ         CX
-	JNE          d4q8group
+	GROUPED4_SCALE
+	DECQ CX
+	JNE  d4q8group
 
 d4q8done:
 	HSUM1TO(Y0, X0, 0)
@@ -920,6 +934,21 @@ d8q8end:
 	VPOR      X15, X14, X15 \
 	VCVTPH2PS X15, Y15
 
+// FP8CHUNK4 converts the chunk at M and adds it times the four inputs' chunk at off into A, B, C, D.
+#define FP8CHUNK4(M, off, A, B, C, D) \
+	FP8TO(M)                     \
+	VFMADD231PS off(SI), Y15, A  \
+	VFMADD231PS off(R10), Y15, B \
+	VFMADD231PS off(R11), Y15, C \
+	VFMADD231PS off(R12), Y15, D
+
+// STEP4 moves the four input pointers on by n bytes.
+#define STEP4(n) \
+	ADDQ n, SI  \
+	ADDQ n, R10 \
+	ADDQ n, R11 \
+	ADDQ n, R12
+
 // HSUMFP8TO reduces the 8 lanes of YA as HSUM does, multiplies by 2^8 (X14 holds 256.0) and stores the
 // result at off(DX).
 #define HSUMFP8TO(YA, XA, off) \
@@ -937,57 +966,26 @@ d8q8end:
 // chunk k of the region to Y(4+2i+k%2)), then input i's accumulator Y(i) += (p0 + p1) * scale; each
 // result is the one-input kernel's bits.
 TEXT ·dot4FP8AVX(SB), NOSPLIT, $0-56
-	MOVQ         x+0(FP), SI
-	MOVQ         stride+8(FP), R8
-	MOVQ         w+16(FP), DI
-	MOVQ         scales+24(FP), BX
-	MOVQ         groups+32(FP), CX
-	MOVQ         group+40(FP), R9
-	MOVQ         out+48(FP), DX
-	LEAQ         (SI)(R8*1), R10
-	LEAQ         (R10)(R8*1), R11
-	LEAQ         (R11)(R8*1), R12
+	GROUPED4_SETUP
 	MOVL         $0x007f007f, AX
 	VMOVD        AX, X12
 	VPBROADCASTD X12, X12
 	MOVL         $0x00800080, AX
 	VMOVD        AX, X13
 	VPBROADCASTD X13, X13
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
 	TESTQ        CX, CX
 	JEQ          d4fp8done
 
 d4fp8group:
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	MOVQ   R9, AX
+	GROUPED4_ZERO
+	MOVQ R9, AX
 
 d4fp8loop:
 	CMPQ        AX, $16
 	JLT         d4fp8tail
-	FP8TO((DI))
-	VFMADD231PS (SI), Y15, Y4
-	VFMADD231PS (R10), Y15, Y6
-	VFMADD231PS (R11), Y15, Y8
-	VFMADD231PS (R12), Y15, Y10
-	FP8TO(8(DI))
-	VFMADD231PS 32(SI), Y15, Y5
-	VFMADD231PS 32(R10), Y15, Y7
-	VFMADD231PS 32(R11), Y15, Y9
-	VFMADD231PS 32(R12), Y15, Y11
-	ADDQ        $64, SI
-	ADDQ        $64, R10
-	ADDQ        $64, R11
-	ADDQ        $64, R12
+	FP8CHUNK4((DI), 0, Y4, Y6, Y8, Y10)
+	FP8CHUNK4(8(DI), 32, Y5, Y7, Y9, Y11)
+	STEP4($64)
 	ADDQ        $16, DI
 	SUBQ        $16, AX
 	JMP         d4fp8loop
@@ -995,30 +993,14 @@ d4fp8loop:
 d4fp8tail:
 	CMPQ        AX, $8
 	JLT         d4fp8scale
-	FP8TO((DI))
-	VFMADD231PS (SI), Y15, Y4
-	VFMADD231PS (R10), Y15, Y6
-	VFMADD231PS (R11), Y15, Y8
-	VFMADD231PS (R12), Y15, Y10
-	ADDQ        $32, SI
-	ADDQ        $32, R10
-	ADDQ        $32, R11
-	ADDQ        $32, R12
+	FP8CHUNK4((DI), 0, Y4, Y6, Y8, Y10)
+	STEP4($32)
 	ADDQ        $8, DI
 
 d4fp8scale:
-	VBROADCASTSS (BX), Y14
-	VADDPS       Y5, Y4, Y4
-	VFMADD231PS  Y14, Y4, Y0
-	VADDPS       Y7, Y6, Y6
-	VFMADD231PS  Y14, Y6, Y1
-	VADDPS       Y9, Y8, Y8
-	VFMADD231PS  Y14, Y8, Y2
-	VADDPS       Y11, Y10, Y10
-	VFMADD231PS  Y14, Y10, Y3
-	ADDQ         $4, BX
-	DECQ         CX
-	JNE          d4fp8group
+	GROUPED4_SCALE
+	DECQ CX
+	JNE  d4fp8group
 
 d4fp8done:
 	MOVL  $0x43800000, AX // 256.0
