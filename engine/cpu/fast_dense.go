@@ -101,9 +101,9 @@ func (p product) rows(x []float32, n, cols, lo, hi int) {
 	}
 }
 
-// rangeBlock is how many rows one row-range kernel call covers in decode: long enough that the call
-// costs nothing, short enough to stay on the stack.
-const rangeBlock = 256
+// rangeBlock is how many rows decode hands the row kernels at a time (rowRange): long enough that each of
+// its four streams runs a long way, short enough for the results to stay on the stack.
+const rangeBlock = 1024
 
 // dots1 sets out[r-r0] = rowDot(x, r) for r0 <= r < r1: one input, by the row-range kernel where there is one.
 func (w *Weight) dots1(x []float32, r0, r1 int, out []float32) {

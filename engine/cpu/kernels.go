@@ -290,16 +290,42 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	}
 }
 
-// rowRange sets out[r-r0] = rowDot(x, r) for r0 <= r < r1, with the same bits, by one row-range kernel
-// call that streams the rows front to back; false where the dtype has no such kernel (fp8), the rows are
-// not whole chunks of 8 (each row would end in a Go tail), or the assembly is off.
+// rowRange sets out[r-r0] = rowDot(x, r) for r0 <= r < r1, with the same bits, by the row kernels that
+// stream whole rows: four rows a quarter of the range apart per call (four long sequential streams, eight
+// FMA chains), the rows left over by the one-row range kernel; false where the dtype has no such kernels
+// (fp8), the rows are not whole chunks of 8 (each would end in a Go tail), or the assembly is off.
 func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 	cols := w.info.Cols
-	if !useAsm || r0 >= r1 || cols%8 != 0 {
+	dt := w.info.DType
+	if !useAsm || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
 		return false
 	}
 	x, out = x[:cols], out[:r1-r0]
-	switch w.info.DType {
+	q := (r1 - r0) / 4
+	var o [4]float32
+	for j := range q {
+		r := r0 + j
+		switch dt {
+		case model.F32:
+			dot4F32AVX(&w.f32Row(r)[0], uintptr(q*cols*4), &x[0], cols, &o) // the dot product is symmetric in x and w
+		case model.F16:
+			rows4F16AVX(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
+		case model.BF16:
+			rows4BF16AVX(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
+		case model.Q8_0:
+			ng := cols / w.info.Group
+			rows4Q8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r*cols])), uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, w.info.Group, &o)
+		default:
+			return false
+		}
+		out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
+	}
+	r0 += 4 * q
+	if r0 == r1 {
+		return true
+	}
+	out = out[4*q:]
+	switch dt {
 	case model.F32:
 		rowsF32AVX(&x[0], &w.f32Row(r0)[0], cols, r1-r0, &out[0])
 	case model.F16:
@@ -308,13 +334,8 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 		rowsBF16AVX(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
 	case model.Q8_0:
 		g := w.info.Group
-		if g%8 != 0 {
-			return false
-		}
 		ng := cols / g
 		rowsQ8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, &out[0])
-	default:
-		return false
 	}
 	return true
 }

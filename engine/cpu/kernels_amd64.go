@@ -81,3 +81,12 @@ func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, 
 
 //go:noescape
 func dot4FP8AVX(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32)
+
+//go:noescape
+func rows4F16AVX(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+
+//go:noescape
+func rows4BF16AVX(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+
+//go:noescape
+func rows4Q8AVX(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32)
