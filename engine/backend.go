@@ -132,6 +132,8 @@ type Backend interface {
 	RMSNorm(out, x Buf, w Weight, n int, eps float32)
 	// MatMul: out[i][r] = sum_c x[i][c] * W[r][c], out f32 [n][w.Rows], x f32 [n][w.Cols].
 	// Each output element's reduction order must not depend on n: a batch gives each row's exact result.
+	// A backend may switch to a kernel of another order for batches of many rows (the Vulkan backend's
+	// tiled kernel on GPUs, from 64 rows) if that order again does not depend on n.
 	MatMul(out, x Buf, w Weight, n int)
 	// RoPE rotates x f32 [n][heads][headDim] in place at positions pos int32 [n].
 	RoPE(x Buf, pos Buf, n, heads, headDim int, p RopeParams)

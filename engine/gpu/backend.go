@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -44,6 +45,11 @@ type Options struct {
 	// Discrete makes the device behave like a discrete GPU without resizable BAR: device buffers are never
 	// mapped, every upload and read-back goes through the staging ring (also KVC_DEVICE_MEMORY=discrete).
 	Discrete bool
+
+	// TiledMinRows: MatMul and the fused products run the tiled kernel (shaders/matmul_tiled.comp) for
+	// batches of at least this many rows, on any device type (also KVC_TILED_MIN_ROWS=N). 0 keeps the
+	// default (tiledMinRows on GPUs, never on CPU devices); negative turns the tiled kernel off.
+	TiledMinRows int
 
 	// Tests: the staging ring's size.
 	stagingSize int64
@@ -119,6 +125,7 @@ type Backend struct {
 	prof      profiler
 	fillK     *Kernel
 	probePool vk.QueryPool
+	tiledMin  int // Options.TiledMinRows after KVC_TILED_MIN_ROWS
 	// testNoBarriers drops every barrier: tests prove synchronization validation would catch a missing one.
 	testNoBarriers bool
 	err            error // first recording error, returned by Sync
@@ -244,6 +251,13 @@ func open(opts Options, pick func([]*vk.PhysicalDevice) (int, error)) (*Backend,
 	default:
 		return nil, fmt.Errorf("gpu: KVC_DEVICE_MEMORY=%q: want discrete or auto", m)
 	}
+	if v := os.Getenv("KVC_TILED_MIN_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("gpu: KVC_TILED_MIN_ROWS=%q: want an integer (rows; 0 the default, negative off)", v)
+		}
+		opts.TiledMinRows = n
+	}
 	in, err := vk.NewInstance(vk.InstanceOptions{Validation: opts.Validation})
 	if err != nil {
 		return nil, err
@@ -268,7 +282,7 @@ func open(opts Options, pick func([]*vk.PhysicalDevice) (int, error)) (*Backend,
 		in.Close()
 		return nil, err
 	}
-	b := &Backend{index: index, inst: in, phys: p, dev: dev, info: p.Info, kernels: map[kernelKey]*Kernel{}}
+	b := &Backend{index: index, inst: in, phys: p, dev: dev, info: p.Info, kernels: map[kernelKey]*Kernel{}, tiledMin: opts.TiledMinRows}
 	b.caps = makeCaps(&p.Info, want)
 	if err := b.init(opts); err != nil {
 		b.Close()

@@ -182,7 +182,8 @@ func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float3
 // MatMul: out[i][r] = sum_c x[i][c] * W[r][c]; one dispatch per weight chunk. matmul.comp on GPUs,
 // matmul_rows.comp on CPU devices; n == 1 takes the decode variant, larger n the batch variant, and on a
 // given device both reduce every element in the same order, so a batch row is bit-identical to the row
-// alone.
+// alone. From tiledMinRows rows on, GPUs run matmul_tiled.comp, whose order is its own but again the same
+// for every n it runs.
 func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	w := b.weight("MatMul", wt)
 	if w == nil || n <= 0 {
@@ -191,17 +192,83 @@ func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
 	if !b.check("MatMul", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMul", "out", out, int64(n*w.info.Rows*4)) {
 		return
 	}
-	name, wg, rowsPerGroup := b.matmulVariant(w, n)
-	k := opKernel[matmulPush](b, name, wg, 4)
+	v := b.matmulVariant(w, n)
+	k := opKernel[matmulPush](b, v.name, v.wg, 4)
 	if k == nil {
 		return
 	}
 	for i := range w.chunks {
 		c := &w.chunks[i]
 		push := w.matmulPush(c, n)
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
+		b.Dispatch(k, b.matmulGrid(v, v.groups(c.rows), n), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
+}
+
+// The tiled kernel (shaders/matmul_tiled.comp): 128 invocations compute 64 tokens x 64 weight rows
+// through two shared [32][64] f32 slabs, activations and decoded weights.
+//
+// It is chosen from tiledMinRows rows on, on GPUs only. Below one full tile of 64 tokens most of each
+// tile's arithmetic would be wasted, and the grid would have only rows/64 workgroups (64 for a 4096-row
+// weight), too few to keep a large GPU's memory busy, while matmul.comp reads the weights once with
+// rows/2 workgroups: a product over few tokens is bound by weight bandwidth, which is what matmul.comp is
+// built for. From a full tile on, matmul.comp's cost grows with n (every 8 tokens re-read per 2 rows) and
+// the tiled kernel's per-weight work is amortized over 64 tokens. Decode batches below 64 sequences so
+// keep the bits each row gets alone. The threshold is a reasoned choice, not yet measured on a GPU
+// (KVC_TILED_MIN_ROWS, Options.TiledMinRows move it). CPU devices never take it: lavapipe runs a
+// workgroup's invocations one SIMD batch at a time and pays every barrier, and matmul_rows.comp streams
+// rows already.
+const (
+	tiledMinRows   = 64
+	tiledTokens    = 64              // TT
+	tiledRows      = 64              // TR (GLU: 32 gate rows and the same up rows)
+	tiledWG        = 128             // NTHR
+	tiledSharedMem = 2 * 32 * 64 * 4 // xs and ws: BK x TT and BK x TR floats
+)
+
+// Tests: forceTiled runs the tiled kernel for every n on any device; tiledMaxTokenTiles, when positive,
+// caps its grid's token tiles below the device's limit (so that the kernel's loop over tiles runs).
+var (
+	forceTiled         bool
+	tiledMaxTokenTiles int
+)
+
+// tiledFrom is the smallest n that runs the tiled kernel on this backend, 0 for never.
+func (b *Backend) tiledFrom() int {
+	switch {
+	case forceTiled:
+		return 1
+	case b.tiledMin < 0:
+		return 0
+	case b.tiledMin > 0:
+		return b.tiledMin
+	case b.info.Type != vk.TypeCPU || forceGPUWorkgroups:
+		return tiledMinRows
+	}
+	return 0
+}
+
+// useTiled says whether a product over n rows of w runs the tiled kernel: from tiledFrom rows on, where
+// the device allows its workgroup, its shared memory and its grid (otherwise matmul.comp runs).
+func (b *Backend) useTiled(w *Weight, n int) bool {
+	from := b.tiledFrom()
+	c := b.caps
+	return from > 0 && n >= from && tiledWG <= c.MaxWorkGroupInvocations && tiledWG <= int(c.MaxWorkGroupSize[0]) &&
+		tiledSharedMem <= c.MaxSharedMemory && (w.info.Rows+tiledRows-1)/tiledRows <= int(c.MaxWorkGroupCount[0])
+}
+
+// matmulGrid is the dispatch grid of variant v over groups workgroups of rows and n tokens: one
+// dimension for matmul.comp and matmul_rows.comp (they loop over the tokens); rows by token tiles for the
+// tiled kernel (which loops over the token tiles past the device's grid limit).
+func (b *Backend) matmulGrid(v mmVariant, groups, n int) [3]uint32 {
+	if !v.tiled {
+		return b.Groups1D(groups, 1)
+	}
+	tiles := min((n+tiledTokens-1)/tiledTokens, int(b.caps.MaxWorkGroupCount[1]))
+	if tiledMaxTokenTiles > 0 {
+		tiles = min(tiles, tiledMaxTokenTiles)
+	}
+	return [3]uint32{uint32(groups), uint32(tiles), 1}
 }
 
 // matmulPush is weights.glsl's push constants for chunk c of w and n tokens.

@@ -159,7 +159,18 @@ func forEachWG(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
-func TestMatMulEveryDType(t *testing.T) { forEachWG(t, testMatMulEveryDType) }
+// forEachMatMulPath runs f with forEachWG's two choices and a third, tiled: GPU workgroups with the tiled
+// kernel (matmul_tiled.comp) for every n, which a GPU runs from tiledMinRows rows on.
+func forEachMatMulPath(t *testing.T, f func(t *testing.T)) {
+	forEachWG(t, f)
+	t.Run("tiled", func(t *testing.T) {
+		defer func(v, w bool) { forceGPUWorkgroups, forceTiled = v, w }(forceGPUWorkgroups, forceTiled)
+		forceGPUWorkgroups, forceTiled = true, true
+		f(t)
+	})
+}
+
+func TestMatMulEveryDType(t *testing.T) { forEachMatMulPath(t, testMatMulEveryDType) }
 
 func testMatMulEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 1)
@@ -167,38 +178,45 @@ func testMatMulEveryDType(t *testing.T) {
 	for _, k := range allKinds {
 		for _, s := range shapes {
 			rows, cols, n := s[0], k.fixCols(s[1]), s[2]
-			tn := e.tensor(k, rows, cols)
-			gw, cw := e.upload(tn)
-			xv := e.rand(n * cols)
-			gx, cx := e.pair(xv)
-			gout, cout := e.out(n * rows)
-			e.g.MatMul(gout, gx, gw, n)
-			e.c.MatMul(cout, cx, cw, n)
-			got := e.read(gout)
-			// the magnitude sum_c |x_c w_c| from the CPU's decoded rows
-			row := make([]float32, cols)
-			for r := 0; r < rows; r++ {
-				cw.(*cpu.Weight).DecodeRow(r, row)
-				for i := 0; i < n; i++ {
-					var mag float64
-					for c := 0; c < cols; c++ {
-						mag += math.Abs(float64(xv[i*cols+c]) * float64(row[c]))
-					}
-					g, want := float64(got[i*rows+r]), float64(cout.F32()[i*rows+r])
-					if !(math.Abs(g-want) <= 1e-5*mag+1e-30) {
-						t.Fatalf("%v %dx%d n=%d: out[%d][%d] = %v, cpu %v (bound %v)", k, rows, cols, n, i, r, g, want, 1e-5*mag)
-					}
-				}
-			}
-			e.g.FreeWeight(gw)
-			e.g.Free(gx)
-			e.g.Free(gout)
+			e.checkMatMul(fmt.Sprintf("%v %dx%d n=%d", k, rows, cols, n), e.tensor(k, rows, cols), n)
 		}
 	}
 }
 
-// A batch gives each token the exact bits it gets alone (decode and batch variants reduce alike).
-func TestMatMulBatchRowEqualsAlone(t *testing.T) { forEachWG(t, testMatMulBatchRowEqualsAlone) }
+// checkMatMul runs MatMul on the device and the CPU: |gpu - cpu| <= 1e-5 * sum_c |x_c w_c| per element.
+func (e *denseEnv) checkMatMul(what string, tn *model.Tensor, n int) {
+	e.t.Helper()
+	gw, cw := e.upload(tn)
+	rows, cols := tn.Rows(), tn.Cols()
+	xv := e.rand(n * cols)
+	gx, cx := e.pair(xv)
+	gout, cout := e.out(n * rows)
+	e.g.MatMul(gout, gx, gw, n)
+	e.c.MatMul(cout, cx, cw, n)
+	got := e.read(gout)
+	// the magnitude sum_c |x_c w_c| from the CPU's decoded rows
+	row := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		cw.(*cpu.Weight).DecodeRow(r, row)
+		for i := 0; i < n; i++ {
+			var mag float64
+			for c := 0; c < cols; c++ {
+				mag += math.Abs(float64(xv[i*cols+c]) * float64(row[c]))
+			}
+			g, want := float64(got[i*rows+r]), float64(cout.F32()[i*rows+r])
+			if !(math.Abs(g-want) <= 1e-5*mag+1e-30) {
+				e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i, r, g, want, 1e-5*mag)
+			}
+		}
+	}
+	e.g.FreeWeight(gw)
+	e.g.Free(gx)
+	e.g.Free(gout)
+}
+
+// A batch gives each token the exact bits it gets alone (decode and batch variants reduce alike; the tiled
+// kernel, forced for every n here, reduces alike at every n).
+func TestMatMulBatchRowEqualsAlone(t *testing.T) { forEachMatMulPath(t, testMatMulBatchRowEqualsAlone) }
 
 func testMatMulBatchRowEqualsAlone(t *testing.T) {
 	e := newDenseEnv(t, 2)
@@ -228,7 +246,7 @@ func testMatMulBatchRowEqualsAlone(t *testing.T) {
 }
 
 // Weights larger than one binding are split into row chunks; MatMul and Embed run per chunk.
-func TestWeightChunks(t *testing.T) { forEachWG(t, testWeightChunks) }
+func TestWeightChunks(t *testing.T) { forEachMatMulPath(t, testWeightChunks) }
 
 func testWeightChunks(t *testing.T) {
 	e := newDenseEnv(t, 3)

@@ -25,31 +25,46 @@ func (b *Backend) MatMulAdd(out, x engine.Buf, wt engine.Weight, n int) {
 	if !b.check("MatMulAdd", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMulAdd", "out", out, int64(n*w.info.Rows*4)) {
 		return
 	}
-	name, wg, rowsPerGroup := b.matmulVariant(w, n)
-	k := opKernel[matmulPush](b, "fused_add_"+name, wg, 4)
+	v := b.matmulVariant(w, n)
+	k := opKernel[matmulPush](b, "fused_add_"+v.name, v.wg, 4)
 	if k == nil {
 		return
 	}
 	for i := range w.chunks {
 		c := &w.chunks[i]
 		push := w.matmulPush(c, n)
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
+		b.Dispatch(k, b.matmulGrid(v, v.groups(c.rows), n), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
 	}
 }
 
-// matmulVariant is the matmul module MatMul runs for w and n (without a fused prefix), its workgroup
-// size and the rows one workgroup covers: the same choice as MatMul's, so fused and unfused products of
-// an element are reduced alike.
-func (b *Backend) matmulVariant(w *Weight, n int) (name string, wg uint32, rowsPerGroup int) {
+// mmVariant is a matmul module (without a fused prefix), its workgroup size and the weight rows one
+// workgroup covers.
+type mmVariant struct {
+	name         string
+	wg           uint32
+	rowsPerGroup int
+	tiled        bool // matmul_tiled.comp (see matmulGrid)
+}
+
+// groups is how many workgroups cover rows weight rows.
+func (v mmVariant) groups(rows int) int { return (rows + v.rowsPerGroup - 1) / v.rowsPerGroup }
+
+// matmulVariant is the matmul module MatMul runs for w and n: the same choice as MatMul's, so fused and
+// unfused products of an element are reduced alike.
+func (b *Backend) matmulVariant(w *Weight, n int) mmVariant {
+	dt := dtypeShaderName[w.info.DType]
+	if b.useTiled(w, n) {
+		return mmVariant{name: "matmultiled_" + dt, wg: tiledWG, rowsPerGroup: tiledRows, tiled: true}
+	}
 	v := matmulVariants[0]
 	if n > 1 {
 		v = matmulVariants[1]
 	}
 	if b.useMatMulRows() {
-		return "matmulrows_" + dtypeShaderName[w.info.DType] + w.rowsScaleSuffix() + v.suffix, b.caps.SubgroupSize, int(b.caps.SubgroupSize)
+		return mmVariant{name: "matmulrows_" + dt + w.rowsScaleSuffix() + v.suffix, wg: b.caps.SubgroupSize, rowsPerGroup: int(b.caps.SubgroupSize)}
 	}
-	return "matmul_" + dtypeShaderName[w.info.DType] + v.suffix, b.matmulWG(), v.rows
+	return mmVariant{name: "matmul_" + dt + v.suffix, wg: b.matmulWG(), rowsPerGroup: v.rows}
 }
 
 // RopeKVWrite rotates q and k and stores k and v in one dispatch (shaders/fused_rope_kv.comp). An f16
@@ -103,22 +118,25 @@ func (b *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 	if !b.check("MatMulSwiGLU", "x", x, int64(n*g.info.Cols*4)) || !b.check("MatMulSwiGLU", "out", out, int64(n*g.info.Rows*4)) {
 		return
 	}
-	name, wg, rowsPerGroup := b.matmulVariant(g, n)
-	if !b.useMatMulRows() {
-		wg = b.gluWG()
+	v := b.matmulVariant(g, n)
+	switch {
+	case v.tiled:
+		v.rowsPerGroup = tiledRows / 2 // the tile's rows are half gate, half up
+	case !b.useMatMulRows():
+		v.wg = b.gluWG()
 	}
-	if !sameLayout(g, u) || wg == 0 {
+	if !sameLayout(g, u) || v.wg == 0 {
 		b.matMulSwiGLUUnfused(out, x, gate, up, n)
 		return
 	}
-	k := opKernel[matmulPush](b, "fused_glu_"+name, wg, 6)
+	k := opKernel[matmulPush](b, "fused_glu_"+v.name, v.wg, 6)
 	if k == nil {
 		return
 	}
 	for i := range g.chunks {
 		c, cu := &g.chunks[i], &u.chunks[i]
 		push := g.matmulPush(c, n)
-		b.Dispatch(k, b.Groups1D(c.rows, rowsPerGroup), PushBytes(&push),
+		b.Dispatch(k, b.matmulGrid(v, v.groups(c.rows), n), PushBytes(&push),
 			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)},
 			[]Range{{Buf: cu.data}}, []Range{cu.scaleRange()})
 	}
@@ -194,15 +212,15 @@ func (b *Backend) MatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight, n i
 		!b.check("MatMulQKV", "k", k, int64(n*c.info.Rows*4)) || !b.check("MatMulQKV", "v", v, int64(n*d.info.Rows*4)) {
 		return
 	}
-	name, wg, rowsPerGroup := b.matmulVariant(a, n)
-	kn := opKernel[matmulQKVPush](b, "fused_qkv_"+name, wg, 10)
+	mv := b.matmulVariant(a, n)
+	kn := opKernel[matmulQKVPush](b, "fused_qkv_"+mv.name, mv.wg, 10)
 	if kn == nil {
 		return
 	}
-	gq, gk := (a.info.Rows+rowsPerGroup-1)/rowsPerGroup, (c.info.Rows+rowsPerGroup-1)/rowsPerGroup
+	gq, gk := mv.groups(a.info.Rows), mv.groups(c.info.Rows)
 	ca, cc, cd := &a.chunks[0], &c.chunks[0], &d.chunks[0]
 	push := matmulQKVPush{matmulPush: a.matmulPush(ca, n), Rows2: uint32(c.info.Rows), GroupsQ: uint32(gq), GroupsK: uint32(gk)}
-	b.Dispatch(kn, b.Groups1D(gq+2*gk, 1), PushBytes(&push),
+	b.Dispatch(kn, b.matmulGrid(mv, gq+2*gk, n), PushBytes(&push),
 		[]Range{{Buf: ca.data}}, []Range{ca.scaleRange()}, []Range{Whole(x)}, []Range{Whole(q)},
 		[]Range{{Buf: cc.data}}, []Range{cc.scaleRange()}, []Range{{Buf: cd.data}}, []Range{cd.scaleRange()},
 		[]Range{Whole(k)}, []Range{Whole(v)})

@@ -17,7 +17,7 @@ import (
 
 // MatMulAdd adds the product into out: every weight dtype, odd shapes, both workgroup choices; words past
 // the output stay poisoned.
-func TestMatMulAddEveryDType(t *testing.T) { forEachWG(t, testMatMulAddEveryDType) }
+func TestMatMulAddEveryDType(t *testing.T) { forEachMatMulPath(t, testMatMulAddEveryDType) }
 
 func testMatMulAddEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 21)
@@ -31,7 +31,7 @@ func testMatMulAddEveryDType(t *testing.T) {
 }
 
 // Weights split into row chunks: one add per chunk, on disjoint rows.
-func TestMatMulAddChunks(t *testing.T) { forEachWG(t, testMatMulAddChunks) }
+func TestMatMulAddChunks(t *testing.T) { forEachMatMulPath(t, testMatMulAddChunks) }
 
 func testMatMulAddChunks(t *testing.T) {
 	e := newDenseEnv(t, 22)
@@ -228,7 +228,7 @@ func TestFusedOpErrors(t *testing.T) {
 
 // MatMulSwiGLU: every weight dtype, odd shapes, both workgroup choices, against the device's unfused
 // sequence (bit for bit) and the CPU (the matmul bound carried through silu(g) * u).
-func TestMatMulSwiGLUEveryDType(t *testing.T) { forEachWG(t, testMatMulSwiGLUEveryDType) }
+func TestMatMulSwiGLUEveryDType(t *testing.T) { forEachMatMulPath(t, testMatMulSwiGLUEveryDType) }
 
 func testMatMulSwiGLUEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 24)
@@ -242,7 +242,9 @@ func testMatMulSwiGLUEveryDType(t *testing.T) {
 }
 
 // Chunked weights run one fused dispatch per chunk; weights of different dtypes run the unfused ops.
-func TestMatMulSwiGLUChunksAndMixedDTypes(t *testing.T) { forEachWG(t, testMatMulSwiGLUChunksAndMixed) }
+func TestMatMulSwiGLUChunksAndMixedDTypes(t *testing.T) {
+	forEachMatMulPath(t, testMatMulSwiGLUChunksAndMixed)
+}
 
 func testMatMulSwiGLUChunksAndMixed(t *testing.T) {
 	e := newDenseEnv(t, 25)
@@ -311,7 +313,7 @@ func (e *denseEnv) checkMatMulSwiGLU(what string, gt, ut *model.Tensor, n int, f
 // MatMulQKV: every weight dtype, odd shapes (k and v with fewer rows than q, as with grouped-query
 // attention), both workgroup choices; each output bit for bit the device's MatMul, and within MatMul's
 // bound of the CPU; words past each output stay poisoned.
-func TestMatMulQKVEveryDType(t *testing.T) { forEachWG(t, testMatMulQKVEveryDType) }
+func TestMatMulQKVEveryDType(t *testing.T) { forEachMatMulPath(t, testMatMulQKVEveryDType) }
 
 func testMatMulQKVEveryDType(t *testing.T) {
 	e := newDenseEnv(t, 26)
@@ -326,7 +328,7 @@ func testMatMulQKVEveryDType(t *testing.T) {
 }
 
 // Weights the fused kernel cannot take run three MatMuls: mixed dtypes, weights split into chunks.
-func TestMatMulQKVFallbacks(t *testing.T) { forEachWG(t, testMatMulQKVFallbacks) }
+func TestMatMulQKVFallbacks(t *testing.T) { forEachMatMulPath(t, testMatMulQKVFallbacks) }
 
 func testMatMulQKVFallbacks(t *testing.T) {
 	e := newDenseEnv(t, 27)
