@@ -46,3 +46,16 @@ for preset in $presets; do
           field("submits_per_step"), field("dispatches_per_step"), field("upload_bytes_per_step"), field("readback_bytes_per_step") }'
   done
 done
+echo
+
+# The tiled prompt matmul (matmul_tiled.comp) against matmul.comp: batch-1 prompt speed with it on (the default
+# from 64 rows on GPUs) and off. On a CPU device both runs take the same kernels.
+echo "== prompt speed on $dev, tiled matmul on / off (batch 1, prompt $plen)"
+for preset in $presets; do
+  m="$dir/synth-$preset.gguf"
+  for tiled in 0 -1; do
+    tok=$(KVC_TILED_MIN_ROWS=$tiled bin/kvc bench decode --device "$dev" --model "$m" --prompt-len "$plen" -n 1 --max-rows 256 --json 2>/dev/null |
+      grep -o '"prompt_tok_s":[0-9.e+]*' | sed 's/.*://')
+    echo "$preset KVC_TILED_MIN_ROWS=$tiled  prompt $tok tok/s"
+  done
+done

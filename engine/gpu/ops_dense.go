@@ -15,7 +15,8 @@ import (
 // fp16 arithmetic feature is needed: a matmul invocation reads 8-16 bytes of a row per step already, and
 // the measured cost on lavapipe was per-lane loads and masked branches, not load width. Variants are
 // chosen by device type (matmul_rows.comp with one subgroup per workgroup on CPU devices, matmul.comp
-// with four subgroups on GPUs), by weight dtype and scale layout, and by n (decode or batch).
+// with four subgroups on GPUs), by weight dtype and scale layout, and by n (decode or batch; on GPUs
+// matmul_tiled.comp from tiledMinRows rows on).
 
 // Workgroup sizes (specialization constant 0 of each kernel). Tree reductions need powers of two.
 const (

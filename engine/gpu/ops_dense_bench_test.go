@@ -129,7 +129,10 @@ func BenchmarkRowOps(bb *testing.B) {
 }
 
 // BenchmarkMatMulBatch: n tokens times a 2048x2048 weight (prefill and batched decode); MB/s counts the
-// weight bytes once per op, tok/s is n per op.
+// weight bytes once per op, tok/s is n per op, gpu-ms/op is from timestamps around the dispatch. Each
+// product runs on three paths: the device's own choice (path=device), matmul.comp with GPU workgroups
+// and the tiled kernel off (path=matmul), and the tiled kernel forced (path=tiled; on a GPU the device
+// choice from 64 tokens on).
 func BenchmarkMatMulBatch(bb *testing.B) {
 	g := OpenForTest(bb)
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -138,32 +141,42 @@ func BenchmarkMatMulBatch(bb *testing.B) {
 	for i := range vals {
 		vals[i] = float32(rng.NormFloat64())
 	}
+	defer func(v, w bool, m int) { forceGPUWorkgroups, forceTiled, g.tiledMin = v, w, m }(forceGPUWorkgroups, forceTiled, g.tiledMin)
 	for _, k := range []wkind{{model.F16, 0, 0}, {model.F8E4M3, model.ScaleBlock, 0}} {
 		tn := cpu.EncodeTensor("w", k.dt, rows, cols, false, k.sk, k.group, vals)
 		w, err := g.UploadWeight(tn)
 		if err != nil {
 			bb.Fatal(err)
 		}
-		for _, n := range []int{1, 8, 64} {
-			bb.Run(fmt.Sprintf("%v/n=%d", k, n), func(bb *testing.B) {
-				x, _ := g.AllocBuffer(int64(4 * n * cols))
-				out, _ := g.AllocBuffer(int64(4 * n * rows))
-				if err := g.Write(x, 0, f32Bytes(vals[:n*cols])); err != nil {
-					bb.Fatal(err)
+		for _, n := range []int{1, 8, 64, 256} {
+			for _, path := range []string{"device", "matmul", "tiled"} {
+				forceGPUWorkgroups, forceTiled, g.tiledMin = path != "device", path == "tiled", 0
+				if path == "matmul" {
+					g.tiledMin = -1
 				}
-				bb.SetBytes(model.TensorStoredBytes(tn))
-				c0 := processCPU()
-				for i := 0; i < bb.N; i++ {
-					g.MatMul(out, x, w, n)
-					if err := g.Sync(); err != nil {
+				bb.Run(fmt.Sprintf("%v/n=%d/path=%s", k, n, path), func(bb *testing.B) {
+					x, _ := g.AllocBuffer(int64(4 * n * cols))
+					out, _ := g.AllocBuffer(int64(4 * n * rows))
+					if err := g.Write(x, 0, f32Bytes(vals[:n*cols])); err != nil {
 						bb.Fatal(err)
 					}
-				}
-				bb.ReportMetric(float64(n*bb.N)/bb.Elapsed().Seconds(), "tok/s")
-				bb.ReportMetric((processCPU()-c0).Seconds()*1e3/float64(bb.N), "cpu-ms/op")
-				g.Free(x)
-				g.Free(out)
-			})
+					bb.SetBytes(model.TensorStoredBytes(tn))
+					c0 := processCPU()
+					var gpuTime time.Duration
+					for i := 0; i < bb.N; i++ {
+						d, _, err := g.timeGPU(func() { g.MatMul(out, x, w, n) })
+						if err != nil {
+							bb.Fatal(err)
+						}
+						gpuTime += d
+					}
+					bb.ReportMetric(float64(n*bb.N)/bb.Elapsed().Seconds(), "tok/s")
+					bb.ReportMetric((processCPU()-c0).Seconds()*1e3/float64(bb.N), "cpu-ms/op")
+					bb.ReportMetric(gpuTime.Seconds()*1e3/float64(bb.N), "gpu-ms/op")
+					g.Free(x)
+					g.Free(out)
+				})
+			}
 		}
 		g.FreeWeight(w)
 	}
