@@ -193,25 +193,35 @@ func (e *denseEnv) checkMatMul(what string, tn *model.Tensor, n int) {
 	gout, cout := e.out(n * rows)
 	e.g.MatMul(gout, gx, gw, n)
 	e.c.MatMul(cout, cx, cw, n)
-	got := e.read(gout)
-	// the magnitude sum_c |x_c w_c| from the CPU's decoded rows
-	row := make([]float32, cols)
-	for r := 0; r < rows; r++ {
-		cw.(*cpu.Weight).DecodeRow(r, row)
-		for i := 0; i < n; i++ {
-			var mag float64
-			for c := 0; c < cols; c++ {
-				mag += math.Abs(float64(xv[i*cols+c]) * float64(row[c]))
-			}
-			g, want := float64(got[i*rows+r]), float64(cout.F32()[i*rows+r])
-			if !(math.Abs(g-want) <= 1e-5*mag+1e-30) {
-				e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i, r, g, want, 1e-5*mag)
-			}
+	got, mags := e.read(gout), productMagnitudes(cw, xv, n)
+	for i, mag := range mags {
+		g, want := float64(got[i]), float64(cout.F32()[i])
+		if !(math.Abs(g-want) <= 1e-5*mag+1e-30) {
+			e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i/rows, i%rows, g, want, 1e-5*mag)
 		}
 	}
 	e.g.FreeWeight(gw)
 	e.g.Free(gx)
 	e.g.Free(gout)
+}
+
+// productMagnitudes is sum_c |x[i][c] * w[r][c]| for every output [i][r] of x [n][cols] times the CPU weight
+// w (its decoded rows): the scale of MatMul's error bounds.
+func productMagnitudes(w engine.Weight, x []float32, n int) []float64 {
+	rows, cols := w.Info().Rows, w.Info().Cols
+	mags := make([]float64, n*rows)
+	row := make([]float32, cols)
+	for r := 0; r < rows; r++ {
+		w.(*cpu.Weight).DecodeRow(r, row)
+		for i := 0; i < n; i++ {
+			var mag float64
+			for c := 0; c < cols; c++ {
+				mag += math.Abs(float64(x[i*cols+c]) * float64(row[c]))
+			}
+			mags[i*rows+r] = mag
+		}
+	}
+	return mags
 }
 
 // A batch gives each token the exact bits it gets alone (decode and batch variants reduce alike; the tiled

@@ -71,18 +71,10 @@ func (e *denseEnv) checkMatMulAdd(what string, tn *model.Tensor, n int) {
 		}
 	}
 	e.sameBits(what+": MatMulAdd vs MatMul+Add on the device", got[:n*rows], ref)
-	row := make([]float32, cols)
-	for r := 0; r < rows; r++ {
-		cw.(*cpu.Weight).DecodeRow(r, row)
-		for i := 0; i < n; i++ {
-			var mag float64
-			for c := 0; c < cols; c++ {
-				mag += math.Abs(float64(xv[i*cols+c]) * float64(row[c]))
-			}
-			g, w := float64(got[i*rows+r]), float64(want[i*rows+r])
-			if !(math.Abs(g-w) <= 1e-5*mag+2e-7*math.Abs(w)+1e-30) {
-				e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i, r, g, w, 1e-5*mag)
-			}
+	for i, mag := range productMagnitudes(cw, xv, n) {
+		g, w := float64(got[i]), float64(want[i])
+		if !(math.Abs(g-w) <= 1e-5*mag+2e-7*math.Abs(w)+1e-30) {
+			e.t.Fatalf("%s: out[%d][%d] = %v, cpu %v (bound %v)", what, i/rows, i%rows, g, w, 1e-5*mag)
 		}
 	}
 }
@@ -372,18 +364,10 @@ func (e *denseEnv) checkMatMulQKV(what string, ts [3]*model.Tensor, n int) {
 			}
 		}
 		e.sameBits(fmt.Sprintf("%s: output %d vs MatMul on the device", what, i), got[:n*rows], ref)
-		row := make([]float32, cols)
-		for r := 0; r < rows; r++ {
-			cw[i].(*cpu.Weight).DecodeRow(r, row)
-			for t := 0; t < n; t++ {
-				var mag float64
-				for c := 0; c < cols; c++ {
-					mag += math.Abs(float64(xv[t*cols+c]) * float64(row[c]))
-				}
-				g, w := float64(got[t*rows+r]), float64(want[t*rows+r])
-				if !(math.Abs(g-w) <= 1e-5*mag+1e-30) {
-					e.t.Fatalf("%s: output %d [%d][%d] = %v, cpu %v (bound %v)", what, i, t, r, g, w, 1e-5*mag)
-				}
+		for j, mag := range productMagnitudes(cw[i], xv, n) {
+			g, w := float64(got[j]), float64(want[j])
+			if !(math.Abs(g-w) <= 1e-5*mag+1e-30) {
+				e.t.Fatalf("%s: output %d [%d][%d] = %v, cpu %v (bound %v)", what, i, j/rows, j%rows, g, w, 1e-5*mag)
 			}
 		}
 	}
