@@ -58,7 +58,7 @@ type rmsnormPush struct {
 // ropePush: rope.comp.
 type ropePush struct{ N, Heads, HeadDim, RotateHalf uint32 }
 
-// matmulPush: weights.glsl (matmul.comp, matmul_rows.comp and their ADD and GLU variants).
+// matmulPush: weights.glsl (matmul.comp, matmul_rows.comp, matmul_tiled.comp and their ADD and GLU variants).
 type matmulPush struct {
 	Rows, Cols, N, RowWords, OutStride, RowBase, RowDiv, ColDiv, ScaleStride, ColShift uint32
 }

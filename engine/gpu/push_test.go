@@ -14,7 +14,7 @@ import (
 // -DQKV).
 func pushBlockOf(src, defs string) reflect.Type {
 	switch src {
-	case "matmul.comp", "matmul_rows.comp":
+	case "matmul.comp", "matmul_rows.comp", "matmul_tiled.comp":
 		if strings.Contains(defs, "-DQKV") {
 			return reflect.TypeFor[matmulQKVPush]()
 		}
