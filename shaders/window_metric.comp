@@ -6,13 +6,31 @@
 // contexts can be far larger than shared memory). Then each slot's s_h are max-pooled over the logical
 // slot order (kernel 7, padding 3, padding not contributing), summed over the group and added into the
 // metric. The workgroup owns the head's slots, so no atomics are needed.
+//
+// WM_LANES (window_metric_lanes_*, for CPU devices such as lavapipe): the workgroup is one subgroup, the max
+// and the sum come from subgroup operations and there are no workgroup barriers. A CPU device runs a
+// workgroup as one SIMD loop and every workgroup barrier costs it a switch per iteration: the tree
+// reductions' 18 barriers per window row made a metric over every prompt row cost more than the prefill.
 #extension GL_GOOGLE_include_directive : require
+#if WM_LANES
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 
-#define WG 128
 #define MAX_D 256
 #define MAX_R 4
 #define MQ (MAX_D / 4)
+#if WM_LANES
+layout(constant_id = 3) const uint WG = 8; // the subgroup size
+layout(local_size_x_id = 3) in;
+#define SYNC_SHARED { subgroupMemoryBarrierShared(); subgroupBarrier(); }
+#define SYNC_BUFFER { subgroupMemoryBarrierBuffer(); subgroupBarrier(); }
+#else
+#define WG 128
 layout(local_size_x = WG) in;
+#define SYNC_SHARED barrier();
+#define SYNC_BUFFER { memoryBarrierBuffer(); barrier(); }
+#endif
 
 #define KV_USE_K
 #define KV_USE_META
@@ -39,7 +57,9 @@ layout(push_constant) uniform Push {
 #include "kv_pool.glsl"
 
 shared vec4 qs[MAX_R * MQ];
+#if !WM_LANES
 shared float red[MAX_R * WG];
+#endif
 
 // K rows are read in 16-byte chunks (CH dims = NV vec4s) through a vector view of the arenas when hd is a
 // multiple of CH (one load per chunk: lavapipe loops over lanes for every load), else element by element.
@@ -97,6 +117,7 @@ void scores(uint slot, out float s[MAX_R]) {
     }
 }
 
+#if !WM_LANES
 void reduceMax(uint t) {
     for (uint s = WG / 2u; s > 0u; s >>= 1u) {
         if (t < s) {
@@ -113,6 +134,7 @@ void reduceSum(uint t) {
         barrier();
     }
 }
+#endif
 
 void main() {
     uint kvh = gl_WorkGroupID.x, seq = gl_WorkGroupID.y;
@@ -144,7 +166,7 @@ void main() {
                 }
                 qs[e] = v;
             }
-            barrier();
+            SYNC_SHARED
             // Pass 1: each thread's running (max, sum) per head over its slots, then the workgroup's.
             float mt[MAX_R], lt[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) { mt[h] = NEG_BIG; lt[h] = 0.0; }
@@ -159,17 +181,23 @@ void main() {
                     mt[h] = mn;
                 }
             }
+            float M[MAX_R], L[MAX_R];
+#if WM_LANES
+            for (uint h = 0u; h < MAX_R; h++) {
+                M[h] = subgroupMax(mt[h]);
+                L[h] = subgroupAdd(lt[h] * exp(mt[h] - M[h]));
+            }
+#else
             for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = mt[h];
             barrier();
             reduceMax(t);
-            float M[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) M[h] = red[h * WG];
             barrier();
             for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h] * exp(mt[h] - M[h]);
             barrier();
             reduceSum(t);
-            float L[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) L[h] = red[h * WG];
+#endif
             // Pass 2: f(p) into s_h. Each thread updates only its own slots.
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
@@ -182,11 +210,10 @@ void main() {
                     scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + (pc.squared != 0u ? p * p : p));
                 }
             }
-            barrier(); // qs and red are rewritten by the next pass
+            SYNC_SHARED // qs and red are rewritten by the next pass
         }
     }
-    memoryBarrierBuffer();
-    barrier(); // every s_h is final before the pool reads the neighbours
+    SYNC_BUFFER // every s_h is final before the pool reads the neighbours
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
         if (slot == KV_NO_SLOT) continue;

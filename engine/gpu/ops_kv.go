@@ -556,10 +556,8 @@ const (
 // attention.comp). The choice depends on the device, head dim, KV type and group size only, never on the
 // batch, so a row's bits do not depend on what else runs with it.
 func (b *Backend) attentionRows(p *KVPool, r int) *[4]uint32 {
-	sg := b.caps.SubgroupSize
-	need := uint32(vk.SubgroupBasic | vk.SubgroupArithmetic)
-	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups || !b.caps.SubgroupCompute || b.caps.SubgroupOps&need != need ||
-		sg < 4 || sg > 128 || sg&(sg-1) != 0 || int(sg) > b.caps.MaxWorkGroupInvocations {
+	sg := b.cpuLanes()
+	if sg == 0 {
 		return nil
 	}
 	ch, nv := 4, 1 // head dims and vec4s per 16-byte chunk
@@ -578,6 +576,18 @@ func (b *Backend) attentionRows(p *KVPool, r int) *[4]uint32 {
 		return nil
 	}
 	return &[4]uint32{sg, uint32(rp), uint32(kc), 1}
+}
+
+// cpuLanes is the subgroup size of the lane kernels (attention_rows, window_metric_lanes: one subgroup per
+// workgroup, no workgroup barriers) on a CPU device with subgroup arithmetic; 0 where the GPU workgroups run.
+func (b *Backend) cpuLanes() uint32 {
+	sg := b.caps.SubgroupSize
+	need := uint32(vk.SubgroupBasic | vk.SubgroupArithmetic)
+	if b.info.Type != vk.TypeCPU || forceGPUWorkgroups || !b.caps.SubgroupCompute || b.caps.SubgroupOps&need != need ||
+		sg < 4 || sg > 128 || sg&(sg-1) != 0 || int(sg) > b.caps.MaxWorkGroupInvocations {
+		return 0
+	}
+	return sg
 }
 
 // WindowMetric adds the prefill observation-window metric; see shaders/window_metric.comp.
@@ -601,7 +611,12 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		b.Fail(fmt.Errorf("gpu: WindowMetric: %w", err))
 		return
 	}
-	kn := kvKernel[windowPush](b, "WindowMetric", p.names.window, p, 5)
+	var kn *Kernel
+	if sg := b.cpuLanes(); sg > 0 {
+		kn = kvKernel[windowPush](b, "WindowMetric", p.variant("window_metric_lanes"), p, 5, sg)
+	} else {
+		kn = kvKernel[windowPush](b, "WindowMetric", p.names.window, p, 5)
+	}
 	if kn == nil {
 		return
 	}

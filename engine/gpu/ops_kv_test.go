@@ -612,9 +612,23 @@ func TestKVAttentionBatchInvariant(t *testing.T) {
 }
 
 // TestKVWindowMetricMatchesCPU: the prefill observation-window metric, with and without pool, squared and
-// plain, f32 and f16, two sequences of different lengths.
+// plain, f32 and f16, two sequences of different lengths; window_metric.comp's workgroups (forced) and, on
+// a CPU device with subgroup arithmetic, window_metric_lanes.
 func TestKVWindowMetricMatchesCPU(t *testing.T) {
 	g := OpenForTest(t)
+	for _, force := range []bool{true, false} {
+		t.Run(fmt.Sprintf("workgroups=%v", force), func(t *testing.T) {
+			defer func(v bool) { forceGPUWorkgroups = v }(forceGPUWorkgroups)
+			forceGPUWorkgroups = force
+			if !force && g.info.Type == vk.TypeCPU && g.cpuLanes() == 0 {
+				t.Fatal("a CPU device without the lane kernel: the test would run window_metric.comp twice")
+			}
+			testWindowMetric(t, g)
+		})
+	}
+}
+
+func testWindowMetric(t *testing.T, g *Backend) {
 	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
 		for _, pool7 := range []bool{false, true} {
 			for _, squared := range []bool{false, true} {
