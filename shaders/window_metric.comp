@@ -56,7 +56,15 @@ layout(push_constant) uniform Push {
 
 #include "kv_pool.glsl"
 
-shared vec4 qs[MAX_R * MQ];
+#if WM_LANES
+// Lanes take RB window rows per pass: each K chunk and each slot's scratch entry is loaded once for RB rows
+// (lavapipe loops over the lanes for every buffer access, so accesses, not arithmetic, set the cost).
+#define RB 4u
+#define NQ (RB * MAX_R)
+#else
+#define NQ MAX_R
+#endif
+shared vec4 qs[NQ * MQ];
 #if !WM_LANES
 shared float red[MAX_R * WG];
 #endif
@@ -102,16 +110,16 @@ void loadChunk(uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
     }
 }
 
-// scores: s[h] = dot(qs[h], K row of slot) for h < MAX_R (qs is 0 for heads past the pass).
-void scores(uint slot, out float s[MAX_R]) {
+// scores: s[h] = dot(qs[h], K row of slot) for h < NQ (qs is 0 for heads and rows past the pass).
+void scores(uint slot, out float s[NQ]) {
     uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
-    for (uint h = 0u; h < MAX_R; h++) s[h] = 0.0;
+    for (uint h = 0u; h < NQ; h++) s[h] = 0.0;
     uint nC = (pc.hd + CH - 1u) / CH;
     bool fast = pc.hd % CH == 0u;
     for (uint c = 0u; c < nC; c++) {
         vec4 x[NV];
         loadChunk(a, base, c, fast, x);
-        for (uint h = 0u; h < MAX_R; h++) {
+        for (uint h = 0u; h < NQ; h++) {
             for (uint v = 0u; v < NV; v++) s[h] += dot(x[v], qs[h * MQ + c * NV + v]);
         }
     }
@@ -153,6 +161,72 @@ void main() {
         if (slot == KV_NO_SLOT) continue;
         for (uint h = 0u; h < r; h++) scratchStore(slot, h, 0.0);
     }
+#if WM_LANES
+    // Query j * MAX_R + h of a pass is head h0 + h of window row w0 + j.
+    for (uint w0 = first; w0 < first + nw; w0 += RB) {
+        uint rb = min(RB, first + nw - w0);
+        int qp[RB];
+        int qmax = -1;
+        for (uint j = 0u; j < RB; j++) {
+            qp[j] = j < rb ? qpos[w0 + j] : -1;
+            qmax = max(qmax, qp[j]);
+        }
+        for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
+            uint rc = min(MAX_R, r - h0);
+            for (uint e = t; e < NQ * MQ; e += WG) {
+                uint jh = e / MQ, d4 = (e - jh * MQ) * 4u;
+                uint j = jh / MAX_R, h = jh - j * MAX_R;
+                uint qbase = ((w0 + j) * pc.qHeads + kvh * r + h0 + h) * pc.hd;
+                vec4 v = vec4(0.0);
+                for (uint c = 0u; c < 4u; c++) {
+                    if (j < rb && h < rc && d4 + c < pc.hd) v[c] = q[qbase + d4 + c] * pc.scale;
+                }
+                qs[e] = v;
+            }
+            SYNC_SHARED
+            float mt[NQ], lt[NQ];
+            for (uint k = 0u; k < NQ; k++) { mt[k] = NEG_BIG; lt[k] = 0.0; }
+            for (uint i = t; i < ctx; i += WG) {
+                uint slot = KV_SLOT_OF(tables, off, i);
+                if (slot == KV_NO_SLOT) continue;
+                int sp = posLoad(slot);
+                if (sp > qmax) continue;
+                float s[NQ];
+                scores(slot, s);
+                for (uint k = 0u; k < NQ; k++) {
+                    if (sp > qp[k / MAX_R]) continue;
+                    float mn = max(mt[k], s[k]);
+                    lt[k] = lt[k] * exp(mt[k] - mn) + exp(s[k] - mn);
+                    mt[k] = mn;
+                }
+            }
+            float M[NQ], L[NQ];
+            for (uint k = 0u; k < NQ; k++) {
+                M[k] = subgroupMax(mt[k]);
+                L[k] = subgroupAdd(lt[k] * exp(mt[k] - M[k]));
+            }
+            for (uint i = t; i < ctx; i += WG) {
+                uint slot = KV_SLOT_OF(tables, off, i);
+                if (slot == KV_NO_SLOT) continue;
+                int sp = posLoad(slot);
+                if (sp > qmax) continue;
+                float s[NQ];
+                scores(slot, s);
+                for (uint h = 0u; h < rc; h++) {
+                    float add = 0.0;
+                    for (uint j = 0u; j < rb; j++) {
+                        uint k = j * MAX_R + h;
+                        if (sp > qp[j] || L[k] <= 0.0) continue;
+                        float pr = exp(s[k] - M[k]) / L[k];
+                        add += pc.squared != 0u ? pr * pr : pr;
+                    }
+                    scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + add);
+                }
+            }
+            SYNC_SHARED // qs is rewritten by the next pass
+        }
+    }
+#else
     for (uint w = first; w < first + nw; w++) {
         int qp = qpos[w];
         for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
@@ -166,7 +240,7 @@ void main() {
                 }
                 qs[e] = v;
             }
-            SYNC_SHARED
+            barrier();
             // Pass 1: each thread's running (max, sum) per head over its slots, then the workgroup's.
             float mt[MAX_R], lt[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) { mt[h] = NEG_BIG; lt[h] = 0.0; }
@@ -181,23 +255,17 @@ void main() {
                     mt[h] = mn;
                 }
             }
-            float M[MAX_R], L[MAX_R];
-#if WM_LANES
-            for (uint h = 0u; h < MAX_R; h++) {
-                M[h] = subgroupMax(mt[h]);
-                L[h] = subgroupAdd(lt[h] * exp(mt[h] - M[h]));
-            }
-#else
             for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = mt[h];
             barrier();
             reduceMax(t);
+            float M[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) M[h] = red[h * WG];
             barrier();
             for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h] * exp(mt[h] - M[h]);
             barrier();
             reduceSum(t);
+            float L[MAX_R];
             for (uint h = 0u; h < MAX_R; h++) L[h] = red[h * WG];
-#endif
             // Pass 2: f(p) into s_h. Each thread updates only its own slots.
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
@@ -210,9 +278,10 @@ void main() {
                     scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + (pc.squared != 0u ? p * p : p));
                 }
             }
-            SYNC_SHARED // qs and red are rewritten by the next pass
+            barrier(); // qs and red are rewritten by the next pass
         }
     }
+#endif
     SYNC_BUFFER // every s_h is final before the pool reads the neighbours
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);

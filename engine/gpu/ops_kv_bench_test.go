@@ -120,3 +120,46 @@ func BenchmarkKVAttentionPrefill(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKVWindowMetric: the prompt metric over every row of 4 sequences of 256 tokens (what l1-avg's
+// default collection does after a 256-token prefill chunk), stories260K's shape (8 query heads, 4 KV heads,
+// d=8, f16, block 16). gpu is the device's own choice (window_metric_lanes on a CPU device); gpu-wg forces
+// window_metric.comp's workgroups.
+//
+//	go test ./engine/gpu/ -run - -bench KVWindowMetric -benchtime 5x
+func BenchmarkKVWindowMetric(b *testing.B) {
+	const bs, qHeads, kvHeads, hd, n, nSeqs = 16, 8, 4, 8, 256, 4
+	for _, dev := range []string{"gpu", "gpu-wg"} {
+		b.Run(dev, func(b *testing.B) {
+			g := OpenForTest(b)
+			defer func(force bool) { forceGPUWorkgroups = force }(forceGPUWorkgroups)
+			forceGPUWorkgroups = dev == "gpu-wg"
+			h := newKVHarness(b, g, 1, nSeqs*kvHeads*(n/bs), bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
+			var seqs, tab, pos []int32
+			for s := 0; s < nSeqs; s++ {
+				for _, kh := range h.addHeads(repeat(n, kvHeads), false) {
+					seqs = append(seqs, int32(len(tab)), n, int32(s*n), n)
+					tab = append(tab, kh.table...)
+				}
+				for i := 0; i < n; i++ {
+					pos = append(pos, int32(i))
+				}
+			}
+			q := h.f32(h.randn(nSeqs * n * qHeads * hd))
+			sq, tb, ps := h.i32(seqs), h.i32(tab), h.i32(pos)
+			w := engine.WindowSpec{Seqs: sq.g, Tables: tb.g, Pos: ps.g, NSeqs: nSeqs}
+			g.WindowMetric(q.g, h.gp, w, qHeads, kvHeads, 0.35) // builds the pipeline
+			if err := g.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				g.WindowMetric(q.g, h.gp, w, qHeads, kvHeads, 0.35)
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/op")
+		})
+	}
+}
