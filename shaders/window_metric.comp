@@ -56,17 +56,18 @@ layout(push_constant) uniform Push {
 
 #include "kv_pool.glsl"
 
+// A pass takes RB window rows: each K chunk and each slot's scratch entry is loaded once for them. Lanes
+// take 4 (lavapipe loops over the lanes for every buffer access, so accesses, not arithmetic, set the
+// cost); workgroups take one.
 #if WM_LANES
-// Lanes take RB window rows per pass: each K chunk and each slot's scratch entry is loaded once for RB rows
-// (lavapipe loops over the lanes for every buffer access, so accesses, not arithmetic, set the cost).
 #define RB 4u
-#define NQ (RB * MAX_R)
 #else
-#define NQ MAX_R
+#define RB 1u
 #endif
+#define NQ (RB * MAX_R)
 shared vec4 qs[NQ * MQ];
 #if !WM_LANES
-shared float red[MAX_R * WG];
+shared float red[NQ * WG];
 #endif
 
 // K rows are read in 16-byte chunks (CH dims = NV vec4s) through a vector view of the arenas when hd is a
@@ -125,11 +126,19 @@ void scores(uint slot, out float s[NQ]) {
     }
 }
 
-#if !WM_LANES
+// reduceML: the workgroup's max M and exp-sum L of each query's running (mt, lt).
+#if WM_LANES
+void reduceML(uint t, float mt[NQ], float lt[NQ], out float M[NQ], out float L[NQ]) {
+    for (uint k = 0u; k < NQ; k++) {
+        M[k] = subgroupMax(mt[k]);
+        L[k] = subgroupAdd(lt[k] * exp(mt[k] - M[k]));
+    }
+}
+#else
 void reduceMax(uint t) {
     for (uint s = WG / 2u; s > 0u; s >>= 1u) {
         if (t < s) {
-            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = max(red[h * WG + t], red[h * WG + t + s]);
+            for (uint h = 0u; h < NQ; h++) red[h * WG + t] = max(red[h * WG + t], red[h * WG + t + s]);
         }
         barrier();
     }
@@ -137,10 +146,22 @@ void reduceMax(uint t) {
 void reduceSum(uint t) {
     for (uint s = WG / 2u; s > 0u; s >>= 1u) {
         if (t < s) {
-            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] += red[h * WG + t + s];
+            for (uint h = 0u; h < NQ; h++) red[h * WG + t] += red[h * WG + t + s];
         }
         barrier();
     }
+}
+
+void reduceML(uint t, float mt[NQ], float lt[NQ], out float M[NQ], out float L[NQ]) {
+    for (uint k = 0u; k < NQ; k++) red[k * WG + t] = mt[k];
+    barrier();
+    reduceMax(t);
+    for (uint k = 0u; k < NQ; k++) M[k] = red[k * WG];
+    barrier();
+    for (uint k = 0u; k < NQ; k++) red[k * WG + t] = lt[k] * exp(mt[k] - M[k]);
+    barrier();
+    reduceSum(t);
+    for (uint k = 0u; k < NQ; k++) L[k] = red[k * WG];
 }
 #endif
 
@@ -161,7 +182,6 @@ void main() {
         if (slot == KV_NO_SLOT) continue;
         for (uint h = 0u; h < r; h++) scratchStore(slot, h, 0.0);
     }
-#if WM_LANES
     // Query j * MAX_R + h of a pass is head h0 + h of window row w0 + j.
     for (uint w0 = first; w0 < first + nw; w0 += RB) {
         uint rb = min(RB, first + nw - w0);
@@ -201,10 +221,7 @@ void main() {
                 }
             }
             float M[NQ], L[NQ];
-            for (uint k = 0u; k < NQ; k++) {
-                M[k] = subgroupMax(mt[k]);
-                L[k] = subgroupAdd(lt[k] * exp(mt[k] - M[k]));
-            }
+            reduceML(t, mt, lt, M, L);
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT) continue;
@@ -223,65 +240,9 @@ void main() {
                     scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + add);
                 }
             }
-            SYNC_SHARED // qs is rewritten by the next pass
+            SYNC_SHARED // qs and red are rewritten by the next pass
         }
     }
-#else
-    for (uint w = first; w < first + nw; w++) {
-        int qp = qpos[w];
-        for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
-            uint rc = min(MAX_R, r - h0);
-            uint qbase = (w * pc.qHeads + kvh * r + h0) * pc.hd;
-            for (uint e = t; e < MAX_R * MQ; e += WG) {
-                uint h = e / MQ, d4 = (e - h * MQ) * 4u;
-                vec4 v = vec4(0.0);
-                for (uint c = 0u; c < 4u; c++) {
-                    if (h < rc && d4 + c < pc.hd) v[c] = q[qbase + h * pc.hd + d4 + c] * pc.scale;
-                }
-                qs[e] = v;
-            }
-            barrier();
-            // Pass 1: each thread's running (max, sum) per head over its slots, then the workgroup's.
-            float mt[MAX_R], lt[MAX_R];
-            for (uint h = 0u; h < MAX_R; h++) { mt[h] = NEG_BIG; lt[h] = 0.0; }
-            for (uint i = t; i < ctx; i += WG) {
-                uint slot = KV_SLOT_OF(tables, off, i);
-                if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
-                float s[MAX_R];
-                scores(slot, s);
-                for (uint h = 0u; h < MAX_R; h++) {
-                    float mn = max(mt[h], s[h]);
-                    lt[h] = lt[h] * exp(mt[h] - mn) + exp(s[h] - mn);
-                    mt[h] = mn;
-                }
-            }
-            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = mt[h];
-            barrier();
-            reduceMax(t);
-            float M[MAX_R];
-            for (uint h = 0u; h < MAX_R; h++) M[h] = red[h * WG];
-            barrier();
-            for (uint h = 0u; h < MAX_R; h++) red[h * WG + t] = lt[h] * exp(mt[h] - M[h]);
-            barrier();
-            reduceSum(t);
-            float L[MAX_R];
-            for (uint h = 0u; h < MAX_R; h++) L[h] = red[h * WG];
-            // Pass 2: f(p) into s_h. Each thread updates only its own slots.
-            for (uint i = t; i < ctx; i += WG) {
-                uint slot = KV_SLOT_OF(tables, off, i);
-                if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
-                float s[MAX_R];
-                scores(slot, s);
-                for (uint h = 0u; h < MAX_R; h++) {
-                    if (h >= rc || L[h] <= 0.0) continue;
-                    float p = exp(s[h] - M[h]) / L[h];
-                    scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + (pc.squared != 0u ? p * p : p));
-                }
-            }
-            barrier(); // qs and red are rewritten by the next pass
-        }
-    }
-#endif
     SYNC_BUFFER // every s_h is final before the pool reads the neighbours
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
