@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"kvc/engine"
 )
@@ -147,7 +146,7 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 				gw.dots1(xs, r0, r1, g[:r1-r0])
 				uw.dots1(xs, r0, r1, u[:r1-r0])
 				for j, gv := range g[:r1-r0] {
-					o[r0+j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[j] // SwiGLU's expression
+					o[r0+j] = swiglu(gv, u[j])
 				}
 			}
 			return
@@ -163,8 +162,7 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 				if m == 8 && gw.rowRange8(xi, r0, r1, &g8) && uw.rowRange8(xi, r0, r1, &u8) {
 					for k := range 8 {
 						for j := range r1 - r0 {
-							gv := g8[j][k]
-							o[(i+k)*rows+r0+j] = gv / (1 + float32(math.Exp(float64(-gv)))) * u8[j][k] // SwiGLU's expression
+							o[(i+k)*rows+r0+j] = swiglu(g8[j][k], u8[j][k])
 						}
 					}
 					continue
@@ -173,7 +171,7 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 					gw.rowDots(xi, m, r, g[:m])
 					uw.rowDots(xi, m, r, u[:m])
 					for k := range m {
-						o[(i+k)*rows+r] = g[k] / (1 + float32(math.Exp(float64(-g[k])))) * u[k] // SwiGLU's expression
+						o[(i+k)*rows+r] = swiglu(g[k], u[k])
 					}
 				}
 			}

@@ -191,9 +191,13 @@ func (c *Backend) SwiGLU(out, gate, up engine.Buf, count int) {
 	}
 	o, g, u := f32(out), f32(gate), f32(up)
 	for i := 0; i < count; i++ {
-		gv := g[i]
-		o[i] = gv / (1 + float32(math.Exp(float64(-gv)))) * u[i]
+		o[i] = swiglu(g[i], u[i])
 	}
+}
+
+// swiglu is SwiGLU's expression for one element: every CPU path (fused or not) computes it so, bit for bit.
+func swiglu(g, u float32) float32 {
+	return g / (1 + float32(math.Exp(float64(-g)))) * u
 }
 
 // Add: out = a + b.

@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"kvc/engine"
 	"kvc/model"
@@ -56,7 +55,7 @@ func (c *Backend) MatMulSwiGLU(out, x engine.Buf, gate, up engine.Weight, n int)
 			for i := 0; i < n; i++ {
 				xi := xs[i*cols : (i+1)*cols]
 				g, u := dot(xi, gr), dot(xi, ur)
-				o[i*rows+r] = g / (1 + float32(math.Exp(float64(-g)))) * u // SwiGLU's expression
+				o[i*rows+r] = swiglu(g, u)
 			}
 		}
 	})
