@@ -186,15 +186,21 @@ func (b *Backend) RMSNorm(out, x engine.Buf, wt engine.Weight, n int, eps float3
 // alone. From tiledMinRows rows on, GPUs run matmul_tiled.comp, whose order is its own but again the same
 // for every n it runs.
 func (b *Backend) MatMul(out, x engine.Buf, wt engine.Weight, n int) {
-	w := b.weight("MatMul", wt)
+	b.matmul("MatMul", "", out, x, wt, n)
+}
+
+// matmul records op (MatMul, or MatMulAdd with prefix "fused_add_"): the variant's module with the prefix,
+// one dispatch per weight chunk.
+func (b *Backend) matmul(op, prefix string, out, x engine.Buf, wt engine.Weight, n int) {
+	w := b.weight(op, wt)
 	if w == nil || n <= 0 {
 		return
 	}
-	if !b.check("MatMul", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMul", "out", out, int64(n*w.info.Rows*4)) {
+	if !b.check(op, "x", x, int64(n*w.info.Cols*4)) || !b.check(op, "out", out, int64(n*w.info.Rows*4)) {
 		return
 	}
 	v := b.matmulVariant(w, n)
-	k := opKernel[matmulPush](b, v.name, v.wg, 4)
+	k := opKernel[matmulPush](b, prefix+v.name, v.wg, 4)
 	if k == nil {
 		return
 	}

@@ -18,24 +18,7 @@ import (
 // kernel, reduction order and workgroup choice as MatMul, with the final store an add (one dispatch per
 // weight chunk; chunks own disjoint rows, so they never add to the same element).
 func (b *Backend) MatMulAdd(out, x engine.Buf, wt engine.Weight, n int) {
-	w := b.weight("MatMulAdd", wt)
-	if w == nil || n <= 0 {
-		return
-	}
-	if !b.check("MatMulAdd", "x", x, int64(n*w.info.Cols*4)) || !b.check("MatMulAdd", "out", out, int64(n*w.info.Rows*4)) {
-		return
-	}
-	v := b.matmulVariant(w, n)
-	k := opKernel[matmulPush](b, "fused_add_"+v.name, v.wg, 4)
-	if k == nil {
-		return
-	}
-	for i := range w.chunks {
-		c := &w.chunks[i]
-		push := w.matmulPush(c, n)
-		b.Dispatch(k, b.matmulGrid(v, v.groups(c.rows), n), PushBytes(&push),
-			[]Range{{Buf: c.data}}, []Range{c.scaleRange()}, []Range{Whole(x)}, []Range{Whole(out)})
-	}
+	b.matmul("MatMulAdd", "fused_add_", out, x, wt, n)
 }
 
 // mmVariant is a matmul module (without a fused prefix), its workgroup size and the weight rows one
