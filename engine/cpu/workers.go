@@ -87,13 +87,19 @@ func (p *workers) loop(part int) {
 	}
 }
 
-// next returns the first job after gen seen: polled for spinFor, then waited for parked.
+// next returns the first job after gen seen.
 func (p *workers) next(part int, seen uint64) *job {
+	var j *job
+	await(func() bool { j = p.cur.Load(); return j.gen != seen }, &p.parked[part], p.wake[part])
+	return j
+}
+
+// await returns once ready() holds: it polls for spinFor, then parks on wake with parked set. The side
+// that makes ready() true takes parked back (CompareAndSwap) before sending one token on wake, so a
+// waiter that finds ready() true after setting parked takes that token if the flag is already gone.
+func await(ready func() bool, parked *atomic.Bool, wake <-chan struct{}) {
 	start := time.Now()
-	for i := 1; ; i++ {
-		if j := p.cur.Load(); j.gen != seen {
-			return j
-		}
+	for i := 1; !ready(); i++ {
 		if i%64 != 0 {
 			continue
 		}
@@ -101,14 +107,14 @@ func (p *workers) next(part int, seen uint64) *job {
 			yield(i)
 			continue
 		}
-		p.parked[part].Store(true)
-		if j := p.cur.Load(); j.gen != seen {
-			if !p.parked[part].CompareAndSwap(true, false) {
-				<-p.wake[part] // the caller took the flag: take its token
+		parked.Store(true)
+		if ready() {
+			if !parked.CompareAndSwap(true, false) {
+				<-wake // the other side took the flag: take its token
 			}
-			return j
+			return
 		}
-		<-p.wake[part]
+		<-wake
 		start, i = time.Now(), 0
 	}
 }
@@ -144,25 +150,7 @@ func (p *workers) run(parts int, task func(part int)) {
 	p.pending.Store(int32(parts - 1))
 	p.publish(&job{gen: p.gen, parts: parts, task: task})
 	task(0)
-	start := time.Now()
-	for i := 1; p.pending.Load() != 0; i++ {
-		if i%64 != 0 {
-			continue
-		}
-		if time.Since(start) < spinFor {
-			yield(i)
-			continue
-		}
-		p.waiting.Store(true)
-		if p.pending.Load() == 0 {
-			if !p.waiting.CompareAndSwap(true, false) {
-				<-p.finished // the last worker took the flag: take its token
-			}
-			break
-		}
-		<-p.finished
-		break
-	}
+	await(func() bool { return p.pending.Load() == 0 }, &p.waiting, p.finished)
 }
 
 // rows splits [0, n) into parts contiguous ranges and runs f on each; work (multiply-adds, say) below
