@@ -67,13 +67,14 @@ func (p product) rows(x []float32, n, cols, lo, hi int) {
 	}
 	var d [8]float32
 	var d8 [rowBlock][8]float32
+	var acc tileAcc
 	step := inputStep()
 	for r0 := lo; r0 < hi; r0 += rowBlock {
 		r1 := min(r0+rowBlock, hi)
 		for i := 0; i < n; i += step {
 			m := min(step, n-i)
 			xi := x[i*cols : (i+m)*cols]
-			if m == 8 && p.w.rowRange8(xi, r0, r1, &d8) {
+			if m == 8 && p.w.rowRange8(xi, r0, r1, &d8, &acc) {
 				for k := range 8 {
 					out := p.out[(i+k)*rows+r0 : (i+k)*rows+r1]
 					for j := range out {
@@ -153,13 +154,14 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 		}
 		var g, u [8]float32
 		var g8, u8 [rowBlock][8]float32
+		var acc tileAcc
 		step := inputStep()
 		for r0 := lo; r0 < hi; r0 += rowBlock {
 			r1 := min(r0+rowBlock, hi)
 			for i := 0; i < n; i += step {
 				m := min(step, n-i)
 				xi := xs[i*cols : (i+m)*cols]
-				if m == 8 && gw.rowRange8(xi, r0, r1, &g8) && uw.rowRange8(xi, r0, r1, &u8) {
+				if m == 8 && gw.rowRange8(xi, r0, r1, &g8, &acc) && uw.rowRange8(xi, r0, r1, &u8, &acc) {
 					for k := range 8 {
 						for j := range r1 - r0 {
 							o[(i+k)*rows+r0+j] = swiglu(g8[j][k], u8[j][k])

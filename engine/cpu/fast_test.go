@@ -23,8 +23,9 @@ func TestFastProductsMatchReference(t *testing.T) {
 		defer fast.Close()
 		for _, wc := range weightCases {
 			// {rows, cols, n}: odd sizes, batches that take the eight- and four-input kernels with and without
-			// a remainder; the last two are large enough to use every worker (1001 rows: several row ranges each)
-			for _, s := range [][3]int{{1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {7, 63, 12}, {5, 4097, 5}, {3, 4097, 8}, {1001, 64, 3}, {300, 256, 9}, {40, 64, 16}} {
+			// a remainder; 1001, 300 and 100 rows use every worker (several row blocks each); 1544 columns take
+			// the eight-input kernels in column tiles, the last one an odd chunk of 8
+			for _, s := range [][3]int{{1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {7, 63, 12}, {5, 4097, 5}, {3, 4097, 8}, {1001, 64, 3}, {300, 256, 9}, {40, 64, 16}, {100, 1544, 12}, {9, 4097, 12}} {
 				rows, cols, n := s[0], s[1], s[2]
 				group := 0
 				if wc.dt == model.Q8_0 {

@@ -23,7 +23,7 @@ var useAVX512 = useAsm && haveAVX512 && os.Getenv("KVC_CPU_NOAVX512") == ""
 // Kernels says which kernels the fast backend runs on this machine.
 func Kernels() string {
 	if useAVX512 {
-		return "avx2+fma+f16c, avx512vl (8-input)"
+		return "avx2+fma+f16c, avx512 (8-input)"
 	}
 	if useAsm {
 		return "avx2+fma+f16c"
@@ -239,15 +239,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	case dt == model.F32 || dt == model.F16 || dt == model.BF16:
 		n8, stride := cols&^7, uintptr(cols*4)
 		for ; useAVX512 && i+8 <= n; i += 8 {
-			o := &out[i]
-			switch xp := &x[i*cols]; dt {
-			case model.F32:
-				dot8F32AVX512(xp, stride, &w.f32Row(r)[0], n8, 1, o)
-			case model.F16:
-				dot8F16AVX512(xp, stride, &w.u16Row(r)[0], n8, 1, o)
-			case model.BF16:
-				dot8BF16AVX512(xp, stride, &w.u16Row(r)[0], n8, 1, o)
-			}
+			w.dots8(x[i*cols:], r, r+1, 0, n8, 0, nil, &out[i])
 		}
 		for ; i+4 <= n; i += 4 {
 			o := (*[4]float32)(out[i : i+4])
@@ -341,33 +333,82 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 }
 
 // rowRange8 sets d[r-r0][k] = rowDot(x[k*Cols:], r) for k < 8 and r0 <= r < r1 <= r0+rowBlock, with the
-// same bits, by one eight-input kernel call; false where there is none (no AVX-512VL, fp8, a q8_0 group
-// that is not a multiple of 8, rows that are not whole chunks of 8).
-func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32) bool {
+// same bits, by the eight-input kernels: f32, f16 and bf16 a tile of tileCols columns at a time for all
+// the rows (acc keeps their accumulators between tiles); false where there are none (no AVX-512VL, fp8,
+// a q8_0 group that is not a multiple of 8, rows that are not whole chunks of 8).
+func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32, acc *tileAcc) bool {
 	cols := w.info.Cols
 	if !useAVX512 || r0 >= r1 || cols%8 != 0 {
 		return false
 	}
 	x = x[:8*cols]
-	stride, o := uintptr(cols*4), &d[0][0]
+	o := &d[0][0]
 	switch w.info.DType {
-	case model.F32:
-		dot8F32AVX512(&x[0], stride, &w.f32Row(r0)[0], cols, r1-r0, o)
-	case model.F16:
-		dot8F16AVX512(&x[0], stride, &w.u16Row(r0)[0], cols, r1-r0, o)
-	case model.BF16:
-		dot8BF16AVX512(&x[0], stride, &w.u16Row(r0)[0], cols, r1-r0, o)
+	case model.F32, model.F16, model.BF16:
+		w.tiles8(x, r0, r1, tileCols, acc, o)
 	case model.Q8_0:
 		g := w.info.Group
 		if g%8 != 0 {
 			return false
 		}
 		ng := cols / g
-		dot8Q8AVX512(&x[0], stride, (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, o)
+		dot8Q8AVX512(&x[0], uintptr(cols*4), (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, o)
 	default:
 		return false
 	}
 	return true
+}
+
+// tileCols is how many columns of eight inputs the f32/f16/bf16 eight-input kernels take per pass over
+// a block's rows: 24 KiB of inputs, which stay in a 48 KiB L1 while the rows stream by (the 3072
+// columns of a 125M model's down projection, 96 KiB, did not). A multiple of 16, so each accumulator
+// half keeps its chunks.
+const tileCols = 768
+
+// tileAcc holds a block's accumulators between column tiles: 8 inputs x 16 lanes per row.
+type tileAcc [rowBlock * 8 * 16]float32
+
+// The eight-input kernels' flags: load the accumulators from acc (a later tile), save them there
+// instead of reducing (not the last tile).
+const (
+	accLoad = 1
+	accSave = 2
+)
+
+// tiles8 runs the eight-input kernel over rows [r0, r1) a tile of tile columns (a multiple of 16) at a
+// time, the accumulators kept in acc between tiles.
+func (w *Weight) tiles8(x []float32, r0, r1, tile int, acc *tileAcc, out *float32) {
+	cols := w.info.Cols
+	for c0 := 0; c0 < cols; c0 += tile {
+		c1 := min(c0+tile, cols)
+		flags := 0
+		if c0 > 0 {
+			flags |= accLoad
+		}
+		if c1 < cols {
+			flags |= accSave
+		}
+		w.dots8(x, r0, r1, c0, c1, flags, acc, out)
+	}
+}
+
+// dots8 runs the f32, f16 or bf16 eight-input kernel over columns [c0, c1) of rows [r0, r1) with the
+// inputs x[k*Cols+c0:] (k < 8); out gets row r's eight sums at 8*(r-r0) unless flags has accSave.
+func (w *Weight) dots8(x []float32, r0, r1, c0, c1, flags int, acc *tileAcc, out *float32) {
+	cols := w.info.Cols
+	var a *float32
+	if acc != nil {
+		a = &acc[0]
+	}
+	xp, stride, n, rows := &x[c0], uintptr(cols*4), c1-c0, r1-r0
+	switch w.info.DType {
+	case model.F32:
+		dot8F32ZMM(xp, stride, &w.f32Row(r0)[c0], uintptr(cols*4), n, rows, a, flags, out)
+	case model.F16:
+		dot8F16ZMM(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
+	case model.BF16:
+		dot8BF16ZMM(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
+	}
 }
 
 // rowTail adds x[c] * W[r][c] for c from n8 (where the vector kernels stopped) to Cols to s, in order,

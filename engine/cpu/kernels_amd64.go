@@ -63,18 +63,10 @@ func axpyF32AVX(a float32, x, y *float32, n int)
 //go:noescape
 func axpyF16AVX(a float32, x *uint16, y *float32, n int)
 
-// haveAVX512: the CPU runs AVX-512VL (and the OS saves its registers): the eight-input kernels, which use
-// its sixteen extra vector registers at 8 lanes, so their sums are the AVX2 kernels' bits.
+// haveAVX512: the CPU runs AVX-512F and VL (and the OS saves their registers): the eight-input kernels.
+// q8_0's uses the sixteen extra vector registers at 8 lanes; f32, f16 and bf16's (kernels_zmm_amd64.s)
+// hold two 8-lane accumulators per 16-lane register. Either way the sums are the AVX2 kernels' bits.
 var haveAVX512 = haveAsm && cpu.X86.HasAVX512 && cpu.X86.HasAVX512VL
-
-//go:noescape
-func dot8F32AVX512(x *float32, stride uintptr, w *float32, n, rows int, out *float32)
-
-//go:noescape
-func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
-
-//go:noescape
-func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32)
 
 //go:noescape
 func dot8Q8AVX512(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32)
@@ -90,3 +82,15 @@ func rows4BF16AVX(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
 
 //go:noescape
 func rows4Q8AVX(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32)
+
+// The eight-input f32, f16 and bf16 kernels over n columns (a tile) of rows weight rows wstride bytes
+// apart; flags accLoad, accSave (kernels.go).
+
+//go:noescape
+func dot8F32ZMM(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32)
+
+//go:noescape
+func dot8F16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32)
+
+//go:noescape
+func dot8BF16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32)

@@ -32,11 +32,13 @@ func axpyF16AVX(a float32, x *uint16, y *float32, n int) { panic("no asm") }
 
 const haveAVX512 = false
 
-func dot8F32AVX512(x *float32, stride uintptr, w *float32, n, rows int, out *float32) {
+func dot8F32ZMM(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
 	panic("no asm")
 }
-func dot8F16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32) { panic("no asm") }
-func dot8BF16AVX512(x *float32, stride uintptr, w *uint16, n, rows int, out *float32) {
+func dot8F16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
+	panic("no asm")
+}
+func dot8BF16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
 	panic("no asm")
 }
 

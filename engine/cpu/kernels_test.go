@@ -83,3 +83,42 @@ func TestRowDotAgainstReference(t *testing.T) {
 		}
 	})
 }
+
+// The eight-input f32/f16/bf16 kernels (kernels_zmm_amd64.s) over column tiles of several widths, rows
+// in pairs and alone, and rows that end in an odd chunk of 8: every sum has the bits of the one-row
+// kernel (rowDot), whose own sums the test above checks against the reference.
+func TestEightInputTiles(t *testing.T) {
+	if !haveAVX512 {
+		t.Skip("no AVX-512 on this machine")
+	}
+	saved := useAsm
+	defer func() { useAsm = saved }()
+	useAsm = true // rowDot by the one-row kernel, even under KVC_CPU_NOASM
+	r := rand.New(rand.NewPCG(7, 8))
+	var acc tileAcc
+	for _, dt := range []model.DType{model.F32, model.F16, model.BF16} {
+		for _, cols := range []int{8, 16, 24, 776, 1544, 4104} {
+			rows := rowBlock + 3
+			cw, err := (&Backend{}).UploadWeight(EncodeTensor("w", dt, rows, cols, false, model.ScaleNone, 0, randVals(r, rows*cols)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := cw.(*Weight)
+			x := randVals(r, 8*cols)
+			for _, tile := range []int{16, 48, tileCols} {
+				for _, rr := range [][2]int{{0, 1}, {1, 3}, {2, 5}, {3, 3 + rowBlock}} {
+					var out [rowBlock][8]float32
+					w.tiles8(x, rr[0], rr[1], tile, &acc, &out[0][0])
+					for row := rr[0]; row < rr[1]; row++ {
+						for k := range 8 {
+							want := w.rowDot(x[k*cols:(k+1)*cols], row)
+							if got := out[row-rr[0]][k]; math.Float32bits(got) != math.Float32bits(want) {
+								t.Fatalf("%v cols %d tile %d rows %v: row %d input %d = %v, one-row kernel %v", dt, cols, tile, rr, row, k, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
