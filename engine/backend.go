@@ -68,6 +68,9 @@ type AttnHeads struct {
 	Pos        Buf
 	Rows       int
 	MetricRows int
+	// MetricBuffer v: a query adds to the metric of a slot only when the slot's position is at least v
+	// below its own (KV-Compress's metric-collection buffer); 0: every visible slot.
+	MetricBuffer int
 }
 
 // MetricRowCount is how many leading rows add to the metric.
@@ -103,6 +106,7 @@ type WindowSpec struct {
 	NSeqs   int
 	Squared bool
 	Pool7   bool
+	Buffer  int // as AttnHeads.MetricBuffer: a row adds only to slots at least Buffer positions below it
 }
 
 // ErrOutOfMemory is wrapped by a backend's allocation errors when the device has no memory left for

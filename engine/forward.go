@@ -25,6 +25,9 @@ type Options struct {
 	SquaredWindow bool
 	// MetricAvg ranks KVs by their metric divided by the number of queries that have seen them.
 	MetricAvg bool
+	// MetricBuffer v: queries closer than v positions after a KV add nothing to its metric (see
+	// kvpages.MetricSource.Buffer); with MetricAvg the mean divides by the queries that did add.
+	MetricBuffer int
 	// MinKVBlocks and MinRows, when set, let NewEngine fall back when the device is out of memory: the KV
 	// pool is halved down to MinKVBlocks, then the rows per pass down to MinRows (see Engine.Notes).
 	MinKVBlocks, MinRows int
@@ -439,11 +442,12 @@ func (e *Engine) run(p pass) error {
 		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
 		b.MatMulQKV(e.q, e.k, e.v, e.xb, ly.Q, ly.K, ly.V, rows)
 		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
-		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: tables, Pos: e.pos, Rows: rows, MetricRows: p.decodeRows},
+		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: tables, Pos: e.pos, Rows: rows, MetricRows: p.decodeRows,
+			MetricBuffer: e.Opt.MetricBuffer},
 			cfg.Heads, cfg.KVHeads, e.scale, mode)
 		if p.nWin > 0 {
 			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: tables, Pos: e.pos, NSeqs: p.nWin,
-				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7}, cfg.Heads, cfg.KVHeads, e.scale)
+				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7, Buffer: e.Opt.MetricBuffer}, cfg.Heads, cfg.KVHeads, e.scale)
 		}
 		b.MatMulAdd(e.x, e.att, ly.O, rows)
 		// feed-forward: x += Wdown (silu(Wgate xn) * Wup xn)

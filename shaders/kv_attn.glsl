@@ -35,6 +35,7 @@ layout(push_constant) uniform Push {
     uint partMin;  // fewest slots per partition
     uint metricRows; // rows [0, metricRows) add the metric (decode rows of a mixed pass); later rows do not
     uint tiledMin; // rows in runs of at least tiledMin are attention_tiled.comp's (kvTiledRow); 0: none
+    int metricBuffer; // the metric skips slots less than metricBuffer positions before the row
 } pc;
 
 #define MAX_GROUP 64 // query heads per KV head (r) the metric can track

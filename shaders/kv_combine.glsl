@@ -14,10 +14,11 @@ shared float lFin[MAX_GROUP];
 
 // addMetric adds sum_h f(exp(s_h - mFin[h]) / lFin[h]) to each visible slot of the head, from the scores
 // stored in scratch. Thread t handles slots t, t + WG, ... (the slots it scored itself when unsplit).
+// Slots inside the metric buffer (less than pc.metricBuffer positions before the row) get nothing.
 void addMetric(uint off, uint ctx, uint r, int qp, uint t) {
     for (uint i = t; i < ctx; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
-        if (slot == KV_NO_SLOT || posLoad(slot) > qp) continue;
+        if (slot == KV_NO_SLOT || posLoad(slot) > qp - pc.metricBuffer) continue;
         precise float add = 0.0;
         for (uint h = 0u; h < r; h++) {
             if (lFin[h] > 0.0) add += metricOf(exp(scratchLoad(slot, h) - mFin[h]) / lFin[h]);

@@ -52,6 +52,7 @@ layout(push_constant) uniform Push {
     uint squared;
     uint pool7;
     uint qRows; // rows in q and in the position buffer: window rows past them are skipped
+    int metricBuffer; // a row adds only to slots at least buffer positions before it (engine.WindowSpec.Buffer)
 } pc;
 
 #include "kv_pool.glsl"
@@ -233,7 +234,7 @@ void main() {
                     float add = 0.0;
                     for (uint j = 0u; j < rb; j++) {
                         uint k = j * MAX_R + h;
-                        if (sp > qp[j] || L[k] <= 0.0) continue;
+                        if (sp > qp[j] - pc.metricBuffer || L[k] <= 0.0) continue;
                         float pr = exp(s[k] - M[k]) / L[k];
                         add += pc.squared != 0u ? pr * pr : pr;
                     }

@@ -11,7 +11,7 @@ import (
 // weighted V sum by the SIMD kernels) and the probabilities live in per-worker scratch, so a step
 // allocates nothing and its work grows with the tokens attended, never with the pool.
 func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos []int32, rows, metricRows, qHeads, kvHeads int,
-	scale float32, mode engine.MetricMode) {
+	scale float32, mode engine.MetricMode, buf int32) {
 	d := p.headDim
 	maxCtx, work := 0, 0
 	for j := 0; j < rows*kvHeads; j++ {
@@ -31,7 +31,7 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 		slots := unsafe.Slice((*int)(unsafe.Pointer(&s[2*maxCtx])), maxCtx) // an int fits in a float64's bytes
 		for job := lo; job < hi; job++ {
 			if mode == engine.MetricNone {
-				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, prob, metric, acc, slots)
+				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, 0, prob, metric, acc, slots)
 				continue
 			}
 			for row := 0; row < rows; row++ {
@@ -39,17 +39,18 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 				if row >= metricRows {
 					m = engine.MetricNone
 				}
-				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, prob, metric, acc, slots)
+				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, buf, prob, metric, acc, slots)
 			}
 		}
 	})
 }
 
-// attendRow computes the r query heads of (row, KV head kh) and, with a metric mode, adds to the metric.
+// attendRow computes the r query heads of (row, KV head kh) and, with a metric mode, adds to the metric of
+// the slots at least buf positions below the row (engine.AttnHeads.MetricBuffer).
 // Scores and the weighted sum of V are f32 (SIMD kernels); the softmax denominator, the normalisation
 // and the metric are f64, as in the reference.
 func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh, qHeads, kvHeads int, scale float32,
-	mode engine.MetricMode, score, metric []float64, acc64 []float64, slots []int) {
+	mode engine.MetricMode, buf int32, score, metric []float64, acc64 []float64, slots []int) {
 	j := row*kvHeads + kh
 	off, ctx := int(heads[2*j]), max(int(heads[2*j+1]), 0)
 	qpos := pos[row]
@@ -120,11 +121,17 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		switch mode {
 		case engine.MetricSquared:
 			for i, e := range sc[:ctx] {
+				if p.Pos[slots[i]] > qpos-buf {
+					continue
+				}
 				pr := float64(e) / sum
 				metric[i] += pr * pr
 			}
 		case engine.MetricPlain:
 			for i, e := range sc[:ctx] {
+				if p.Pos[slots[i]] > qpos-buf {
+					continue // inside the metric buffer (and hidden slots, whose e is 0)
+				}
 				metric[i] += float64(e) / sum
 			}
 		}

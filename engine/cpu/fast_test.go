@@ -132,8 +132,10 @@ func testFastAttention(t *testing.T) {
 					for i, b := range []*Backend{be, fast} {
 						copy(pc.pool.Metric, metric)
 						outs[i] = buf(t, be, rows*qHeads*d)
-						b.Attention(outs[i], q, pc.pool, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows, MetricRows: 4},
-							qHeads, kvHeads, 0.3, mode)
+						// the plain metric with a metric buffer (its slots nearest each row add nothing)
+						mb := map[engine.MetricMode]int{engine.MetricPlain: 5}[mode]
+						b.Attention(outs[i], q, pc.pool, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows, MetricRows: 4,
+							MetricBuffer: mb}, qHeads, kvHeads, 0.3, mode)
 						metrics[i] = append([]float32(nil), pc.pool.Metric...)
 					}
 					for i, want := range outs[0].F32() {

@@ -206,7 +206,7 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	o, qq, heads, tables, pos := f32(out), f32(q), i32(a.Heads), i32(a.Tables), i32(a.Pos)
 	if c.pool != nil {
-		c.fastAttention(o, qq, p, heads, tables, pos, a.Rows, a.MetricRowCount(), qHeads, kvHeads, scale, mode)
+		c.fastAttention(o, qq, p, heads, tables, pos, a.Rows, a.MetricRowCount(), qHeads, kvHeads, scale, mode, int32(a.MetricBuffer))
 		return
 	}
 	r, d := qHeads/kvHeads, p.headDim
@@ -255,6 +255,9 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 						for e, x := range vs[i] {
 							acc[e] += pr * float64(x)
 						}
+						if p.Pos[slots[i]] > pos[row]-int32(a.MetricBuffer) {
+							continue // inside the metric buffer: no metric
+						}
 						switch rowMode {
 						case engine.MetricSquared:
 							metric[i] += pr * pr
@@ -302,6 +305,9 @@ func (c *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 					continue
 				}
 				for i, pr := range prob {
+					if p.Pos[slots[i]] > pos[row]-int32(w.Buffer) {
+						continue // inside the metric buffer
+					}
 					if w.Squared {
 						pr *= pr
 					}

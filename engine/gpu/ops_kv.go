@@ -471,7 +471,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	ap := attentionPush{kvPoolPush: p.poolPush(a.Tables.Size() / 4), Rows: uint32(a.Rows), QHeads: uint32(qHeads),
 		KVHeads: uint32(kvHeads), Scale: scale, Mode: uint32(mode), SplitMax: uint32(split), PartMin: uint32(max(p.PartMin, 1)),
-		MetricRows: uint32(a.MetricRowCount())}
+		MetricRows: uint32(a.MetricRowCount()), MetricBuffer: int32(a.MetricBuffer)}
 	var tiled *Kernel
 	var tiledGrid [3]uint32
 	if spec, tmin := b.attentionTiled(p, r, kvHeads, a, mode); spec != nil {
@@ -621,7 +621,7 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		return
 	}
 	push := windowPush{kvPoolPush: p.poolPush(w.Tables.Size() / 4), QHeads: uint32(qHeads), KVHeads: uint32(kvHeads), Scale: scale,
-		Squared: b32(w.Squared), Pool7: b32(w.Pool7), QRows: uint32(qRows)}
+		Squared: b32(w.Squared), Pool7: b32(w.Pool7), QRows: uint32(qRows), Buffer: int32(w.Buffer)}
 	bind := append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, PushBytes(&push), bind...)
 }

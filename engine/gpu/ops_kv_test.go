@@ -289,8 +289,10 @@ func (h *kvHarness) runAttention(q twin, rowHeads [][]kvHead, qpos []int32, qHea
 	rows := len(rowHeads)
 	o := h.out(rows * qHeads * h.hd)
 	scale := float32(1 / math.Sqrt(float64(h.hd)))
-	h.c.Attention(o.c, q.c, h.cp, engine.AttnHeads{Heads: heads.c, Tables: tables.c, Pos: pos.c, Rows: rows}, qHeads, kvHeads, scale, mode)
-	h.g.Attention(o.g, q.g, h.gp, engine.AttnHeads{Heads: heads.g, Tables: tables.g, Pos: pos.g, Rows: rows}, qHeads, kvHeads, scale, mode)
+	// The plain metric runs with a metric buffer: the slots nearest each row add nothing.
+	mb := map[engine.MetricMode]int{engine.MetricPlain: 3}[mode]
+	h.c.Attention(o.c, q.c, h.cp, engine.AttnHeads{Heads: heads.c, Tables: tables.c, Pos: pos.c, Rows: rows, MetricBuffer: mb}, qHeads, kvHeads, scale, mode)
+	h.g.Attention(o.g, q.g, h.gp, engine.AttnHeads{Heads: heads.g, Tables: tables.g, Pos: pos.g, Rows: rows, MetricBuffer: mb}, qHeads, kvHeads, scale, mode)
 	return h.readF32(o.g, o.n), o.c.F32()
 }
 
@@ -661,8 +663,12 @@ func testWindowMetric(t *testing.T, g *Backend) {
 				q := h.f32(h.randn(row * qh * hd))
 				sq, tb, ps := h.i32(seqs), h.i32(tab), h.i32(pos)
 				scale := float32(0.4)
-				h.c.WindowMetric(q.c, h.cp, engine.WindowSpec{Seqs: sq.c, Tables: tb.c, Pos: ps.c, NSeqs: 2, Squared: squared, Pool7: pool7}, qh, kvHeads, scale)
-				h.g.WindowMetric(q.g, h.gp, engine.WindowSpec{Seqs: sq.g, Tables: tb.g, Pos: ps.g, NSeqs: 2, Squared: squared, Pool7: pool7}, qh, kvHeads, scale)
+				mb := 0 // the unpooled windows run with a metric buffer: the slots nearest each row add nothing
+				if !pool7 {
+					mb = 3
+				}
+				h.c.WindowMetric(q.c, h.cp, engine.WindowSpec{Seqs: sq.c, Tables: tb.c, Pos: ps.c, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}, qh, kvHeads, scale)
+				h.g.WindowMetric(q.g, h.gp, engine.WindowSpec{Seqs: sq.g, Tables: tb.g, Pos: ps.g, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}, qh, kvHeads, scale)
 				h.checkPool(fmt.Sprintf("type %d r %d hd %d pool %v squared %v", typ, r, hd, pool7, squared), 2e-4)
 			}
 		}

@@ -99,6 +99,7 @@ type attentionPush struct {
 	Rows, QHeads, KVHeads                         uint32
 	Scale                                         float32
 	Mode, SplitMax, PartMin, MetricRows, TiledMin uint32
+	MetricBuffer                                  int32
 }
 
 // windowPush: window_metric.comp.
@@ -107,4 +108,5 @@ type windowPush struct {
 	QHeads, KVHeads       uint32
 	Scale                 float32
 	Squared, Pool7, QRows uint32
+	Buffer                int32
 }
