@@ -16,7 +16,7 @@ const DefaultWindow = 8
 // window for the per-query means too (every prompt query costs one metric pass per prompt row). h2o's
 // summed metric always takes every prompt query.
 func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
-	o.Metric, o.Window, o.Pool7, o.PromptMetric, o.SquaredWindow, o.MetricAvg = MetricNone, 0, false, false, false, false
+	o.Metric, o.Window, o.Pool7, o.PromptMetric, o.SquaredWindow, o.MetricAvg, o.MetricBuffer = MetricNone, 0, false, false, false, false, 0
 	if !m.Needed {
 		return
 	}
@@ -26,7 +26,7 @@ func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
 			o.Metric = MetricSquared
 		}
 	}
-	o.SquaredWindow, o.MetricAvg = m.Squared, m.PerQuery
+	o.SquaredWindow, o.MetricAvg, o.MetricBuffer = m.Squared, m.PerQuery, m.Buffer
 	if m.ObservationWindow || m.PerQuery && window >= 0 {
 		if window < 0 {
 			window = DefaultWindow

@@ -182,7 +182,7 @@ func TestChunkedPerplexity(t *testing.T) {
 
 // SetMetric: an unset window (-1) is the metric's own collection (the paper's window for the sums, every
 // prompt query for the per-query means); a window given chooses it for the means too; h2o always takes
-// every prompt query.
+// every prompt query. The per-query means keep their metric buffer either way.
 func TestSetMetricWindow(t *testing.T) {
 	l1avg, _ := kvpages.PolicyKVCompress.MetricWith(kvpages.MetricL1Avg)
 	l2, _ := kvpages.PolicyKVCompress.MetricWith(kvpages.MetricL2Sum)
@@ -192,16 +192,16 @@ func TestSetMetricWindow(t *testing.T) {
 		window int
 		want   string
 	}{
-		{"l1-avg unset", l1avg, -1, "window 0 pool false prompt true avg true"},
-		{"l1-avg window 8", l1avg, 8, "window 8 pool true prompt false avg true"},
-		{"l1-avg window 0", l1avg, 0, "window 0 pool true prompt false avg true"},
-		{"l2 unset", l2, -1, "window 8 pool true prompt false avg false"},
-		{"l2 window 4", l2, 4, "window 4 pool true prompt false avg false"},
-		{"h2o window 8", kvpages.PolicyH2O.Metric(), 8, "window 0 pool false prompt true avg false"},
+		{"l1-avg unset", l1avg, -1, "window 0 pool false prompt true avg true buffer 10"},
+		{"l1-avg window 8", l1avg, 8, "window 8 pool true prompt false avg true buffer 10"},
+		{"l1-avg window 0", l1avg, 0, "window 0 pool true prompt false avg true buffer 10"},
+		{"l2 unset", l2, -1, "window 8 pool true prompt false avg false buffer 0"},
+		{"l2 window 4", l2, 4, "window 4 pool true prompt false avg false buffer 0"},
+		{"h2o window 8", kvpages.PolicyH2O.Metric(), 8, "window 0 pool false prompt true avg false buffer 0"},
 	} {
 		var o engine.Options
 		o.SetMetric(c.m, c.window, true)
-		got := fmt.Sprintf("window %d pool %v prompt %v avg %v", o.Window, o.Pool7, o.PromptMetric, o.MetricAvg)
+		got := fmt.Sprintf("window %d pool %v prompt %v avg %v buffer %d", o.Window, o.Pool7, o.PromptMetric, o.MetricAvg, o.MetricBuffer)
 		if got != c.want || o.Metric != engine.MetricPlain && o.Metric != engine.MetricSquared {
 			t.Errorf("%s: %s (metric %v), want %s", c.name, got, o.Metric, c.want)
 		}

@@ -63,3 +63,42 @@ func testMixedPassMetric(t *testing.T, b engine.Backend) {
 
 func TestMixedPassMetricCPU(t *testing.T)    { testMixedPassMetric(t, &cpu.Backend{}) }
 func TestMixedPassMetricVulkan(t *testing.T) { testMixedPassMetric(t, openVulkan(t)) }
+
+// With a metric buffer of v, a query adds nothing to the v-1 slots before it (nor to its own), and the
+// per-query mean divides each slot's metric by the queries that did add: those at least v positions later.
+func TestMetricBufferMean(t *testing.T) {
+	ck := openStories(t)
+	const v = 3
+	b := &cpu.Backend{}
+	opt := engine.Options{BlockSize: 4, MaxRows: 64, Metric: engine.MetricPlain, PromptMetric: true, MetricAvg: true,
+		MetricBuffer: v, KVType: engine.KVF32}
+	e := newEngine(t, b, ck, opt)
+	s := e.NewSequence(engine.SamplerConfig{})
+	if _, err := e.Prefill(s, []int{1, 40, 50, 60, 70, 80, 90}); err != nil {
+		t.Fatal(err)
+	}
+	blocks := s.KV.SlotBlocks()
+	raw := make([]float32, len(blocks)*opt.BlockSize)
+	pos := make([]int32, len(raw))
+	if err := b.ReadSlots(e.KV, blocks, raw, pos); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := e.ReadHeadSlots(s.KV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := s.KV.NextPos
+	i := 0
+	for hd, h := range hs {
+		for j := range s.KV.Ctx[hd] {
+			p, m := int(h.Pos[j]), raw[i+j]
+			if inBuffer := p > next-1-v; inBuffer != (m == 0) {
+				t.Errorf("head %d position %d of %d: raw metric %v", hd, p, next, m)
+			}
+			if want := m / float32(max(next-p-v, 1)); h.Metric[j] != want {
+				t.Errorf("head %d position %d: mean %v, want %v (%v over %d queries)", hd, p, h.Metric[j], want, m, next-p-v)
+			}
+		}
+		i += len(h.Metric)
+	}
+}

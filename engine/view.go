@@ -35,11 +35,12 @@ func (e *Engine) readHeadSlots(seqs []*kvpages.Seq) ([][]kvpages.HeadSlots, erro
 	for i, s := range seqs {
 		m, p := metric[beg:ends[i]], pos[beg:ends[i]]
 		if e.Opt.MetricAvg {
-			// L2-avg (the reference's -avg aggregation): divide by the queries each KV has seen, so old KVs
-			// are not favoured just for having been attended longer.
+			// L2-avg (the reference's -avg aggregation): divide by the queries that added to each KV (those
+			// at least MetricBuffer positions after it), so old KVs are not favoured just for having been
+			// attended longer.
 			for j, q := range p {
 				if q >= 0 {
-					m[j] /= float32(max(s.NextPos-int(q), 1))
+					m[j] /= float32(max(s.NextPos-int(q)-e.Opt.MetricBuffer, 1))
 				}
 			}
 		}

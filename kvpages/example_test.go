@@ -46,6 +46,9 @@ func ExamplePlanner_Compress() {
 
 	opts := kvpages.DefaultOptions(b, kvpages.Budget{MaxCacheTokens: 8})
 	opts.Protect = 4
+	// The paper's metric: the default per-query mean also protects its metric buffer of 10 positions,
+	// which would be this whole small budget.
+	opts.Metric = kvpages.MetricL2Sum
 	pl, err := kvpages.NewPlanner(opts)
 	if err != nil {
 		fmt.Println(err)

@@ -73,6 +73,12 @@ type MetricSource struct {
 	// PerQuery: rank by the metric divided by the queries that have seen the slot (its age), the reference
 	// code's -avg aggregation. Without it old slots win just for having been attended longer.
 	PerQuery bool
+	// Buffer v: a query adds to a slot's metric only when the slot is at least v positions before it
+	// (the reference code's metric-collection buffer; KVC-full uses v = 10). The attention a token gets
+	// from the next few queries is local (the previous words), large for every token, and says nothing
+	// about whether a later query will need it. A slot younger than v has no evidence yet and is
+	// protected (Options.protectFor).
+	Buffer int
 }
 
 // Metric is how attention becomes a slot's ranking score (--kv-metric): squared (l2) or plain (l1)
@@ -109,6 +115,9 @@ func ParseMetric(s string) (Metric, error) {
 	}
 	return 0, fmt.Errorf("kvpages: unknown kv metric %q (want one of %s)", s, strings.Join(metricNames[1:], ", "))
 }
+
+// DefaultBuffer is the metric buffer of the per-query means (MetricSource.Buffer): KVC-full's v = 10.
+const DefaultBuffer = 10
 
 // DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen: plain
 // attention per query that has seen the KV, every prompt query included. Summed attention (the paper's l2)
@@ -152,6 +161,7 @@ func (p Policy) MetricWith(m Metric) (MetricSource, error) {
 		// The mean over the queries that have seen a KV needs every one of them in the sum: a window
 		// of the last w prompt rows would divide w rows' attention by the whole age.
 		src.ObservationWindow = false
+		src.Buffer = DefaultBuffer
 	}
 	return src, nil
 }
@@ -291,15 +301,17 @@ func (o Options) budgetTokens(b Budget, n int) int {
 // protectFor is the number of most recent positions of every head of s that may not go under budget b (the
 // options' budget when b is the zero Budget): Protect, or the recency share of the budget when larger.
 func (o Options) protectFor(s *Seq, b Budget) int {
-	if o.Recent == 0 || o.Policy == PolicyFull || o.Policy == PolicyWindow {
+	if o.Policy == PolicyFull || o.Policy == PolicyWindow {
 		return o.Protect
 	}
 	if !b.set() {
 		b = o.Budget
 	}
 	c := o.budgetTokens(b, s.NextPos)
-	// Capped so that the protected positions and the sinks still fit the budget.
-	return max(o.Protect, min(int(o.Recent*float64(c)), c-o.Sinks))
+	// Slots inside the metric buffer have no metric yet. The buffer and the recency share are capped so
+	// that the protected positions and the sinks still fit the budget.
+	src, _ := o.Policy.MetricWith(o.Metric)
+	return max(o.Protect, min(max(src.Buffer, int(o.Recent*float64(c))), c-o.Sinks))
 }
 
 // floorBlocks is the fewest blocks the global ranking may leave a head of s under budget b (see Floor):

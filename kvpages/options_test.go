@@ -159,6 +159,11 @@ func TestMetricWith(t *testing.T) {
 			if src.ObservationWindow != (p != PolicyH2O && !c.perQuery) {
 				t.Errorf("%s with %s: observation window %v", p, c.m, src.ObservationWindow)
 			}
+			// The per-query means skip the queries right after a KV (the metric buffer); the sums, the
+			// paper's and h2o's, take every query.
+			if want := map[bool]int{true: 10}[c.perQuery]; src.Buffer != want {
+				t.Errorf("%s with %s: metric buffer %d, want %d", p, c.m, src.Buffer, want)
+			}
 		}
 	}
 	if m, _ := PolicyUniform.MetricWith(MetricDefault); m != PolicyKVCompress.Metric() {
@@ -201,6 +206,36 @@ func TestMetricKeyOrder(t *testing.T) {
 		}
 		if x != 0 && keyMetric(metricKey(x)) != x {
 			t.Errorf("keyMetric(metricKey(%g)) = %g", x, keyMetric(metricKey(x)))
+		}
+	}
+}
+
+// A KV inside the metric buffer has no metric yet, so it is protected like the protected window; the
+// buffer is capped so that the protected positions and the sinks fit the budget, and the summed metrics
+// protect only the window and the recency share.
+func TestProtectMetricBuffer(t *testing.T) {
+	s := &Seq{NextPos: 200}
+	for _, c := range []struct {
+		m                      Metric
+		budget, protect, sinks int
+		recent                 float64
+		want                   int
+	}{
+		{MetricL1Avg, 64, 8, 0, 0, 10},
+		{MetricL1Avg, 64, 12, 0, 0, 12},
+		{MetricL1Avg, 64, 8, 0, 0.5, 32},
+		{MetricL1Avg, 16, 8, 0, 0.5, 10},
+		{MetricL1Avg, 8, 4, 2, 0, 6}, // capped at the budget minus the sinks
+		{MetricL2Sum, 64, 8, 0, 0, 8},
+		{MetricL2Sum, 16, 8, 0, 0.5, 8},
+	} {
+		o := Options{Policy: PolicyKVCompress, Metric: c.m, BlockSize: 4, Budget: Budget{MaxCacheTokens: c.budget},
+			Protect: c.protect, Sinks: c.sinks, Recent: c.recent}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if got := o.protectFor(s, Budget{}); got != c.want {
+			t.Errorf("%+v: protects %d positions, want %d", c, got, c.want)
 		}
 	}
 }

@@ -172,10 +172,11 @@ type randCase struct {
 	slots [][]HeadSlots
 }
 
-// refProtect is the protected window of a sequence of length next: Protect, or the recency share of the
-// per-head budget C when larger (at most C minus the sinks); window and full ignore the share.
+// refProtect is the protected window of a sequence of length next: Protect, or when larger the recency
+// share of the per-head budget C or the metric buffer of the policy's metric (10 for the per-query means),
+// the larger of the two at most C minus the sinks; window and full protect only Protect.
 func refProtect(o Options, next int) int {
-	if o.Recent == 0 || o.Policy == PolicyWindow || o.Policy == PolicyFull {
+	if o.Policy == PolicyWindow || o.Policy == PolicyFull {
 		return o.Protect
 	}
 	c := o.Budget.MaxCacheTokens
@@ -183,7 +184,16 @@ func refProtect(o Options, next int) int {
 		p := min(next, o.Protect+o.Sinks)
 		c = p + int(math.Ceil(float64(next-p)/o.Budget.Rate))
 	}
-	return max(o.Protect, min(int(math.Floor(o.Recent*float64(c))), c-o.Sinks))
+	buf := 0
+	m := o.Metric
+	if m == MetricDefault && o.Policy != PolicyH2O {
+		m = MetricL1Avg
+	}
+	if m == MetricL1Avg || m == MetricL2Avg {
+		buf = 10
+	}
+	share := int(math.Floor(o.Recent * float64(c)))
+	return max(o.Protect, min(max(share, buf), c-o.Sinks))
 }
 
 // refFloor is the fewest blocks kvcompress leaves a head of a sequence of length next: its protected
