@@ -135,8 +135,15 @@ func F32ToFP8E4M3(f float32) uint8 {
 func QuantizeQ8_0(x []float32, group int) (q []int8, scales []float32) {
 	q = make([]int8, len(x))
 	scales = make([]float32, len(x)/group)
-	for g := range scales {
-		xs := x[g*group : (g+1)*group]
+	QuantizeQ8_0To(x, group, q, scales)
+	return q, scales
+}
+
+// QuantizeQ8_0To is QuantizeQ8_0 into q[:len(x)] and scales[:len(x)/group], which it overwrites.
+func QuantizeQ8_0To(x []float32, group int, q []int8, scales []float32) {
+	q = q[:len(x)]
+	for g := range scales[:len(x)/group] {
+		xs, qs := x[g*group:(g+1)*group], q[g*group:(g+1)*group]
 		var amax float32
 		for _, v := range xs {
 			amax = max(amax, float32(math.Abs(float64(v))))
@@ -144,14 +151,14 @@ func QuantizeQ8_0(x []float32, group int) (q []int8, scales []float32) {
 		d := amax / 127
 		scales[g] = d
 		if d == 0 {
+			clear(qs)
 			continue
 		}
 		for i, v := range xs {
 			r := math.Round(float64(v / d))
-			q[g*group+i] = int8(max(-127, min(127, r)))
+			qs[i] = int8(max(-127, min(127, r)))
 		}
 	}
-	return q, scales
 }
 
 // TensorFromBytes is an in-memory tensor (test fixtures, converted weights): data holds the stored element

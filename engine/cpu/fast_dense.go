@@ -36,11 +36,17 @@ func (c *Backend) products(x []float32, n int, ps []product) {
 	for _, p := range ps {
 		total += p.w.info.Rows
 	}
+	qa := c.q8ActsFor(x, n, ps) // nil: float activations
+	if qa != nil {
+		defer qa.release()
+	}
 	c.pool.rows(total, total*cols*n, func(_, lo, hi int) {
 		base := 0
 		for _, p := range ps {
 			rows := p.w.info.Rows
-			if a, b := max(lo-base, 0), min(hi-base, rows); a < b {
+			if a, b := max(lo-base, 0), min(hi-base, rows); a < b && qa != nil {
+				p.rowsQ8(qa, a, b)
+			} else if a < b {
 				p.rows(x, n, cols, a, b)
 			}
 			base += rows
@@ -139,6 +145,11 @@ func (c *Backend) fastMatMulQKV(q, k, v, x engine.Buf, wq, wk, wv engine.Weight,
 func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 	rows, cols := gw.info.Rows, gw.info.Cols
 	xs, o := f32(x), f32(out)
+	if qa := c.q8ActsFor(xs, n, []product{{w: gw}, {w: uw}}); qa != nil {
+		defer qa.release()
+		c.pool.rows(rows, 2*rows*cols*n, func(_, lo, hi int) { swigluQ8(o, qa, gw, uw, lo, hi) })
+		return
+	}
 	c.pool.rows(rows, 2*rows*cols*n, func(_, lo, hi int) {
 		if n == 1 {
 			var g, u [rangeBlock]float32

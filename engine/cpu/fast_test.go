@@ -21,68 +21,77 @@ func TestFastProductsMatchReference(t *testing.T) {
 		ref := &Backend{}
 		fast, fast1 := New(3), New(1)
 		defer fast.Close()
+		defer func(on bool) { q8ActOn = on }(q8ActOn)
 		for _, wc := range weightCases {
 			// {rows, cols, n}: odd sizes, batches that take the eight- and four-input kernels with and without
 			// a remainder; 1001, 300 and 100 rows use every worker (several row blocks each); 1544 columns take
 			// the eight-input kernels in column tiles, the last one an odd chunk of 8
 			for _, s := range [][3]int{{1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {7, 63, 12}, {5, 4097, 5}, {3, 4097, 8}, {1001, 64, 3}, {300, 256, 9}, {40, 64, 16}, {100, 1544, 12}, {9, 4097, 12}} {
-				rows, cols, n := s[0], s[1], s[2]
-				group := 0
-				if wc.dt == model.Q8_0 {
-					group = wc.group
-					if cols%group != 0 {
-						group = kernelGroup(cols)
-					}
-				}
-				name := fmt.Sprintf("%v %v g%d %dx%d n%d", wc.dt, wc.sk, group, rows, cols, n)
-				tn := EncodeTensor("w", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols))
-				w, err := fast.UploadWeight(tn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				xv := randVec(rng, n*cols)
-				x := bufOf(t, fast, xv)
-				got, want := buf(t, fast, n*rows), buf(t, fast, n*rows)
-				fast.MatMul(got, x, w, n)
-				ref.MatMul(want, x, w, n)
-				for i := 0; i < n; i++ {
-					for r := 0; r < rows; r++ {
-						var mag float64
-						for c := 0; c < cols; c++ {
-							mag += math.Abs(float64(xv[i*cols+c]) * stored(t, tn, r, c))
-						}
-						g, wv := got.F32()[i*rows+r], want.F32()[i*rows+r]
-						if math.Abs(float64(g-wv)) > 2e-6*mag+1e-30 || math.IsNaN(float64(g)) {
-							t.Fatalf("%s: out[%d][%d] = %v, reference %v (|x.w| %v)", name, i, r, g, wv, mag)
+				// q8_0 with float and with 8-bit activations
+				for _, act := range actModes(wc.dt) {
+					q8ActOn = act
+					rows, cols, n := s[0], s[1], s[2]
+					group := 0
+					if wc.dt == model.Q8_0 {
+						group = wc.group
+						if cols%group != 0 {
+							group = kernelGroup(cols)
 						}
 					}
+					name := fmt.Sprintf("%v %v g%d %dx%d n%d act8 %v", wc.dt, wc.sk, group, rows, cols, n, act)
+					tn := EncodeTensor("w", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols))
+					w, err := fast.UploadWeight(tn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					xv := randVec(rng, n*cols)
+					x := bufOf(t, fast, xv)
+					got, want := buf(t, fast, n*rows), buf(t, fast, n*rows)
+					fast.MatMul(got, x, w, n)
+					ref.MatMul(want, x, w, n)
+					for i := 0; i < n; i++ {
+						for r := 0; r < rows; r++ {
+							var mag float64
+							for c := 0; c < cols; c++ {
+								mag += math.Abs(float64(xv[i*cols+c]) * stored(t, tn, r, c))
+							}
+							g, wv := got.F32()[i*rows+r], want.F32()[i*rows+r]
+							bound := 2e-6*mag + 1e-30
+							if act {
+								bound += q8ActBound(t, tn, xv[i*cols:(i+1)*cols], r)
+							}
+							if math.Abs(float64(g-wv)) > bound || math.IsNaN(float64(g)) {
+								t.Fatalf("%s: out[%d][%d] = %v, reference %v (|x.w| %v)", name, i, r, g, wv, mag)
+							}
+						}
+					}
+					// each row of the batch is the row alone, on one thread
+					for i := 0; i < n; i++ {
+						one := buf(t, fast, rows)
+						fast1.MatMul(one, bufOf(t, fast, xv[i*cols:(i+1)*cols]), w, 1)
+						sameBits(t, name+" alone", one.F32(), got.F32()[i*rows:(i+1)*rows])
+					}
+					// MatMulAdd is MatMul then Add
+					init := randVec(rng, n*rows)
+					sum := bufOf(t, fast, init)
+					fast.MatMulAdd(sum, x, w, n)
+					fast.Add(want, bufOf(t, fast, init), got, n*rows)
+					sameBits(t, name+" MatMulAdd", sum.F32(), want.F32())
+					// MatMulSwiGLU is two MatMuls then SwiGLU
+					up, _ := fast.UploadWeight(EncodeTensor("u", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols)))
+					u, fused := buf(t, fast, n*rows), buf(t, fast, n*rows)
+					fast.MatMul(u, x, up, n)
+					fast.SwiGLU(want, got, u, n*rows)
+					fast.MatMulSwiGLU(fused, x, w, up, n)
+					sameBits(t, name+" MatMulSwiGLU", fused.F32(), want.F32())
+					// MatMulQKV is three MatMuls
+					k := buf(t, fast, n*rows)
+					q, v := buf(t, fast, n*rows), buf(t, fast, n*rows)
+					fast.MatMulQKV(q, k, v, x, w, up, w, n)
+					sameBits(t, name+" QKV q", q.F32(), got.F32())
+					sameBits(t, name+" QKV k", k.F32(), u.F32())
+					sameBits(t, name+" QKV v", v.F32(), got.F32())
 				}
-				// each row of the batch is the row alone, on one thread
-				for i := 0; i < n; i++ {
-					one := buf(t, fast, rows)
-					fast1.MatMul(one, bufOf(t, fast, xv[i*cols:(i+1)*cols]), w, 1)
-					sameBits(t, name+" alone", one.F32(), got.F32()[i*rows:(i+1)*rows])
-				}
-				// MatMulAdd is MatMul then Add
-				init := randVec(rng, n*rows)
-				sum := bufOf(t, fast, init)
-				fast.MatMulAdd(sum, x, w, n)
-				fast.Add(want, bufOf(t, fast, init), got, n*rows)
-				sameBits(t, name+" MatMulAdd", sum.F32(), want.F32())
-				// MatMulSwiGLU is two MatMuls then SwiGLU
-				up, _ := fast.UploadWeight(EncodeTensor("u", wc.dt, rows, cols, false, wc.sk, group, randVec(rng, rows*cols)))
-				u, fused := buf(t, fast, n*rows), buf(t, fast, n*rows)
-				fast.MatMul(u, x, up, n)
-				fast.SwiGLU(want, got, u, n*rows)
-				fast.MatMulSwiGLU(fused, x, w, up, n)
-				sameBits(t, name+" MatMulSwiGLU", fused.F32(), want.F32())
-				// MatMulQKV is three MatMuls
-				k := buf(t, fast, n*rows)
-				q, v := buf(t, fast, n*rows), buf(t, fast, n*rows)
-				fast.MatMulQKV(q, k, v, x, w, up, w, n)
-				sameBits(t, name+" QKV q", q.F32(), got.F32())
-				sameBits(t, name+" QKV k", k.F32(), u.F32())
-				sameBits(t, name+" QKV v", v.F32(), got.F32())
 			}
 		}
 	})

@@ -9,10 +9,10 @@ import (
 )
 
 // withKernels runs f with each kernel set this machine has: the assembly with the eight-input AVX-512VL
-// kernels, the assembly without them (AVX2 only), and the pure-Go kernels.
+// kernels (and the VNNI ones), the assembly without them (AVX2 only), and the pure-Go kernels.
 func withKernels(t *testing.T, f func(t *testing.T)) {
-	savedAsm, saved512 := useAsm, useAVX512
-	defer func() { useAsm, useAVX512 = savedAsm, saved512 }()
+	savedAsm, saved512, savedVNNI := useAsm, useAVX512, useVNNI
+	defer func() { useAsm, useAVX512, useVNNI = savedAsm, saved512, savedVNNI }()
 	for _, set := range []struct {
 		name        string
 		asm, avx512 bool
@@ -21,7 +21,7 @@ func withKernels(t *testing.T, f func(t *testing.T)) {
 			t.Logf("no %s kernels on this machine", set.name)
 			continue
 		}
-		useAsm, useAVX512 = set.asm, set.avx512
+		useAsm, useAVX512, useVNNI = set.asm, set.avx512, set.avx512 && haveVNNI
 		t.Run(set.name, f)
 	}
 }

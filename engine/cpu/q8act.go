@@ -1,0 +1,209 @@
+package cpu
+
+import (
+	"os"
+	"sync"
+
+	"kvc/model"
+)
+
+// q8_0 products with 8-bit activations, as llama.cpp computes them: each input is quantized once per product
+// (shared by every row and worker) to int8 with one scale per weight group (model.QuantizeQ8_0To: scale =
+// absmax/127, round half away from zero), and each group's products are exact integer sums.
+//
+// The float combination is fixed, so the pure-Go kernel (q8DotGo) and the VNNI assembly give the same bits:
+// element i of group k adds into integer lane (i/4)%8 (four products per lane, as vpdpbusd sums them); each
+// lane's integer becomes a float times c = ws*xs (weight scale times activation scale, one product per
+// group, then a multiply and an add, no FMA) into float accumulator (k%2)*8 + lane; the 16 accumulators are
+// reduced as (l + l+8), then (l + l+4), then (l + l+2), then 0 + 1. Every output depends only on its input
+// row and the weight row, so a batch row has the bits of the row alone.
+//
+// Numerics: the result differs from the float reference by the activations' rounding, at most half an
+// activation step per element: |err| <= sum_k (xs_k/2) * sum_{i in k} |w_i| (q8ActBound), plus float
+// rounding. KVC_CPU_Q8_ACT=f32 keeps float activations (the f32-activation kernels); =q8 forces 8-bit
+// activations even where only the pure-Go kernel runs them.
+
+// q8ActOn: q8_0 products quantize their activations (default where the VNNI kernels run).
+var q8ActOn = q8ActSetting(os.Getenv("KVC_CPU_Q8_ACT"), haveVNNI)
+
+func q8ActSetting(env string, fast bool) bool {
+	switch env {
+	case "f32":
+		return false
+	case "q8":
+		return true
+	}
+	return fast
+}
+
+// useVNNI selects the AVX-512 VNNI kernels (off with KVC_CPU_NOASM or KVC_CPU_NOAVX512).
+var useVNNI = useAVX512 && haveVNNI
+
+// q8ActGroup is the only group the assembly takes (GGUF's q8_0 block); other groups use q8DotGo.
+const q8ActGroup = 32
+
+// q8Acts is a batch of n inputs of cols elements quantized for weights with group g.
+type q8Acts struct {
+	n, cols, g int
+	q          []int8    // n*cols codes
+	s          []float32 // n*(cols/g) scales
+	corr       []int32   // n*cols/4: -128 times each four codes' sum (the VNNI kernels' offset, g == 32)
+}
+
+var q8ActsPool = sync.Pool{New: func() any { return new(q8Acts) }}
+
+// q8ActsFor quantizes x [n][cols] for the products ps, or returns nil where they keep float activations:
+// 8-bit activations off, or a weight that is not q8_0 with the first one's group.
+func (c *Backend) q8ActsFor(x []float32, n int, ps []product) *q8Acts {
+	if !q8ActOn {
+		return nil
+	}
+	g := ps[0].w.info.Group
+	for _, p := range ps {
+		if p.w.info.DType != model.Q8_0 || p.w.info.Group != g {
+			return nil
+		}
+	}
+	cols := ps[0].w.info.Cols
+	a := q8ActsPool.Get().(*q8Acts)
+	a.n, a.cols, a.g = n, cols, g
+	a.q = grow(a.q, n*cols)
+	a.s = grow(a.s, n*(cols/g))
+	if g == q8ActGroup {
+		a.corr = grow(a.corr, n*cols/4)
+	}
+	c.pool.rows(n, 4*n*cols, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			a.quantize(x[i*cols:(i+1)*cols], i)
+		}
+	})
+	return a
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// quantize sets input i's codes, scales and (g == 32) offsets from x.
+func (a *q8Acts) quantize(x []float32, i int) {
+	ng := a.cols / a.g
+	q := a.q[i*a.cols : (i+1)*a.cols]
+	model.QuantizeQ8_0To(x, a.g, q, a.s[i*ng:(i+1)*ng])
+	if a.g != q8ActGroup {
+		return
+	}
+	corr := a.corr[i*a.cols/4 : (i+1)*a.cols/4]
+	for j := range corr {
+		corr[j] = -128 * (int32(q[4*j]) + int32(q[4*j+1]) + int32(q[4*j+2]) + int32(q[4*j+3]))
+	}
+}
+
+func (a *q8Acts) release() { q8ActsPool.Put(a) }
+
+// input returns input i's codes and scales.
+func (a *q8Acts) input(i int) ([]int8, []float32) {
+	ng := a.cols / a.g
+	return a.q[i*a.cols : (i+1)*a.cols], a.s[i*ng : (i+1)*ng]
+}
+
+// q8DotGo is the canonical sum (see above) of row's codes and scales ws with input codes xq, scales xs.
+func q8DotGo(xq []int8, xs []float32, row []byte, ws []float32, g int) float32 {
+	var acc [16]float32
+	for k, wsk := range ws {
+		c := wsk * xs[k]
+		lanes := (*[8]float32)(acc[(k%2)*8:])
+		xk, wk := xq[k*g:(k+1)*g], row[k*g:(k+1)*g]
+		for l0 := 0; l0 < g; l0 += 32 {
+			var p [8]int32
+			for i := l0; i < min(l0+32, g); i++ {
+				p[(i/4)%8] += int32(xk[i]) * int32(int8(wk[i]))
+			}
+			for l, v := range p {
+				lanes[l] += float32(float32(v) * c) // the conversion forbids fusing into an FMA
+			}
+		}
+	}
+	var h [8]float32
+	for l := range h {
+		h[l] = acc[l] + acc[l+8]
+	}
+	for l := range 4 {
+		h[l] += h[l+4]
+	}
+	h[0], h[1] = h[0]+h[2], h[1]+h[3]
+	return h[0] + h[1]
+}
+
+// q8Dots sets out[r-r0] to row r's product with input i of a, for r0 <= r < r1: by the VNNI kernels
+// four rows a quarter of the range apart per call (four sequential streams, as decode's rowRange), the
+// rest one row per call; else by q8DotGo. Both give the same bits.
+func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
+	cols, g := w.info.Cols, w.info.Group
+	ng := cols / g
+	xq, xs := a.input(i)
+	out = out[:r1-r0]
+	if !useVNNI || g != q8ActGroup {
+		for r := r0; r < r1; r++ {
+			out[r-r0] = q8DotGo(xq, xs, w.data[r*cols:(r+1)*cols], w.scales[r*ng:(r+1)*ng], g)
+		}
+		return
+	}
+	corr := &a.corr[i*cols/4]
+	q := (r1 - r0) / 4
+	var o [4]float32
+	for j := range q {
+		r := r0 + j
+		q8Rows4VNNI(&xq[0], corr, &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
+		out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
+	}
+	for r := r0 + 4*q; r < r1; r++ {
+		out[r-r0] = q8RowVNNI(&xq[0], corr, &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
+	}
+}
+
+// rowsQ8 is rows (fast_dense.go) with 8-bit activations: each input's products over blocks of rows.
+func (p product) rowsQ8(a *q8Acts, lo, hi int) {
+	rows := p.w.info.Rows
+	blk := rangeBlock // decode: long streams
+	if a.n > 1 {
+		blk = rowBlock // batches: a block of rows stays in cache while every input meets it
+	}
+	var d [rangeBlock]float32
+	for r0 := lo; r0 < hi; r0 += blk {
+		r1 := min(r0+blk, hi)
+		for i := range a.n {
+			p.w.q8Dots(a, i, r0, r1, d[:r1-r0])
+			out := p.out[i*rows+r0 : i*rows+r1]
+			if p.add {
+				for j := range out {
+					out[j] += d[j]
+				}
+			} else {
+				copy(out, d[:r1-r0])
+			}
+		}
+	}
+}
+
+// swigluQ8 is MatMulSwiGLU's rows lo..hi with 8-bit activations a.
+func swigluQ8(o []float32, a *q8Acts, gw, uw *Weight, lo, hi int) {
+	rows := gw.info.Rows
+	blk := rangeBlock
+	if a.n > 1 {
+		blk = rowBlock
+	}
+	var g, u [rangeBlock]float32
+	for r0 := lo; r0 < hi; r0 += blk {
+		r1 := min(r0+blk, hi)
+		for i := range a.n {
+			gw.q8Dots(a, i, r0, r1, g[:r1-r0])
+			uw.q8Dots(a, i, r0, r1, u[:r1-r0])
+			for j, gv := range g[:r1-r0] {
+				o[i*rows+r0+j] = swiglu(gv, u[j])
+			}
+		}
+	}
+}

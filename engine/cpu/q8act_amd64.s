@@ -1,0 +1,163 @@
+#include "textflag.h"
+
+// q8_0 x 8-bit activation kernels for AVX-512 VNNI, in q8act.go's fixed order. Per pair of groups (64
+// codes): the weight bytes xor 0x80 are unsigned (w + 128), so vpdpbusd against the signed activation
+// codes gives each lane's sum plus 128 times the lane's activation sum; the lanes start from corr
+// (-128 times that sum, computed once per input), so the integers are exact. Lanes 0-7 hold the even
+// group, 8-15 the odd one; each becomes a float times ws*xs (a multiply, then an add: no FMA) in the
+// row's 16 float lanes. An odd last group runs at 8 lanes into lanes 0-7.
+//
+// Registers: Z4 activation codes, Z5 corr, Z6 activation scales (xs_k in lanes 0-7, xs_k+1 in 8-15),
+// Z7 bytes 0x80, K1 lanes 8-15, Z8/Z9 temporaries, Z0-Z3 the rows' accumulators.
+
+// Q8A_SETUP sets Z7 and K1 and clears Z0-Z3.
+#define Q8A_SETUP \
+	MOVL         $0x80808080, AX \
+	VPBROADCASTD AX, Z7          \
+	MOVL         $0xff00, AX     \
+	KMOVW        AX, K1          \
+	VPXORD       Z0, Z0, Z0      \
+	VPXORD       Z1, Z1, Z1      \
+	VPXORD       Z2, Z2, Z2      \
+	VPXORD       Z3, Z3, Z3
+
+// Q8A_LOAD2 loads a pair of groups' activations from SI (codes), R13 (corr) and R14 (scales).
+#define Q8A_LOAD2 \
+	VMOVDQU32    (SI), Z4         \
+	VMOVDQU32    (R13), Z5        \
+	VBROADCASTSS (R14), Z6        \
+	VBROADCASTSS 4(R14), K1, Z6
+
+// Q8A_ROW2 adds a pair of groups of the row at W (scales at S0, S1) into ACC.
+#define Q8A_ROW2(W, S0, S1, ACC) \
+	VMOVDQA32    Z5, Z8         \
+	VPXORD       W, Z7, Z9      \
+	VPDPBUSD     Z4, Z9, Z8     \
+	VCVTDQ2PS    Z8, Z8         \
+	VBROADCASTSS S0, Z9         \
+	VBROADCASTSS S1, K1, Z9     \
+	VMULPS       Z6, Z9, Z9     \
+	VMULPS       Z9, Z8, Z8     \
+	VADDPS       Z8, ACC, ACC
+
+// Q8A_LOAD1 loads the last (odd) group's activations into the low halves (the upper lanes become 0).
+#define Q8A_LOAD1 \
+	VMOVDQU      (SI), Y4  \
+	VMOVDQU      (R13), Y5 \
+	VBROADCASTSS (R14), Y6
+
+// Q8A_ROW1 adds the last group of the row at W (scale at S) into ACC's lanes 0-7 (lanes 8-15 get +0).
+#define Q8A_ROW1(W, S, ACC) \
+	VMOVDQA      Y5, Y8     \
+	VPXOR        W, Y7, Y9  \
+	VPDPBUSD     Y4, Y9, Y8 \
+	VCVTDQ2PS    Y8, Y8     \
+	VBROADCASTSS S, Y9      \
+	VMULPS       Y6, Y9, Y9 \
+	VMULPS       Y9, Y8, Y8 \
+	VADDPS       Z8, ACC, ACC
+
+// Q8A_REDUCE sums ACC's 16 lanes (Y, X: its lower parts) in the fixed order into X's lane 0.
+#define Q8A_REDUCE(ACC, Y, X) \
+	VEXTRACTF64X4 $1, ACC, Y12 \
+	VADDPS        Y12, Y, Y    \
+	VEXTRACTF128  $1, Y, X12   \
+	VADDPS        X12, X, X    \
+	VMOVHLPS      X, X, X12    \
+	VADDPS        X12, X, X    \
+	VMOVSHDUP     X, X12       \
+	VADDSS        X12, X, X
+
+// func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32)
+// Four rows: w + k*stride, scales ws + k*sstride, for k < 4.
+TEXT ·q8Rows4VNNI(SB), NOSPLIT, $0-72
+	MOVQ x+0(FP), SI
+	MOVQ corr+8(FP), R13
+	MOVQ xs+16(FP), R14
+	MOVQ w+24(FP), DI
+	MOVQ stride+32(FP), R8
+	MOVQ ws+40(FP), BX
+	MOVQ sstride+48(FP), R9
+	MOVQ groups+56(FP), CX
+	MOVQ out+64(FP), DX
+	Q8A_SETUP
+	LEAQ (R8)(R8*2), R10
+	ADDQ DI, R10
+	LEAQ (R9)(R9*2), AX
+	ADDQ BX, AX
+	MOVQ CX, R15
+	SHRQ $1, R15
+	JZ   r4tail
+
+r4pair:
+	Q8A_LOAD2
+	Q8A_ROW2((DI), (BX), 4(BX), Z0)
+	Q8A_ROW2((DI)(R8*1), (BX)(R9*1), 4(BX)(R9*1), Z1)
+	Q8A_ROW2((DI)(R8*2), (BX)(R9*2), 4(BX)(R9*2), Z2)
+	Q8A_ROW2((R10), (AX), 4(AX), Z3)
+	ADDQ $64, SI
+	ADDQ $64, R13
+	ADDQ $8, R14
+	ADDQ $64, DI
+	ADDQ $64, R10
+	ADDQ $8, BX
+	ADDQ $8, AX
+	DECQ R15
+	JNZ  r4pair
+
+r4tail:
+	TESTQ $1, CX
+	JZ    r4done
+	Q8A_LOAD1
+	Q8A_ROW1((DI), (BX), Z0)
+	Q8A_ROW1((DI)(R8*1), (BX)(R9*1), Z1)
+	Q8A_ROW1((DI)(R8*2), (BX)(R9*2), Z2)
+	Q8A_ROW1((R10), (AX), Z3)
+
+r4done:
+	Q8A_REDUCE(Z0, Y0, X0)
+	MOVSS X0, (DX)
+	Q8A_REDUCE(Z1, Y1, X1)
+	MOVSS X1, 4(DX)
+	Q8A_REDUCE(Z2, Y2, X2)
+	MOVSS X2, 8(DX)
+	Q8A_REDUCE(Z3, Y3, X3)
+	MOVSS X3, 12(DX)
+	VZEROUPPER
+	RET
+
+// func q8RowVNNI(x *int8, corr *int32, xs *float32, w *byte, ws *float32, groups int) float32
+TEXT ·q8RowVNNI(SB), NOSPLIT, $0-52
+	MOVQ x+0(FP), SI
+	MOVQ corr+8(FP), R13
+	MOVQ xs+16(FP), R14
+	MOVQ w+24(FP), DI
+	MOVQ ws+32(FP), BX
+	MOVQ groups+40(FP), CX
+	Q8A_SETUP
+	MOVQ CX, R15
+	SHRQ $1, R15
+	JZ   r1tail
+
+r1pair:
+	Q8A_LOAD2
+	Q8A_ROW2((DI), (BX), 4(BX), Z0)
+	ADDQ $64, SI
+	ADDQ $64, R13
+	ADDQ $8, R14
+	ADDQ $64, DI
+	ADDQ $8, BX
+	DECQ R15
+	JNZ  r1pair
+
+r1tail:
+	TESTQ $1, CX
+	JZ    r1done
+	Q8A_LOAD1
+	Q8A_ROW1((DI), (BX), Z0)
+
+r1done:
+	Q8A_REDUCE(Z0, Y0, X0)
+	MOVSS X0, ret+48(FP)
+	VZEROUPPER
+	RET

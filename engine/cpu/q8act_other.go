@@ -1,0 +1,13 @@
+//go:build !amd64
+
+package cpu
+
+const haveVNNI = false
+
+func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32) {
+	panic("no asm")
+}
+
+func q8RowVNNI(x *int8, corr *int32, xs *float32, w *byte, ws *float32, groups int) float32 {
+	panic("no asm")
+}

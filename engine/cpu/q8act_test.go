@@ -1,0 +1,112 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"kvc/engine"
+	"kvc/model"
+)
+
+// actModes is the activation settings a product test runs a dtype with: q8_0 with 8-bit and with float
+// activations, every other dtype as it is.
+func actModes(dt model.DType) []bool {
+	if dt == model.Q8_0 {
+		return []bool{true, false}
+	}
+	return []bool{false}
+}
+
+// q8ActBound bounds how far row r's product with x may move when x is quantized per group of the
+// weight's q8_0 group: each element is off by at most half a step of its group's scale d (plus the
+// rounding of x/d, |x/d| <= 127: 127 * 2^-24 < 2^-17 of a step), times the stored weight.
+func q8ActBound(t *testing.T, tn *model.Tensor, x []float32, r int) float64 {
+	g := tn.Group
+	_, d := model.QuantizeQ8_0(x, g)
+	var b float64
+	for k, dk := range d {
+		var wsum float64
+		for c := k * g; c < (k+1)*g; c++ {
+			wsum += math.Abs(stored(t, tn, r, c))
+		}
+		b += float64(dk) * (0.5 + 0x1p-17) * wsum
+	}
+	return b
+}
+
+// randQ8Weight is a q8_0 weight of random codes (the whole int8 range, -128 included, which q8_0 files may
+// hold though the quantizer never writes it) and random scales of either sign.
+func randQ8Weight(r *rand.Rand, rows, cols, g int) *Weight {
+	w := &Weight{info: engine.WeightInfo{DType: model.Q8_0, Rows: rows, Cols: cols, Group: g}, data: make([]byte, rows*cols), scales: make([]float32, rows*cols/g)}
+	for i := range w.data {
+		w.data[i] = byte(r.IntN(256))
+	}
+	for i := range w.scales {
+		w.scales[i] = float32(r.NormFloat64() * 0.01)
+	}
+	return w
+}
+
+// The VNNI kernels give q8DotGo's bits, for every row range a worker may get (the four-row kernel, the
+// one-row kernel and both), whole and odd group counts, inputs with an all-zero group and one far larger
+// than the rest; and q8DotGo is the product of the dequantized codes within float rounding (float64 sum).
+func TestQ8ActKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	be := New(1)
+	defer be.Close()
+	defer func(on bool) { q8ActOn = on }(q8ActOn)
+	q8ActOn = true // whatever KVC_CPU_Q8_ACT says
+	const rows = 23
+	for _, cols := range []int{32, 64, 96, 4096, 4128} {
+		w := randQ8Weight(r, rows, cols, 32)
+		const n = 3
+		x := randVals(r, n*cols)
+		clear(x[cols : cols+32])  // input 1: an all-zero group
+		x[2*cols+cols/2+3] *= 1e4 // input 2: an outlier
+		a := be.q8ActsFor(x, n, []product{{w: w}})
+		for i := range n {
+			xq, xs := a.input(i)
+			for row := range rows {
+				got := float64(q8DotGo(xq, xs, w.data[row*cols:(row+1)*cols], w.scales[row*cols/32:(row+1)*cols/32], 32))
+				var want, mag float64
+				for c := range cols {
+					p := float64(xq[c]) * float64(xs[c/32]) * float64(int8(w.data[row*cols+c])) * float64(w.scales[row*cols/32+c/32])
+					want += p
+					mag += math.Abs(p)
+				}
+				if math.Abs(got-want) > 2e-6*mag+1e-30 {
+					t.Fatalf("cols %d input %d row %d: q8DotGo %g, float64 %g (|x.w| %g)", cols, i, row, got, want, mag)
+				}
+			}
+			if !haveVNNI {
+				continue
+			}
+			for _, rr := range [][2]int{{0, rows}, {5, 6}, {3, 11}, {0, 4}, {17, 23}} {
+				var asm, gosum [rows]float32
+				useVNNI = true
+				w.q8Dots(a, i, rr[0], rr[1], asm[:])
+				useVNNI = false
+				w.q8Dots(a, i, rr[0], rr[1], gosum[:])
+				useVNNI = useAVX512 && haveVNNI
+				sameBits(t, fmt.Sprintf("cols %d input %d rows %v: vnni", cols, i, rr), asm[:rr[1]-rr[0]], gosum[:rr[1]-rr[0]])
+			}
+		}
+		a.release()
+	}
+	if !haveVNNI {
+		t.Log("no AVX-512 VNNI on this machine: the assembly was not compared")
+	}
+}
+
+func TestQ8ActSetting(t *testing.T) {
+	for _, c := range []struct {
+		env       string
+		fast, out bool
+	}{{"", true, true}, {"", false, false}, {"f32", true, false}, {"q8", false, true}, {"x", true, true}} {
+		if got := q8ActSetting(c.env, c.fast); got != c.out {
+			t.Errorf("KVC_CPU_Q8_ACT=%q (VNNI %v): %v, want %v", c.env, c.fast, got, c.out)
+		}
+	}
+}
