@@ -11,3 +11,6 @@ func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws 
 
 //go:noescape
 func q8RowVNNI(x *int8, corr *int32, xs *float32, w *byte, ws *float32, groups int) float32
+
+//go:noescape
+func q8QuantizeAVX512(x *float32, groups int, q *int8, s *float32, corr *int32)

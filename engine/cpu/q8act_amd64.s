@@ -161,3 +161,94 @@ r1done:
 	MOVSS X0, ret+48(FP)
 	VZEROUPPER
 	RET
+
+// Q8A_QUANT16 quantizes the 16 floats in ZX by the scale broadcast in Z4 as model.QuantizeQ8_0To does
+// (x/d in float32, rounded half away from zero: truncate, then step away where the exact remainder is
+// at least one half; clamped to +-127) and stores the 16 codes at DST.
+#define Q8A_QUANT16(ZX, DST) \
+	VDIVPS      Z4, ZX, Z5       \
+	VRNDSCALEPS $11, Z5, Z6      \
+	VSUBPS      Z6, Z5, Z7       \
+	VCMPPS      $0x1d, Z14, Z7, K2 \
+	VADDPS      Z12, Z6, K2, Z6  \
+	VCMPPS      $0x12, Z13, Z7, K3 \
+	VSUBPS      Z12, Z6, K3, Z6  \
+	VMINPS      Z11, Z6, Z6      \
+	VMAXPS      Z10, Z6, Z6      \
+	VCVTTPS2DQ  Z6, Z6           \
+	VPMOVSDB    Z6, X8           \
+	VMOVDQU     X8, DST
+
+// func q8QuantizeAVX512(x *float32, groups int, q *int8, s *float32, corr *int32)
+// q8Acts.quantize for groups of 32: per group the scale absmax/127, the codes, and corr (-128 times each
+// four codes' sum, by vpdpbusd against bytes of 1).
+TEXT ·q8QuantizeAVX512(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), SI
+	MOVQ         groups+8(FP), CX
+	MOVQ         q+16(FP), DI
+	MOVQ         s+24(FP), BX
+	MOVQ         corr+32(FP), DX
+	MOVL         $0x7fffffff, AX
+	VPBROADCASTD AX, Z15
+	MOVL         $0x3f000000, AX // 0.5
+	VPBROADCASTD AX, Z14
+	MOVL         $0xbf000000, AX // -0.5
+	VPBROADCASTD AX, Z13
+	MOVL         $0x3f800000, AX // 1
+	VPBROADCASTD AX, Z12
+	MOVL         $0x42fe0000, AX // 127
+	VPBROADCASTD AX, Z11
+	MOVL         $0xc2fe0000, AX // -127
+	VPBROADCASTD AX, Z10
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Z9
+	TESTQ        CX, CX
+	JZ           qdone
+
+qgroup:
+	VMOVUPS       (SI), Z0
+	VMOVUPS       64(SI), Z1
+	VPANDD        Z15, Z0, Z2
+	VPANDD        Z15, Z1, Z3
+	VMAXPS        Z3, Z2, Z2
+	VEXTRACTF64X4 $1, Z2, Y3
+	VMAXPS        Y3, Y2, Y2
+	VEXTRACTF128  $1, Y2, X3
+	VMAXPS        X3, X2, X2
+	VMOVHLPS      X2, X2, X3
+	VMAXPS        X3, X2, X2
+	VMOVSHDUP     X2, X3
+	VMAXSS        X3, X2, X2
+	VDIVSS        X11, X2, X2
+	VMOVSS        X2, (BX)
+	VXORPS        X3, X3, X3
+	VUCOMISS      X3, X2
+	JEQ           qzero
+	VBROADCASTSS  X2, Z4
+	Q8A_QUANT16(Z0, (DI))
+	Q8A_QUANT16(Z1, 16(DI))
+	VMOVDQU       (DI), Y5
+	VPXOR         Y6, Y6, Y6
+	VPDPBUSD      Y5, Y9, Y6
+	VPSLLD        $7, Y6, Y6
+	VPXOR         Y7, Y7, Y7
+	VPSUBD        Y6, Y7, Y6
+	VMOVDQU       Y6, (DX)
+
+qnext:
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, BX
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  qgroup
+
+qdone:
+	VZEROUPPER
+	RET
+
+qzero:
+	VPXOR   Y5, Y5, Y5
+	VMOVDQU Y5, (DI)
+	VMOVDQU Y5, (DX)
+	JMP     qnext

@@ -11,3 +11,5 @@ func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws 
 func q8RowVNNI(x *int8, corr *int32, xs *float32, w *byte, ws *float32, groups int) float32 {
 	panic("no asm")
 }
+
+func q8QuantizeAVX512(x *float32, groups int, q *int8, s *float32, corr *int32) { panic("no asm") }
