@@ -23,7 +23,7 @@ type Options struct {
 	PromptMetric bool
 	// SquaredWindow: the prefill metric adds p^2 (L2) rather than p (L1).
 	SquaredWindow bool
-	// MetricAvg ranks KVs by their metric divided by the number of queries that have seen them.
+	// MetricAvg ranks KVs by their metric divided by the number of queries that added to it.
 	MetricAvg bool
 	// MetricBuffer v: queries closer than v positions after a KV add nothing to its metric (see
 	// kvpages.MetricSource.Buffer); with MetricAvg the mean divides by the queries that did add.

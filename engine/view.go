@@ -7,7 +7,7 @@ import (
 )
 
 // ReadHeadSlots reads back the metric and position of every slot of s's blocks, cut per (layer, KV head).
-// The metrics are those compression ranks by: with MetricAvg, divided by the queries each KV has seen.
+// The metrics are those compression ranks by: with MetricAvg, divided by the queries that added to each KV.
 func (e *Engine) ReadHeadSlots(s *kvpages.Seq) ([]kvpages.HeadSlots, error) {
 	hs, err := e.readHeadSlots([]*kvpages.Seq{s})
 	if err != nil {

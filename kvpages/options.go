@@ -70,8 +70,8 @@ type MetricSource struct {
 	ObservationWindow bool
 	// Decode: every decode query adds into the metric too (continual accumulation, eq. 20 / H2O).
 	Decode bool
-	// PerQuery: rank by the metric divided by the queries that have seen the slot (its age), the reference
-	// code's -avg aggregation. Without it old slots win just for having been attended longer.
+	// PerQuery: rank by the metric divided by the queries that added to it (its age less Buffer), the
+	// reference code's -avg aggregation. Without it old slots win just for having been attended longer.
 	PerQuery bool
 	// Buffer v: a query adds to a slot's metric only when the slot is at least v positions before it
 	// (the reference code's metric-collection buffer; KVC-full uses v = 10). The attention a token gets
@@ -120,9 +120,10 @@ func ParseMetric(s string) (Metric, error) {
 const DefaultBuffer = 10
 
 // DefaultMetric is the metric of the metric-ranked policies (kvcompress, uniform) when none is chosen: plain
-// attention per query that has seen the KV, every prompt query included. Summed attention (the paper's l2)
-// favours old KVs for having been attended longer, and squaring favours the few KVs a query attends most
-// over those that many queries attend moderately; see README, KV-Compress quality.
+// attention per query that has seen the KV from DefaultBuffer positions after it on, every prompt query
+// included. Summed attention (the paper's l2) favours old KVs for having been attended longer, and squaring
+// favours the few KVs a query attends most over those that many queries attend moderately; see README,
+// KV-Compress quality.
 const DefaultMetric = MetricL1Avg
 
 // Metric describes the metric the engine must collect for this policy with its default metric.
