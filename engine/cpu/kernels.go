@@ -21,7 +21,9 @@ var useAsm = haveAsm && os.Getenv("KVC_CPU_NOASM") == ""
 var useAVX512 = useAsm && haveAVX512 && os.Getenv("KVC_CPU_NOAVX512") == ""
 
 // Kernels says which kernels the fast backend runs on this machine.
-func Kernels() string {
+func Kernels() string { return rowKernels() + q8ActKernels() }
+
+func rowKernels() string {
 	if useAVX512 {
 		return "avx2+fma+f16c, avx512 (8-input)"
 	}

@@ -36,6 +36,17 @@ func q8ActSetting(env string, fast bool) bool {
 	return fast
 }
 
+// q8ActKernels says how q8_0 products take their activations, for Kernels.
+func q8ActKernels() string {
+	switch {
+	case !q8ActOn:
+		return ""
+	case useVNNI:
+		return "; q8_0 x 8-bit activations: avx512-vnni"
+	}
+	return "; q8_0 x 8-bit activations: pure Go"
+}
+
 // useVNNI selects the AVX-512 VNNI kernels (off with KVC_CPU_NOASM or KVC_CPU_NOAVX512).
 var useVNNI = useAVX512 && haveVNNI
 
