@@ -179,25 +179,56 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 	}
 }
 
-// rowsQ8 is rows (fast_dense.go) with 8-bit activations: each input's products over blocks of rows.
+// q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
+// four inputs per kernel call where the VNNI kernels run (each weight pair read once for the four; the
+// row-alone bits), the rest by q8Dots.
+func (w *Weight) q8Block(a *q8Acts, i, m, r0, r1 int, d *[4][rowBlock]float32) {
+	cols, g := w.info.Cols, w.info.Group
+	if m == 4 && useVNNI && g == q8ActGroup {
+		ng := cols / g
+		xq, xs := a.input(i)
+		var o [4]float32
+		for r := r0; r < r1; r++ {
+			q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r*cols], &w.scales[r*ng], ng, &o)
+			d[0][r-r0], d[1][r-r0], d[2][r-r0], d[3][r-r0] = o[0], o[1], o[2], o[3]
+		}
+		return
+	}
+	for k := range m {
+		w.q8Dots(a, i+k, r0, r1, d[k][:r1-r0])
+	}
+}
+
+// rowsQ8 is rows (fast_dense.go) with 8-bit activations: decode streams long row ranges; batches take
+// blocks of rowBlock rows, which stay in cache while the inputs meet them four at a time.
 func (p product) rowsQ8(a *q8Acts, lo, hi int) {
 	rows := p.w.info.Rows
-	blk := rangeBlock // decode: long streams
-	if a.n > 1 {
-		blk = rowBlock // batches: a block of rows stays in cache while every input meets it
+	put := func(out, d []float32) {
+		if p.add {
+			for j := range out {
+				out[j] += d[j]
+			}
+		} else {
+			copy(out, d)
+		}
 	}
-	var d [rangeBlock]float32
-	for r0 := lo; r0 < hi; r0 += blk {
-		r1 := min(r0+blk, hi)
-		for i := range a.n {
-			p.w.q8Dots(a, i, r0, r1, d[:r1-r0])
-			out := p.out[i*rows+r0 : i*rows+r1]
-			if p.add {
-				for j := range out {
-					out[j] += d[j]
-				}
-			} else {
-				copy(out, d[:r1-r0])
+	if a.n == 1 {
+		var d [rangeBlock]float32
+		for r0 := lo; r0 < hi; r0 += rangeBlock {
+			r1 := min(r0+rangeBlock, hi)
+			p.w.q8Dots(a, 0, r0, r1, d[:r1-r0])
+			put(p.out[r0:r1], d[:r1-r0])
+		}
+		return
+	}
+	var d [4][rowBlock]float32
+	for r0 := lo; r0 < hi; r0 += rowBlock {
+		r1 := min(r0+rowBlock, hi)
+		for i := 0; i < a.n; i += 4 {
+			m := min(4, a.n-i)
+			p.w.q8Block(a, i, m, r0, r1, &d)
+			for k := range m {
+				put(p.out[(i+k)*rows+r0:(i+k)*rows+r1], d[k][:r1-r0])
 			}
 		}
 	}
@@ -206,18 +237,29 @@ func (p product) rowsQ8(a *q8Acts, lo, hi int) {
 // swigluQ8 is MatMulSwiGLU's rows lo..hi with 8-bit activations a.
 func swigluQ8(o []float32, a *q8Acts, gw, uw *Weight, lo, hi int) {
 	rows := gw.info.Rows
-	blk := rangeBlock
-	if a.n > 1 {
-		blk = rowBlock
-	}
-	var g, u [rangeBlock]float32
-	for r0 := lo; r0 < hi; r0 += blk {
-		r1 := min(r0+blk, hi)
-		for i := range a.n {
-			gw.q8Dots(a, i, r0, r1, g[:r1-r0])
-			uw.q8Dots(a, i, r0, r1, u[:r1-r0])
+	if a.n == 1 {
+		var g, u [rangeBlock]float32
+		for r0 := lo; r0 < hi; r0 += rangeBlock {
+			r1 := min(r0+rangeBlock, hi)
+			gw.q8Dots(a, 0, r0, r1, g[:r1-r0])
+			uw.q8Dots(a, 0, r0, r1, u[:r1-r0])
 			for j, gv := range g[:r1-r0] {
-				o[i*rows+r0+j] = swiglu(gv, u[j])
+				o[r0+j] = swiglu(gv, u[j])
+			}
+		}
+		return
+	}
+	var g, u [4][rowBlock]float32
+	for r0 := lo; r0 < hi; r0 += rowBlock {
+		r1 := min(r0+rowBlock, hi)
+		for i := 0; i < a.n; i += 4 {
+			m := min(4, a.n-i)
+			gw.q8Block(a, i, m, r0, r1, &g)
+			uw.q8Block(a, i, m, r0, r1, &u)
+			for k := range m {
+				for j, gv := range g[k][:r1-r0] {
+					o[(i+k)*rows+r0+j] = swiglu(gv, u[k][j])
+				}
 			}
 		}
 	}

@@ -252,3 +252,91 @@ qzero:
 	VMOVDQU Y5, (DI)
 	VMOVDQU Y5, (DX)
 	JMP     qnext
+
+// Q8A_IN2 adds a pair of groups of one input (codes at X, corr at C, scales at S0, S1) times the weight
+// pair in Z4 (w^0x80) with scales in Z6 into ACC: Q8A_ROW2 with the roles of row and input swapped.
+#define Q8A_IN2(X, C, S0, S1, ACC) \
+	VMOVDQU32    C, Z8       \
+	VPDPBUSD     X, Z4, Z8   \
+	VCVTDQ2PS    Z8, Z8      \
+	VBROADCASTSS S0, Z9      \
+	VBROADCASTSS S1, K1, Z9  \
+	VMULPS       Z6, Z9, Z9  \
+	VMULPS       Z9, Z8, Z8  \
+	VADDPS       Z8, ACC, ACC
+
+// Q8A_IN1 is Q8A_IN2 for the last (odd) group, into ACC's lanes 0-7.
+#define Q8A_IN1(X, C, S, ACC) \
+	VMOVDQU      C, Y8      \
+	VPDPBUSD     X, Y4, Y8  \
+	VCVTDQ2PS    Y8, Y8     \
+	VBROADCASTSS S, Y9      \
+	VMULPS       Y6, Y9, Y9 \
+	VMULPS       Y9, Y8, Y8 \
+	VADDPS       Z8, ACC, ACC
+
+// func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups int, out *[4]float32)
+// One row with four inputs (x + k*xstride, corr + k*cstride, xs + k*sstride): each weight pair is read,
+// offset and its scales broadcast once for the four. Each output has q8RowVNNI's bits.
+TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
+	MOVQ x+0(FP), SI
+	MOVQ xstride+8(FP), R8
+	MOVQ corr+16(FP), R13
+	MOVQ cstride+24(FP), R9
+	MOVQ xs+32(FP), R14
+	MOVQ sstride+40(FP), R12
+	MOVQ w+48(FP), DI
+	MOVQ ws+56(FP), BX
+	MOVQ groups+64(FP), CX
+	Q8A_SETUP
+	LEAQ (R8)(R8*2), R10
+	ADDQ SI, R10
+	LEAQ (R9)(R9*2), R11
+	ADDQ R13, R11
+	LEAQ (R12)(R12*2), R15
+	ADDQ R14, R15
+	MOVQ CX, AX
+	SHRQ $1, CX
+	JZ   i4tail
+
+i4pair:
+	VPXORD       (DI), Z7, Z4
+	VBROADCASTSS (BX), Z6
+	VBROADCASTSS 4(BX), K1, Z6
+	Q8A_IN2((SI), (R13), (R14), 4(R14), Z0)
+	Q8A_IN2((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), 4(R14)(R12*1), Z1)
+	Q8A_IN2((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), 4(R14)(R12*2), Z2)
+	Q8A_IN2((R10), (R11), (R15), 4(R15), Z3)
+	ADDQ $64, SI
+	ADDQ $64, R10
+	ADDQ $64, R13
+	ADDQ $64, R11
+	ADDQ $8, R14
+	ADDQ $8, R15
+	ADDQ $64, DI
+	ADDQ $8, BX
+	DECQ CX
+	JNZ  i4pair
+
+i4tail:
+	TESTQ $1, AX
+	JZ    i4done
+	VPXOR        (DI), Y7, Y4
+	VBROADCASTSS (BX), Y6
+	Q8A_IN1((SI), (R13), (R14), Z0)
+	Q8A_IN1((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), Z1)
+	Q8A_IN1((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), Z2)
+	Q8A_IN1((R10), (R11), (R15), Z3)
+
+i4done:
+	MOVQ out+72(FP), DX
+	Q8A_REDUCE(Z0, Y0, X0)
+	MOVSS X0, (DX)
+	Q8A_REDUCE(Z1, Y1, X1)
+	MOVSS X1, 4(DX)
+	Q8A_REDUCE(Z2, Y2, X2)
+	MOVSS X2, 8(DX)
+	Q8A_REDUCE(Z3, Y3, X3)
+	MOVSS X3, 12(DX)
+	VZEROUPPER
+	RET

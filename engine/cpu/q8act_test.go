@@ -61,7 +61,7 @@ func TestQ8ActKernels(t *testing.T) {
 	const rows = 23
 	for _, cols := range []int{32, 64, 96, 4096, 4128} {
 		w := randQ8Weight(r, rows, cols, 32)
-		const n = 3
+		const n = 5
 		x := randVals(r, n*cols)
 		clear(x[cols : cols+32])  // input 1: an all-zero group
 		x[2*cols+cols/2+3] *= 1e4 // input 2: an outlier
@@ -92,6 +92,18 @@ func TestQ8ActKernels(t *testing.T) {
 				useVNNI = useAVX512 && haveVNNI
 				sameBits(t, fmt.Sprintf("cols %d input %d rows %v: vnni", cols, i, rr), asm[:rr[1]-rr[0]], gosum[:rr[1]-rr[0]])
 			}
+		}
+		if haveVNNI { // the four-input kernel: each input's row-alone bits
+			var d [4][rowBlock]float32
+			var want [rowBlock]float32
+			useVNNI = true
+			w.q8Block(a, 1, 4, 3, 3+rowBlock, &d)
+			useVNNI = false
+			for k := range 4 {
+				w.q8Dots(a, 1+k, 3, 3+rowBlock, want[:])
+				sameBits(t, fmt.Sprintf("cols %d input %d: four-input vnni", cols, 1+k), d[k][:], want[:])
+			}
+			useVNNI = useAVX512 && haveVNNI
 		}
 		a.release()
 	}
