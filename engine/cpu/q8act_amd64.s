@@ -68,6 +68,17 @@
 	VMOVSHDUP     X, X12       \
 	VADDSS        X12, X, X
 
+// Q8A_STORE4 reduces Z0-Z3 and stores the four sums at (DX).
+#define Q8A_STORE4 \
+	Q8A_REDUCE(Z0, Y0, X0) \
+	MOVSS X0, (DX)         \
+	Q8A_REDUCE(Z1, Y1, X1) \
+	MOVSS X1, 4(DX)        \
+	Q8A_REDUCE(Z2, Y2, X2) \
+	MOVSS X2, 8(DX)        \
+	Q8A_REDUCE(Z3, Y3, X3) \
+	MOVSS X3, 12(DX)
+
 // func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32)
 // Four rows: w + k*stride, scales ws + k*sstride, for k < 4.
 TEXT ·q8Rows4VNNI(SB), NOSPLIT, $0-72
@@ -115,14 +126,7 @@ r4tail:
 	Q8A_ROW1((R10), (AX), Z3)
 
 r4done:
-	Q8A_REDUCE(Z0, Y0, X0)
-	MOVSS X0, (DX)
-	Q8A_REDUCE(Z1, Y1, X1)
-	MOVSS X1, 4(DX)
-	Q8A_REDUCE(Z2, Y2, X2)
-	MOVSS X2, 8(DX)
-	Q8A_REDUCE(Z3, Y3, X3)
-	MOVSS X3, 12(DX)
+	Q8A_STORE4
 	VZEROUPPER
 	RET
 
@@ -330,13 +334,6 @@ i4tail:
 
 i4done:
 	MOVQ out+72(FP), DX
-	Q8A_REDUCE(Z0, Y0, X0)
-	MOVSS X0, (DX)
-	Q8A_REDUCE(Z1, Y1, X1)
-	MOVSS X1, 4(DX)
-	Q8A_REDUCE(Z2, Y2, X2)
-	MOVSS X2, 8(DX)
-	Q8A_REDUCE(Z3, Y3, X3)
-	MOVSS X3, 12(DX)
+	Q8A_STORE4
 	VZEROUPPER
 	RET
