@@ -47,16 +47,17 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 
 // attendRow computes the r query heads of (row, KV head kh) and, with a metric mode, adds to the metric of
 // the slots at least buf positions below the row (engine.AttnHeads.MetricBuffer).
-// Scores and the weighted sum of V are f32 (SIMD kernels); the softmax denominator, the normalisation
-// and the metric are f64, as in the reference.
+// A head's slots are whole runs of consecutive rows in its blocks, so the block kernels (attn_kernels.go)
+// take a block of K or V rows per call: the scores, exp(score - max) with its sum, and the weighted sum of V
+// are f32; the normalisation's reciprocal and the metric are f64, as in the reference.
 func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh, qHeads, kvHeads int, scale float32,
 	mode engine.MetricMode, buf int32, score, metric []float64, acc64 []float64, slots []int) {
 	j := row*kvHeads + kh
 	off, ctx := int(heads[2*j]), max(int(heads[2*j+1]), 0)
 	qpos := pos[row]
 	d, r, bs := p.headDim, qHeads/kvHeads, p.blockSize
-	sc := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(score))), ctx)
-	acc := unsafe.Slice((*float32)(unsafe.Pointer(&acc64[0])), d)
+	sc := f32s(score, ctx)
+	acc := f32s(acc64, d)
 	metric, slots = metric[:ctx], slots[:ctx]
 	// The head's slots in logical order, once for its r query heads (slotOf checks every block id).
 	for b := 0; b*bs < ctx; b++ {
@@ -69,49 +70,41 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		clear(metric)
 	}
 	f16 := p.typ == engine.KVF16
-	if f16 {
-		luts()
-	}
 	hidden := float32(math.Inf(-1))
 	for h := kh * r; h < (kh+1)*r; h++ {
 		qo := (row*qHeads + h) * d
 		q := qq[qo : qo+d]
+		for b := 0; b*bs < ctx; b++ {
+			lo, hi := b*bs, min(ctx, (b+1)*bs)
+			s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
+			if f16 {
+				scoresF16(q, p.k16[s0:s1], sc[lo:hi])
+			} else {
+				scoresF32(q, p.k32[s0:s1], sc[lo:hi])
+			}
+		}
 		m, seen := hidden, false
 		for i, s := range slots {
 			if p.Pos[s] > qpos {
-				sc[i] = hidden
+				sc[i] = hidden // exp gives 0
 				continue
 			}
-			var dt float32
-			if f16 {
-				dt = dotF16(q, p.k16[s*d:(s+1)*d])
-			} else {
-				dt = dotF32(q, p.k32[s*d:(s+1)*d])
-			}
-			sc[i] = dt * scale
+			sc[i] *= scale
 			m, seen = max(m, sc[i]), true
 		}
-		clear(acc)
 		if !seen {
-			copy(o[qo:qo+d], acc) // no visible slot: zeros
+			clear(o[qo : qo+d]) // no visible slot: zeros
 			continue
 		}
-		var sum float64
-		for i, s := range slots {
-			if sc[i] == hidden {
-				sc[i] = 0
-				continue
-			}
-			e := float32(math.Exp(float64(sc[i] - m)))
-			sc[i] = e
-			sum += float64(e)
-			if e == 0 {
-				continue
-			}
+		sum := float64(expShift(sc, m))
+		clear(acc)
+		for b := 0; b*bs < ctx; b++ {
+			lo, hi := b*bs, min(ctx, (b+1)*bs)
+			s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
 			if f16 {
-				axpyF16(e, p.v16[s*d:(s+1)*d], acc)
+				sumRowsF16(sc[lo:hi], p.v16[s0:s1], acc)
 			} else {
-				axpyF32(e, p.v32[s*d:(s+1)*d], acc)
+				sumRowsF32(sc[lo:hi], p.v32[s0:s1], acc)
 			}
 		}
 		inv := float32(1 / sum)
