@@ -3,7 +3,10 @@ package cpu
 import (
 	"fmt"
 	"math/rand"
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"kvc/engine"
 	"kvc/model"
@@ -141,4 +144,55 @@ func benchAttention(b *testing.B, typ engine.KVType) {
 	for b.Loop() {
 		c.Attention(out, q, p, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows}, qHeads, kvHeads, 0.125, engine.MetricNone)
 	}
+}
+
+// BenchmarkDecodeStream: one input against a weight larger than the last-level cache, on one thread and on
+// the pool, f16 and q8_0 (with the activations it runs by default): the decode kernels' weight GB/s, next
+// to the probe's read bandwidth with the same threads.
+func BenchmarkDecodeStream(b *testing.B) {
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("probe/t%d", threads), func(b *testing.B) {
+			for b.Loop() {
+				b.ReportMetric(ProbeRead(threads, 3).GBps, "GB/s")
+			}
+		})
+		for _, dt := range []model.DType{model.F16, model.Q8_0} {
+			for _, rows := range []int{32768, 512} {
+				cols := 1536
+				if dt == model.Q8_0 {
+					cols = 3072
+				}
+				w := benchWeight(b, dt, rows, cols)
+				c := New(threads)
+				defer c.Close()
+				x := bufOf(b, c, randVec(rand.New(rand.NewSource(2)), cols))
+				out := buf(b, c, rows)
+				bytes := float64(rows * cols * dt.ElemBytes())
+				if dt == model.Q8_0 {
+					bytes += float64(rows * cols / 32 * 4) // the scales
+				}
+				b.Run(fmt.Sprintf("%v/%dx%d/t%d", dt, rows, cols, threads), func(b *testing.B) {
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					t0 := threadCPU()
+					for b.Loop() {
+						c.MatMul(out, x, w, 1)
+					}
+					b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+					if threads == 1 { // per second this thread ran: less disturbed by other work on the machine
+						b.ReportMetric(bytes*float64(b.N)/(threadCPU()-t0)/1e9, "GB/s-cpu")
+					}
+				})
+			}
+		}
+	}
+}
+
+// threadCPU is the CPU time of the calling thread, in seconds.
+func threadCPU() float64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return float64(ts.Sec) + float64(ts.Nsec)/1e9
 }
