@@ -36,27 +36,36 @@ func BenchmarkPoolDispatch(b *testing.B) {
 	}
 }
 
-// BenchmarkBatchProduct: a 3072x768 weight times n inputs on one thread, per kernel set (the batch-8
-// decode and prompt shapes of the 125M synth model).
+// BenchmarkBatchProduct: a weight times n inputs on one thread, per kernel set: the 125M synth model's
+// 3072x768 and 768x3072 shapes (batch-8 decode and prompt; from cache) and, at batch 8, weights of
+// 36-48 MB with those row lengths (read from memory, as a decode step reads its weights).
 func BenchmarkBatchProduct(b *testing.B) {
 	saved := useAVX512
 	defer func() { useAVX512 = saved }()
-	for _, dt := range []model.DType{model.F16, model.Q8_0} {
-		w := benchWeight(b, dt, 3072, 768)
+	for _, sh := range []struct {
+		dt         model.DType
+		rows, cols int
+	}{{model.F16, 3072, 768}, {model.Q8_0, 3072, 768}, {model.F16, 768, 3072}, {model.Q8_0, 768, 3072},
+		{model.F16, 24576, 768}, {model.F16, 6144, 3072}, {model.Q8_0, 49152, 768}, {model.Q8_0, 12288, 3072}} {
+		dt, rows, cols := sh.dt, sh.rows, sh.cols
+		w := benchWeight(b, dt, rows, cols)
 		c := New(1)
 		for _, n := range []int{8, 64} {
-			x := bufOf(b, c, randVec(rand.New(rand.NewSource(2)), n*768))
-			out := buf(b, c, n*3072)
+			if n == 64 && rows*cols > 1<<22 {
+				continue // the big weights (read from memory) only at batch 8
+			}
+			x := bufOf(b, c, randVec(rand.New(rand.NewSource(2)), n*cols))
+			out := buf(b, c, n*rows)
 			for _, wide := range []bool{false, true} {
 				if wide && !haveAVX512 {
 					continue
 				}
-				b.Run(fmt.Sprintf("%v/n%d/avx512=%v", dt, n, wide), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%v/%dx%d/n%d/avx512=%v", dt, rows, cols, n, wide), func(b *testing.B) {
 					useAVX512 = wide
 					for b.Loop() {
 						c.MatMul(out, x, w, n)
 					}
-					b.ReportMetric(float64(3072*768*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFMA/s")
+					b.ReportMetric(float64(rows*cols*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFMA/s")
 				})
 			}
 		}

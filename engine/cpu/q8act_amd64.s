@@ -253,6 +253,7 @@ TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
 	JZ   i4tail
 
 i4pair:
+	PREFETCHT0 2048(DI) // the weight rows a few ahead: a batch's calls walk them in order
 	VPXORD       (DI), Z7, Z4
 	VBROADCASTSS (BX), Z6
 	VBROADCASTSS 4(BX), K1, Z6
