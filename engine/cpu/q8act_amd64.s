@@ -228,66 +228,6 @@ qzero:
 	VMULPS       Y9, Y8, Y8 \
 	VADDPS       Z8, ACC, ACC
 
-// func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups int, out *[4]float32)
-// One row with four inputs (x + k*xstride, corr + k*cstride, xs + k*sstride): each weight pair is read,
-// offset and its scales broadcast once for the four. Each output has q8RowVNNI's bits.
-TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
-	MOVQ x+0(FP), SI
-	MOVQ xstride+8(FP), R8
-	MOVQ corr+16(FP), R13
-	MOVQ cstride+24(FP), R9
-	MOVQ xs+32(FP), R14
-	MOVQ sstride+40(FP), R12
-	MOVQ w+48(FP), DI
-	MOVQ ws+56(FP), BX
-	MOVQ groups+64(FP), CX
-	Q8A_SETUP
-	LEAQ (R8)(R8*2), R10
-	ADDQ SI, R10
-	LEAQ (R9)(R9*2), R11
-	ADDQ R13, R11
-	LEAQ (R12)(R12*2), R15
-	ADDQ R14, R15
-	MOVQ CX, AX
-	SHRQ $1, CX
-	JZ   i4tail
-
-i4pair:
-	PREFETCHT0 2048(DI) // the weight rows a few ahead: a batch's calls walk them in order
-	VPXORD       (DI), Z7, Z4
-	VBROADCASTSS (BX), Z6
-	VBROADCASTSS 4(BX), K1, Z6
-	Q8A_IN2((SI), (R13), (R14), 4(R14), Z0)
-	Q8A_IN2((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), 4(R14)(R12*1), Z1)
-	Q8A_IN2((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), 4(R14)(R12*2), Z2)
-	Q8A_IN2((R10), (R11), (R15), 4(R15), Z3)
-	ADDQ $64, SI
-	ADDQ $64, R10
-	ADDQ $64, R13
-	ADDQ $64, R11
-	ADDQ $8, R14
-	ADDQ $8, R15
-	ADDQ $64, DI
-	ADDQ $8, BX
-	DECQ CX
-	JNZ  i4pair
-
-i4tail:
-	TESTQ $1, AX
-	JZ    i4done
-	VPXOR        (DI), Y7, Y4
-	VBROADCASTSS (BX), Y6
-	Q8A_IN1((SI), (R13), (R14), Z0)
-	Q8A_IN1((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), Z1)
-	Q8A_IN1((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), Z2)
-	Q8A_IN1((R10), (R11), (R15), Z3)
-
-i4done:
-	MOVQ out+72(FP), DX
-	Q8A_STORE4
-	VZEROUPPER
-	RET
-
 // Four rows: w + k*stride, scales ws + k*sstride, for k < 4. Sixteen groups at a time, the weight scale
 // times activation scale products (c) come from one multiply of sixteen row scales by sixteen activation
 // scales (the products Q8A_ROW2 makes one pair at a time, so the same bits) and one permute per pair of
@@ -406,6 +346,149 @@ c4tail:
 	Q8A_ROW1((R10), (AX), Z3)
 
 c4done:
+	Q8A_STORE4
+	VZEROUPPER
+	RET
+
+// Four inputs of one row: x + k*xstride, corr + k*cstride, xs + k*sstride, for k < 4. Each weight pair is
+// read and offset once for the four. Sixteen groups at a time, as q8Rows4VNNI: one multiply of the row's
+// sixteen scales by each input's sixteen makes the scale products Q8A_IN2 makes a pair at a time (the
+// same bits), Z10-Z13 for the four inputs, and one permute (indexes Z16-Z23) spreads a pair of them. The
+// pairs after the last sixteen (and eight) groups and an odd last group as before; every output has
+// q8RowVNNI's bits.
+
+// Q8A_INC adds a pair of groups of one input (codes at X, corr at C) times the weight pair in Z4 into ACC,
+// its scale products by permuting CK with IDX.
+#define Q8A_INC(X, C, IDX, CK, ACC) \
+	VMOVDQU32 C, Z8       \
+	VPDPBUSD  X, Z4, Z8   \
+	VCVTDQ2PS Z8, Z8      \
+	VPERMPS   CK, IDX, Z9 \
+	VMULPS    Z9, Z8, Z8  \
+	VADDPS    Z8, ACC, ACC
+
+// Q8A_PAIRI(off, IDX) is pair off/64 of the sixteen groups, all four inputs.
+#define Q8A_PAIRI(off, IDX) \
+	PREFETCHT0 2048+off(DI)                              \
+	VPXORD     off(DI), Z7, Z4                           \
+	Q8A_INC(off(SI), off(R13), IDX, Z10, Z0)             \
+	Q8A_INC(off(SI)(R8*1), off(R13)(R9*1), IDX, Z11, Z1) \
+	Q8A_INC(off(SI)(R8*2), off(R13)(R9*2), IDX, Z12, Z2) \
+	Q8A_INC(off(R10), off(R11), IDX, Z13, Z3)
+
+// func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups int, out *[4]float32)
+TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
+	MOVQ x+0(FP), SI
+	MOVQ xstride+8(FP), R8
+	MOVQ corr+16(FP), R13
+	MOVQ cstride+24(FP), R9
+	MOVQ xs+32(FP), R14
+	MOVQ sstride+40(FP), R12
+	MOVQ w+48(FP), DI
+	MOVQ ws+56(FP), BX
+	MOVQ groups+64(FP), CX
+	Q8A_SETUP
+	Q8A_IDX(0, 1, Z16)
+	Q8A_IDX(2, 3, Z17)
+	Q8A_IDX(4, 5, Z18)
+	Q8A_IDX(6, 7, Z19)
+	Q8A_IDX(8, 9, Z20)
+	Q8A_IDX(10, 11, Z21)
+	Q8A_IDX(12, 13, Z22)
+	Q8A_IDX(14, 15, Z23)
+	LEAQ (R8)(R8*2), R10
+	ADDQ SI, R10
+	LEAQ (R9)(R9*2), R11
+	ADDQ R13, R11
+	LEAQ (R12)(R12*2), R15
+	ADDQ R14, R15
+	MOVQ CX, AX
+	SHRQ $4, AX
+	JZ   i4half
+
+i4block:
+	VMOVUPS (BX), Z6
+	VMULPS  (R14), Z6, Z10
+	VMULPS  (R14)(R12*1), Z6, Z11
+	VMULPS  (R14)(R12*2), Z6, Z12
+	VMULPS  (R15), Z6, Z13
+	Q8A_PAIRI(0, Z16)
+	Q8A_PAIRI(64, Z17)
+	Q8A_PAIRI(128, Z18)
+	Q8A_PAIRI(192, Z19)
+	Q8A_PAIRI(256, Z20)
+	Q8A_PAIRI(320, Z21)
+	Q8A_PAIRI(384, Z22)
+	Q8A_PAIRI(448, Z23)
+	ADDQ $512, SI
+	ADDQ $512, R10
+	ADDQ $512, R13
+	ADDQ $512, R11
+	ADDQ $64, R14
+	ADDQ $64, R15
+	ADDQ $512, DI
+	ADDQ $64, BX
+	DECQ AX
+	JNZ  i4block
+
+i4half: // eight groups left over (a 768-column row's 24 groups): half a block, the scales' lanes 8-15 zero
+	TESTQ $8, CX
+	JZ    i4pairs
+	VMOVUPS (BX), Y6
+	VMULPS  (R14), Y6, Y10
+	VMULPS  (R14)(R12*1), Y6, Y11
+	VMULPS  (R14)(R12*2), Y6, Y12
+	VMULPS  (R15), Y6, Y13
+	Q8A_PAIRI(0, Z16)
+	Q8A_PAIRI(64, Z17)
+	Q8A_PAIRI(128, Z18)
+	Q8A_PAIRI(192, Z19)
+	ADDQ $256, SI
+	ADDQ $256, R10
+	ADDQ $256, R13
+	ADDQ $256, R11
+	ADDQ $32, R14
+	ADDQ $32, R15
+	ADDQ $256, DI
+	ADDQ $32, BX
+
+i4pairs:
+	MOVQ CX, AX
+	ANDQ $7, AX
+	SHRQ $1, AX
+	JZ   i4tail
+
+i4pair:
+	VPXORD       (DI), Z7, Z4
+	VBROADCASTSS (BX), Z6
+	VBROADCASTSS 4(BX), K1, Z6
+	Q8A_IN2((SI), (R13), (R14), 4(R14), Z0)
+	Q8A_IN2((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), 4(R14)(R12*1), Z1)
+	Q8A_IN2((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), 4(R14)(R12*2), Z2)
+	Q8A_IN2((R10), (R11), (R15), 4(R15), Z3)
+	ADDQ $64, SI
+	ADDQ $64, R10
+	ADDQ $64, R13
+	ADDQ $64, R11
+	ADDQ $8, R14
+	ADDQ $8, R15
+	ADDQ $64, DI
+	ADDQ $8, BX
+	DECQ AX
+	JNZ  i4pair
+
+i4tail:
+	TESTQ $1, CX
+	JZ    i4done
+	VPXOR        (DI), Y7, Y4
+	VBROADCASTSS (BX), Y6
+	Q8A_IN1((SI), (R13), (R14), Z0)
+	Q8A_IN1((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), Z1)
+	Q8A_IN1((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), Z2)
+	Q8A_IN1((R10), (R11), (R15), Z3)
+
+i4done:
+	MOVQ out+72(FP), DX
 	Q8A_STORE4
 	VZEROUPPER
 	RET

@@ -59,7 +59,8 @@ func TestQ8ActKernels(t *testing.T) {
 	defer func(on bool) { q8ActOn = on }(q8ActOn)
 	q8ActOn = true // whatever KVC_CPU_Q8_ACT says
 	const rows = 23
-	for _, cols := range []int{32, 64, 96, 608, 1120, 4096, 4128} { // 608, 1120: sixteen-group blocks, a pair and an odd group
+	// 608, 1120: sixteen-group blocks, a pair and an odd group; 288, 800: eight groups after the blocks, and one
+	for _, cols := range []int{32, 64, 96, 288, 608, 800, 1120, 4096, 4128} {
 		w := randQ8Weight(r, rows, cols, 32)
 		const n = 5
 		x := randVals(r, n*cols)
