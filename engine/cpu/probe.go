@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // ReadProbe is the host's measured read bandwidth: the yardstick of a bandwidth-bound decode step.
@@ -29,7 +30,8 @@ func ProbeRead(threads, passes int) ReadProbe {
 	passes = max(passes, 1)
 	bytes := max(int64(256<<20), 8*largestCache())
 	n := int(bytes / 4)
-	buf := make([]float32, n)
+	words := hugeWords(n) // the pages the weights get, so that the yardstick reads memory as decode does
+	buf := unsafe.Slice((*float32)(unsafe.Pointer(&words[0])), n)
 	p := newWorkers(threads)
 	defer p.close()
 	part := func(i int) []float32 { return buf[n*i/threads : n*(i+1)/threads] }

@@ -29,7 +29,7 @@ func (c *Backend) UploadWeight(t *model.Tensor) (engine.Weight, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Weight{info: info, words: make([]uint32, (len(data)+3)/4), scales: append([]float32(nil), scales...)}
+	w := &Weight{info: info, words: hugeWords((len(data) + 3) / 4), scales: append([]float32(nil), scales...)}
 	w.data = unsafe.Slice((*byte)(unsafe.Pointer(&w.words[0])), len(data))
 	copy(w.data, data)
 	return w, nil

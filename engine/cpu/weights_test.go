@@ -47,3 +47,20 @@ func FuzzUploadWeight(f *testing.F) {
 		}
 	})
 }
+
+// hugeWords gives n zeroed, writable words whatever their size and alignment (the huge-page advice is
+// only advice).
+func TestHugeWords(t *testing.T) {
+	for _, n := range []int{1, 7, 4097, 1<<20 + 3, 3 << 20} {
+		w := hugeWords(n)
+		if len(w) != n {
+			t.Fatalf("hugeWords(%d): %d words", n, len(w))
+		}
+		for i := range w {
+			if w[i] != 0 {
+				t.Fatalf("hugeWords(%d): word %d = %d", n, i, w[i])
+			}
+			w[i] = uint32(i)
+		}
+	}
+}
