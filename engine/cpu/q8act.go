@@ -180,17 +180,17 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 }
 
 // q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
-// four inputs per kernel call where the VNNI kernels run (each weight pair read once for the four; the
-// row-alone bits), the rest by q8Dots.
+// four inputs and the whole block per kernel call where the VNNI kernels run (each weight pair read once
+// for the four; the row-alone bits), the rest by q8Dots.
 func (w *Weight) q8Block(a *q8Acts, i, m, r0, r1 int, d *[4][rowBlock]float32) {
 	cols, g := w.info.Cols, w.info.Group
 	if m == 4 && useVNNI && g == q8ActGroup {
 		ng := cols / g
 		xq, xs := a.input(i)
-		var o [4]float32
-		for r := r0; r < r1; r++ {
-			q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r*cols], &w.scales[r*ng], ng, &o)
-			d[0][r-r0], d[1][r-r0], d[2][r-r0], d[3][r-r0] = o[0], o[1], o[2], o[3]
+		var o [rowBlock][4]float32
+		q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		for r := range r1 - r0 {
+			d[0][r], d[1][r], d[2][r], d[3][r] = o[r][0], o[r][1], o[r][2], o[r][3]
 		}
 		return
 	}

@@ -376,17 +376,10 @@ c4done:
 	Q8A_INC(off(SI)(R8*2), off(R13)(R9*2), IDX, Z12, Z2) \
 	Q8A_INC(off(R10), off(R11), IDX, Z13, Z3)
 
-// func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups int, out *[4]float32)
-TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
-	MOVQ x+0(FP), SI
-	MOVQ xstride+8(FP), R8
-	MOVQ corr+16(FP), R13
-	MOVQ cstride+24(FP), R9
-	MOVQ xs+32(FP), R14
-	MOVQ sstride+40(FP), R12
-	MOVQ w+48(FP), DI
-	MOVQ ws+56(FP), BX
-	MOVQ groups+64(FP), CX
+// func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups, rows int, out *float32)
+// rows consecutive weight rows (from w, their scales from ws), row r's four sums at out[4r..4r+3]; the
+// constants are set once per call.
+TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-88
 	Q8A_SETUP
 	Q8A_IDX(0, 1, Z16)
 	Q8A_IDX(2, 3, Z17)
@@ -396,15 +389,33 @@ TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-80
 	Q8A_IDX(10, 11, Z21)
 	Q8A_IDX(12, 13, Z22)
 	Q8A_IDX(14, 15, Z23)
-	LEAQ (R8)(R8*2), R10
-	ADDQ SI, R10
-	LEAQ (R9)(R9*2), R11
-	ADDQ R13, R11
-	LEAQ (R12)(R12*2), R15
-	ADDQ R14, R15
-	MOVQ CX, AX
-	SHRQ $4, AX
-	JZ   i4half
+	MOVQ w+48(FP), DI
+	MOVQ ws+56(FP), BX
+	MOVQ rows+72(FP), AX
+	TESTQ AX, AX
+	JZ    i4end
+
+i4row: // DI and BX are at the row's weights and scales: where the last row's ended
+	MOVQ   x+0(FP), SI
+	MOVQ   xstride+8(FP), R8
+	MOVQ   corr+16(FP), R13
+	MOVQ   cstride+24(FP), R9
+	MOVQ   xs+32(FP), R14
+	MOVQ   sstride+40(FP), R12
+	MOVQ   groups+64(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	LEAQ   (R8)(R8*2), R10
+	ADDQ   SI, R10
+	LEAQ   (R9)(R9*2), R11
+	ADDQ   R13, R11
+	LEAQ   (R12)(R12*2), R15
+	ADDQ   R14, R15
+	MOVQ   CX, AX
+	SHRQ   $4, AX
+	JZ     i4half
 
 i4block:
 	VMOVUPS (BX), Z6
@@ -486,9 +497,17 @@ i4tail:
 	Q8A_IN1((SI)(R8*1), (R13)(R9*1), (R14)(R12*1), Z1)
 	Q8A_IN1((SI)(R8*2), (R13)(R9*2), (R14)(R12*2), Z2)
 	Q8A_IN1((R10), (R11), (R15), Z3)
+	ADDQ $32, DI
+	ADDQ $4, BX
 
 i4done:
-	MOVQ out+72(FP), DX
+	MOVQ out+80(FP), DX
 	Q8A_STORE4
+	ADDQ $16, DX
+	MOVQ DX, out+80(FP)
+	DECQ rows+72(FP)
+	JNZ  i4row
+
+i4end:
 	VZEROUPPER
 	RET

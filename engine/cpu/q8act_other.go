@@ -14,6 +14,6 @@ func q8RowVNNI(x *int8, corr *int32, xs *float32, w *byte, ws *float32, groups i
 
 func q8QuantizeAVX512(x *float32, groups int, q *int8, s *float32, corr *int32) { panic("no asm") }
 
-func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups int, out *[4]float32) {
+func q8Inputs4VNNI(x *int8, xstride uintptr, corr *int32, cstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups, rows int, out *float32) {
 	panic("no asm")
 }
