@@ -154,9 +154,13 @@ func benchAttention(b *testing.B, typ engine.KVType) {
 	}
 	q := bufOf(b, c, randVec(rng, rows*qHeads*d))
 	out := buf(b, c, rows*qHeads*d)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
 	for b.Loop() {
 		c.Attention(out, q, p, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows}, qHeads, kvHeads, 0.125, engine.MetricNone)
 	}
+	b.ReportMetric((threadCPU()-t0)*1e6/float64(b.N), "us-cpu/op") // less disturbed by other work on the machine
 }
 
 // BenchmarkDecodeStream: one input against a weight larger than the last-level cache, on one thread and on
