@@ -12,8 +12,9 @@
 // (bytes) for k < 8, rows consecutive weight rows of n elements (n a multiple of 8), row r's eight sums
 // at out[8*r..8*r+7]. Rows go in pairs: each input chunk is loaded once for two rows (Z2-Z9), the row
 // pair's 16 accumulators are Z16-Z23 (first row) and Z24-Z31 (second); an odd last row runs alone.
-// Each step of a pair prefetches the same columns of the rows four ahead (the next pair but one): the
-// hardware prefetchers follow a tile's short row streams poorly.
+// Each step of a pair prefetches the same columns of the rows four ahead (the next pair but one) into L1
+// and of the rows sixteen ahead (the next block) into L2: the hardware prefetchers follow a tile's short
+// row streams poorly.
 
 // SETUP points SI, R10, R11 at inputs 0, 3, 6 (stride R8), DI at the row at R13, CX at n.
 #define SETUP \
@@ -171,13 +172,16 @@
 #define RED_SECOND RED8(Y24, Y25, Y26, Y27, Y28, Y29, Y30, Y31, 32)
 
 // PROLOGUE loads the arguments shared by the three kernels: R13 is the next row (or pair), R9 the
-// weight rows' stride, R12 the rows left, DX the next output.
+// weight rows' stride, R14 sixteen strides (the L2 prefetch's distance), R12 the rows left, DX the next
+// output.
 #define PROLOGUE \
 	MOVQ stride+8(FP), R8   \
 	MOVQ w+16(FP), R13      \
 	MOVQ wstride+24(FP), R9 \
 	MOVQ rows+40(FP), R12   \
-	MOVQ out+64(FP), DX
+	MOVQ out+64(FP), DX     \
+	MOVQ R9, R14            \
+	SHLQ $4, R14
 
 // ACC_ADDR points AX at the saved accumulators of the next row: acc + 512 * (rows done).
 #define ACC_ADDR \
@@ -235,6 +239,8 @@ f32zploop:
 	JLT  f32zpend
 	PREFETCHT0 (DI)(R9*4)
 	PREFETCHT0 (BX)(R9*4)
+	PREFETCHT1 (DI)(R14*1)
+	PREFETCHT1 (BX)(R14*1)
 	VMOVUPS (DI), Z0
 	VMOVUPS (BX), Z1
 	PAIR16
@@ -350,6 +356,8 @@ f16zploop:
 	JLT  f16zpend
 	PREFETCHT0 (DI)(R9*4)
 	PREFETCHT0 (BX)(R9*4)
+	PREFETCHT1 (DI)(R14*1)
+	PREFETCHT1 (BX)(R14*1)
 	VCVTPH2PS (DI), Z0
 	VCVTPH2PS (BX), Z1
 	PAIR16
@@ -465,6 +473,8 @@ bf16zploop:
 	JLT  bf16zpend
 	PREFETCHT0 (DI)(R9*4)
 	PREFETCHT0 (BX)(R9*4)
+	PREFETCHT1 (DI)(R14*1)
+	PREFETCHT1 (BX)(R14*1)
 	VPMOVZXWD (DI), Z0
 	VPMOVZXWD (BX), Z1
 	VPSLLD    $16, Z0, Z0
