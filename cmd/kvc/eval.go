@@ -444,13 +444,8 @@ func pooled(r sweepRun) poolStats {
 // (window, uniform) at the same budget (paired: the same tokens), with its standard error sd/sqrt(n); ok is
 // false without such a run, for that run itself, or without key tokens.
 func diffTo(base string, r sweepRun, runs []sweepRun, texts []evalText) (mean, se float64, ok bool) {
-	var w *sweepRun
-	for i := range runs {
-		if runs[i].pol.name == base && runs[i].budget == r.budget {
-			w = &runs[i]
-		}
-	}
-	if w == nil || r.pol.name == base || r.pol.name == "full" {
+	w := baseRun(base, r, runs)
+	if w == nil {
 		return 0, 0, false
 	}
 	var d []float64
@@ -459,6 +454,77 @@ func diffTo(base string, r sweepRun, runs []sweepRun, texts []evalText) (mean, s
 			d = append(d, r.texts[ti].TokenNLL[i-1]-w.texts[ti].TokenNLL[i-1])
 		}
 	}
+	return meanSE(d)
+}
+
+// baseRun is the run of the column named base at r's budget, or nil when there is none or r is that
+// column (or the full cache).
+func baseRun(base string, r sweepRun, runs []sweepRun) *sweepRun {
+	if r.pol.name == base || r.pol.name == "full" {
+		return nil
+	}
+	for i := range runs {
+		if runs[i].pol.name == base && runs[i].budget == r.budget {
+			return &runs[i]
+		}
+	}
+	return nil
+}
+
+// keyDistances is, per key token of every text, |r's NLL - the full cache's NLL|: how far the policy moves
+// the model's prediction of a token that needs distant context, in either direction. A policy can score a
+// lower key-token NLL than the full cache (dropping distant KVs may sharpen a prediction), so the signed
+// difference alone does not say which policy is closer to the model it compresses. nil when full has no
+// per-token NLLs for these texts.
+func keyDistances(r, full sweepRun, texts []evalText) []float64 {
+	if len(full.texts) != len(texts) {
+		return nil
+	}
+	var d []float64
+	for ti, t := range texts {
+		f := full.texts[ti].TokenNLL
+		for _, i := range t.keys.Index {
+			if i-1 >= len(f) {
+				return nil
+			}
+			d = append(d, math.Abs(r.texts[ti].TokenNLL[i-1]-f[i-1]))
+		}
+	}
+	return d
+}
+
+// meanDistance is the mean of keyDistances; ok is false without key tokens or full-cache NLLs.
+func meanDistance(r, full sweepRun, texts []evalText) (float64, bool) {
+	d := keyDistances(r, full, texts)
+	if len(d) == 0 {
+		return 0, false
+	}
+	m := 0.0
+	for _, v := range d {
+		m += v
+	}
+	return m / float64(len(d)), true
+}
+
+// distanceTo is the mean key-token distance to the full cache of r minus that of the column named base at
+// the same budget (paired per key token), with its standard error.
+func distanceTo(base string, r, full sweepRun, runs []sweepRun, texts []evalText) (mean, se float64, ok bool) {
+	w := baseRun(base, r, runs)
+	if w == nil {
+		return 0, 0, false
+	}
+	a, b := keyDistances(r, full, texts), keyDistances(*w, full, texts)
+	if a == nil || b == nil {
+		return 0, 0, false
+	}
+	for i := range a {
+		a[i] -= b[i]
+	}
+	return meanSE(a)
+}
+
+// meanSE is the mean of d and its standard error sd/sqrt(n); ok is false for fewer than 2 values.
+func meanSE(d []float64) (mean, se float64, ok bool) {
 	if len(d) < 2 {
 		return 0, 0, false
 	}
@@ -502,8 +568,9 @@ func perplexity(l *loaded, toks []int, chunk, interval int) (engine.PerplexityRe
 	return l.eng.Perplexity(toks, l.planner, interval)
 }
 
-// sweepMarkdown is two tables, one row per budget: per policy the pooled perplexity with the compression
-// rate, and the pooled key-token perplexity with its NLL difference to window (± standard error).
+// sweepMarkdown is the tables, one row per budget: per policy the pooled perplexity with the compression
+// rate, the pooled key-token perplexity with its NLL difference to window (± standard error), with a uniform
+// column the paired differences to uniform, and the key tokens' mean distance to the full cache.
 func sweepMarkdown(texts []evalText, full sweepRun, runs []sweepRun, pols []sweepPolicy, bs []int) string {
 	var b strings.Builder
 	fs := pooled(full)
@@ -561,6 +628,16 @@ func sweepMarkdown(texts []evalText, full sweepRun, runs []sweepRun, pols []swee
 			return "-"
 		})
 	}
+	// How close each policy stays to the model it compresses, on the key tokens: lower is closer.
+	if _, ok := meanDistance(full, full, texts); ok {
+		table("Key-token distance to the full cache: mean |NLL - full cache's NLL| [minus uniform's, ± standard error]:", func(r sweepRun) string {
+			m, _ := meanDistance(r, full, texts)
+			if d, se, ok := distanceTo("uniform", r, full, runs, texts); ok {
+				return fmt.Sprintf("%.4f [%+.4f ± %.4f]", m, d, se)
+			}
+			return fmt.Sprintf("%.4f", m)
+		})
+	}
 	return b.String()
 }
 
@@ -572,13 +649,23 @@ func writeSweepCSV(path string, texts []evalText, full sweepRun, runs []sweepRun
 	}
 	w := csv.NewWriter(f)
 	w.Write([]string{"policy", "budget", "text", "tokens", "nll", "ppl", "key_tokens", "key_nll", "key_ppl", "key_nll_minus_window", "key_nll_minus_window_se",
-		"compression_rate", "kv_blocks_peak", "kv_bytes_peak", "rounds", "evicted_kvs"})
+		"compression_rate", "kv_blocks_peak", "kv_bytes_peak", "rounds", "evicted_kvs", "key_distance_to_full"})
 	g := func(v float64) string { return fmt.Sprintf("%.6f", v) }
+	dist := func(r, fr sweepRun, ts []evalText) string {
+		if m, ok := meanDistance(r, fr, ts); ok {
+			return g(m)
+		}
+		return ""
+	}
 	for _, r := range append([]sweepRun{full}, runs...) {
 		for ti, t := range r.texts {
+			d := ""
+			if len(full.texts) == len(texts) {
+				d = dist(sweepRun{texts: r.texts[ti : ti+1]}, sweepRun{texts: full.texts[ti : ti+1]}, texts[ti:ti+1])
+			}
 			w.Write([]string{r.pol.name, strconv.Itoa(r.budget), texts[ti].name, strconv.Itoa(t.Tokens), g(t.NLL), g(t.PPL),
 				strconv.Itoa(t.KeyTokens), g(t.KeyNLL), g(t.KeyPPL), "", "", fmt.Sprintf("%.4f", t.CompressionRate),
-				strconv.Itoa(t.KVBlocksPeak), strconv.FormatInt(t.KVBytesPeak, 10), strconv.Itoa(t.Rounds), strconv.Itoa(t.EvictedKVs)})
+				strconv.Itoa(t.KVBlocksPeak), strconv.FormatInt(t.KVBytesPeak, 10), strconv.Itoa(t.Rounds), strconv.Itoa(t.EvictedKVs), d})
 		}
 		ps := pooled(r)
 		d, se := "", ""
@@ -586,7 +673,7 @@ func writeSweepCSV(path string, texts []evalText, full sweepRun, runs []sweepRun
 			d, se = g(m), g(s)
 		}
 		w.Write([]string{r.pol.name, strconv.Itoa(r.budget), "all", strconv.Itoa(ps.tokens), g(ps.nll), g(ps.ppl),
-			strconv.Itoa(ps.keyTokens), g(ps.keyNLL), g(ps.keyPPL), d, se, fmt.Sprintf("%.4f", ps.rate), "", "", "", ""})
+			strconv.Itoa(ps.keyTokens), g(ps.keyNLL), g(ps.keyPPL), d, se, fmt.Sprintf("%.4f", ps.rate), "", "", "", "", dist(r, full, texts)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

@@ -122,4 +122,40 @@ func TestSweepPairedDifferences(t *testing.T) {
 	if !strings.Contains(md, "minus uniform's") || !strings.Contains(md, "| 16 | +2.0000 ± 0.5774 | - | +0.6667 ± 0.3333 |") {
 		t.Fatalf("markdown lacks the differences to uniform:\n%s", md)
 	}
+	if strings.Contains(md, "distance to the full cache") {
+		t.Fatalf("distance table without full-cache NLLs:\n%s", md)
+	}
+	// Distances to the full cache, |NLL - full's| on the key tokens: kvcompress 0, 1, 2 (mean 1), uniform 1, 1, 1
+	// (mean 1), window 0, 0, 1 (mean 1/3); paired with uniform: -1, 0, 1 and -1, -1, 0.
+	full := run("full", kvpages.PolicyFull, []float64{1, 0, 1}, []float64{0, 2, 0})
+	if m, se, ok := distanceTo("uniform", runs[0], full, runs, texts); !ok || math.Abs(m) > 1e-12 || math.Abs(se-1/math.Sqrt(3)) > 1e-12 {
+		t.Fatalf("distance minus uniform's %v ± %v (%v), want 0 ± %v", m, se, ok, 1/math.Sqrt(3))
+	}
+	md = sweepMarkdown(texts, full, runs, []sweepPolicy{runs[0].pol, runs[1].pol, runs[2].pol}, []int{16})
+	if !strings.Contains(md, "| 16 | 1.0000 [+0.0000 ± 0.5774] | 1.0000 | 0.3333 [-0.6667 ± 0.3333] |") {
+		t.Fatalf("markdown lacks the distances to the full cache:\n%s", md)
+	}
+	path := filepath.Join(t.TempDir(), "s.csv")
+	if err := writeSweepCSV(path, texts, full, runs); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kvcompress: text a (keys 1, 3) 0 and 1, mean 0.5; text b (key 2) 2; pooled 1.
+	want := map[string]string{"kvcompress,16,a,": ",0.500000", "kvcompress,16,b,": ",2.000000", "kvcompress,16,all,": ",1.000000"}
+	for _, line := range strings.Split(string(b), "\n") {
+		for prefix, end := range want {
+			if strings.HasPrefix(line, prefix) {
+				if !strings.HasSuffix(line, end) {
+					t.Fatalf("CSV row %q does not end in %q", line, end)
+				}
+				delete(want, prefix)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("CSV lacks rows %v:\n%s", want, b)
+	}
 }
