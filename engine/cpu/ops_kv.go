@@ -286,6 +286,10 @@ func (c *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		panic(fmt.Sprintf("cpu: WindowMetric: %d query heads are not a multiple of %d KV heads", qHeads, kvHeads))
 	}
 	qq, seqs, tables, pos := f32(q), i32(w.Seqs), i32(w.Tables), i32(w.Pos)
+	if c.pool != nil {
+		c.fastWindowMetric(qq, p, seqs, tables, pos, w, qHeads, kvHeads, scale)
+		return
+	}
 	r, d := qHeads/kvHeads, p.headDim
 	c.kvParallel(w.NSeqs*kvHeads, func(job int) {
 		kh := job % kvHeads

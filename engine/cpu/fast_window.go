@@ -1,0 +1,140 @@
+package cpu
+
+import (
+	"math"
+	"sort"
+	"unsafe"
+
+	"kvc/engine"
+)
+
+// fastWindowMetric is WindowMetric on the fast backend: K is read in place from the pool by the block
+// kernels (attn_kernels.go), scores and exp(s - max) are f32, the probabilities and their sums f64 as in
+// the reference, scratch comes from the worker pool and each (sequence, KV head) is one job.
+// A row's scores stop at its last visible slot (a causal prompt row sees only the slots before it), so a
+// prompt of n rows costs about half the n x ctx scores the reference computes.
+func (c *Backend) fastWindowMetric(qq []float32, p *KVPool, seqs, tables, pos []int32, w engine.WindowSpec, qHeads, kvHeads int, scale float32) {
+	d, r := p.headDim, qHeads/kvHeads
+	jobs := w.NSeqs * kvHeads
+	maxCtx, work := 0, 0
+	for j := 0; j < jobs; j++ {
+		ctx, n := max(int(seqs[4*j+1]), 0), max(int(seqs[4*j+3]), 0)
+		maxCtx = max(maxCtx, ctx)
+		work += n * ctx * (d + 8) * r
+	}
+	if maxCtx == 0 {
+		return // no slot to add to
+	}
+	// Per part: scores (f32, in half the first maxCtx float64s), the slots (ints), the group's sums, the
+	// slots' positions and their suffix minima (int32s), and r per-head sums when Pool7 needs each
+	// head's own before the max.
+	heads := 0
+	if w.Pool7 {
+		heads = r
+	}
+	c.pool.rows(jobs, work, func(part, lo, hi int) {
+		s := c.pool.scratchFor(part, (4+heads)*maxCtx)
+		for job := lo; job < hi; job++ {
+			p.windowJob(qq, seqs, tables, pos, w, job, qHeads, kvHeads, scale, s, maxCtx, heads)
+		}
+	})
+}
+
+// windowJob adds the window metric of one (sequence, KV head): job = seq*kvHeads + kh.
+func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.WindowSpec, job, qHeads, kvHeads int,
+	scale float32, s []float64, maxCtx, heads int) {
+	kh := job % kvHeads
+	off, ctx, first, n := int(seqs[job*4]), max(int(seqs[job*4+1]), 0), int(seqs[job*4+2]), int(seqs[job*4+3])
+	d, r, bs := p.headDim, qHeads/kvHeads, p.blockSize
+	sc := f32s(s, ctx)
+	slots := unsafe.Slice((*int)(unsafe.Pointer(&s[maxCtx])), ctx) // an int fits in a float64's bytes
+	group := s[2*maxCtx : 2*maxCtx+ctx]
+	clear(group)
+	ps := unsafe.Slice((*int32)(unsafe.Pointer(&s[3*maxCtx])), 2*maxCtx)
+	lpos, suf := ps[:ctx], ps[maxCtx:maxCtx+ctx] // suf[i]: the lowest position in slots i..ctx-1
+	var sh [][]float64                           // Pool7: each head's sums
+	for h := 0; h < heads; h++ {
+		sh = append(sh, s[(4+h)*maxCtx:(4+h)*maxCtx+ctx])
+		clear(sh[h])
+	}
+	for b := 0; b*bs < ctx; b++ {
+		s0 := p.slotOf("WindowMetric", tables, off, b*bs)
+		for i := b * bs; i < min(ctx, (b+1)*bs); i++ {
+			slots[i] = s0 + i - b*bs
+			lpos[i] = p.Pos[slots[i]]
+		}
+	}
+	for i := ctx - 1; i >= 0; i-- {
+		suf[i] = lpos[i]
+		if i+1 < ctx {
+			suf[i] = min(suf[i], suf[i+1])
+		}
+	}
+	f16 := p.typ == engine.KVF16
+	hidden := float32(math.Inf(-1))
+	buf := int32(w.Buffer)
+	for row := first; row < first+n; row++ {
+		qpos := pos[row]
+		// The scores end at the row's last visible slot: the first i whose suffix is all hidden.
+		vis := sort.Search(ctx, func(i int) bool { return suf[i] > qpos })
+		if vis == 0 {
+			continue // no visible slot: no metric (as the reference)
+		}
+		for h := kh * r; h < (kh+1)*r; h++ {
+			qo := (row*qHeads + h) * d
+			q := qq[qo : qo+d]
+			for b := 0; b*bs < vis; b++ {
+				lo, hi := b*bs, min(vis, (b+1)*bs)
+				s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
+				if f16 {
+					scoresF16(q, p.k16[s0:s1], sc[lo:hi])
+				} else {
+					scoresF32(q, p.k32[s0:s1], sc[lo:hi])
+				}
+			}
+			m, sv, lp := hidden, sc[:vis], lpos[:vis]
+			for i := range sv {
+				if lp[i] > qpos {
+					sv[i] = hidden // exp gives 0
+					continue
+				}
+				sv[i] *= scale
+				if sv[i] > m { // not max(): its NaN and signed-zero cases cost a branch per slot here
+					m = sv[i]
+				}
+			}
+			inv := 1 / float64(expShift(sv, m))
+			acc := group[:vis]
+			if heads > 0 {
+				acc = sh[h-kh*r][:vis]
+			}
+			lim := qpos - buf // slots above it are inside the metric buffer (and the hidden ones too)
+			if w.Squared {
+				for i, e := range sv {
+					if lp[i] <= lim {
+						pr := float64(e) * inv
+						acc[i] += pr * pr
+					}
+				}
+			} else {
+				for i, e := range sv {
+					if lp[i] <= lim {
+						acc[i] += float64(e) * inv
+					}
+				}
+			}
+		}
+	}
+	for _, v := range sh {
+		for i := range v {
+			m := v[i]
+			for j := max(0, i-3); j <= min(ctx-1, i+3); j++ {
+				m = max(m, v[j])
+			}
+			group[i] += m
+		}
+	}
+	for i, sl := range slots {
+		p.Metric[sl] += float32(group[i])
+	}
+}

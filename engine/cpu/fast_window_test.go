@@ -1,0 +1,172 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"runtime"
+	"testing"
+
+	"kvc/engine"
+)
+
+// TestFastWindowMetricMatchesReference: the fast backend's window metric against the plain-Go reference
+// (&Backend{}) on random caches at odd sizes: contexts 1 to 257 (a whole prompt as the window, as the
+// default policy asks, plus a short sequence with a 3-row window), f32 and f16 caches, GQA 1, 2 and 4,
+// metric buffer 0 and 10, squared or not, Pool7 or not, causal caches and compacted ones (shuffled
+// positions, per-head lengths), block sizes 1, 4 and 16, head widths 12 (kernel tails) and 16, with both
+// kernel sets.
+func TestFastWindowMetricMatchesReference(t *testing.T) {
+	withKernels(t, testFastWindowMetric)
+}
+
+func testFastWindowMetric(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	fast := New(2)
+	defer fast.Close()
+	const kvHeads = 2
+	worst := 0.0
+	ci := 0
+	for _, c := range []int{1, 7, 63, 257} {
+		for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+			for _, r := range []int{1, 2, 4} {
+				for _, mb := range []int{0, 10} {
+					for v := 0; v < 4; v++ {
+						ci++
+						squared, pool7, ordered := v&1 == 1, v&2 == 2, (ci/3)%2 == 0
+						bs, d := []int{1, 4, 16}[ci%3], []int{12, 16}[ci%2]
+						name := fmt.Sprintf("ctx%d/t%d/r%d/buf%d/sq%v/p7%v/ord%v/b%d/d%d", c, typ, r, mb, squared, pool7, ordered, bs, d)
+						e := checkFastWindow(t, rng, fast, name, c, bs, d, r, kvHeads, typ, mb, squared, pool7, ordered)
+						worst = max(worst, e)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("largest error / tolerance: %.3g", worst)
+}
+
+// checkFastWindow runs one case on both backends and returns the largest error as a fraction of its
+// tolerance.
+func checkFastWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c, bs, d, r, kvHeads int, typ engine.KVType,
+	mb int, squared, pool7, ordered bool) float64 {
+	qHeads := r * kvHeads
+	// Sequence 0: c tokens, all of them the window. Compacted caches keep fewer KVs in head 1.
+	c1 := c
+	if !ordered {
+		c1 = max(1, c/2+1)
+	}
+	ctx := [][]int{{c, c1}, {5, 9}}
+	pc := newPagedCase(t, rng, ctx, bs, d, typ, ordered)
+	be := pc.be
+	rows := c + 4
+	pos := buf(t, be, rows)
+	for i := 0; i < rows; i++ {
+		switch {
+		case i < c && ordered:
+			pos.I32()[i] = int32(i)
+		case i < c:
+			pos.I32()[i] = int32(rng.Intn(c + 2)) // some rows see nothing of head 1, or all of it
+		default:
+			pos.I32()[i] = int32(rng.Intn(13)) - 1 // -1: a row that sees no slot
+		}
+	}
+	seqs, tables := buf(t, be, 2*kvHeads*4), buf(t, be, len(pc.tables))
+	copy(tables.I32(), pc.tables)
+	for h := 0; h < kvHeads; h++ {
+		copy(seqs.I32()[h*4:], []int32{pc.offs[0][h], int32(ctx[0][h]), 0, int32(c)})
+		copy(seqs.I32()[(kvHeads+h)*4:], []int32{pc.offs[1][h], int32(ctx[1][h]), int32(c + 1), 3})
+	}
+	q := bufOf(t, be, randVec(rng, rows*qHeads*d))
+	base := make([]float32, len(pc.pool.Metric))
+	for i := range base {
+		base[i] = rng.Float32()
+	}
+	spec := engine.WindowSpec{Seqs: seqs, Tables: tables, Pos: pos, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}
+	var metrics [2][]float32
+	for i, b := range []*Backend{be, fast} {
+		copy(pc.pool.Metric, base)
+		b.WindowMetric(q, pc.pool, spec, qHeads, kvHeads, 0.3)
+		metrics[i] = append([]float32(nil), pc.pool.Metric...)
+	}
+	// Tolerance from f32 rounding: each probability's relative error is that of its score (a d-term f32
+	// dot product, scaled), of exp (a few ulp) and of the f32 sum of up to ctx exps; a square doubles it.
+	// The added metric is a sum of such positive terms, so its relative error is bounded the same way; the
+	// final f32 add to the base adds one rounding of the result.
+	const eps = 1.0 / (1 << 24)
+	rel := 2 * float64(d+c/8+8) * eps
+	if squared {
+		rel *= 2
+	}
+	worst := 0.0
+	for i, want := range metrics[0] {
+		got := metrics[1][i]
+		added := math.Abs(float64(want) - float64(base[i]))
+		tol := 4*rel*added + 2*eps*math.Abs(float64(want))
+		err := math.Abs(float64(got) - float64(want))
+		if err > tol {
+			t.Fatalf("%s: metric[%d] = %v, reference %v (base %v, tolerance %.3g)", name, i, got, want, base[i], tol)
+		}
+		if tol > 0 {
+			worst = max(worst, err/tol)
+		}
+	}
+	return worst
+}
+
+// BenchmarkWindowMetric: the default policy's prompt metric over every row of a 256-token prompt in
+// stories260K's shape (8 query heads, 4 KV heads, head width 8, blocks of 16), reference and fast, one
+// thread; us-cpu/op is the thread's CPU time.
+//
+//	go test ./engine/cpu -run - -bench WindowMetric
+func BenchmarkWindowMetric(b *testing.B) {
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, name := range []string{"reference", "fast"} {
+			b.Run(fmt.Sprintf("%s/t%d", name, typ), func(b *testing.B) {
+				c := &Backend{Threads: 1}
+				if name == "fast" {
+					c = New(1)
+					defer c.Close()
+				}
+				benchWindowMetric(b, c, typ)
+			})
+		}
+	}
+}
+
+func benchWindowMetric(b *testing.B, c *Backend, typ engine.KVType) {
+	const qHeads, kvHeads, d, ctx, bs = 8, 4, 8, 256, 16
+	rng := rand.New(rand.NewSource(3))
+	nb := kvHeads * ctx / bs
+	pl, err := c.NewKVPool(nb, bs, d, typ)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := pl.(*KVPool)
+	for s := range p.Slots() {
+		row := randVec(rng, d)
+		p.storeRow(p.k32, p.k16, s, row)
+	}
+	seqs, tables, pos := buf(b, c, kvHeads*4), buf(b, c, nb), buf(b, c, ctx)
+	for i, blk := range rng.Perm(nb) {
+		tables.I32()[i] = int32(blk)
+	}
+	for i := range ctx {
+		pos.I32()[i] = int32(i)
+	}
+	for h := range kvHeads {
+		copy(seqs.I32()[4*h:], []int32{int32(h * ctx / bs), ctx, 0, ctx})
+		for i := range ctx {
+			p.Pos[int(tables.I32()[h*ctx/bs+i/bs])*bs+i%bs] = int32(i)
+		}
+	}
+	q := bufOf(b, c, randVec(rng, ctx*qHeads*d))
+	w := engine.WindowSpec{Seqs: seqs, Tables: tables, Pos: pos, NSeqs: 1, Buffer: 10}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	for b.Loop() {
+		c.WindowMetric(q, p, w, qHeads, kvHeads, 0.35)
+	}
+	b.ReportMetric((threadCPU()-t0)*1e6/float64(b.N), "us-cpu/op")
+}
