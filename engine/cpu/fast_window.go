@@ -25,15 +25,15 @@ func (c *Backend) fastWindowMetric(qq []float32, p *KVPool, seqs, tables, pos []
 	if maxCtx == 0 {
 		return // no slot to add to
 	}
-	// Per part: scores (f32, in half the first maxCtx float64s), the slots (ints), the group's sums, the
-	// slots' positions and their suffix minima (int32s), and r per-head sums when Pool7 needs each
-	// head's own before the max.
+	// Per part (in float64 units): scores (f32), the slots (ints), the group's sums, the slots' positions
+	// and their suffix minima (int32s), their prefix maxima, the scaled query (f32), and r per-head sums
+	// when Pool7 needs each head's own before the max.
 	heads := 0
 	if w.Pool7 {
 		heads = r
 	}
 	c.pool.rows(jobs, work, func(part, lo, hi int) {
-		s := c.pool.scratchFor(part, (4+heads)*maxCtx)
+		s := c.pool.scratchFor(part, (5+heads)*maxCtx+d)
 		for job := lo; job < hi; job++ {
 			p.windowJob(qq, seqs, tables, pos, w, job, qHeads, kvHeads, scale, s, maxCtx, heads)
 		}
@@ -50,11 +50,13 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 	slots := unsafe.Slice((*int)(unsafe.Pointer(&s[maxCtx])), ctx) // an int fits in a float64's bytes
 	group := s[2*maxCtx : 2*maxCtx+ctx]
 	clear(group)
-	ps := unsafe.Slice((*int32)(unsafe.Pointer(&s[3*maxCtx])), 2*maxCtx)
-	lpos, suf := ps[:ctx], ps[maxCtx:maxCtx+ctx] // suf[i]: the lowest position in slots i..ctx-1
-	var sh [][]float64                           // Pool7: each head's sums
+	ps := unsafe.Slice((*int32)(unsafe.Pointer(&s[3*maxCtx])), 4*maxCtx)
+	// lpos: the slots' positions; suf[i], pre[i]: the lowest of lpos[i:], the highest of lpos[:i+1].
+	lpos, suf, pre := ps[:ctx], ps[maxCtx:maxCtx+ctx], ps[2*maxCtx:2*maxCtx+ctx]
+	qs := f32s(s[5*maxCtx:], d)
+	var sh [][]float64 // Pool7: each head's sums
 	for h := 0; h < heads; h++ {
-		sh = append(sh, s[(4+h)*maxCtx:(4+h)*maxCtx+ctx])
+		sh = append(sh, s[(5+h)*maxCtx+d:(5+h)*maxCtx+d+ctx])
 		clear(sh[h])
 	}
 	for b := 0; b*bs < ctx; b++ {
@@ -70,57 +72,82 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 			suf[i] = min(suf[i], suf[i+1])
 		}
 	}
+	for i := range pre {
+		pre[i] = lpos[i]
+		if i > 0 {
+			pre[i] = max(pre[i], pre[i-1])
+		}
+	}
 	f16 := p.typ == engine.KVF16
 	hidden := float32(math.Inf(-1))
 	buf := int32(w.Buffer)
 	for row := first; row < first+n; row++ {
 		qpos := pos[row]
-		// The scores end at the row's last visible slot: the first i whose suffix is all hidden.
+		// The scores end at the row's last visible slot (the first i whose suffix is all hidden); slots
+		// before all (the first i with a hidden slot up to it) are visible, and before inMetric all add
+		// to the metric, so those loops need no position test (a causal prompt: every slot but the
+		// buffer's).
 		vis := sort.Search(ctx, func(i int) bool { return suf[i] > qpos })
 		if vis == 0 {
 			continue // no visible slot: no metric (as the reference)
 		}
+		lim := qpos - buf // slots above it are inside the metric buffer (and the hidden ones too)
+		all := sort.Search(vis, func(i int) bool { return pre[i] > qpos })
+		inMetric := sort.Search(vis, func(i int) bool { return pre[i] > lim })
 		for h := kh * r; h < (kh+1)*r; h++ {
 			qo := (row*qHeads + h) * d
-			q := qq[qo : qo+d]
+			for e, x := range qq[qo : qo+d] {
+				qs[e] = x * scale
+			}
 			for b := 0; b*bs < vis; b++ {
 				lo, hi := b*bs, min(vis, (b+1)*bs)
 				s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
 				if f16 {
-					scoresF16(q, p.k16[s0:s1], sc[lo:hi])
+					scoresF16(qs, p.k16[s0:s1], sc[lo:hi])
 				} else {
-					scoresF32(q, p.k32[s0:s1], sc[lo:hi])
+					scoresF32(qs, p.k32[s0:s1], sc[lo:hi])
 				}
 			}
-			m, sv, lp := hidden, sc[:vis], lpos[:vis]
-			for i := range sv {
-				if lp[i] > qpos {
-					sv[i] = hidden // exp gives 0
-					continue
+			sv := sc[:vis]
+			m := hidden
+			for _, x := range sv[:all] {
+				if x > m { // not max(): its NaN and signed-zero cases cost a branch per slot here
+					m = x
 				}
-				sv[i] *= scale
-				if sv[i] > m { // not max(): its NaN and signed-zero cases cost a branch per slot here
+			}
+			for i := all; i < vis; i++ {
+				if lpos[i] > qpos {
+					sv[i] = hidden // exp gives 0
+				} else if sv[i] > m {
 					m = sv[i]
 				}
 			}
 			inv := 1 / float64(expShift(sv, m))
-			acc := group[:vis]
+			acc := group
 			if heads > 0 {
-				acc = sh[h-kh*r][:vis]
+				acc = sh[h-kh*r]
 			}
-			lim := qpos - buf // slots above it are inside the metric buffer (and the hidden ones too)
+			add := func(i int, e float32) {
+				pr := float64(e) * inv
+				if w.Squared {
+					pr *= pr
+				}
+				acc[i] += pr
+			}
+			head, a := sv[:inMetric], acc[:inMetric]
 			if w.Squared {
-				for i, e := range sv {
-					if lp[i] <= lim {
-						pr := float64(e) * inv
-						acc[i] += pr * pr
-					}
+				for i, e := range head {
+					pr := float64(e) * inv
+					a[i] += pr * pr
 				}
 			} else {
-				for i, e := range sv {
-					if lp[i] <= lim {
-						acc[i] += float64(e) * inv
-					}
+				for i, e := range head {
+					a[i] += float64(e) * inv
+				}
+			}
+			for i := inMetric; i < vis; i++ {
+				if lpos[i] <= lim {
+					add(i, sv[i])
 				}
 			}
 		}
