@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"unsafe"
 
 	"kvc/engine"
 )
@@ -157,9 +158,7 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 				r1 := min(r0+rangeBlock, hi)
 				gw.dots1(xs, r0, r1, g[:r1-r0])
 				uw.dots1(xs, r0, r1, u[:r1-r0])
-				for j, gv := range g[:r1-r0] {
-					o[r0+j] = swiglu(gv, u[j])
-				}
+				swigluBlock(o[r0:r1], g[:r1-r0], u[:r1-r0])
 			}
 			return
 		}
@@ -173,9 +172,12 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 				m := min(step, n-i)
 				xi := xs[i*cols : (i+m)*cols]
 				if m == 8 && gw.rowRange8(xi, r0, r1, &g8, &acc) && uw.rowRange8(xi, r0, r1, &u8, &acc) {
+					// the kernel over the rows' 8 lanes in place (element by element, so the order is free)
+					gf := unsafe.Slice(&g8[0][0], (r1-r0)*8)
+					swigluBlock(gf, gf, unsafe.Slice(&u8[0][0], (r1-r0)*8))
 					for k := range 8 {
 						for j := range r1 - r0 {
-							o[(i+k)*rows+r0+j] = swiglu(g8[j][k], u8[j][k])
+							o[(i+k)*rows+r0+j] = g8[j][k]
 						}
 					}
 					continue
@@ -183,8 +185,9 @@ func (c *Backend) fastMatMulSwiGLU(out, x engine.Buf, gw, uw *Weight, n int) {
 				for r := r0; r < r1; r++ {
 					gw.rowDots(xi, m, r, g[:m])
 					uw.rowDots(xi, m, r, u[:m])
+					swigluBlock(g[:m], g[:m], u[:m])
 					for k := range m {
-						o[(i+k)*rows+r] = swiglu(g[k], u[k])
+						o[(i+k)*rows+r] = g[k]
 					}
 				}
 			}

@@ -190,12 +190,16 @@ func (c *Backend) SwiGLU(out, gate, up engine.Buf, count int) {
 		need("SwiGLU", b, int64(count*4))
 	}
 	o, g, u := f32(out), f32(gate), f32(up)
+	if c.pool != nil {
+		swigluBlock(o[:count], g, u) // the fast backend's elementwise function, as its MatMulSwiGLU
+		return
+	}
 	for i := 0; i < count; i++ {
 		o[i] = swiglu(g[i], u[i])
 	}
 }
 
-// swiglu is SwiGLU's expression for one element: every CPU path (fused or not) computes it so, bit for bit.
+// swiglu is the reference backend's SwiGLU of one element, fused or not (the fast backend's is swigluFast1).
 func swiglu(g, u float32) float32 {
 	return g / (1 + float32(math.Exp(float64(-g)))) * u
 }

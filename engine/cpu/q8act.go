@@ -243,9 +243,7 @@ func swigluQ8(o []float32, a *q8Acts, gw, uw *Weight, lo, hi int) {
 			r1 := min(r0+rangeBlock, hi)
 			gw.q8Dots(a, 0, r0, r1, g[:r1-r0])
 			uw.q8Dots(a, 0, r0, r1, u[:r1-r0])
-			for j, gv := range g[:r1-r0] {
-				o[r0+j] = swiglu(gv, u[j])
-			}
+			swigluBlock(o[r0:r1], g[:r1-r0], u[:r1-r0])
 		}
 		return
 	}
@@ -257,9 +255,7 @@ func swigluQ8(o []float32, a *q8Acts, gw, uw *Weight, lo, hi int) {
 			gw.q8Block(a, i, m, r0, r1, &g)
 			uw.q8Block(a, i, m, r0, r1, &u)
 			for k := range m {
-				for j, gv := range g[k][:r1-r0] {
-					o[(i+k)*rows+r0+j] = swiglu(gv, u[k][j])
-				}
+				swigluBlock(o[(i+k)*rows+r0:(i+k)*rows+r1], g[k][:r1-r0], u[k][:r1-r0])
 			}
 		}
 	}
