@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "expf_amd64.h"
 
 // The fast attention's block kernels (attn_kernels.go), AVX2 + F16C. Products and sums are separate
 // instructions (no FMA) so that the pure-Go kernels, which round every product, give the same bits.
@@ -241,31 +242,7 @@ exploop:
 	VMOVUPS   (SI), Y0
 	VSUBPS    Y15, Y0, Y0          // x - m
 	VCMPPS    $0x1d, (R8), Y0, Y10 // x >= expMin (false for -Inf and NaN)
-	VMULPS    32(R8), Y0, Y1
-	VADDPS    64(R8), Y1, Y1
-	VROUNDPS  $1, Y1, Y1           // z = floor(x log2e + 0.5)
-	VMULPS    96(R8), Y1, Y2
-	VSUBPS    Y2, Y0, Y0
-	VMULPS    128(R8), Y1, Y2
-	VSUBPS    Y2, Y0, Y0           // r = x - z C1 - z C2
-	VMULPS    Y0, Y0, Y3
-	VMULPS    160(R8), Y0, Y4
-	VADDPS    192(R8), Y4, Y4
-	VMULPS    Y0, Y4, Y4
-	VADDPS    224(R8), Y4, Y4
-	VMULPS    Y0, Y4, Y4
-	VADDPS    256(R8), Y4, Y4
-	VMULPS    Y0, Y4, Y4
-	VADDPS    288(R8), Y4, Y4
-	VMULPS    Y0, Y4, Y4
-	VADDPS    320(R8), Y4, Y4
-	VMULPS    Y3, Y4, Y4
-	VADDPS    Y0, Y4, Y4
-	VADDPS    352(R8), Y4, Y4      // e^r = p r^2 + r + 1
-	VCVTPS2DQ Y1, Y5
-	VPADDD    384(R8), Y5, Y5
-	VPSLLD    $23, Y5, Y5          // 2^z
-	VMULPS    Y5, Y4, Y4
+	EXP1_STEPS                     // e^(x - m) = 2^z e^r
 	VANDPS    Y10, Y4, Y4
 	VMOVUPS   Y4, (SI)
 	VADDPS    Y4, Y14, Y14
