@@ -5,12 +5,13 @@
 // instructions (no FMA) so that the pure-Go kernels, which round every product, give the same bits.
 // (The macros come before the first TEXT, where vet does not tie argument names to one function.)
 
-// SC_F32 and SC_F16 add q's chunk (Y8) times one K row's chunk at addr to the accumulator acc.
-#define SC_F32(addr, acc) \
+// ACC_F32 and ACC_F16 add Y8 times the eight values at addr (f32 or f16; Y9 a temporary) to acc: in the
+// scores, q's chunk times a K row's; in the V sums, a broadcast weight times a V row's chunk.
+#define ACC_F32(addr, acc) \
 	VMULPS addr, Y8, Y9 \
 	VADDPS Y9, acc, acc
 
-#define SC_F16(addr, acc) \
+#define ACC_F16(addr, acc) \
 	VCVTPH2PS addr, Y9  \
 	VMULPS    Y8, Y9, Y9 \
 	VADDPS    Y9, acc, acc
@@ -66,6 +67,18 @@
 	MOVQ R11, SI         \
 	MOVQ R8, CX
 
+// SC_DOT8(ACC) adds the q chunk (Y8) times each of the eight rows' chunks (R10, R12, R13 at rows 0, 3, 6)
+// to Y0-Y7 by ACC (ACC_F32 or ACC_F16).
+#define SC_DOT8(ACC) \
+	ACC((R10), Y0)        \
+	ACC((R10)(R9*1), Y1)  \
+	ACC((R10)(R9*2), Y2)  \
+	ACC((R12), Y3)        \
+	ACC((R12)(R9*1), Y4)  \
+	ACC((R12)(R9*2), Y5)  \
+	ACC((R13), Y6)        \
+	ACC((R13)(R9*1), Y7)
+
 // SR_ARGS loads the V-sum kernels' arguments: R11 w, R12 the V rows, R9 their stride, R8 d8, BX rows,
 // DX acc.
 #define SR_ARGS \
@@ -96,16 +109,6 @@
 	VMOVUPS Y6, 192(DX) \
 	VMOVUPS Y7, 224(DX)
 
-// SR_F32 and SR_F16 add w (Y8) times the V row chunk at addr to acc.
-#define SR_F32(addr, acc) \
-	VMULPS addr, Y8, Y9 \
-	VADDPS Y9, acc, acc
-
-#define SR_F16(addr, acc) \
-	VCVTPH2PS addr, Y9   \
-	VMULPS    Y8, Y9, Y9 \
-	VADDPS    Y9, acc, acc
-
 // func scoresF32AVX(q, k *float32, stride uintptr, d8, n int, out *float32)
 // out[i] = q . K row i over d8 elements (a multiple of 8), in 8 lanes reduced as hsum8; eight rows at a
 // time (each q chunk loaded once for them), the rest one by one in the same order.
@@ -120,14 +123,7 @@ sf32blk:
 
 sf32chunk:
 	VMOVUPS (SI), Y8
-	SC_F32((R10), Y0)
-	SC_F32((R10)(R9*1), Y1)
-	SC_F32((R10)(R9*2), Y2)
-	SC_F32((R12), Y3)
-	SC_F32((R12)(R9*1), Y4)
-	SC_F32((R12)(R9*2), Y5)
-	SC_F32((R13), Y6)
-	SC_F32((R13)(R9*1), Y7)
+	SC_DOT8(ACC_F32)
 	ADDQ $32, SI
 	ADDQ $32, R10
 	ADDQ $32, R12
@@ -151,7 +147,7 @@ sf32one:
 
 sf32onechunk:
 	VMOVUPS (SI), Y8
-	SC_F32((R10), Y0)
+	ACC_F32((R10), Y0)
 	ADDQ $32, SI
 	ADDQ $32, R10
 	SUBQ $8, CX
@@ -180,14 +176,7 @@ sf16blk:
 
 sf16chunk:
 	VMOVUPS (SI), Y8
-	SC_F16((R10), Y0)
-	SC_F16((R10)(R9*1), Y1)
-	SC_F16((R10)(R9*2), Y2)
-	SC_F16((R12), Y3)
-	SC_F16((R12)(R9*1), Y4)
-	SC_F16((R12)(R9*2), Y5)
-	SC_F16((R13), Y6)
-	SC_F16((R13)(R9*1), Y7)
+	SC_DOT8(ACC_F16)
 	ADDQ $32, SI
 	ADDQ $16, R10
 	ADDQ $16, R12
@@ -211,7 +200,7 @@ sf16one:
 
 sf16onechunk:
 	VMOVUPS (SI), Y8
-	SC_F16((R10), Y0)
+	ACC_F16((R10), Y0)
 	ADDQ $32, SI
 	ADDQ $16, R10
 	SUBQ $8, CX
@@ -269,14 +258,14 @@ sr32wide:
 
 sr32widerow:
 	VBROADCASTSS (SI), Y8
-	SR_F32((DI), Y0)
-	SR_F32(32(DI), Y1)
-	SR_F32(64(DI), Y2)
-	SR_F32(96(DI), Y3)
-	SR_F32(128(DI), Y4)
-	SR_F32(160(DI), Y5)
-	SR_F32(192(DI), Y6)
-	SR_F32(224(DI), Y7)
+	ACC_F32((DI), Y0)
+	ACC_F32(32(DI), Y1)
+	ACC_F32(64(DI), Y2)
+	ACC_F32(96(DI), Y3)
+	ACC_F32(128(DI), Y4)
+	ACC_F32(160(DI), Y5)
+	ACC_F32(192(DI), Y6)
+	ACC_F32(224(DI), Y7)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
@@ -297,7 +286,7 @@ sr32narrow:
 
 sr32narrowrow:
 	VBROADCASTSS (SI), Y8
-	SR_F32((DI), Y0)
+	ACC_F32((DI), Y0)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
@@ -327,14 +316,14 @@ sr16wide:
 
 sr16widerow:
 	VBROADCASTSS (SI), Y8
-	SR_F16((DI), Y0)
-	SR_F16(16(DI), Y1)
-	SR_F16(32(DI), Y2)
-	SR_F16(48(DI), Y3)
-	SR_F16(64(DI), Y4)
-	SR_F16(80(DI), Y5)
-	SR_F16(96(DI), Y6)
-	SR_F16(112(DI), Y7)
+	ACC_F16((DI), Y0)
+	ACC_F16(16(DI), Y1)
+	ACC_F16(32(DI), Y2)
+	ACC_F16(48(DI), Y3)
+	ACC_F16(64(DI), Y4)
+	ACC_F16(80(DI), Y5)
+	ACC_F16(96(DI), Y6)
+	ACC_F16(112(DI), Y7)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
@@ -355,7 +344,7 @@ sr16narrow:
 
 sr16narrowrow:
 	VBROADCASTSS (SI), Y8
-	SR_F16((DI), Y0)
+	ACC_F16((DI), Y0)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
