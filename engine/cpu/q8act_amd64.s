@@ -10,16 +10,20 @@
 // Registers: Z4 activation codes, Z5 corr, Z6 activation scales (xs_k in lanes 0-7, xs_k+1 in 8-15),
 // Z7 bytes 0x80, K1 lanes 8-15, Z8/Z9 temporaries, Z0-Z3 the rows' accumulators.
 
+// Q8A_ZERO4 clears the accumulators Z0-Z3.
+#define Q8A_ZERO4 \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3
+
 // Q8A_SETUP sets Z7 and K1 and clears Z0-Z3.
 #define Q8A_SETUP \
 	MOVL         $0x80808080, AX \
 	VPBROADCASTD AX, Z7          \
 	MOVL         $0xff00, AX     \
 	KMOVW        AX, K1          \
-	VPXORD       Z0, Z0, Z0      \
-	VPXORD       Z1, Z1, Z1      \
-	VPXORD       Z2, Z2, Z2      \
-	VPXORD       Z3, Z3, Z3
+	Q8A_ZERO4
 
 // Q8A_LOAD2 loads a pair of groups' activations from SI (codes), R13 (corr) and R14 (scales).
 #define Q8A_LOAD2 \
@@ -262,6 +266,37 @@ qzero:
 	MOVL         $hi, AX      \
 	VPBROADCASTD AX, K1, IDX
 
+// Q8A_IDX8 sets the eight pairs' permute indexes Z16-Z23 (K1 set).
+#define Q8A_IDX8 \
+	Q8A_IDX(0, 1, Z16)   \
+	Q8A_IDX(2, 3, Z17)   \
+	Q8A_IDX(4, 5, Z18)   \
+	Q8A_IDX(6, 7, Z19)   \
+	Q8A_IDX(8, 9, Z20)   \
+	Q8A_IDX(10, 11, Z21) \
+	Q8A_IDX(12, 13, Z22) \
+	Q8A_IDX(14, 15, Z23)
+
+// Q8A_PAIRS8(PAIR) runs PAIR (Q8A_PAIRC or Q8A_PAIRI) on the eight pairs of sixteen groups.
+#define Q8A_PAIRS8(PAIR) \
+	PAIR(0, Z16)   \
+	PAIR(64, Z17)  \
+	PAIR(128, Z18) \
+	PAIR(192, Z19) \
+	PAIR(256, Z20) \
+	PAIR(320, Z21) \
+	PAIR(384, Z22) \
+	PAIR(448, Z23)
+
+// Q8A_C4(S, T, ST, T3) sets Z10-Z13 to the sixteen scales at S times those at T, T + ST, T + 2 ST and T3
+// (T + 3 ST): the sixteen groups' scale products of four rows (or four inputs).
+#define Q8A_C4(S, T, ST, T3) \
+	VMOVUPS S, Z6                \
+	VMULPS  (T), Z6, Z10         \
+	VMULPS  (T)(ST*1), Z6, Z11   \
+	VMULPS  (T)(ST*2), Z6, Z12   \
+	VMULPS  T3, Z6, Z13
+
 // func q8Rows4VNNI(x *int8, corr *int32, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32)
 TEXT ·q8Rows4VNNI(SB), NOSPLIT, $0-72
 	MOVQ x+0(FP), SI
@@ -274,14 +309,7 @@ TEXT ·q8Rows4VNNI(SB), NOSPLIT, $0-72
 	MOVQ groups+56(FP), CX
 	MOVQ out+64(FP), DX
 	Q8A_SETUP
-	Q8A_IDX(0, 1, Z16)
-	Q8A_IDX(2, 3, Z17)
-	Q8A_IDX(4, 5, Z18)
-	Q8A_IDX(6, 7, Z19)
-	Q8A_IDX(8, 9, Z20)
-	Q8A_IDX(10, 11, Z21)
-	Q8A_IDX(12, 13, Z22)
-	Q8A_IDX(14, 15, Z23)
+	Q8A_IDX8
 	LEAQ (R8)(R8*2), R10
 	ADDQ DI, R10
 	LEAQ (R9)(R9*2), AX
@@ -291,19 +319,8 @@ TEXT ·q8Rows4VNNI(SB), NOSPLIT, $0-72
 	JZ   c4pairs
 
 c4block:
-	VMOVUPS (R14), Z6
-	VMULPS  (BX), Z6, Z10
-	VMULPS  (BX)(R9*1), Z6, Z11
-	VMULPS  (BX)(R9*2), Z6, Z12
-	VMULPS  (AX), Z6, Z13
-	Q8A_PAIRC(0, Z16)
-	Q8A_PAIRC(64, Z17)
-	Q8A_PAIRC(128, Z18)
-	Q8A_PAIRC(192, Z19)
-	Q8A_PAIRC(256, Z20)
-	Q8A_PAIRC(320, Z21)
-	Q8A_PAIRC(384, Z22)
-	Q8A_PAIRC(448, Z23)
+	Q8A_C4((R14), BX, R9, (AX))
+	Q8A_PAIRS8(Q8A_PAIRC)
 	ADDQ $512, SI
 	ADDQ $512, R13
 	ADDQ $64, R14
@@ -383,14 +400,7 @@ c4done:
 // constants are set once per call.
 TEXT ·q8Inputs4VNNI(SB), NOSPLIT, $0-88
 	Q8A_SETUP
-	Q8A_IDX(0, 1, Z16)
-	Q8A_IDX(2, 3, Z17)
-	Q8A_IDX(4, 5, Z18)
-	Q8A_IDX(6, 7, Z19)
-	Q8A_IDX(8, 9, Z20)
-	Q8A_IDX(10, 11, Z21)
-	Q8A_IDX(12, 13, Z22)
-	Q8A_IDX(14, 15, Z23)
+	Q8A_IDX8
 	MOVQ w+48(FP), DI
 	MOVQ ws+56(FP), BX
 	MOVQ rows+72(FP), AX
@@ -405,10 +415,7 @@ i4row: // DI and BX are at the row's weights and scales: where the last row's en
 	MOVQ   xs+32(FP), R14
 	MOVQ   sstride+40(FP), R12
 	MOVQ   groups+64(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
+	Q8A_ZERO4
 	LEAQ   (R8)(R8*2), R10
 	ADDQ   SI, R10
 	LEAQ   (R9)(R9*2), R11
@@ -420,19 +427,8 @@ i4row: // DI and BX are at the row's weights and scales: where the last row's en
 	JZ     i4half
 
 i4block:
-	VMOVUPS (BX), Z6
-	VMULPS  (R14), Z6, Z10
-	VMULPS  (R14)(R12*1), Z6, Z11
-	VMULPS  (R14)(R12*2), Z6, Z12
-	VMULPS  (R15), Z6, Z13
-	Q8A_PAIRI(0, Z16)
-	Q8A_PAIRI(64, Z17)
-	Q8A_PAIRI(128, Z18)
-	Q8A_PAIRI(192, Z19)
-	Q8A_PAIRI(256, Z20)
-	Q8A_PAIRI(320, Z21)
-	Q8A_PAIRI(384, Z22)
-	Q8A_PAIRI(448, Z23)
+	Q8A_C4((BX), R14, R12, (R15))
+	Q8A_PAIRS8(Q8A_PAIRI)
 	ADDQ $512, SI
 	ADDQ $512, R10
 	ADDQ $512, R13
