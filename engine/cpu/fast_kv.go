@@ -74,15 +74,7 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 	for h := kh * r; h < (kh+1)*r; h++ {
 		qo := (row*qHeads + h) * d
 		q := qq[qo : qo+d]
-		for b := 0; b*bs < ctx; b++ {
-			lo, hi := b*bs, min(ctx, (b+1)*bs)
-			s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
-			if f16 {
-				scoresF16(q, p.k16[s0:s1], sc[lo:hi])
-			} else {
-				scoresF32(q, p.k32[s0:s1], sc[lo:hi])
-			}
-		}
+		p.blockScores(q, slots, sc)
 		m, seen := hidden, false
 		for i, s := range slots {
 			if p.Pos[s] > qpos {
@@ -132,6 +124,21 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 	if mode != engine.MetricNone {
 		for i, s := range slots {
 			p.Metric[s] += float32(metric[i])
+		}
+	}
+}
+
+// blockScores sets sc[i] = q . K row slots[i] for i < len(sc), one kernel call per block: a block's slots
+// are consecutive rows (slots in logical order, as attendRow and windowJob list them).
+func (p *KVPool) blockScores(q []float32, slots []int, sc []float32) {
+	d, bs, n := p.headDim, p.blockSize, len(sc)
+	for b := 0; b*bs < n; b++ {
+		lo, hi := b*bs, min(n, (b+1)*bs)
+		s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
+		if p.typ == engine.KVF16 {
+			scoresF16(q, p.k16[s0:s1], sc[lo:hi])
+		} else {
+			scoresF32(q, p.k32[s0:s1], sc[lo:hi])
 		}
 	}
 }

@@ -78,7 +78,6 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 			pre[i] = max(pre[i], pre[i-1])
 		}
 	}
-	f16 := p.typ == engine.KVF16
 	hidden := float32(math.Inf(-1))
 	buf := int32(w.Buffer)
 	for row := first; row < first+n; row++ {
@@ -99,16 +98,8 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 			for e, x := range qq[qo : qo+d] {
 				qs[e] = x * scale
 			}
-			for b := 0; b*bs < vis; b++ {
-				lo, hi := b*bs, min(vis, (b+1)*bs)
-				s0, s1 := slots[lo]*d, (slots[lo]+hi-lo)*d
-				if f16 {
-					scoresF16(qs, p.k16[s0:s1], sc[lo:hi])
-				} else {
-					scoresF32(qs, p.k32[s0:s1], sc[lo:hi])
-				}
-			}
 			sv := sc[:vis]
+			p.blockScores(qs, slots, sv)
 			m := hidden
 			for _, x := range sv[:all] {
 				if x > m { // not max(): its NaN and signed-zero cases cost a branch per slot here
