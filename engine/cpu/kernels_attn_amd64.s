@@ -109,6 +109,18 @@
 	VMOVUPS Y6, 192(DX) \
 	VMOVUPS Y7, 224(DX)
 
+// SR_ROW8(ACC, step) adds the weight (Y8) times the V row's eight chunks at DI (step bytes apart) to Y0-Y7
+// by ACC (ACC_F32 or ACC_F16).
+#define SR_ROW8(ACC, step) \
+	ACC((DI), Y0)        \
+	ACC(step(DI), Y1)    \
+	ACC(2*step(DI), Y2)  \
+	ACC(3*step(DI), Y3)  \
+	ACC(4*step(DI), Y4)  \
+	ACC(5*step(DI), Y5)  \
+	ACC(6*step(DI), Y6)  \
+	ACC(7*step(DI), Y7)
+
 // func scoresF32AVX(q, k *float32, stride uintptr, d8, n int, out *float32)
 // out[i] = q . K row i over d8 elements (a multiple of 8), in 8 lanes reduced as hsum8; eight rows at a
 // time (each q chunk loaded once for them), the rest one by one in the same order.
@@ -258,14 +270,7 @@ sr32wide:
 
 sr32widerow:
 	VBROADCASTSS (SI), Y8
-	ACC_F32((DI), Y0)
-	ACC_F32(32(DI), Y1)
-	ACC_F32(64(DI), Y2)
-	ACC_F32(96(DI), Y3)
-	ACC_F32(128(DI), Y4)
-	ACC_F32(160(DI), Y5)
-	ACC_F32(192(DI), Y6)
-	ACC_F32(224(DI), Y7)
+	SR_ROW8(ACC_F32, 32)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
@@ -316,14 +321,7 @@ sr16wide:
 
 sr16widerow:
 	VBROADCASTSS (SI), Y8
-	ACC_F16((DI), Y0)
-	ACC_F16(16(DI), Y1)
-	ACC_F16(32(DI), Y2)
-	ACC_F16(48(DI), Y3)
-	ACC_F16(64(DI), Y4)
-	ACC_F16(80(DI), Y5)
-	ACC_F16(96(DI), Y6)
-	ACC_F16(112(DI), Y7)
+	SR_ROW8(ACC_F16, 16)
 	ADDQ $4, SI
 	ADDQ R9, DI
 	DECQ CX
