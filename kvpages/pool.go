@@ -12,11 +12,16 @@ import (
 // ErrNoBlocks is returned when the pool has too few free blocks for a request.
 var ErrNoBlocks = errors.New("kvpages: out of KV blocks")
 
-// Pool is the free list of N physical blocks.
+// Pool is the free list of N physical blocks. Alloc always hands out the lowest free id, so the blocks in
+// use stay packed at the bottom of the pool whatever its size: Bound (one past the highest id in use) then
+// follows the tokens held, not the pool, and a backend that splits the pool over several buffers (Vulkan's
+// arenas) can compile its kernels for the few it needs; the blocks of a step also share pages and cache
+// sets instead of being scattered over the whole pool.
 type Pool struct {
 	blockSize int
-	free      []int32 // stack of free block ids; lowest ids are handed out first
+	free      []int32 // binary min-heap of free block ids
 	owned     []bool
+	bound     int // 1 + the highest id in use (0 when none is)
 }
 
 // NewPool makes a pool of n blocks of blockSize slots.
@@ -29,7 +34,7 @@ func NewPool(n, blockSize int) (*Pool, error) {
 	}
 	p := &Pool{blockSize: blockSize, free: make([]int32, n), owned: make([]bool, n)}
 	for i := range p.free {
-		p.free[i] = int32(n - 1 - i)
+		p.free[i] = int32(i) // ascending: already a min-heap
 	}
 	return p, nil
 }
@@ -39,14 +44,36 @@ func (p *Pool) Blocks() int    { return len(p.owned) }
 func (p *Pool) Free() int      { return len(p.free) }
 func (p *Pool) InUse() int     { return len(p.owned) - len(p.free) }
 
-// Alloc takes one free block.
+// Bound is one past the highest block id in use: every block a table holds is below it.
+func (p *Pool) Bound() int { return p.bound }
+
+// Alloc takes the lowest free block.
 func (p *Pool) Alloc() (int32, error) {
 	if len(p.free) == 0 {
 		return -1, ErrNoBlocks
 	}
-	id := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
+	h := p.free
+	id := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; { // sift down
+		c := 2*i + 1
+		if c >= len(h) {
+			break
+		}
+		if c+1 < len(h) && h[c+1] < h[c] {
+			c++
+		}
+		if h[i] <= h[c] {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	p.free = h
 	p.owned[id] = true
+	p.bound = max(p.bound, int(id)+1)
 	return id, nil
 }
 
@@ -56,5 +83,19 @@ func (p *Pool) Release(id int32) {
 		panic(fmt.Sprintf("kvpages: release of block %d that is not in use", id))
 	}
 	p.owned[id] = false
-	p.free = append(p.free, id)
+	h := append(p.free, id)
+	for i := len(h) - 1; i > 0; { // sift up
+		up := (i - 1) / 2
+		if h[up] <= h[i] {
+			break
+		}
+		h[i], h[up] = h[up], h[i]
+		i = up
+	}
+	p.free = h
+	// The bound falls past every free block at the top. Lowest-first allocation keeps the blocks in use
+	// packed, so this walk is short except right after a large release, whose blocks it pays for once.
+	for p.bound > 0 && !p.owned[p.bound-1] {
+		p.bound--
+	}
 }
