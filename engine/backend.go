@@ -49,6 +49,13 @@ type KVPool interface {
 	BlockBytes() int64 // K + V + metric + position of one block
 }
 
+// KVBounder is implemented by pools whose kernels can be specialized to the blocks in use. SetBound(n)
+// promises that the ops recorded after it refer only to blocks below n (until the next SetBound); blocks
+// at or above n may then be treated as outside the pool. The engine passes kvpages.Pool.Bound, which
+// lowest-first allocation keeps at the blocks held rather than the pool's size, so that the per-step cost
+// does not grow with --kv-mem.
+type KVBounder interface{ SetBound(blocks int) }
+
 // RopeParams selects the rotation. Llama-3.1 scaling applies when Scaling != nil.
 type RopeParams struct {
 	Layout  model.RopeLayout

@@ -95,6 +95,7 @@ func (e *Engine) Compress(pl *kvpages.Planner, seqs []*Sequence, budgets []kvpag
 		}
 		// No Sync: the copies ride in the next submission, ahead of (and ordered by barriers with) the
 		// next step's writes into the blocks this round frees, so a round costs one submission, its read-back.
+		e.boundKV() // moves stay within blocks in use before Apply frees any
 		e.B.CopyMoves(e.KV, e.moves, n)
 	}
 	freed, err := plan.Apply(e.Pool)

@@ -421,6 +421,13 @@ func (e *Engine) upload(p pass) error {
 	return nil
 }
 
+// boundKV tells a device pool that can use it which blocks the next ops may touch (see KVBounder).
+func (e *Engine) boundKV() {
+	if kb, ok := e.KV.(KVBounder); ok {
+		kb.SetBound(e.Pool.Bound())
+	}
+}
+
 // run records the model over the pass's rows: embedding, then per layer attention and feed-forward, each
 // adding into the residual stream x (as llama2.c's forward does, one row per token).
 func (e *Engine) run(p pass) error {
@@ -432,6 +439,7 @@ func (e *Engine) run(p pass) error {
 	if p.decodeRows > 0 {
 		mode = e.Opt.Metric
 	}
+	e.boundKV()
 	if e.W.HostEmb == nil {
 		b.Embed(e.x, e.W.TokEmb, e.ids, rows)
 	}

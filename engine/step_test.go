@@ -187,3 +187,58 @@ func TestStepTrafficSameOnEveryBackend(t *testing.T) {
 		t.Fatalf("bytes (written, read back) per decode step differ or are missing: %v", traffic)
 	}
 }
+
+// A decode step costs the same whatever the KV pool's size (issue 13: stories260K decoded 1.4x slower on
+// lavapipe with --kv-mem 1GiB than 8MiB): on both backends the same bytes go up and come back and the
+// same dispatches run per step with a pool of 64 blocks and one of 300000, the engine's blocks stay at the
+// bottom of the pool (kvpages.Pool.Bound), and on Vulkan, where 300000 blocks take two K and two V arenas,
+// the kernels are specialized for the one arena that holds the blocks in use.
+func TestStepCostIndependentOfPoolSize(t *testing.T) {
+	ck := openStories(t)
+	prompts := randomPrompts(2, ck.Config.Vocab, 40)
+	for _, b := range []engine.Backend{openVulkan(t), cpu.New(2)} {
+		var cost []string
+		for _, blocks := range []int{64, 300000} {
+			e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 16, KVBlocks: blocks})
+			seqs := make([]*engine.Sequence, len(prompts))
+			next := make([]int, len(prompts))
+			for i := range seqs {
+				seqs[i] = e.NewSequence(engine.SamplerConfig{})
+				logits, err := e.Prefill(seqs[i], prompts[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				next[i] = engine.Argmax(logits)
+			}
+			var steps [][3]int64
+			for step := 0; step < 4; step++ {
+				c0 := b.(engine.Counting).Counters()
+				out, err := e.Decode(seqs, next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := b.(engine.Counting).Counters()
+				steps = append(steps, [3]int64{c.UploadBytes - c0.UploadBytes, c.ReadbackBytes - c0.ReadbackBytes, c.Dispatches - c0.Dispatches})
+				for i := range next {
+					next[i] = engine.Argmax(out[i])
+				}
+			}
+			if e.Pool.Bound() != e.Pool.InUse() {
+				t.Errorf("%s, %d blocks: blocks in use reach block %d, %d are in use", b.Name(), blocks, e.Pool.Bound(), e.Pool.InUse())
+			}
+			if p, ok := e.KV.(*gpu.KVPool); ok && blocks > 64 {
+				if p.Arenas() < 2 || p.ArenasInUse() != 1 {
+					t.Errorf("%s, %d blocks: kernels specialized for %d of %d K/V arenas, want 1 of several", b.Name(), blocks, p.ArenasInUse(), p.Arenas())
+				}
+			}
+			cost = append(cost, fmt.Sprint(steps))
+			for _, s := range seqs {
+				e.Release(s)
+			}
+			e.Close()
+		}
+		if cost[0] != cost[1] {
+			t.Errorf("%s: per-step (upload, read-back bytes, dispatches) with 64 blocks %s, with 300000 %s", b.Name(), cost[0], cost[1])
+		}
+	}
+}

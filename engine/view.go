@@ -27,6 +27,7 @@ func (e *Engine) readHeadSlots(seqs []*kvpages.Seq) ([][]kvpages.HeadSlots, erro
 	}
 	metric := make([]float32, len(blocks)*b)
 	pos := make([]int32, len(blocks)*b)
+	e.boundKV()
 	if err := e.B.ReadSlots(e.KV, blocks, metric, pos); err != nil {
 		return nil, fmt.Errorf("engine: reading metrics back: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,7 @@ type kvHarness struct {
 	hd    int
 	typ   engine.KVType
 	heads []kvHead // every (sequence, KV head) written so far
+	below int      // when > 0, heads get only blocks below it
 }
 
 // kvHead is one head's cache: its block table, context length and table offset in the shared Tables.
@@ -164,7 +166,7 @@ func (h *kvHarness) addHeadsAt(ctxs []int, at func(head, i int) int32) []kvHead 
 	}
 	var free []int32
 	for _, b := range h.rng.Perm(h.gp.Blocks()) {
-		if !used[int32(b)] {
+		if !used[int32(b)] && (h.below == 0 || b < h.below) {
 			free = append(free, int32(b))
 		}
 	}
@@ -364,6 +366,60 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int,
 	got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, mode)
 	compareOut(t, "output", got, want, 2e-4)
 	h.checkPool("after attention", 2e-4)
+}
+
+// TestKVBoundArenas: after SetBound(40) on a pool of 7 K/V arenas of 16 blocks (f32; f16: 4 of 32), the
+// KV kernels are compiled for the 3 (2) arenas that hold blocks 0-39 and give the CPU's results (decode attention with and
+// without a metric, KVWrite) for caches spread over those three; a write to a block past the bound is
+// dropped.
+func TestKVBoundArenas(t *testing.T) {
+	g := OpenForTest(t)
+	const bs, hd, kvHeads, r, seqs, blocks, bound = 4, 12, 2, 3, 5, 100, 40
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, mode := range []engine.MetricMode{engine.MetricNone, engine.MetricSquared} {
+			t.Run(fmt.Sprintf("type%d/metric%d", typ, mode), func(t *testing.T) {
+				// 16 f32 or 32 f16 blocks per arena: 7 or 4 arenas, of which 3 or 2 hold blocks 0-39.
+				h := newKVHarness(t, g, 1300+int64(typ)*10+int64(mode), blocks, bs, hd, typ, 16*bs*hd*4)
+				arenas, inUse := 7, 3
+				if typ == engine.KVF16 {
+					arenas, inUse = 4, 2
+				}
+				if h.gp.Arenas() != arenas {
+					t.Fatalf("pool has %d K/V arenas, the test wants %d", h.gp.Arenas(), arenas)
+				}
+				h.below = bound
+				h.gp.SetBound(bound)
+				if n := h.gp.ArenasInUse(); n != inUse {
+					t.Fatalf("bound %d: kernels for %d arenas, want %d", bound, n, inUse)
+				}
+				rowHeads := make([][]kvHead, seqs)
+				qpos := make([]int32, seqs)
+				for s := range rowHeads {
+					rowHeads[s] = h.addHeads([]int{1 + h.rng.Intn(12), 1 + h.rng.Intn(12)}, true) // <= 30 blocks in all
+					qpos[s] = int32(h.rng.Intn(16))
+				}
+				h.randomMetrics()
+				q := h.f32(h.randn(seqs * kvHeads * r * hd))
+				got, want := h.runAttention(q, rowHeads, qpos, kvHeads*r, kvHeads, mode)
+				compareOut(t, "output", got, want, 2e-4)
+				// A slot past the bound is outside the pool for the kernels: the device drops the write.
+				k, v := h.f32(h.randn(hd)), h.f32(h.randn(hd))
+				s, p := h.i32([]int32{int32(bound * bs)}), h.i32([]int32{7})
+				h.g.KVWrite(h.gp, k.g, v.g, s.g, p.g, 1, 1)
+				h.gp.SetBound(0) // the whole pool again, for the comparison
+				h.checkPool("after attention", 2e-4)
+				var specs []uint32
+				for key := range g.kernels {
+					if strings.HasPrefix(key.name, "attention") && key.nspec > 0 {
+						specs = append(specs, key.spec[0])
+					}
+				}
+				if !slices.Contains(specs, uint32(inUse)) {
+					t.Fatalf("no attention kernel was compiled for %d arenas (arena counts compiled: %v)", inUse, specs)
+				}
+			})
+		}
+	}
 }
 
 // attnVariants runs f once per attention kernel: attention.comp (GPU workgroups forced, tiling off),
