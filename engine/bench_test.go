@@ -12,16 +12,7 @@ func benchDecode(b *testing.B, be engine.Backend, batch int) {
 	ck := openStories(b)
 	e := newEngine(b, be, ck, engine.Options{BlockSize: 16, MaxRows: max(64, batch), KVType: engine.KVF32})
 	prompts := randomPrompts(batch, ck.Config.Vocab, 9)
-	seqs := make([]*engine.Sequence, batch)
-	next := make([]int, batch)
-	for i := range seqs {
-		seqs[i] = e.NewSequence(engine.SamplerConfig{})
-		logits, err := e.Prefill(seqs[i], prompts[i])
-		if err != nil {
-			b.Fatal(err)
-		}
-		next[i] = engine.Argmax(logits)
-	}
+	seqs, next := prefillGreedy(b, e, prompts)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if seqs[0].KV.NextPos+1 >= ck.Config.Context { // start over before the context is full

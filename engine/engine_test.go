@@ -151,6 +151,22 @@ func greedy(t testing.TB, e *engine.Engine, prompts [][]int, n int, batched bool
 	return out
 }
 
+// prefillGreedy starts one greedy sequence per prompt and returns them with each one's first token.
+func prefillGreedy(t testing.TB, e *engine.Engine, prompts [][]int) ([]*engine.Sequence, []int) {
+	t.Helper()
+	seqs := make([]*engine.Sequence, len(prompts))
+	next := make([]int, len(prompts))
+	for i := range seqs {
+		seqs[i] = e.NewSequence(engine.SamplerConfig{})
+		logits, err := e.Prefill(seqs[i], prompts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		next[i] = engine.Argmax(logits)
+	}
+	return seqs, next
+}
+
 func randomPrompts(n, vocab int, seed uint64) [][]int {
 	r := rand.New(rand.NewPCG(seed, 7))
 	ps := make([][]int, n)

@@ -156,16 +156,7 @@ func TestStepTrafficSameOnEveryBackend(t *testing.T) {
 	traffic := map[string][][2]int64{}
 	for _, b := range []engine.Backend{openVulkan(t), cpu.New(2)} {
 		e := newEngine(t, b, ck, engine.Options{BlockSize: 4, MaxRows: 16})
-		seqs := make([]*engine.Sequence, len(prompts))
-		next := make([]int, len(prompts))
-		for i := range seqs {
-			seqs[i] = e.NewSequence(engine.SamplerConfig{})
-			logits, err := e.Prefill(seqs[i], prompts[i])
-			if err != nil {
-				t.Fatal(err)
-			}
-			next[i] = engine.Argmax(logits)
-		}
+		seqs, next := prefillGreedy(t, e, prompts)
 		for step := 0; step < 6; step++ {
 			c0 := b.(engine.Counting).Counters()
 			out, err := e.Decode(seqs, next)
@@ -200,16 +191,7 @@ func TestStepCostIndependentOfPoolSize(t *testing.T) {
 		var cost []string
 		for _, blocks := range []int{64, 300000} {
 			e := newEngine(t, b, ck, engine.Options{BlockSize: 16, MaxRows: 16, KVBlocks: blocks})
-			seqs := make([]*engine.Sequence, len(prompts))
-			next := make([]int, len(prompts))
-			for i := range seqs {
-				seqs[i] = e.NewSequence(engine.SamplerConfig{})
-				logits, err := e.Prefill(seqs[i], prompts[i])
-				if err != nil {
-					t.Fatal(err)
-				}
-				next[i] = engine.Argmax(logits)
-			}
+			seqs, next := prefillGreedy(t, e, prompts)
 			var steps [][3]int64
 			for step := 0; step < 4; step++ {
 				c0 := b.(engine.Counting).Counters()
