@@ -53,6 +53,8 @@ type Backend struct {
 	// bytes the host copied in (Write) and out (Read, ReadSlots): the engine's per-step traffic, the same
 	// on every backend, counted here too so that it can be measured where a GPU run would take too long.
 	written, read atomic.Int64
+
+	arena weightArena // UploadWeight's memory
 }
 
 // Counters implements engine.Counting: no queue submissions or dispatches on the host, only bytes.

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"testing"
+	"unsafe"
 
 	"kvc/model"
 )
@@ -61,6 +62,37 @@ func TestHugeWords(t *testing.T) {
 				t.Fatalf("hugeWords(%d): word %d = %d", n, i, w[i])
 			}
 			w[i] = uint32(i)
+		}
+	}
+}
+
+// The weight arena's pieces are zeroed, 64-byte aligned, of the asked length, and disjoint, across chunk
+// boundaries and for tensors large enough to get their own allocation.
+func TestWeightArena(t *testing.T) {
+	var a weightArena
+	sizes := []int{1, 7, 4097, 3 << 18, arenaChunkWords/2 + 5, arenaChunkWords/2 + 5, 16, arenaOwnWords, 1}
+	var pieces [][]uint32
+	for i, n := range sizes {
+		w := a.words(n)
+		if len(w) != n || cap(w) != n {
+			t.Fatalf("words(%d): len %d cap %d", n, len(w), cap(w))
+		}
+		if p := uintptr(unsafe.Pointer(&w[0])); p%64 != 0 {
+			t.Fatalf("words(%d) starts at %#x, not 64-byte aligned", n, p)
+		}
+		for j := range w {
+			if w[j] != 0 {
+				t.Fatalf("words(%d): word %d = %d", n, j, w[j])
+			}
+			w[j] = uint32(i + 1)
+		}
+		pieces = append(pieces, w)
+	}
+	for i, w := range pieces { // a piece written after another must not have overwritten it
+		for j := range w {
+			if w[j] != uint32(i+1) {
+				t.Fatalf("piece %d (%d words): word %d = %d: pieces overlap", i, len(w), j, w[j])
+			}
 		}
 	}
 }
