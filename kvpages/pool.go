@@ -5,6 +5,7 @@
 package kvpages
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 )
@@ -19,7 +20,7 @@ var ErrNoBlocks = errors.New("kvpages: out of KV blocks")
 // sets instead of being scattered over the whole pool.
 type Pool struct {
 	blockSize int
-	free      []int32 // binary min-heap of free block ids
+	free      idHeap // free block ids, lowest on top
 	owned     []bool
 	bound     int // 1 + the highest id in use (0 when none is)
 }
@@ -32,7 +33,7 @@ func NewPool(n, blockSize int) (*Pool, error) {
 	if blockSize <= 0 {
 		return nil, fmt.Errorf("kvpages: block size must be positive, got %d", blockSize)
 	}
-	p := &Pool{blockSize: blockSize, free: make([]int32, n), owned: make([]bool, n)}
+	p := &Pool{blockSize: blockSize, free: make(idHeap, n), owned: make([]bool, n)}
 	for i := range p.free {
 		p.free[i] = int32(i) // ascending: already a min-heap
 	}
@@ -52,26 +53,7 @@ func (p *Pool) Alloc() (int32, error) {
 	if len(p.free) == 0 {
 		return -1, ErrNoBlocks
 	}
-	h := p.free
-	id := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; { // sift down
-		c := 2*i + 1
-		if c >= len(h) {
-			break
-		}
-		if c+1 < len(h) && h[c+1] < h[c] {
-			c++
-		}
-		if h[i] <= h[c] {
-			break
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
-	}
-	p.free = h
+	id := heap.Pop(&p.free).(int32)
 	p.owned[id] = true
 	p.bound = max(p.bound, int(id)+1)
 	return id, nil
@@ -83,19 +65,24 @@ func (p *Pool) Release(id int32) {
 		panic(fmt.Sprintf("kvpages: release of block %d that is not in use", id))
 	}
 	p.owned[id] = false
-	h := append(p.free, id)
-	for i := len(h) - 1; i > 0; { // sift up
-		up := (i - 1) / 2
-		if h[up] <= h[i] {
-			break
-		}
-		h[i], h[up] = h[up], h[i]
-		i = up
-	}
-	p.free = h
+	heap.Push(&p.free, id)
 	// The bound falls past every free block at the top. Lowest-first allocation keeps the blocks in use
 	// packed, so this walk is short except right after a large release, whose blocks it pays for once.
 	for p.bound > 0 && !p.owned[p.bound-1] {
 		p.bound--
 	}
+}
+
+// idHeap is a min-heap of block ids for container/heap.
+type idHeap []int32
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(int32)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
