@@ -59,13 +59,7 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 	sc := f32s(score, ctx)
 	acc := f32s(acc64, d)
 	metric, slots = metric[:ctx], slots[:ctx]
-	// The head's slots in logical order, once for its r query heads (slotOf checks every block id).
-	for b := 0; b*bs < ctx; b++ {
-		s0 := p.slotOf("Attention", tables, off, b*bs)
-		for i := b * bs; i < min(ctx, (b+1)*bs); i++ {
-			slots[i] = s0 + i - b*bs
-		}
-	}
+	p.listSlots("Attention", tables, off, slots) // once for the head's r query heads
 	if mode != engine.MetricNone {
 		clear(metric)
 	}
@@ -139,6 +133,18 @@ func (p *KVPool) blockScores(q []float32, slots []int, sc []float32) {
 			scoresF16(q, p.k16[s0:s1], sc[lo:hi])
 		} else {
 			scoresF32(q, p.k32[s0:s1], sc[lo:hi])
+		}
+	}
+}
+
+// listSlots sets slots[i] to the pool slot of the head's logical slot i, for i < len(slots), a block at a
+// time (slotOf checks every block id): a block's slots are consecutive rows, as blockScores needs.
+func (p *KVPool) listSlots(op string, tables []int32, off int, slots []int) {
+	bs := p.blockSize
+	for b := 0; b*bs < len(slots); b++ {
+		s0 := p.slotOf(op, tables, off, b*bs)
+		for i := b * bs; i < min(len(slots), (b+1)*bs); i++ {
+			slots[i] = s0 + i - b*bs
 		}
 	}
 }

@@ -45,7 +45,7 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 	scale float32, s []float64, maxCtx, heads int) {
 	kh := job % kvHeads
 	off, ctx, first, n := int(seqs[job*4]), max(int(seqs[job*4+1]), 0), int(seqs[job*4+2]), int(seqs[job*4+3])
-	d, r, bs := p.headDim, qHeads/kvHeads, p.blockSize
+	d, r := p.headDim, qHeads/kvHeads
 	sc := f32s(s, ctx)
 	slots := unsafe.Slice((*int)(unsafe.Pointer(&s[maxCtx])), ctx) // an int fits in a float64's bytes
 	group := s[2*maxCtx : 2*maxCtx+ctx]
@@ -59,12 +59,9 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 		sh = append(sh, s[(5+h)*maxCtx+d:(5+h)*maxCtx+d+ctx])
 		clear(sh[h])
 	}
-	for b := 0; b*bs < ctx; b++ {
-		s0 := p.slotOf("WindowMetric", tables, off, b*bs)
-		for i := b * bs; i < min(ctx, (b+1)*bs); i++ {
-			slots[i] = s0 + i - b*bs
-			lpos[i] = p.Pos[slots[i]]
-		}
+	p.listSlots("WindowMetric", tables, off, slots)
+	for i, sl := range slots {
+		lpos[i] = p.Pos[sl]
 	}
 	for i := ctx - 1; i >= 0; i-- {
 		suf[i] = lpos[i]
@@ -118,13 +115,6 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 			if heads > 0 {
 				acc = sh[h-kh*r]
 			}
-			add := func(i int, e float32) {
-				pr := float64(e) * inv
-				if w.Squared {
-					pr *= pr
-				}
-				acc[i] += pr
-			}
 			head, a := sv[:inMetric], acc[:inMetric]
 			if w.Squared {
 				for i, e := range head {
@@ -138,7 +128,11 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 			}
 			for i := inMetric; i < vis; i++ {
 				if lpos[i] <= lim {
-					add(i, sv[i])
+					pr := float64(sv[i]) * inv
+					if w.Squared {
+						pr *= pr
+					}
+					acc[i] += pr
 				}
 			}
 		}
