@@ -2,7 +2,8 @@
 # kvc's one entry point.
 #   ./build.sh           install what is missing, build bin/kvc and bin/kvc-view
 #   ./build.sh shaders   compile shaders/*.comp (and their variants) to shaders/spv/*.spv, validate them
-#   ./build.sh test      check the committed SPIR-V is current, go vet, go test with Vulkan required + validation
+#   ./build.sh test      check the committed SPIR-V is current, go vet, go test with Vulkan required + validation,
+#                        then the arm64 NEON kernel tests (under qemu on x86-64)
 #   ./build.sh fuzz [S] [PATTERN]  run every fuzz target (or those matching PATTERN) for S seconds each (default 60)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,8 @@ PKGS=(libvulkan-dev libvulkan1 mesa-vulkan-drivers glslc spirv-tools vulkan-vali
 # test runs under Xvfb, types with xdotool and captures with ImageMagick.
 PKGS+=(libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev
   xvfb xdotool imagemagick)
+# engine/cpu's arm64 NEON kernels: ./build.sh test runs their tests under user-mode emulation on x86-64.
+[ "$(uname -m)" = x86_64 ] && PKGS+=(qemu-user-static)
 
 need_pkgs() {
   local missing=()
@@ -86,6 +89,27 @@ build_bin() {
   go build -o bin/kvc-view ./cmd/kvc-view
 }
 
+# ARM64_TESTS: the engine/cpu tests that compare the NEON kernels (and every fast path over them) with
+# the pure-Go ones; about a minute under emulation.
+ARM64_TESTS='TestAsmRowKernelsMatchGo|TestRowDotAgainstReference|TestFastProductsMatchReference|TestMatMulBatchRowsEqualSingle|TestMatMulAgainstFloat64|TestAttentionBlockKernels|TestFastAttentionMatchesReference|TestSwiGLU'
+
+# test_arm64 vets engine/cpu and kvpages for arm64 and, on x86-64, runs ARM64_TESTS under qemu (cgo is off
+# when cross-compiling: both packages are pure Go). An arm64 host ran them natively in go test ./... above.
+test_arm64() {
+  GOARCH=arm64 CGO_ENABLED=0 go vet ./engine/cpu ./kvpages
+  [ "$(uname -m)" = x86_64 ] || return 0
+  if ! command -v qemu-aarch64-static >/dev/null; then
+    if [ -n "${CI:-}" ] || [ "${KVC_REQUIRE_VULKAN:-}" = 1 ]; then
+      echo "build.sh: qemu-aarch64-static is missing (needed for the arm64 kernel tests); as root:" >&2
+      echo "  apt-get update && apt-get install -y qemu-user-static" >&2
+      return 1
+    fi
+    echo "build.sh: qemu-aarch64-static missing: arm64 kernel tests skipped" >&2
+    return 0
+  fi
+  GOARCH=arm64 CGO_ENABLED=0 go test -count=1 -timeout 10m -exec qemu-aarch64-static ./engine/cpu -run "$ARM64_TESTS" 2>&1
+}
+
 case "${1:-build}" in
   build)
     need_pkgs
@@ -103,6 +127,7 @@ case "${1:-build}" in
     build_bin
     # Vulkan tests must fail rather than skip here, and run under the validation layer.
     KVC_REQUIRE_VULKAN=1 KVC_VALIDATION=1 go test -count=1 -timeout 40m ./... 2>&1
+    test_arm64
     ;;
   fuzz)
     # A failing input is minimized for at most 1 s (the default 60 s would spend a short run shrinking

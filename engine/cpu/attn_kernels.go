@@ -6,11 +6,12 @@ import (
 )
 
 // The fast attention's block kernels: the scores of a block of consecutive K rows against one query,
-// exp(s - max) over a row of scores with their sum, and the weighted sum of a block of V rows. Each has an
-// AVX2 kernel (kernels_attn_amd64.s) and a pure-Go one with the same bits: the assembly multiplies and adds
-// without fusing (the Go side rounds each product with float32(), which keeps the compiler from fusing
-// too), and both walk the same 8 lanes in the same order. Elements past a row's last whole chunk of 8 are
-// added by the Go wrappers, after the lanes, in order, whichever kernel ran.
+// exp(s - max) over a row of scores with their sum, and the weighted sum of a block of V rows. Each has a
+// pure-Go kernel and, where the architecture's asmAttn (scores, sums) or asmExp (exp) is set, an assembly
+// one with the same bits (AVX2: kernels_attn_amd64.s): the assembly multiplies and adds without fusing
+// (the Go side rounds each product with float32(), which keeps the compiler from fusing too), and both
+// walk the same 8 lanes in the same order. Elements past a row's last whole chunk of 8 are added by the Go
+// wrappers, after the lanes, in order, whichever kernel ran.
 
 // expC is the exp kernels' constant table, each value in 8 lanes so the assembly reads it as a vector
 // operand: Cephes' expf (x = n ln2 + r with ln2 split in two, a degree-5 polynomial for e^r, then 2^n).
@@ -62,8 +63,8 @@ func hsum8(l *[8]float32) float32 {
 func expShift(x []float32, m float32) float32 {
 	n8 := len(x) &^ 7
 	var lanes [8]float32
-	if useAsm && n8 > 0 {
-		expShiftAVX(&x[0], n8, m, &expC, &lanes)
+	if useAsm && asmExp && n8 > 0 {
+		asmExpShift(&x[0], n8, m, &expC, &lanes)
 	} else {
 		expShiftGo(x[:n8], m, &lanes)
 	}
@@ -87,8 +88,8 @@ func scoresF32(q, k, out []float32) {
 	d := len(q)
 	d8 := d &^ 7
 	k = k[:len(out)*d]
-	if useAsm && d8 > 0 && len(out) > 0 {
-		scoresF32AVX(&q[0], &k[0], uintptr(4*d), d8, len(out), &out[0])
+	if useAsm && asmAttn && d8 > 0 && len(out) > 0 {
+		asmScoresF32(&q[0], &k[0], uintptr(4*d), d8, len(out), &out[0])
 	} else {
 		for i := range out {
 			out[i] = dotLanesF32(q[:d8], k[i*d:i*d+d8])
@@ -111,8 +112,8 @@ func scoresF16(q []float32, k []uint16, out []float32) {
 	d := len(q)
 	d8 := d &^ 7
 	k = k[:len(out)*d]
-	if useAsm && d8 > 0 && len(out) > 0 {
-		scoresF16AVX(&q[0], &k[0], uintptr(2*d), d8, len(out), &out[0])
+	if useAsm && asmAttn && d8 > 0 && len(out) > 0 {
+		asmScoresF16(&q[0], &k[0], uintptr(2*d), d8, len(out), &out[0])
 	} else {
 		for i := range out {
 			out[i] = dotLanesF16(q[:d8], k[i*d:i*d+d8])
@@ -155,8 +156,8 @@ func sumRowsF32(w, v, acc []float32) {
 	d8 := d &^ 7
 	v = v[:len(w)*d]
 	lo := 0
-	if useAsm && d8 > 0 && len(w) > 0 {
-		sumRowsF32AVX(&w[0], &v[0], uintptr(4*d), d8, len(w), &acc[0])
+	if useAsm && asmAttn && d8 > 0 && len(w) > 0 {
+		asmSumRowsF32(&w[0], &v[0], uintptr(4*d), d8, len(w), &acc[0])
 		lo = d8
 	}
 	for i, a := range w {
@@ -174,8 +175,8 @@ func sumRowsF16(w []float32, v []uint16, acc []float32) {
 	d8 := d &^ 7
 	v = v[:len(w)*d]
 	lo := 0
-	if useAsm && d8 > 0 && len(w) > 0 {
-		sumRowsF16AVX(&w[0], &v[0], uintptr(2*d), d8, len(w), &acc[0])
+	if useAsm && asmAttn && d8 > 0 && len(w) > 0 {
+		asmSumRowsF16(&w[0], &v[0], uintptr(2*d), d8, len(w), &acc[0])
 		lo = d8
 	}
 	for i, a := range w {

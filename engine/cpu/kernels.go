@@ -8,11 +8,13 @@ import (
 	"kvc/model"
 )
 
-// The fast backend's row kernels: sum_c x[c] * W[r][c] read straight from the stored dtype, by AVX2
-// assembly (kernels_amd64.s) where the CPU has it, else by the pure-Go loops below. A q8_0 group's (or an
-// fp8 scale region's) products are summed first and then multiplied by its scale. The order of every sum
-// depends only on the weight's shape, never on the batch or the thread count, as engine.Backend requires.
-// The reference kernels (DecodeRow, dot) stay the oracle both are tested against.
+// The fast backend's row kernels: sum_c x[c] * W[r][c] read straight from the stored dtype, by assembly
+// where the CPU has it (AVX2 on amd64: kernels_amd64.s; NEON on arm64: kernels_arm64.s), else by the
+// pure-Go loops below. Each architecture's file maps the asm* names used here to its kernels and says
+// which dtypes they cover (asmDType). A q8_0 group's (or an fp8 scale region's) products are summed first
+// and then multiplied by its scale. The order of every sum depends only on the weight's shape, never on
+// the batch or the thread count, as engine.Backend requires. The reference kernels (DecodeRow, dot) stay
+// the oracle both are tested against.
 
 // useAsm selects the assembly kernels; KVC_CPU_NOASM=1 forces the pure-Go ones.
 var useAsm = haveAsm && os.Getenv("KVC_CPU_NOASM") == ""
@@ -25,10 +27,10 @@ func Kernels() string { return rowKernels() + q8ActKernels() }
 
 func rowKernels() string {
 	if useAVX512 {
-		return "avx2+fma+f16c, avx512 (8-input)"
+		return asmName + ", avx512 (8-input)"
 	}
 	if useAsm {
-		return "avx2+fma+f16c"
+		return asmName
 	}
 	if haveAsm {
 		return "pure Go (KVC_CPU_NOASM set)"
@@ -36,9 +38,24 @@ func rowKernels() string {
 	return "pure Go"
 }
 
+// asmDType: this architecture's assembly has row kernels for dt (f32 and f16 wherever it has any).
+func asmDType(dt model.DType) bool {
+	switch dt {
+	case model.F32, model.F16:
+		return true
+	case model.BF16:
+		return asmBF16
+	case model.Q8_0:
+		return asmQ8
+	case model.F8E4M3:
+		return asmFP8
+	}
+	return false
+}
+
 // rowDot returns sum_c x[c] * W[r][c] for x of at least Cols elements.
 func (w *Weight) rowDot(x []float32, r int) float32 {
-	if useAsm {
+	if useAsm && asmDType(w.info.DType) {
 		return w.rowDotAsm(x, r)
 	}
 	return w.rowDotGo(x, r)
@@ -76,20 +93,20 @@ func (w *Weight) rowDotAsm(x []float32, r int) float32 {
 	switch w.info.DType {
 	case model.F32:
 		row := w.f32Row(r)
-		s = dotF32AVX(&x[0], &row[0], n8)
+		s = asmDotF32(&x[0], &row[0], n8)
 		for i := n8; i < n; i++ {
 			s += x[i] * row[i]
 		}
 	case model.F16:
 		row := w.u16Row(r)
-		s = dotF16AVX(&x[0], &row[0], n8)
+		s = asmDotF16(&x[0], &row[0], n8)
 		luts()
 		for i := n8; i < n; i++ {
 			s += x[i] * f16LUT[row[i]]
 		}
 	case model.BF16:
 		row := w.u16Row(r)
-		s = dotBF16AVX(&x[0], &row[0], n8)
+		s = asmDotBF16(&x[0], &row[0], n8)
 		for i := n8; i < n; i++ {
 			s += x[i] * model.BF16ToF32(row[i])
 		}
@@ -100,11 +117,11 @@ func (w *Weight) rowDotAsm(x []float32, r int) float32 {
 		}
 		ng := n / g
 		row := w.data[r*n : (r+1)*n]
-		s = dotQ8AVX(&x[0], (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g)
+		s = asmDotQ8(&x[0], (*int8)(unsafe.Pointer(&row[0])), &w.scales[r*ng], ng, g)
 	case model.F8E4M3:
 		row, scales, ng, g := w.fp8Regions(r)
 		if ng > 0 {
-			s = dotFP8AVX(&x[0], &row[0], &scales[0], ng, g)
+			s = asmDotFP8(&x[0], &row[0], &scales[0], ng, g)
 		}
 		s = fp8Tail(x, row, scales, ng, g, s)
 	}
@@ -237,7 +254,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	cols := w.info.Cols
 	i := 0
 	switch dt := w.info.DType; {
-	case !useAsm || n < 4:
+	case !useAsm || n < 4 || !asmDType(dt):
 	case dt == model.F32 || dt == model.F16 || dt == model.BF16:
 		n8, stride := cols&^7, uintptr(cols*4)
 		for ; useAVX512 && i+8 <= n; i += 8 {
@@ -247,11 +264,11 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 			o := (*[4]float32)(out[i : i+4])
 			switch xp := &x[i*cols]; dt {
 			case model.F32:
-				dot4F32AVX(xp, stride, &w.f32Row(r)[0], n8, o)
+				asmDot4F32(xp, stride, &w.f32Row(r)[0], n8, o)
 			case model.F16:
-				dot4F16AVX(xp, stride, &w.u16Row(r)[0], n8, o)
+				asmDot4F16(xp, stride, &w.u16Row(r)[0], n8, o)
 			case model.BF16:
-				dot4BF16AVX(xp, stride, &w.u16Row(r)[0], n8, o)
+				asmDot4BF16(xp, stride, &w.u16Row(r)[0], n8, o)
 			}
 		}
 		if n8 < cols {
@@ -263,7 +280,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		row, scales, ng, g := w.fp8Regions(r)
 		for ; i+4 <= n; i += 4 {
 			o := (*[4]float32)(out[i : i+4])
-			dot4FP8AVX(&x[i*cols], uintptr(cols*4), &row[0], &scales[0], ng, g, o)
+			asmDot4FP8(&x[i*cols], uintptr(cols*4), &row[0], &scales[0], ng, g, o)
 			for k := range 4 {
 				o[k] = fp8Tail(x[(i+k)*cols:(i+k+1)*cols], row, scales, ng, g, o[k])
 			}
@@ -273,10 +290,10 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		ng, stride := cols/g, uintptr(cols*4)
 		row, sc := (*int8)(unsafe.Pointer(&w.data[r*cols])), &w.scales[r*ng]
 		for ; useAVX512 && i+8 <= n; i += 8 {
-			dot8Q8AVX512(&x[i*cols], stride, row, sc, ng, g, 1, &out[i])
+			asmDot8Q8(&x[i*cols], stride, row, sc, ng, g, 1, &out[i])
 		}
 		for ; i+4 <= n; i += 4 {
-			dot4Q8AVX(&x[i*cols], stride, row, sc, ng, g, (*[4]float32)(out[i:i+4]))
+			asmDot4Q8(&x[i*cols], stride, row, sc, ng, g, (*[4]float32)(out[i:i+4]))
 		}
 	}
 	for ; i < n; i++ {
@@ -291,7 +308,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 	cols := w.info.Cols
 	dt := w.info.DType
-	if !useAsm || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
+	if !useAsm || !asmDType(dt) || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
 		return false
 	}
 	x, out = x[:cols], out[:r1-r0]
@@ -301,14 +318,14 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 		r := r0 + j
 		switch dt {
 		case model.F32:
-			dot4F32AVX(&w.f32Row(r)[0], uintptr(q*cols*4), &x[0], cols, &o) // the dot product is symmetric in x and w
+			asmDot4F32(&w.f32Row(r)[0], uintptr(q*cols*4), &x[0], cols, &o) // the dot product is symmetric in x and w
 		case model.F16:
-			rows4F16AVX(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
+			asmRows4F16(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
 		case model.BF16:
-			rows4BF16AVX(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
+			asmRows4BF16(&x[0], &w.u16Row(r)[0], uintptr(q*cols*2), cols, &o)
 		case model.Q8_0:
 			ng := cols / w.info.Group
-			rows4Q8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r*cols])), uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, w.info.Group, &o)
+			asmRows4Q8(&x[0], (*int8)(unsafe.Pointer(&w.data[r*cols])), uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, w.info.Group, &o)
 		default:
 			return false
 		}
@@ -321,15 +338,15 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 	out = out[4*q:]
 	switch dt {
 	case model.F32:
-		rowsF32AVX(&x[0], &w.f32Row(r0)[0], cols, r1-r0, &out[0])
+		asmRowsF32(&x[0], &w.f32Row(r0)[0], cols, r1-r0, &out[0])
 	case model.F16:
-		rowsF16AVX(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
+		asmRowsF16(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
 	case model.BF16:
-		rowsBF16AVX(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
+		asmRowsBF16(&x[0], &w.u16Row(r0)[0], cols, r1-r0, &out[0])
 	case model.Q8_0:
 		g := w.info.Group
 		ng := cols / g
-		rowsQ8AVX(&x[0], (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, &out[0])
+		asmRowsQ8(&x[0], (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, &out[0])
 	}
 	return true
 }
@@ -354,7 +371,7 @@ func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32, acc
 			return false
 		}
 		ng := cols / g
-		dot8Q8AVX512(&x[0], uintptr(cols*4), (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, o)
+		asmDot8Q8(&x[0], uintptr(cols*4), (*int8)(unsafe.Pointer(&w.data[r0*cols])), &w.scales[r0*ng], ng, g, r1-r0, o)
 	default:
 		return false
 	}
@@ -405,11 +422,11 @@ func (w *Weight) dots8(x []float32, r0, r1, c0, c1, flags int, acc *tileAcc, out
 	xp, stride, n, rows := &x[c0], uintptr(cols*4), c1-c0, r1-r0
 	switch w.info.DType {
 	case model.F32:
-		dot8F32ZMM(xp, stride, &w.f32Row(r0)[c0], uintptr(cols*4), n, rows, a, flags, out)
+		asmDot8F32(xp, stride, &w.f32Row(r0)[c0], uintptr(cols*4), n, rows, a, flags, out)
 	case model.F16:
-		dot8F16ZMM(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
+		asmDot8F16(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
 	case model.BF16:
-		dot8BF16ZMM(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
+		asmDot8BF16(xp, stride, &w.u16Row(r0)[c0], uintptr(cols*2), n, rows, a, flags, out)
 	}
 }
 
@@ -435,59 +452,4 @@ func (w *Weight) rowTail(x []float32, r, n8 int, s float32) float32 {
 		}
 	}
 	return s
-}
-
-// Attention's kernels: q . k over a head's row (f32 or half K), y += a * x over a V row. The assembly
-// takes whole chunks of 8, Go the tail.
-
-func dotF32(q, k []float32) float32 {
-	k = k[:len(q)]
-	var s float32
-	i := 0
-	if useAsm && len(q) >= 8 {
-		i = len(q) &^ 7
-		s = dotF32AVX(&q[0], &k[0], i)
-	}
-	for ; i < len(q); i++ {
-		s += q[i] * k[i]
-	}
-	return s
-}
-
-func dotF16(q []float32, k []uint16) float32 {
-	k = k[:len(q)]
-	var s float32
-	i := 0
-	if useAsm && len(q) >= 8 {
-		i = len(q) &^ 7
-		s = dotF16AVX(&q[0], &k[0], i)
-	}
-	for ; i < len(q); i++ {
-		s += q[i] * f16LUT[k[i]]
-	}
-	return s
-}
-
-func axpyF32(a float32, x, y []float32) {
-	x = x[:len(y)]
-	i := 0
-	if useAsm && len(y) >= 8 {
-		i = len(y) &^ 7
-		axpyF32AVX(a, &x[0], &y[0], i)
-	}
-	for ; i < len(y); i++ {
-		y[i] += a * x[i]
-	}
-}
-
-func axpyF16(a float32, x []uint16, y []float32) {
-	x = x[:len(y)]
-	i := 0
-	if useAsm && len(y) >= 8 {
-		i = len(y) &^ 7
-		axpyF16AVX(a, &x[0], &y[0], i)
-	}
-	for ; i < len(y); i++ {
-		y[i] += a * f16LUT[x[i]]
-	}
 }

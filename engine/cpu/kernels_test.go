@@ -9,14 +9,15 @@ import (
 )
 
 // withKernels runs f with each kernel set this machine has: the assembly with the eight-input AVX-512VL
-// kernels (and the VNNI ones), the assembly without them (AVX2 only), and the pure-Go kernels.
+// kernels (and the VNNI ones), the assembly without them (AVX2 on amd64, NEON on arm64), and the pure-Go
+// kernels.
 func withKernels(t *testing.T, f func(t *testing.T)) {
 	savedAsm, saved512, savedVNNI := useAsm, useAVX512, useVNNI
 	defer func() { useAsm, useAVX512, useVNNI = savedAsm, saved512, savedVNNI }()
 	for _, set := range []struct {
 		name        string
 		asm, avx512 bool
-	}{{"avx512", true, true}, {"avx2", true, false}, {"go", false, false}} {
+	}{{"avx512", true, true}, {"asm", true, false}, {"go", false, false}} {
 		if set.asm && !haveAsm || set.avx512 && !haveAVX512 {
 			t.Logf("no %s kernels on this machine", set.name)
 			continue

@@ -52,7 +52,7 @@ func ProbeRead(threads, passes int) ReadProbe {
 			for lo := 0; lo < len(x); lo += 1 << 18 {
 				c := x[lo:min(lo+1<<18, len(x))]
 				if useAsm {
-					sums[i] += dotF32AVX(&c[0], &c[0], len(c)&^7) // each element read from memory once, then from L1
+					sums[i] += asmDotF32(&c[0], &c[0], len(c)&^7) // each element read from memory once, then from L1
 				} else {
 					sums[i] += dot(c, c)
 				}

@@ -1,0 +1,91 @@
+package cpu
+
+// The asm* names on arm64: NEON (ASIMD) kernels in kernels_arm64.s. ASIMD and the half-to-single
+// conversion (FCVTL) are part of every ARMv8-A core Go runs on, so there is nothing to detect.
+const haveAsm = true
+
+const asmName = "neon"
+
+// The dtypes and kernel families with NEON kernels; the rest take the pure-Go kernels.
+const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = false, false, false, false, false
+
+const haveAVX512 = false
+
+//go:noescape
+func rowsF32NEON(x, w *float32, n, rows int, out *float32)
+
+//go:noescape
+func rowsF16NEON(x *float32, w *uint16, n, rows int, out *float32)
+
+//go:noescape
+func dot4F32NEON(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
+
+//go:noescape
+func dot4F16NEON(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+
+//go:noescape
+func rows4F16NEON(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+
+// The one-row kernels are the row-range kernels over one row.
+
+func asmDotF32(x, w *float32, n int) (s float32) {
+	rowsF32NEON(x, w, n, 1, &s)
+	return s
+}
+
+func asmDotF16(x *float32, w *uint16, n int) (s float32) {
+	rowsF16NEON(x, w, n, 1, &s)
+	return s
+}
+
+func asmRowsF32(x, w *float32, n, rows int, out *float32)         { rowsF32NEON(x, w, n, rows, out) }
+func asmRowsF16(x *float32, w *uint16, n, rows int, out *float32) { rowsF16NEON(x, w, n, rows, out) }
+
+func asmDot4F32(x *float32, stride uintptr, w *float32, n int, out *[4]float32) {
+	dot4F32NEON(x, stride, w, n, out)
+}
+func asmDot4F16(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) {
+	dot4F16NEON(x, stride, w, n, out)
+}
+func asmRows4F16(x *float32, w *uint16, stride uintptr, n int, out *[4]float32) {
+	rows4F16NEON(x, w, stride, n, out)
+}
+
+// Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
+
+func asmDotBF16(x *float32, w *uint16, n int) float32                            { panic("no asm") }
+func asmDotQ8(x *float32, w *int8, scales *float32, groups, group int) float32   { panic("no asm") }
+func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
+func asmRowsBF16(x *float32, w *uint16, n, rows int, out *float32)               { panic("no asm") }
+func asmRowsQ8(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32) {
+	panic("no asm")
+}
+func asmDot4BF16(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)  { panic("no asm") }
+func asmRows4BF16(x *float32, w *uint16, stride uintptr, n int, out *[4]float32) { panic("no asm") }
+func asmDot4Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32) {
+	panic("no asm")
+}
+func asmDot4FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32) {
+	panic("no asm")
+}
+func asmRows4Q8(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32) {
+	panic("no asm")
+}
+func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
+	panic("no asm")
+}
+func asmDot8F16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
+	panic("no asm")
+}
+func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
+	panic("no asm")
+}
+func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
+	panic("no asm")
+}
+func asmScoresF32(q, k *float32, stride uintptr, d8, n int, out *float32)            { panic("no asm") }
+func asmScoresF16(q *float32, k *uint16, stride uintptr, d8, n int, out *float32)    { panic("no asm") }
+func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32) { panic("no asm") }
+func asmSumRowsF32(w, v *float32, stride uintptr, d8, n int, acc *float32)           { panic("no asm") }
+func asmSumRowsF16(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32)   { panic("no asm") }
+func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32)                       { panic("no asm") }
