@@ -9,8 +9,8 @@ import (
 )
 
 // withKernels runs f with each kernel set this machine has: the assembly with the eight-input AVX-512VL
-// kernels (and the VNNI ones), the assembly without them (AVX2 on amd64, NEON on arm64), and the pure-Go
-// kernels.
+// kernels (and the VNNI ones), the assembly without them (AVX2 on amd64, q8_0's 8-bit activations by the
+// AVX2 kernels; NEON on arm64), and the pure-Go kernels.
 func withKernels(t *testing.T, f func(t *testing.T)) {
 	savedAsm, saved512, savedVNNI := useAsm, useAVX512, useVNNI
 	defer func() { useAsm, useAVX512, useVNNI = savedAsm, saved512, savedVNNI }()

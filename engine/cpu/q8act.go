@@ -11,8 +11,9 @@ import (
 // (shared by every row and worker) to int8 with one scale per weight group (model.QuantizeQ8_0To: scale =
 // absmax/127, round half away from zero), and each group's products are exact integer sums.
 //
-// The float combination is fixed, so the pure-Go kernel (q8DotGo) and the VNNI assembly give the same bits:
-// element i of group k adds into integer lane (i/4)%8 (four products per lane, as vpdpbusd sums them); each
+// The float combination is fixed, so the pure-Go kernel (q8DotGo), the VNNI assembly and the AVX2 assembly
+// give the same bits: element i of group k adds into integer lane (i/4)%8 (four products per lane, as
+// vpdpbusd sums them; the AVX2 kernels get the same exact sums by vpmaddubsw and vpmaddwd); each
 // lane's integer becomes a float times c = ws*xs (weight scale times activation scale, one product per
 // group, then a multiply and an add, no FMA) into float accumulator (k%2)*8 + lane; the 16 accumulators are
 // reduced as (l + l+8), then (l + l+4), then (l + l+2), then 0 + 1. Every output depends only on its input
@@ -23,8 +24,8 @@ import (
 // rounding. KVC_CPU_Q8_ACT=f32 keeps float activations (the f32-activation kernels); =q8 forces 8-bit
 // activations even where only the pure-Go kernel runs them.
 
-// q8ActOn: q8_0 products quantize their activations (default where the VNNI kernels run).
-var q8ActOn = q8ActSetting(os.Getenv("KVC_CPU_Q8_ACT"), haveVNNI)
+// q8ActOn: q8_0 products quantize their activations (default where the VNNI or the AVX2 kernels run).
+var q8ActOn = q8ActSetting(os.Getenv("KVC_CPU_Q8_ACT"), useVNNI || useAsm && haveQ8AVX2)
 
 func q8ActSetting(env string, fast bool) bool {
 	switch env {
@@ -43,11 +44,14 @@ func q8ActKernels() string {
 		return ""
 	case useVNNI:
 		return "; q8_0 x 8-bit activations: avx512-vnni"
+	case useAsm && haveQ8AVX2:
+		return "; q8_0 x 8-bit activations: avx2"
 	}
 	return "; q8_0 x 8-bit activations: pure Go"
 }
 
-// useVNNI selects the AVX-512 VNNI kernels (off with KVC_CPU_NOASM or KVC_CPU_NOAVX512).
+// useVNNI selects the AVX-512 VNNI kernels (off with KVC_CPU_NOASM or KVC_CPU_NOAVX512); without them
+// useAsm selects the AVX2 ones (on amd64: haveQ8AVX2).
 var useVNNI = useAVX512 && haveVNNI
 
 // q8ActGroup is the only group the assembly takes (GGUF's q8_0 block); other groups use q8DotGo.
@@ -152,17 +156,30 @@ func q8DotGo(xq []int8, xs []float32, row []byte, ws []float32, g int) float32 {
 	return h[0] + h[1]
 }
 
-// q8Dots sets out[r-r0] to row r's product with input i of a, for r0 <= r < r1: by the VNNI kernels
-// four rows a quarter of the range apart per call (four sequential streams, as decode's rowRange), the
-// rest one row per call; else by q8DotGo. Both give the same bits.
+// q8Dots sets out[r-r0] to row r's product with input i of a, for r0 <= r < r1: by the VNNI (or else the
+// AVX2) kernels four rows a quarter of the range apart per call (four sequential streams, as decode's
+// rowRange), the rest one row per call; else by q8DotGo. All give the same bits.
 func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 	cols, g := w.info.Cols, w.info.Group
 	ng := cols / g
 	xq, xs := a.input(i)
 	out = out[:r1-r0]
-	if !useVNNI || g != q8ActGroup {
+	if !(useVNNI || useAsm && haveQ8AVX2) || g != q8ActGroup {
 		for r := r0; r < r1; r++ {
 			out[r-r0] = q8DotGo(xq, xs, w.data[r*cols:(r+1)*cols], w.scales[r*ng:(r+1)*ng], g)
+		}
+		return
+	}
+	if !useVNNI {
+		q := (r1 - r0) / 4
+		var o [4]float32
+		for j := range q {
+			r := r0 + j
+			q8Rows4AVX2(&xq[0], &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
+			out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
+		}
+		for r := r0 + 4*q; r < r1; r++ {
+			out[r-r0] = q8RowAVX2(&xq[0], &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
 		}
 		return
 	}
@@ -180,15 +197,19 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 }
 
 // q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
-// four inputs and the whole block per kernel call where the VNNI kernels run (each weight pair read once
-// for the four; the row-alone bits), the rest by q8Dots.
+// four inputs and the whole block per kernel call where the VNNI or the AVX2 kernels run (each weight group
+// read once for the four; the row-alone bits), the rest by q8Dots.
 func (w *Weight) q8Block(a *q8Acts, i, m, r0, r1 int, d *[4][rowBlock]float32) {
 	cols, g := w.info.Cols, w.info.Group
-	if m == 4 && useVNNI && g == q8ActGroup {
+	if m == 4 && (useVNNI || useAsm && haveQ8AVX2) && g == q8ActGroup {
 		ng := cols / g
 		xq, xs := a.input(i)
 		var o [rowBlock][4]float32
-		q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		if useVNNI {
+			q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		} else {
+			q8Inputs4AVX2(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		}
 		for r := range r1 - r0 {
 			d[0][r], d[1][r], d[2][r], d[3][r] = o[r][0], o[r][1], o[r][2], o[r][3]
 		}

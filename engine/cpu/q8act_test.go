@@ -49,15 +49,42 @@ func randQ8Weight(r *rand.Rand, rows, cols, g int) *Weight {
 	return w
 }
 
-// The VNNI kernels give q8DotGo's bits, for every row range a worker may get (the four-row kernel, the
-// one-row kernel and both), whole and odd group counts, inputs with an all-zero group and one far larger
-// than the rest; and q8DotGo is the product of the dequantized codes within float rounding (float64 sum).
+// q8KernelSet is a set of 8-bit activation kernels, as the flags that select it.
+type q8KernelSet struct {
+	name      string
+	asm, vnni bool
+}
+
+// q8KernelSets is the 8-bit activation kernels this machine runs.
+func q8KernelSets() []q8KernelSet {
+	var sets []q8KernelSet
+	if haveVNNI {
+		sets = append(sets, q8KernelSet{"vnni", true, true})
+	}
+	if haveAsm && haveQ8AVX2 {
+		sets = append(sets, q8KernelSet{"avx2", true, false})
+	}
+	return sets
+}
+
+// setQ8Kernels selects a kernel set (asm false: q8DotGo) and returns a func that restores the flags.
+func setQ8Kernels(asm, vnni bool) func() {
+	savedAsm, savedVNNI := useAsm, useVNNI
+	useAsm, useVNNI = asm, vnni
+	return func() { useAsm, useVNNI = savedAsm, savedVNNI }
+}
+
+// The VNNI and AVX2 kernels give q8DotGo's bits, for every row range a worker may get (the four-row kernel,
+// the one-row kernel and both), whole and odd group counts, inputs with an all-zero group and one far
+// larger than the rest, and for the four-input kernels over whole and partial row blocks; and q8DotGo is
+// the product of the dequantized codes within float rounding (float64 sum).
 func TestQ8ActKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	be := New(1)
 	defer be.Close()
 	defer func(on bool) { q8ActOn = on }(q8ActOn)
-	q8ActOn = true // whatever KVC_CPU_Q8_ACT says
+	defer setQ8Kernels(useAsm, useVNNI)() // the quantizer below runs with whatever the flags say
+	q8ActOn = true                        // whatever KVC_CPU_Q8_ACT says
 	const rows = 23
 	// 608, 1120: sixteen-group blocks, a pair and an odd group; 288, 800: eight groups after the blocks, and one
 	for _, cols := range []int{32, 64, 96, 288, 608, 800, 1120, 4096, 4128} {
@@ -81,35 +108,113 @@ func TestQ8ActKernels(t *testing.T) {
 					t.Fatalf("cols %d input %d row %d: q8DotGo %g, float64 %g (|x.w| %g)", cols, i, row, got, want, mag)
 				}
 			}
-			if !haveVNNI {
-				continue
-			}
-			for _, rr := range [][2]int{{0, rows}, {5, 6}, {3, 11}, {0, 4}, {17, 23}} {
-				var asm, gosum [rows]float32
-				useVNNI = true
-				w.q8Dots(a, i, rr[0], rr[1], asm[:])
-				useVNNI = false
-				w.q8Dots(a, i, rr[0], rr[1], gosum[:])
-				useVNNI = useAVX512 && haveVNNI
-				sameBits(t, fmt.Sprintf("cols %d input %d rows %v: vnni", cols, i, rr), asm[:rr[1]-rr[0]], gosum[:rr[1]-rr[0]])
+			for _, set := range q8KernelSets() {
+				for _, rr := range [][2]int{{0, rows}, {5, 6}, {3, 11}, {0, 4}, {17, 23}, {2, 9}} {
+					var asm, gosum [rows]float32
+					restore := setQ8Kernels(set.asm, set.vnni)
+					w.q8Dots(a, i, rr[0], rr[1], asm[:])
+					useAsm, useVNNI = false, false
+					w.q8Dots(a, i, rr[0], rr[1], gosum[:])
+					restore()
+					sameBits(t, fmt.Sprintf("cols %d input %d rows %v: %s", cols, i, rr, set.name), asm[:rr[1]-rr[0]], gosum[:rr[1]-rr[0]])
+				}
 			}
 		}
-		if haveVNNI { // the four-input kernel: each input's row-alone bits
-			var d [4][rowBlock]float32
-			var want [rowBlock]float32
-			useVNNI = true
-			w.q8Block(a, 1, 4, 3, 3+rowBlock, &d)
-			useVNNI = false
-			for k := range 4 {
-				w.q8Dots(a, 1+k, 3, 3+rowBlock, want[:])
-				sameBits(t, fmt.Sprintf("cols %d input %d: four-input vnni", cols, 1+k), d[k][:], want[:])
+		// the four-input kernels: each input's row-alone bits, for a whole row block and a partial one
+		for _, set := range q8KernelSets() {
+			for _, rr := range [][2]int{{3, 3 + rowBlock}, {rows - 5, rows}} {
+				var d [4][rowBlock]float32
+				var want [rowBlock]float32
+				restore := setQ8Kernels(set.asm, set.vnni)
+				w.q8Block(a, 1, 4, rr[0], rr[1], &d)
+				useAsm, useVNNI = false, false
+				for k := range 4 {
+					w.q8Dots(a, 1+k, rr[0], rr[1], want[:])
+					sameBits(t, fmt.Sprintf("cols %d input %d rows %v: four-input %s", cols, 1+k, rr, set.name), d[k][:rr[1]-rr[0]], want[:rr[1]-rr[0]])
+				}
+				restore()
 			}
-			useVNNI = useAVX512 && haveVNNI
 		}
 		a.release()
 	}
-	if !haveVNNI {
-		t.Log("no AVX-512 VNNI on this machine: the assembly was not compared")
+	if len(q8KernelSets()) == 0 {
+		t.Log("no 8-bit activation kernels on this machine: only q8DotGo ran")
+	}
+}
+
+// The extreme codes: weights of -128 (which q8_0 files may hold) and 127 against activations of +-127 (every
+// element of a group the same magnitude), where the AVX2 kernels' 16-bit pair sums are largest (2*128*127)
+// and where the sign trick would overflow if it negated the weights instead of the activations. Every
+// kernel set gives q8DotGo's bits, decode (four rows and one) and four inputs, and the exact sum.
+func TestQ8ActExtremeCodes(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	be := New(1)
+	defer be.Close()
+	defer func(on bool) { q8ActOn = on }(q8ActOn)
+	q8ActOn = true
+	const rows, cols, n = 9, 96, 4 // four-row calls and a one-row call; a pair of groups and an odd one
+	w := randQ8Weight(r, rows, cols, 32)
+	for i := range w.data {
+		switch row := i / cols; {
+		case row < 2: // all -128
+			w.data[i] = 0x80
+		case row < 4: // all 127
+			w.data[i] = 127
+		default: // either
+			w.data[i] = [2]byte{0x80, 127}[r.IntN(2)]
+		}
+	}
+	x := make([]float32, n*cols)
+	for i := range x {
+		switch in := i / cols; {
+		case in == 0:
+			x[i] = 1 // codes 127
+		case in == 1:
+			x[i] = -1 // codes -127
+		default:
+			x[i] = float32(2*r.IntN(2) - 1)
+		}
+	}
+	a := be.q8ActsFor(x, n, []product{{w: w}})
+	defer a.release()
+	for i := range n {
+		xq, xs := a.input(i)
+		for row := range rows {
+			var want float64 // each group's integer sum is exact in float32 (|sum| <= 32*128*127 < 2^24)
+			for k := range cols / 32 {
+				var sum int
+				for c := k * 32; c < (k+1)*32; c++ {
+					sum += int(xq[c]) * int(int8(w.data[row*cols+c]))
+					if xq[c] != 127 && xq[c] != -127 {
+						t.Fatalf("input %d code %d: %d, want +-127", i, c, xq[c])
+					}
+				}
+				want += float64(sum) * float64(w.scales[row*cols/32+k]*xs[k])
+			}
+			got := q8DotGo(xq, xs, w.data[row*cols:(row+1)*cols], w.scales[row*cols/32:(row+1)*cols/32], 32)
+			if math.Abs(float64(got)-want) > 1e-5*math.Abs(want) {
+				t.Fatalf("input %d row %d: q8DotGo %g, exact %g", i, row, got, want)
+			}
+		}
+	}
+	for _, set := range q8KernelSets() {
+		var want [n][rows]float32
+		var got [rows]float32
+		var d [4][rowBlock]float32
+		restore := setQ8Kernels(false, false)
+		for i := range n {
+			w.q8Dots(a, i, 0, rows, want[i][:])
+		}
+		useAsm, useVNNI = set.asm, set.vnni
+		for i := range n {
+			w.q8Dots(a, i, 0, rows, got[:])
+			sameBits(t, fmt.Sprintf("input %d: %s", i, set.name), got[:], want[i][:])
+		}
+		w.q8Block(a, 0, 4, 0, rows, &d)
+		restore()
+		for i := range n {
+			sameBits(t, fmt.Sprintf("input %d: four-input %s", i, set.name), d[i][:rows], want[i][:])
+		}
 	}
 }
 
@@ -119,7 +224,7 @@ func TestQ8ActSetting(t *testing.T) {
 		fast, out bool
 	}{{"", true, true}, {"", false, false}, {"f32", true, false}, {"q8", false, true}, {"x", true, true}} {
 		if got := q8ActSetting(c.env, c.fast); got != c.out {
-			t.Errorf("KVC_CPU_Q8_ACT=%q (VNNI %v): %v, want %v", c.env, c.fast, got, c.out)
+			t.Errorf("KVC_CPU_Q8_ACT=%q (kernels %v): %v, want %v", c.env, c.fast, got, c.out)
 		}
 	}
 }
