@@ -101,7 +101,7 @@ func BenchmarkQ8Act(b *testing.B) {
 }
 
 // BenchmarkQ8Quantize: one 3072-element input quantized for 8-bit activation products (the AVX-512
-// quantizer where VNNI runs, else the Go one).
+// quantizer where VNNI runs, the AVX2 one where AVX2 does (KVC_CPU_NOAVX512=1), else the Go one).
 func BenchmarkQ8Quantize(b *testing.B) {
 	a := &q8Acts{n: 1, cols: 3072, g: q8ActGroup, q: make([]int8, 3072), s: make([]float32, 96), corr: make([]int32, 768)}
 	x := randVec(rand.New(rand.NewSource(1)), 3072)

@@ -106,9 +106,15 @@ func grow[T any](s []T, n int) []T {
 func (a *q8Acts) quantize(x []float32, i int) {
 	ng := a.cols / a.g
 	q := a.q[i*a.cols : (i+1)*a.cols]
-	if a.g == q8ActGroup && useVNNI && ng > 0 { // the same codes, scales and offsets, by AVX-512
-		q8QuantizeAVX512(&x[0], ng, &q[0], &a.s[i*ng], &a.corr[i*a.cols/4])
-		return
+	if a.g == q8ActGroup && ng > 0 { // the same codes, scales and offsets, by AVX-512 or AVX2
+		switch {
+		case useVNNI:
+			q8QuantizeAVX512(&x[0], ng, &q[0], &a.s[i*ng], &a.corr[i*a.cols/4])
+			return
+		case useAsm && haveQ8AVX2:
+			q8QuantizeAVX2(&x[0], ng, &q[0], &a.s[i*ng], &a.corr[i*a.cols/4])
+			return
+		}
 	}
 	model.QuantizeQ8_0To(x, a.g, q, a.s[i*ng:(i+1)*ng])
 	if a.g != q8ActGroup {

@@ -245,3 +245,118 @@ w4done:
 w4end:
 	VZEROUPPER
 	RET
+
+// Q8V_QUANT8(YX) quantizes the eight floats in YX by the scale broadcast in Y4 as model.QuantizeQ8_0To
+// does (x/d in float32, rounded half away from zero: truncate, then step away where the exact remainder is
+// at least one half; clamped to +-127) into eight int32 codes in YX.
+#define Q8V_QUANT8(YX) \
+	VDIVPS     Y4, YX, Y5      \
+	VROUNDPS   $3, Y5, Y6      \
+	VSUBPS     Y6, Y5, Y7      \
+	VCMPPS     $0x1d, Y14, Y7, YX \
+	VANDPS     Y12, YX, YX     \
+	VADDPS     YX, Y6, Y6      \
+	VCMPPS     $0x12, Y13, Y7, YX \
+	VANDPS     Y12, YX, YX     \
+	VSUBPS     YX, Y6, Y6      \
+	VMINPS     Y11, Y6, Y6     \
+	VMAXPS     Y10, Y6, Y6     \
+	VCVTTPS2DQ Y6, YX
+
+// q8vperm<>: the dwords of two pack instructions' output in input order (they interleave 128-bit lanes).
+DATA q8vperm<>+0(SB)/4, $0
+DATA q8vperm<>+4(SB)/4, $4
+DATA q8vperm<>+8(SB)/4, $1
+DATA q8vperm<>+12(SB)/4, $5
+DATA q8vperm<>+16(SB)/4, $2
+DATA q8vperm<>+20(SB)/4, $6
+DATA q8vperm<>+24(SB)/4, $3
+DATA q8vperm<>+28(SB)/4, $7
+GLOBL q8vperm<>(SB), RODATA|NOPTR, $32
+
+// func q8QuantizeAVX2(x *float32, groups int, q *int8, s *float32, corr *int32)
+// q8QuantizeAVX512 on AVX2: per group of 32 the scale absmax/127, the codes, and corr (-128 times each four
+// codes' sum, for the VNNI kernels).
+TEXT ·q8QuantizeAVX2(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), SI
+	MOVQ         groups+8(FP), CX
+	MOVQ         q+16(FP), DI
+	MOVQ         s+24(FP), BX
+	MOVQ         corr+32(FP), DX
+	MOVL         $0x7fffffff, AX
+	VPBROADCASTD AX, Y15
+	MOVL         $0x3f000000, AX // 0.5
+	VPBROADCASTD AX, Y14
+	MOVL         $0xbf000000, AX // -0.5
+	VPBROADCASTD AX, Y13
+	MOVL         $0x3f800000, AX // 1
+	VPBROADCASTD AX, Y12
+	MOVL         $0x42fe0000, AX // 127
+	VPBROADCASTD AX, Y11
+	MOVL         $0xc2fe0000, AX // -127
+	VPBROADCASTD AX, Y10
+	MOVL         $0x01010101, AX
+	VPBROADCASTD AX, Y9
+	MOVL         $0x00010001, AX
+	VPBROADCASTD AX, Y8
+	TESTQ        CX, CX
+	JZ           vqdone
+
+vqgroup:
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VMOVUPS      64(SI), Y2
+	VMOVUPS      96(SI), Y3
+	VANDPS       Y15, Y0, Y5
+	VANDPS       Y15, Y1, Y6
+	VMAXPS       Y6, Y5, Y5
+	VANDPS       Y15, Y2, Y6
+	VANDPS       Y15, Y3, Y7
+	VMAXPS       Y7, Y6, Y6
+	VMAXPS       Y6, Y5, Y5
+	VEXTRACTF128 $1, Y5, X6
+	VMAXPS       X6, X5, X5
+	VMOVHLPS     X5, X5, X6
+	VMAXPS       X6, X5, X5
+	VMOVSHDUP    X5, X6
+	VMAXSS       X6, X5, X5
+	VDIVSS       X11, X5, X5
+	VMOVSS       X5, (BX)
+	VXORPS       X6, X6, X6
+	VUCOMISS     X6, X5
+	JEQ          vqzero
+	VBROADCASTSS X5, Y4
+	Q8V_QUANT8(Y0)
+	Q8V_QUANT8(Y1)
+	Q8V_QUANT8(Y2)
+	Q8V_QUANT8(Y3)
+	VPACKSSDW    Y1, Y0, Y0
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSWB    Y2, Y0, Y0
+	VMOVDQU      q8vperm<>(SB), Y5
+	VPERMD       Y0, Y5, Y0
+	VMOVDQU      Y0, (DI)
+	VPMADDUBSW   Y0, Y9, Y5
+	VPMADDWD     Y8, Y5, Y5
+	VPSLLD       $7, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPSUBD       Y5, Y6, Y5
+	VMOVDQU      Y5, (DX)
+
+vqnext:
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, BX
+	ADDQ $32, DX
+	DECQ CX
+	JNZ  vqgroup
+
+vqdone:
+	VZEROUPPER
+	RET
+
+vqzero:
+	VPXOR   Y5, Y5, Y5
+	VMOVDQU Y5, (DI)
+	VMOVDQU Y5, (DX)
+	JMP     vqnext

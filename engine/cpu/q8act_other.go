@@ -29,3 +29,5 @@ func q8Rows4AVX2(x *int8, xs *float32, w *byte, stride uintptr, ws *float32, sst
 func q8Inputs4AVX2(x *int8, xstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups, rows int, out *float32) {
 	panic("no asm")
 }
+
+func q8QuantizeAVX2(x *float32, groups int, q *int8, s *float32, corr *int32) { panic("no asm") }

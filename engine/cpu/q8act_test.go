@@ -229,14 +229,13 @@ func TestQ8ActSetting(t *testing.T) {
 	}
 }
 
-// The AVX-512 quantizer gives the codes, scales and offsets of the Go one (model.QuantizeQ8_0To), on
-// random groups, an all-zero group, and groups whose x/d are exact halves of either sign (d = 1 where the
-// group's absmax is 127), where rounding half away from zero and to even part.
+// The AVX-512 and AVX2 quantizers give the codes, scales and offsets of the Go one (model.QuantizeQ8_0To),
+// on random groups, an all-zero group, and groups whose x/d are exact halves of either sign (d = 1 where
+// the group's absmax is 127), where rounding half away from zero and to even part.
 func TestQ8ActQuantize(t *testing.T) {
-	if !haveVNNI {
-		t.Skip("no AVX-512 VNNI on this machine")
+	if len(q8KernelSets()) == 0 {
+		t.Skip("no 8-bit activation kernels on this machine")
 	}
-	defer func(v bool) { useVNNI = v }(useVNNI)
 	r := rand.New(rand.NewPCG(23, 24))
 	const cols = 32 * 7
 	x := randVals(r, cols)
@@ -249,23 +248,28 @@ func TestQ8ActQuantize(t *testing.T) {
 	for i := 161; i < 192; i++ {
 		x[i] = x[160] * float32(r.IntN(5)-2) / 2
 	}
-	var got, want q8Acts
-	for _, a := range []*q8Acts{&got, &want} {
-		*a = q8Acts{n: 1, cols: cols, g: 32, q: make([]int8, cols), s: make([]float32, cols/32), corr: make([]int32, cols/4)}
+	newActs := func() q8Acts {
+		return q8Acts{n: 1, cols: cols, g: 32, q: make([]int8, cols), s: make([]float32, cols/32), corr: make([]int32, cols/4)}
 	}
-	useVNNI = true
-	got.quantize(x, 0)
-	useVNNI = false
+	want := newActs()
+	restore := setQ8Kernels(false, false)
 	want.quantize(x, 0)
-	sameBits(t, "scales", got.s, want.s)
-	for i := range want.q {
-		if got.q[i] != want.q[i] {
-			t.Fatalf("code %d (x %v, scale %v): %d, Go %d", i, x[i], want.s[i/32], got.q[i], want.q[i])
+	restore()
+	for _, set := range q8KernelSets() {
+		got := newActs()
+		restore := setQ8Kernels(set.asm, set.vnni)
+		got.quantize(x, 0)
+		restore()
+		sameBits(t, set.name+" scales", got.s, want.s)
+		for i := range want.q {
+			if got.q[i] != want.q[i] {
+				t.Fatalf("%s code %d (x %v, scale %v): %d, Go %d", set.name, i, x[i], want.s[i/32], got.q[i], want.q[i])
+			}
 		}
-	}
-	for i := range want.corr {
-		if got.corr[i] != want.corr[i] {
-			t.Fatalf("corr %d: %d, Go %d", i, got.corr[i], want.corr[i])
+		for i := range want.corr {
+			if got.corr[i] != want.corr[i] {
+				t.Fatalf("%s corr %d: %d, Go %d", set.name, i, got.corr[i], want.corr[i])
+			}
 		}
 	}
 }
