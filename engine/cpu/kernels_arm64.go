@@ -7,7 +7,7 @@ const haveAsm = true
 const asmName = "neon"
 
 // The dtypes and kernel families with NEON kernels; the rest take the pure-Go kernels.
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = false, false, false, false, false
+const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, false, false
 
 const haveAVX512 = false
 
@@ -18,13 +18,31 @@ func rowsF32NEON(x, w *float32, n, rows int, out *float32)
 func rowsF16NEON(x *float32, w *uint16, n, rows int, out *float32)
 
 //go:noescape
+func rowsBF16NEON(x *float32, w *uint16, n, rows int, out *float32)
+
+//go:noescape
+func rowsQ8NEON(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32)
+
+//go:noescape
 func dot4F32NEON(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
 
 //go:noescape
 func dot4F16NEON(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
 
 //go:noescape
+func dot4BF16NEON(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+
+//go:noescape
+func dot4Q8NEON(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
+
+//go:noescape
 func rows4F16NEON(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+
+//go:noescape
+func rows4BF16NEON(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+
+//go:noescape
+func rows4Q8NEON(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32)
 
 // The one-row kernels are the row-range kernels over one row.
 
@@ -38,8 +56,22 @@ func asmDotF16(x *float32, w *uint16, n int) (s float32) {
 	return s
 }
 
-func asmRowsF32(x, w *float32, n, rows int, out *float32)         { rowsF32NEON(x, w, n, rows, out) }
-func asmRowsF16(x *float32, w *uint16, n, rows int, out *float32) { rowsF16NEON(x, w, n, rows, out) }
+func asmDotBF16(x *float32, w *uint16, n int) (s float32) {
+	rowsBF16NEON(x, w, n, 1, &s)
+	return s
+}
+
+func asmDotQ8(x *float32, w *int8, scales *float32, groups, group int) (s float32) {
+	rowsQ8NEON(x, w, scales, groups, group, 1, &s)
+	return s
+}
+
+func asmRowsF32(x, w *float32, n, rows int, out *float32)          { rowsF32NEON(x, w, n, rows, out) }
+func asmRowsF16(x *float32, w *uint16, n, rows int, out *float32)  { rowsF16NEON(x, w, n, rows, out) }
+func asmRowsBF16(x *float32, w *uint16, n, rows int, out *float32) { rowsBF16NEON(x, w, n, rows, out) }
+func asmRowsQ8(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32) {
+	rowsQ8NEON(x, w, scales, groups, group, rows, out)
+}
 
 func asmDot4F32(x *float32, stride uintptr, w *float32, n int, out *[4]float32) {
 	dot4F32NEON(x, stride, w, n, out)
@@ -47,28 +79,26 @@ func asmDot4F32(x *float32, stride uintptr, w *float32, n int, out *[4]float32) 
 func asmDot4F16(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) {
 	dot4F16NEON(x, stride, w, n, out)
 }
+func asmDot4BF16(x *float32, stride uintptr, w *uint16, n int, out *[4]float32) {
+	dot4BF16NEON(x, stride, w, n, out)
+}
+func asmDot4Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32) {
+	dot4Q8NEON(x, stride, w, scales, groups, group, out)
+}
 func asmRows4F16(x *float32, w *uint16, stride uintptr, n int, out *[4]float32) {
 	rows4F16NEON(x, w, stride, n, out)
+}
+func asmRows4BF16(x *float32, w *uint16, stride uintptr, n int, out *[4]float32) {
+	rows4BF16NEON(x, w, stride, n, out)
+}
+func asmRows4Q8(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32) {
+	rows4Q8NEON(x, w, stride, scales, sstride, groups, group, out)
 }
 
 // Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
 
-func asmDotBF16(x *float32, w *uint16, n int) float32                            { panic("no asm") }
-func asmDotQ8(x *float32, w *int8, scales *float32, groups, group int) float32   { panic("no asm") }
 func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
-func asmRowsBF16(x *float32, w *uint16, n, rows int, out *float32)               { panic("no asm") }
-func asmRowsQ8(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32) {
-	panic("no asm")
-}
-func asmDot4BF16(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)  { panic("no asm") }
-func asmRows4BF16(x *float32, w *uint16, stride uintptr, n int, out *[4]float32) { panic("no asm") }
-func asmDot4Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32) {
-	panic("no asm")
-}
 func asmDot4FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32) {
-	panic("no asm")
-}
-func asmRows4Q8(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32) {
 	panic("no asm")
 }
 func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {

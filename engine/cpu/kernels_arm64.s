@@ -1,9 +1,10 @@
 #include "textflag.h"
 
-// Dot-product kernels for arm64 NEON (ASIMD). n is a multiple of 8. Every kernel keeps four 4-lane
-// accumulators per output: each 16 elements go 0-3, 4-7, 8-11, 12-15 to accumulators 0, 1, 2, 3 (a last 8
-// to 0, 1), with fused multiply-adds; then (a0 + a2) + (a1 + a3), then lanes (0 + 1) + (2 + 3). The order
-// depends only on n, so the one-row, four-row and four-input kernels give one output the same bits.
+// Dot-product kernels for arm64 NEON (ASIMD). n is a multiple of 8. The f32, f16 and bf16 kernels keep
+// four 4-lane accumulators per output: each 16 elements go 0-3, 4-7, 8-11, 12-15 to accumulators 0, 1, 2,
+// 3 (a last 8 to 0, 1), with fused multiply-adds; then (a0 + a2) + (a1 + a3), then lanes (0 + 1) +
+// (2 + 3). (q8_0's order is described at its kernels.) The order depends only on the shape, so the
+// one-row, four-row and four-input kernels give one output the same bits.
 //
 // Go's assembler has no mnemonics for NEON's float arithmetic and conversions, so those are WORDs, each
 // macro naming its instruction; register arguments are vector register numbers.
@@ -41,6 +42,21 @@
 	FMLA4(w, x, a); \
 	FMLA4((w)+1, (x)+1, (a)+1)
 
+// shll vd.4s, vn.4h, #16: a bfloat16 is the high half of a float32
+#define SHLL16(n, d) WORD $(0x2e613800 | ((n)<<5) | (d))
+// shll2 vd.4s, vn.8h, #16
+#define SHLL16_2(n, d) WORD $(0x6e613800 | ((n)<<5) | (d))
+// sxtl vd.8h, vn.8b (sshll #0): the low 8 bytes of vn as int16s
+#define SXTL8(n, d) WORD $(0x0f08a400 | ((n)<<5) | (d))
+// sxtl2 vd.8h, vn.16b: the high 8 bytes
+#define SXTL8_2(n, d) WORD $(0x4f08a400 | ((n)<<5) | (d))
+// sxtl vd.4s, vn.4h: the low 4 int16s as int32s
+#define SXTL16(n, d) WORD $(0x0f10a400 | ((n)<<5) | (d))
+// sxtl2 vd.4s, vn.8h: the high 4
+#define SXTL16_2(n, d) WORD $(0x4f10a400 | ((n)<<5) | (d))
+// scvtf vd.4s, vn.4s
+#define SCVTF4(n, d) WORD $(0x4e21d800 | ((n)<<5) | (d))
+
 // F16TO4 widens the 16 halves in h, h+1 into floats in d..d+3.
 #define F16TO4(h, d) \
 	FCVTL(h, d); \
@@ -53,15 +69,94 @@
 	FCVTL(h, d); \
 	FCVTL2(h, (d)+1)
 
+// BF16TO4 and BF16TO2 are F16TO4 and F16TO2 for bfloat16s.
+#define BF16TO4(h, d) \
+	SHLL16(h, d); \
+	SHLL16_2(h, (d)+1); \
+	SHLL16((h)+1, (d)+2); \
+	SHLL16_2((h)+1, (d)+3)
+
+#define BF16TO2(h, d) \
+	SHLL16(h, d); \
+	SHLL16_2(h, (d)+1)
+
+// Q8TO4 turns the 16 int8s in b into floats in d..d+3 (h, h+1 scratch).
+#define Q8TO4(b, h, d) \
+	SXTL8(b, h); \
+	SXTL8_2(b, (h)+1); \
+	SXTL16(h, d); \
+	SXTL16_2(h, (d)+1); \
+	SXTL16((h)+1, (d)+2); \
+	SXTL16_2((h)+1, (d)+3); \
+	SCVTF4(d, d); \
+	SCVTF4((d)+1, (d)+1); \
+	SCVTF4((d)+2, (d)+2); \
+	SCVTF4((d)+3, (d)+3)
+
+// Q8TO2 turns the 8 int8s in the low half of b into floats in d, d+1 (h scratch).
+#define Q8TO2(b, h, d) \
+	SXTL8(b, h); \
+	SXTL16(h, d); \
+	SXTL16_2(h, (d)+1); \
+	SCVTF4(d, d); \
+	SCVTF4((d)+1, (d)+1)
+
 #define ZERO4(a, b, c, d) \
 	VEOR a.B16, a.B16, a.B16; \
 	VEOR b.B16, b.B16, b.B16; \
 	VEOR c.B16, c.B16, c.B16; \
 	VEOR d.B16, d.B16, d.B16
 
-// DOT4_SETUP (the four-input kernels below; defined before the first TEXT, where vet does not tie the
-// argument names to one function) loads the arguments (R0 input 0, R1 stride, R2 w, R3 n, R4 out), sets R5-R7 to inputs 1-3
-// and clears the accumulators V0-V15.
+#define ZERO16 \
+	ZERO4(V0, V1, V2, V3); \
+	ZERO4(V4, V5, V6, V7); \
+	ZERO4(V8, V9, V10, V11); \
+	ZERO4(V12, V13, V14, V15)
+
+// The kernels' bodies are macros over the half-to-float conversion (F16TO*, BF16TO*), shared by f16 and
+// bf16. They and DOT4_SETUP are defined before the first TEXT, where vet does not tie the argument names
+// to one function.
+
+// ROWS_HALF(TO4, TO2): the row-range kernel over 16-bit weights (rowsF32NEON below, converting each
+// weight chunk).
+#define ROWS_HALF(TO4, TO2) \
+	MOVD x+0(FP), R0; \
+	MOVD w+8(FP), R1; \
+	MOVD n+16(FP), R2; \
+	MOVD rows+24(FP), R3; \
+	MOVD out+32(FP), R4; \
+	CBZ  R3, done; \
+row: \
+	MOVD R0, R5; \
+	MOVD R2, R6; \
+	ZERO4(V0, V1, V2, V3); \
+	CMP  $16, R6; \
+	BLT  tail; \
+loop: \
+	VLD1.P 64(R5), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	VLD1.P 32(R1), [V24.H8, V25.H8]; \
+	TO4(24, 20); \
+	FMA16(16, 20, 0); \
+	SUB    $16, R6; \
+	CMP    $16, R6; \
+	BGE    loop; \
+tail: \
+	CBZ    R6, end; \
+	VLD1.P 32(R5), [V16.S4, V17.S4]; \
+	VLD1.P 16(R1), [V24.H8]; \
+	TO2(24, 20); \
+	FMA8(16, 20, 0); \
+end: \
+	HSUM(0, 1, 2, 3); \
+	FMOVS F0, (R4); \
+	ADD   $4, R4; \
+	SUBS  $1, R3; \
+	BNE   row; \
+done: \
+	RET
+
+// DOT4_SETUP loads the four-input kernels' arguments (R0 input 0, R1 stride, R2 w, R3 n, R4 out), sets
+// R5-R7 to inputs 1-3 and clears the accumulators V0-V15.
 #define DOT4_SETUP \
 	MOVD x+0(FP), R0; \
 	MOVD stride+8(FP), R1; \
@@ -71,15 +166,149 @@
 	ADD  R1, R0, R5; \
 	ADD  R1, R5, R6; \
 	ADD  R1, R6, R7; \
-	ZERO4(V0, V1, V2, V3); \
-	ZERO4(V4, V5, V6, V7); \
-	ZERO4(V8, V9, V10, V11); \
-	ZERO4(V12, V13, V14, V15)
+	ZERO16
 
-// The row-range kernels: rows consecutive weight rows of n elements, each dotted with x and its sum
-// stored at out[r]. One call streams a whole range of rows front to back.
+// INPUTS16 adds the next 16 elements of the four inputs times the weights in V16-V19.
+#define INPUTS16 \
+	VLD1.P 64(R0), [V20.S4, V21.S4, V22.S4, V23.S4]; \
+	VLD1.P 64(R5), [V24.S4, V25.S4, V26.S4, V27.S4]; \
+	FMA16(20, 16, 0); \
+	FMA16(24, 16, 4); \
+	VLD1.P 64(R6), [V20.S4, V21.S4, V22.S4, V23.S4]; \
+	VLD1.P 64(R7), [V24.S4, V25.S4, V26.S4, V27.S4]; \
+	FMA16(20, 16, 8); \
+	FMA16(24, 16, 12)
+
+// INPUTS8 adds the last 8 elements of the four inputs times the weights in V16, V17.
+#define INPUTS8 \
+	VLD1.P 32(R0), [V20.S4, V21.S4]; \
+	VLD1.P 32(R5), [V22.S4, V23.S4]; \
+	VLD1.P 32(R6), [V24.S4, V25.S4]; \
+	VLD1.P 32(R7), [V26.S4, V27.S4]; \
+	FMA8(20, 16, 0); \
+	FMA8(22, 16, 4); \
+	FMA8(24, 16, 8); \
+	FMA8(26, 16, 12)
+
+// STORE4 reduces the four outputs' accumulators and stores the sums at out[0..3] (R4).
+#define STORE4 \
+	HSUM(0, 1, 2, 3); \
+	HSUM(4, 5, 6, 7); \
+	HSUM(8, 9, 10, 11); \
+	HSUM(12, 13, 14, 15); \
+	FMOVS F0, 0(R4); \
+	FMOVS F4, 4(R4); \
+	FMOVS F8, 8(R4); \
+	FMOVS F12, 12(R4)
+
+// DOT4_HALF(TO4, TO2): the four-input kernel over a 16-bit weight row.
+#define DOT4_HALF(TO4, TO2) \
+	DOT4_SETUP; \
+	CMP $16, R3; \
+	BLT tail; \
+loop: \
+	VLD1.P 32(R2), [V28.H8, V29.H8]; \
+	TO4(28, 16); \
+	INPUTS16; \
+	SUB    $16, R3; \
+	CMP    $16, R3; \
+	BGE    loop; \
+tail: \
+	CBZ    R3, end; \
+	VLD1.P 16(R2), [V28.H8]; \
+	TO2(28, 16); \
+	INPUTS8; \
+end: \
+	STORE4; \
+	RET
+
+// ROWS4_HALF(TO4, TO2): one input against four 16-bit weight rows.
+#define ROWS4_HALF(TO4, TO2) \
+	MOVD x+0(FP), R0; \
+	MOVD w+8(FP), R2; \
+	MOVD stride+16(FP), R1; \
+	MOVD n+24(FP), R3; \
+	MOVD out+32(FP), R4; \
+	ADD  R1, R2, R5; \
+	ADD  R1, R5, R6; \
+	ADD  R1, R6, R7; \
+	ZERO16; \
+	CMP  $16, R3; \
+	BLT  tail; \
+loop: \
+	VLD1.P 64(R0), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	VLD1.P 32(R2), [V28.H8, V29.H8]; \
+	VLD1.P 32(R5), [V30.H8, V31.H8]; \
+	TO4(28, 20); \
+	TO4(30, 24); \
+	FMA16(16, 20, 0); \
+	FMA16(16, 24, 4); \
+	VLD1.P 32(R6), [V28.H8, V29.H8]; \
+	VLD1.P 32(R7), [V30.H8, V31.H8]; \
+	TO4(28, 20); \
+	TO4(30, 24); \
+	FMA16(16, 20, 8); \
+	FMA16(16, 24, 12); \
+	SUB    $16, R3; \
+	CMP    $16, R3; \
+	BGE    loop; \
+tail: \
+	CBZ    R3, end; \
+	VLD1.P 32(R0), [V16.S4, V17.S4]; \
+	VLD1.P 16(R2), [V28.H8]; \
+	VLD1.P 16(R5), [V29.H8]; \
+	VLD1.P 16(R6), [V30.H8]; \
+	VLD1.P 16(R7), [V31.H8]; \
+	TO2(28, 20); \
+	TO2(29, 22); \
+	TO2(30, 24); \
+	TO2(31, 26); \
+	FMA8(16, 20, 0); \
+	FMA8(16, 22, 4); \
+	FMA8(16, 24, 8); \
+	FMA8(16, 26, 12); \
+end: \
+	STORE4; \
+	RET
+
+// The q8_0 kernels. Per group (group a multiple of 8): two partial sums per output, elements 0-3 of
+// each 8 to the first and 4-7 to the second (16 at a time while 16 are left), added (p0 + p1) and
+// multiplied by the group's scale into the output's accumulator by a fused multiply-add; then the lanes
+// (0 + 1) + (2 + 3). The one-row, four-row and four-input kernels keep that order for every output.
+
+// Q8CHUNK16(w, x, p) converts the 16 int8s at (w) (post-incremented) and adds them times the input
+// vectors x..x+3 into partials p, p+1 (scratch V20-V27).
+#define Q8CHUNK16(w, x, p) \
+	VLD1.P 16(w), [V24.B16]; \
+	Q8TO4(24, 26, 20); \
+	FMLA4(20, x, p); \
+	FMLA4(21, (x)+1, (p)+1); \
+	FMLA4(22, (x)+2, p); \
+	FMLA4(23, (x)+3, (p)+1)
+
+// Q8CHUNK8(w, x, p): the same for the 8 int8s at (w) and input vectors x, x+1.
+#define Q8CHUNK8(w, x, p) \
+	VLD1.P 8(w), [V24.B8]; \
+	Q8TO2(24, 26, 20); \
+	FMLA4(20, x, p); \
+	FMLA4(21, (x)+1, (p)+1)
+
+// Q8SCALE(s, p, a): a += (p + p+1) * the scale at (s) (post-incremented; V28 scratch).
+#define Q8SCALE(s, p, a) \
+	FADD4((p)+1, p, p); \
+	VLD1R.P 4(s), [V28.S4]; \
+	FMLA4(28, p, a)
+
+// HSUM1 reduces the lanes of accumulator a into lane 0 (register Fa).
+#define HSUM1(a) \
+	FADDP4(a, a, a); \
+	FADDP2S(a, a)
+
+// The f32 kernels: the same as the 16-bit ones without the conversion.
 
 // func rowsF32NEON(x, w *float32, n, rows int, out *float32)
+// The row-range kernel: rows consecutive weight rows of n elements, each dotted with x and its sum
+// stored at out[r]. One call streams a whole range of rows front to back.
 TEXT ·rowsF32NEON(SB), NOSPLIT, $0-40
 	MOVD x+0(FP), R0
 	MOVD w+8(FP), R1
@@ -119,87 +348,12 @@ end:
 done:
 	RET
 
-// func rowsF16NEON(x *float32, w *uint16, n, rows int, out *float32)
-TEXT ·rowsF16NEON(SB), NOSPLIT, $0-40
-	MOVD x+0(FP), R0
-	MOVD w+8(FP), R1
-	MOVD n+16(FP), R2
-	MOVD rows+24(FP), R3
-	MOVD out+32(FP), R4
-	CBZ  R3, done
-
-row:
-	MOVD R0, R5
-	MOVD R2, R6
-	ZERO4(V0, V1, V2, V3)
-	CMP  $16, R6
-	BLT  tail
-
-loop:
-	VLD1.P 64(R5), [V16.S4, V17.S4, V18.S4, V19.S4]
-	VLD1.P 32(R1), [V24.H8, V25.H8]
-	F16TO4(24, 20)
-	FMA16(16, 20, 0)
-	SUB    $16, R6
-	CMP    $16, R6
-	BGE    loop
-
-tail:
-	CBZ    R6, end
-	VLD1.P 32(R5), [V16.S4, V17.S4]
-	VLD1.P 16(R1), [V24.H8]
-	F16TO2(24, 20)
-	FMA8(16, 20, 0)
-
-end:
-	HSUM(0, 1, 2, 3)
-	FMOVS F0, (R4)
-	ADD   $4, R4
-	SUBS  $1, R3
-	BNE   row
-
-done:
-	RET
-
+// func dot4F32NEON(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
 // Four inputs against one weight row: x rows at x, x+stride, x+2*stride, x+3*stride (stride in bytes),
 // input k in accumulators 4k..4k+3, so every result has the bits the one-row kernel gives (the weight
-// chunk is loaded and converted once for the four). Decode runs the f32 one with the roles swapped: four
-// weight rows a quarter of a row range apart against the one input.
-
-// INPUTS16 adds the next 16 elements of the four inputs times the weights in V16-V19.
-#define INPUTS16 \
-	VLD1.P 64(R0), [V20.S4, V21.S4, V22.S4, V23.S4]; \
-	VLD1.P 64(R5), [V24.S4, V25.S4, V26.S4, V27.S4]; \
-	FMA16(20, 16, 0); \
-	FMA16(24, 16, 4); \
-	VLD1.P 64(R6), [V20.S4, V21.S4, V22.S4, V23.S4]; \
-	VLD1.P 64(R7), [V24.S4, V25.S4, V26.S4, V27.S4]; \
-	FMA16(20, 16, 8); \
-	FMA16(24, 16, 12)
-
-// INPUTS8 adds the last 8 elements of the four inputs times the weights in V16, V17.
-#define INPUTS8 \
-	VLD1.P 32(R0), [V20.S4, V21.S4]; \
-	VLD1.P 32(R5), [V22.S4, V23.S4]; \
-	VLD1.P 32(R6), [V24.S4, V25.S4]; \
-	VLD1.P 32(R7), [V26.S4, V27.S4]; \
-	FMA8(20, 16, 0); \
-	FMA8(22, 16, 4); \
-	FMA8(24, 16, 8); \
-	FMA8(26, 16, 12)
-
-// STORE4 reduces the four inputs' accumulators and stores the sums at out[0..3].
-#define STORE4 \
-	HSUM(0, 1, 2, 3); \
-	HSUM(4, 5, 6, 7); \
-	HSUM(8, 9, 10, 11); \
-	HSUM(12, 13, 14, 15); \
-	FMOVS F0, 0(R4); \
-	FMOVS F4, 4(R4); \
-	FMOVS F8, 8(R4); \
-	FMOVS F12, 12(R4)
-
-// func dot4F32NEON(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
+// chunk is loaded and converted once for the four). Decode runs it with the roles swapped: four weight
+// rows a quarter of a row range apart against the one input (four long sequential streams, sixteen FMA
+// chains).
 TEXT ·dot4F32NEON(SB), NOSPLIT, $0-40
 	DOT4_SETUP
 	CMP $16, R3
@@ -221,86 +375,240 @@ end:
 	STORE4
 	RET
 
+// func rowsF16NEON(x *float32, w *uint16, n, rows int, out *float32)
+TEXT ·rowsF16NEON(SB), NOSPLIT, $0-40
+	ROWS_HALF(F16TO4, F16TO2)
+
+// func rowsBF16NEON(x *float32, w *uint16, n, rows int, out *float32)
+TEXT ·rowsBF16NEON(SB), NOSPLIT, $0-40
+	ROWS_HALF(BF16TO4, BF16TO2)
+
 // func dot4F16NEON(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
 TEXT ·dot4F16NEON(SB), NOSPLIT, $0-40
-	DOT4_SETUP
-	CMP $16, R3
-	BLT tail
+	DOT4_HALF(F16TO4, F16TO2)
 
-loop:
-	VLD1.P 32(R2), [V28.H8, V29.H8]
-	F16TO4(28, 16)
-	INPUTS16
-	SUB    $16, R3
-	CMP    $16, R3
-	BGE    loop
+// func dot4BF16NEON(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
+TEXT ·dot4BF16NEON(SB), NOSPLIT, $0-40
+	DOT4_HALF(BF16TO4, BF16TO2)
 
-tail:
-	CBZ    R3, end
-	VLD1.P 16(R2), [V28.H8]
-	F16TO2(28, 16)
-	INPUTS8
-
-end:
-	STORE4
-	RET
-
-// One input against four f16 weight rows at w, w+stride, w+2*stride, w+3*stride (stride in bytes): the
-// input chunk is loaded once for the four rows, row k in accumulators 4k..4k+3, so each result has the
-// bits the one-row kernel gives for that row. Decode takes rows a quarter of a row range apart: four long
-// sequential streams, sixteen FMA chains.
+// One input against four 16-bit weight rows at w, w+stride, w+2*stride, w+3*stride (stride in bytes):
+// the input chunk is loaded once for the four rows, row k in accumulators 4k..4k+3, so each result has
+// the bits the one-row kernel gives for that row. Decode takes rows a quarter of a row range apart.
 
 // func rows4F16NEON(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
 TEXT ·rows4F16NEON(SB), NOSPLIT, $0-40
+	ROWS4_HALF(F16TO4, F16TO2)
+
+// func rows4BF16NEON(x *float32, w *uint16, stride uintptr, n int, out *[4]float32)
+TEXT ·rows4BF16NEON(SB), NOSPLIT, $0-40
+	ROWS4_HALF(BF16TO4, BF16TO2)
+
+// func rowsQ8NEON(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32)
+// rows consecutive q8_0 rows (groups groups of group weights each, their scales one after the other)
+// against x; accumulator V0, partials V1, V2.
+TEXT ·rowsQ8NEON(SB), NOSPLIT, $0-56
 	MOVD x+0(FP), R0
-	MOVD w+8(FP), R2
-	MOVD stride+16(FP), R1
-	MOVD n+24(FP), R3
-	MOVD out+32(FP), R4
-	ADD  R1, R2, R5
-	ADD  R1, R5, R6
-	ADD  R1, R6, R7
+	MOVD w+8(FP), R1
+	MOVD scales+16(FP), R2
+	MOVD groups+24(FP), R3
+	MOVD group+32(FP), R4
+	MOVD rows+40(FP), R5
+	MOVD out+48(FP), R6
+	CBZ  R5, done
+
+row:
+	MOVD R0, R7
+	MOVD R3, R8
+	VEOR V0.B16, V0.B16, V0.B16
+	CBZ  R8, end
+
+group:
+	MOVD R4, R9
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	CMP  $16, R9
+	BLT  tail
+
+loop:
+	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]
+	Q8CHUNK16(R1, 16, 1)
+	SUB    $16, R9
+	CMP    $16, R9
+	BGE    loop
+
+tail:
+	CBZ    R9, scale
+	VLD1.P 32(R7), [V16.S4, V17.S4]
+	Q8CHUNK8(R1, 16, 1)
+
+scale:
+	Q8SCALE(R2, 1, 0)
+	SUBS $1, R8
+	BNE  group
+
+end:
+	HSUM1(0)
+	FMOVS F0, (R6)
+	ADD   $4, R6
+	SUBS  $1, R5
+	BNE   row
+
+done:
+	RET
+
+// func dot4Q8NEON(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
+// Four inputs (rows at x + k*stride) against one q8_0 row: input k's accumulator V(k), partials
+// V(4+2k), V(5+2k); the weight chunk is converted once for the four.
+TEXT ·dot4Q8NEON(SB), NOSPLIT, $0-56
+	MOVD x+0(FP), R0
+	MOVD stride+8(FP), R1
+	MOVD w+16(FP), R2
+	MOVD scales+24(FP), R3
+	MOVD groups+32(FP), R4
+	MOVD group+40(FP), R5
+	MOVD out+48(FP), R6
+	ADD  R1, R0, R7
+	ADD  R1, R7, R8
+	ADD  R1, R8, R9
 	ZERO4(V0, V1, V2, V3)
+	CBZ  R4, end
+
+group:
+	MOVD R5, R10
 	ZERO4(V4, V5, V6, V7)
 	ZERO4(V8, V9, V10, V11)
-	ZERO4(V12, V13, V14, V15)
-	CMP  $16, R3
+	CMP  $16, R10
+	BLT  tail
+
+loop:
+	VLD1.P 16(R2), [V29.B16]
+	Q8TO4(29, 30, 20)
+	VLD1.P 64(R0), [V12.S4, V13.S4, V14.S4, V15.S4]
+	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]
+	FMLA4(20, 12, 4)
+	FMLA4(21, 13, 5)
+	FMLA4(22, 14, 4)
+	FMLA4(23, 15, 5)
+	FMLA4(20, 16, 6)
+	FMLA4(21, 17, 7)
+	FMLA4(22, 18, 6)
+	FMLA4(23, 19, 7)
+	VLD1.P 64(R8), [V12.S4, V13.S4, V14.S4, V15.S4]
+	VLD1.P 64(R9), [V16.S4, V17.S4, V18.S4, V19.S4]
+	FMLA4(20, 12, 8)
+	FMLA4(21, 13, 9)
+	FMLA4(22, 14, 8)
+	FMLA4(23, 15, 9)
+	FMLA4(20, 16, 10)
+	FMLA4(21, 17, 11)
+	FMLA4(22, 18, 10)
+	FMLA4(23, 19, 11)
+	SUB    $16, R10
+	CMP    $16, R10
+	BGE    loop
+
+tail:
+	CBZ    R10, scale
+	VLD1.P 8(R2), [V29.B8]
+	Q8TO2(29, 30, 20)
+	VLD1.P 32(R0), [V12.S4, V13.S4]
+	VLD1.P 32(R7), [V14.S4, V15.S4]
+	VLD1.P 32(R8), [V16.S4, V17.S4]
+	VLD1.P 32(R9), [V18.S4, V19.S4]
+	FMLA4(20, 12, 4)
+	FMLA4(21, 13, 5)
+	FMLA4(20, 14, 6)
+	FMLA4(21, 15, 7)
+	FMLA4(20, 16, 8)
+	FMLA4(21, 17, 9)
+	FMLA4(20, 18, 10)
+	FMLA4(21, 19, 11)
+
+scale:
+	FADD4(5, 4, 4)
+	FADD4(7, 6, 6)
+	FADD4(9, 8, 8)
+	FADD4(11, 10, 10)
+	VLD1R.P 4(R3), [V28.S4]
+	FMLA4(28, 4, 0)
+	FMLA4(28, 6, 1)
+	FMLA4(28, 8, 2)
+	FMLA4(28, 10, 3)
+	SUBS $1, R4
+	BNE  group
+
+end:
+	HSUM1(0)
+	HSUM1(1)
+	HSUM1(2)
+	HSUM1(3)
+	FMOVS F0, 0(R6)
+	FMOVS F1, 4(R6)
+	FMOVS F2, 8(R6)
+	FMOVS F3, 12(R6)
+	RET
+
+// func rows4Q8NEON(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32)
+// One input against four q8_0 rows at w + k*stride (bytes), row k's scales at scales + k*sstride: row k's
+// accumulator V(k), partials V(4+2k), V(5+2k); the input chunk is loaded once for the four.
+TEXT ·rows4Q8NEON(SB), NOSPLIT, $0-64
+	MOVD x+0(FP), R0
+	MOVD w+8(FP), R1
+	MOVD stride+16(FP), R2
+	MOVD scales+24(FP), R3
+	MOVD sstride+32(FP), R4
+	MOVD groups+40(FP), R5
+	MOVD group+48(FP), R6
+	MOVD out+56(FP), R7
+	ADD  R2, R1, R8
+	ADD  R2, R8, R9
+	ADD  R2, R9, R10
+	ADD  R4, R3, R11
+	ADD  R4, R11, R12
+	ADD  R4, R12, R13
+	ZERO4(V0, V1, V2, V3)
+	CBZ  R5, end
+
+group:
+	MOVD R6, R14
+	ZERO4(V4, V5, V6, V7)
+	ZERO4(V8, V9, V10, V11)
+	CMP  $16, R14
 	BLT  tail
 
 loop:
 	VLD1.P 64(R0), [V16.S4, V17.S4, V18.S4, V19.S4]
-	VLD1.P 32(R2), [V28.H8, V29.H8]
-	VLD1.P 32(R5), [V30.H8, V31.H8]
-	F16TO4(28, 20)
-	F16TO4(30, 24)
-	FMA16(16, 20, 0)
-	FMA16(16, 24, 4)
-	VLD1.P 32(R6), [V28.H8, V29.H8]
-	VLD1.P 32(R7), [V30.H8, V31.H8]
-	F16TO4(28, 20)
-	F16TO4(30, 24)
-	FMA16(16, 20, 8)
-	FMA16(16, 24, 12)
-	SUB    $16, R3
-	CMP    $16, R3
+	Q8CHUNK16(R1, 16, 4)
+	Q8CHUNK16(R8, 16, 6)
+	Q8CHUNK16(R9, 16, 8)
+	Q8CHUNK16(R10, 16, 10)
+	SUB    $16, R14
+	CMP    $16, R14
 	BGE    loop
 
 tail:
-	CBZ    R3, end
+	CBZ    R14, scale
 	VLD1.P 32(R0), [V16.S4, V17.S4]
-	VLD1.P 16(R2), [V28.H8]
-	VLD1.P 16(R5), [V29.H8]
-	VLD1.P 16(R6), [V30.H8]
-	VLD1.P 16(R7), [V31.H8]
-	F16TO2(28, 20)
-	F16TO2(29, 22)
-	F16TO2(30, 24)
-	F16TO2(31, 26)
-	FMA8(16, 20, 0)
-	FMA8(16, 22, 4)
-	FMA8(16, 24, 8)
-	FMA8(16, 26, 12)
+	Q8CHUNK8(R1, 16, 4)
+	Q8CHUNK8(R8, 16, 6)
+	Q8CHUNK8(R9, 16, 8)
+	Q8CHUNK8(R10, 16, 10)
+
+scale:
+	Q8SCALE(R3, 4, 0)
+	Q8SCALE(R11, 6, 1)
+	Q8SCALE(R12, 8, 2)
+	Q8SCALE(R13, 10, 3)
+	SUBS $1, R5
+	BNE  group
 
 end:
-	STORE4
+	HSUM1(0)
+	HSUM1(1)
+	HSUM1(2)
+	HSUM1(3)
+	FMOVS F0, 0(R7)
+	FMOVS F1, 4(R7)
+	FMOVS F2, 8(R7)
+	FMOVS F3, 12(R7)
 	RET
