@@ -7,7 +7,7 @@ const haveAsm = true
 const asmName = "neon"
 
 // The dtypes and kernel families with NEON kernels; the rest take the pure-Go kernels.
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, false, false
+const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, true, false
 
 const haveAVX512 = false
 
@@ -95,6 +95,31 @@ func asmRows4Q8(x *float32, w *int8, stride uintptr, scales *float32, sstride ui
 	rows4Q8NEON(x, w, stride, scales, sstride, groups, group, out)
 }
 
+//go:noescape
+func scoresF32NEON(q, k *float32, stride uintptr, d8, n int, out *float32)
+
+//go:noescape
+func scoresF16NEON(q *float32, k *uint16, stride uintptr, d8, n int, out *float32)
+
+//go:noescape
+func sumRowsF32NEON(w, v *float32, stride uintptr, d8, n int, acc *float32)
+
+//go:noescape
+func sumRowsF16NEON(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32)
+
+func asmScoresF32(q, k *float32, stride uintptr, d8, n int, out *float32) {
+	scoresF32NEON(q, k, stride, d8, n, out)
+}
+func asmScoresF16(q *float32, k *uint16, stride uintptr, d8, n int, out *float32) {
+	scoresF16NEON(q, k, stride, d8, n, out)
+}
+func asmSumRowsF32(w, v *float32, stride uintptr, d8, n int, acc *float32) {
+	sumRowsF32NEON(w, v, stride, d8, n, acc)
+}
+func asmSumRowsF16(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32) {
+	sumRowsF16NEON(w, v, stride, d8, n, acc)
+}
+
 // Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
 
 func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
@@ -113,9 +138,5 @@ func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows
 func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	panic("no asm")
 }
-func asmScoresF32(q, k *float32, stride uintptr, d8, n int, out *float32)            { panic("no asm") }
-func asmScoresF16(q *float32, k *uint16, stride uintptr, d8, n int, out *float32)    { panic("no asm") }
 func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32) { panic("no asm") }
-func asmSumRowsF32(w, v *float32, stride uintptr, d8, n int, acc *float32)           { panic("no asm") }
-func asmSumRowsF16(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32)   { panic("no asm") }
 func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32)                       { panic("no asm") }

@@ -13,6 +13,8 @@
 #define FADD4(m, n, d) WORD $(0x4e20d400 | ((m)<<16) | ((n)<<5) | (d))
 // faddp vd.4s, vn.4s, vm.4s
 #define FADDP4(m, n, d) WORD $(0x6e20d400 | ((m)<<16) | ((n)<<5) | (d))
+// fmul vd.4s, vn.4s, vm.4s
+#define FMUL4(m, n, d) WORD $(0x6e20dc00 | ((m)<<16) | ((n)<<5) | (d))
 // faddp sd, vn.2s
 #define FADDP2S(n, d) WORD $(0x7e30d800 | ((n)<<5) | (d))
 // fmla vd.4s, vn.4s, vm.4s: vd += vn * vm
@@ -303,6 +305,169 @@ end: \
 #define HSUM1(a) \
 	FADDP4(a, a, a); \
 	FADDP2S(a, a)
+
+// The attention's block kernels (attn_kernels.go): products and sums are separate instructions (FMUL,
+// FADD; no fused multiply-add) in the 8 lanes of the pure-Go twins (two 4-lane vectors), so the twins,
+// which round every product, give the same bits.
+
+// SCLOAD_F32 and SCLOAD_F16 load the 8 K (or V) values at (R), post-incremented, as floats into vectors
+// a, a+1 (registers VA, VB); the f16 one converts through V28.
+#define SCLOAD_F32(R, VA, VB, a) \
+	VLD1.P 32(R), [VA.S4, VB.S4]
+
+#define SCLOAD_F16(R, VA, VB, a) \
+	VLD1.P 16(R), [V28.H8]; \
+	F16TO2(28, a)
+
+// SCADD adds q's chunk (V16, V17) times the values in a, a+1 to the lanes l, l+1 (product into a, a+1).
+#define SCADD(a, l) \
+	FMUL4(16, a, a); \
+	FMUL4(17, (a)+1, (a)+1); \
+	FADD4(a, l, l); \
+	FADD4((a)+1, (l)+1, (l)+1)
+
+// HSUM8 reduces the 8 lanes l (0-3), l+1 (4-7) into lane 0 of l as hsum8: (0+1 + 2+3) + (4+5 + 6+7).
+#define HSUM8(l) \
+	FADDP4((l)+1, l, l); \
+	FADDP4(l, l, l); \
+	FADDP2S(l, l)
+
+// SCORES(LOAD): out[i] = q . K row i over d8 elements in hsum8's order, four rows at a time (q's
+// chunk loaded once for them), then one by one.
+#define SCORES(LOAD) \
+	MOVD q+0(FP), R0; \
+	MOVD k+8(FP), R1; \
+	MOVD stride+16(FP), R2; \
+	MOVD d8+24(FP), R3; \
+	MOVD n+32(FP), R4; \
+	MOVD out+40(FP), R5; \
+	CMP  $4, R4; \
+	BLT  one; \
+four: \
+	MOVD R1, R6; \
+	ADD  R2, R6, R7; \
+	ADD  R2, R7, R8; \
+	ADD  R2, R8, R9; \
+	MOVD R0, R10; \
+	MOVD R3, R11; \
+	ZERO4(V0, V1, V2, V3); \
+	ZERO4(V4, V5, V6, V7); \
+four8: \
+	VLD1.P 32(R10), [V16.S4, V17.S4]; \
+	LOAD(R6, V20, V21, 20); \
+	LOAD(R7, V22, V23, 22); \
+	LOAD(R8, V24, V25, 24); \
+	LOAD(R9, V26, V27, 26); \
+	SCADD(20, 0); \
+	SCADD(22, 2); \
+	SCADD(24, 4); \
+	SCADD(26, 6); \
+	SUBS $8, R11; \
+	BNE  four8; \
+	HSUM8(0); \
+	HSUM8(2); \
+	HSUM8(4); \
+	HSUM8(6); \
+	FMOVS F0, 0(R5); \
+	FMOVS F2, 4(R5); \
+	FMOVS F4, 8(R5); \
+	FMOVS F6, 12(R5); \
+	ADD  $16, R5; \
+	ADD  R2<<2, R1, R1; \
+	SUB  $4, R4; \
+	CMP  $4, R4; \
+	BGE  four; \
+one: \
+	CBZ  R4, done; \
+	MOVD R1, R6; \
+	MOVD R0, R10; \
+	MOVD R3, R11; \
+	VEOR V0.B16, V0.B16, V0.B16; \
+	VEOR V1.B16, V1.B16, V1.B16; \
+one8: \
+	VLD1.P 32(R10), [V16.S4, V17.S4]; \
+	LOAD(R6, V20, V21, 20); \
+	SCADD(20, 0); \
+	SUBS $8, R11; \
+	BNE  one8; \
+	HSUM8(0); \
+	FMOVS F0, (R5); \
+	ADD  $4, R5; \
+	ADD  R2, R1, R1; \
+	SUBS $1, R4; \
+	BNE  one; \
+done: \
+	RET
+
+// SRLOAD16_F32 and SRLOAD16_F16 load the 16 V values at (R) as floats into V20-V23.
+#define SRLOAD16_F32(R) \
+	VLD1 (R), [V20.S4, V21.S4, V22.S4, V23.S4]
+
+#define SRLOAD16_F16(R) \
+	VLD1 (R), [V28.H8, V29.H8]; \
+	F16TO4(28, 20)
+
+#define SRLOAD8_F32(R) \
+	VLD1 (R), [V20.S4, V21.S4]
+
+#define SRLOAD8_F16(R) \
+	VLD1 (R), [V28.H8]; \
+	F16TO2(28, 20)
+
+// SUMROWS(LOAD16, LOAD8, esize): acc[e] += w[i] * V row i [e] for e < d8, row after row (each product
+// rounded, then added): 16 columns at a time in V0-V3 over all the rows, then the last 8.
+#define SUMROWS(LOAD16, LOAD8, esize) \
+	MOVD w+0(FP), R0; \
+	MOVD v+8(FP), R1; \
+	MOVD stride+16(FP), R2; \
+	MOVD d8+24(FP), R3; \
+	MOVD n+32(FP), R4; \
+	MOVD acc+40(FP), R5; \
+	CMP  $16, R3; \
+	BLT  last8; \
+cols16: \
+	VLD1 (R5), [V0.S4, V1.S4, V2.S4, V3.S4]; \
+	MOVD R1, R6; \
+	MOVD R0, R7; \
+	MOVD R4, R8; \
+rows16: \
+	VLD1R.P 4(R7), [V16.S4]; \
+	LOAD16(R6); \
+	ADD  R2, R6, R6; \
+	FMUL4(16, 20, 20); \
+	FMUL4(16, 21, 21); \
+	FMUL4(16, 22, 22); \
+	FMUL4(16, 23, 23); \
+	FADD4(20, 0, 0); \
+	FADD4(21, 1, 1); \
+	FADD4(22, 2, 2); \
+	FADD4(23, 3, 3); \
+	SUBS $1, R8; \
+	BNE  rows16; \
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R5); \
+	ADD  $(16*esize), R1; \
+	SUB  $16, R3; \
+	CMP  $16, R3; \
+	BGE  cols16; \
+last8: \
+	CBZ  R3, done; \
+	VLD1 (R5), [V0.S4, V1.S4]; \
+	MOVD R1, R6; \
+	MOVD R0, R7; \
+	MOVD R4, R8; \
+rows8: \
+	VLD1R.P 4(R7), [V16.S4]; \
+	LOAD8(R6); \
+	ADD  R2, R6, R6; \
+	FMUL4(16, 20, 20); \
+	FMUL4(16, 21, 21); \
+	FADD4(20, 0, 0); \
+	FADD4(21, 1, 1); \
+	SUBS $1, R8; \
+	BNE  rows8; \
+	VST1 [V0.S4, V1.S4], (R5); \
+done: \
+	RET
 
 // The f32 kernels: the same as the 16-bit ones without the conversion.
 
@@ -612,3 +777,19 @@ end:
 	FMOVS F2, 8(R7)
 	FMOVS F3, 12(R7)
 	RET
+
+// func scoresF32NEON(q, k *float32, stride uintptr, d8, n int, out *float32)
+TEXT ·scoresF32NEON(SB), NOSPLIT, $0-48
+	SCORES(SCLOAD_F32)
+
+// func scoresF16NEON(q *float32, k *uint16, stride uintptr, d8, n int, out *float32)
+TEXT ·scoresF16NEON(SB), NOSPLIT, $0-48
+	SCORES(SCLOAD_F16)
+
+// func sumRowsF32NEON(w, v *float32, stride uintptr, d8, n int, acc *float32)
+TEXT ·sumRowsF32NEON(SB), NOSPLIT, $0-48
+	SUMROWS(SRLOAD16_F32, SRLOAD8_F32, 4)
+
+// func sumRowsF16NEON(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32)
+TEXT ·sumRowsF16NEON(SB), NOSPLIT, $0-48
+	SUMROWS(SRLOAD16_F16, SRLOAD8_F16, 2)
