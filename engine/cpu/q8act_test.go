@@ -152,7 +152,7 @@ func TestQ8ActExtremeCodes(t *testing.T) {
 	defer be.Close()
 	defer func(on bool) { q8ActOn = on }(q8ActOn)
 	q8ActOn = true
-	const rows, cols, n = 9, 96, 4 // four-row calls and a one-row call; a pair of groups and an odd one
+	const rows, cols, n = 9, 352, 4 // four-row calls and a one-row call; eight groups, a pair and an odd one
 	w := randQ8Weight(r, rows, cols, 32)
 	for i := range w.data {
 		switch row := i / cols; {
