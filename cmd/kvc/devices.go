@@ -158,7 +158,7 @@ func printDevice(w io.Writer, r *deviceReport) {
 	d := r.Vulkan
 	if d == nil {
 		if p := r.CPUProbe; p != nil {
-			fmt.Fprintf(w, "  probe: read %.2f GB/s (%s buffer, %d threads, best of %d passes)\n", p.GBps, sizeStr(uint64(p.Bytes)), p.Threads, p.Passes)
+			fmt.Fprintf(w, "  probe: read %.2f GB/s (%s buffer, %d threads, best of %d passes; median pass %.2f GB/s)\n", p.GBps, sizeStr(uint64(p.Bytes)), p.Threads, p.Passes, p.MedianGBps)
 		}
 		fmt.Fprintf(w, "  %d threads, row kernels: %s (the plain-Go reference they are tested against is the oracle of every shader)\n\n", runtime.NumCPU(), cpu.Kernels())
 		return
