@@ -195,12 +195,12 @@ func TestWorkersParkAndWake(t *testing.T) {
 		parts := 1 + i%3
 		switch i % 7 {
 		case 3:
-			time.Sleep(2*spinFor + time.Millisecond) // workers park
+			time.Sleep(2*spinMax + time.Millisecond) // workers park
 		}
 		var hit [3]int
 		p.run(parts, func(part int) {
 			if i%5 == 4 && part == parts-1 {
-				time.Sleep(2*spinFor + time.Millisecond) // the caller parks
+				time.Sleep(2*spinMax + time.Millisecond) // the caller parks
 			}
 			hit[part]++
 		})
@@ -221,10 +221,46 @@ func TestWorkersParkAndWake(t *testing.T) {
 }
 
 func TestSpinSetting(t *testing.T) {
-	for env, want := range map[string]time.Duration{"": defaultSpin, "0": 0, "20us": 20 * time.Microsecond, "-1s": defaultSpin, "x": defaultSpin} {
-		if got := spinSetting(env); got != want {
-			t.Errorf("KVC_CPU_SPIN=%q: %v, want %v", env, got, want)
+	type want struct {
+		d     time.Duration
+		fixed bool
+	}
+	for env, w := range map[string]want{"": {}, "0": {0, true}, "20us": {20 * time.Microsecond, true}, "-1s": {}, "x": {}} {
+		if d, fixed := spinSetting(env); d != w.d || fixed != w.fixed {
+			t.Errorf("KVC_CPU_SPIN=%q: %v %v, want %v %v", env, d, fixed, w.d, w.fixed)
 		}
+	}
+}
+
+// A side's polling budget grows to cover waits it parked for that polling would have covered, and shrinks
+// (to spinMin) after waits longer than spinMax; a fixed budget stays.
+func TestSpinBudget(t *testing.T) {
+	us := time.Microsecond
+	b := spinBudget{d: 50 * us}
+	for _, step := range []struct{ wait, want time.Duration }{
+		{70 * us, 140 * us},        // twice the wait
+		{150 * us, 300 * us},       // twice the wait
+		{310 * us, 620 * us},       // twice the wait, over twice the budget
+		{400 * us, spinMax},        // twice the budget, capped
+		{5 * spinMax, spinMax / 2}, // the partner was off the CPU: half
+		{5 * spinMax, spinMax / 4},
+		{5 * spinMax, spinMax / 8},
+		{5 * spinMax, spinMax / 16},
+		{5 * spinMax, spinMax / 32},
+		{5 * spinMax, spinMin},
+		{5 * spinMax, spinMin},
+		{30 * us, 60 * us},
+	} {
+		b.after(step.wait)
+		if b.d != step.want {
+			t.Fatalf("after a wait of %v: budget %v, want %v", step.wait, b.d, step.want)
+		}
+	}
+	f := spinBudget{d: 50 * us, fixed: true}
+	f.after(100 * us)
+	f.after(5 * spinMax)
+	if f.d != 50*us {
+		t.Fatalf("fixed budget moved to %v", f.d)
 	}
 }
 

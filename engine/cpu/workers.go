@@ -14,7 +14,7 @@ import (
 // A decode step is a few dozen short jobs with a little serial work between them. Waking a parked
 // goroutine costs the OS a thread wake-up (tens of microseconds on a virtual machine, as long as a small
 // job), so both sides poll first: a worker for the next job, and the caller for the end of the current
-// one, for up to spinFor before parking on a channel.
+// one, for up to a budget (below) before parking on a channel.
 type workers struct {
 	n  int
 	mu sync.Mutex // one job at a time
@@ -29,6 +29,8 @@ type workers struct {
 	wake     []chan struct{}
 	waiting  atomic.Bool // the caller, for pending to reach 0
 	finished chan struct{}
+	spin     []spinBudget // per part: the caller's (0) and each worker's polling budget
+	pressure pressure
 
 	// scratch is per-part memory the ops reuse between calls (attention's probabilities and sums).
 	scratch [][]float64
@@ -41,20 +43,89 @@ type job struct {
 	task  func(part int)
 }
 
-// spinFor is how long an idle side polls before parking: longer than the serial work between the jobs
-// of one decode step (a few microseconds), short enough that an idle pool soon stops using the CPU and
-// that on an oversubscribed machine a side waiting for a descheduled one soon gives its core back (there
-// polling cost decode speed: 125M f16, load 6-8, four interleaved rounds with 200 us against none).
-// KVC_CPU_SPIN (a Go duration, 0 to park at once) overrides it.
-var spinFor = spinSetting(os.Getenv("KVC_CPU_SPIN"))
+// How long an idle side polls before parking depends on the machine. On an idle one, a side that parks
+// after 50 us wakes 50-100 us late for the next job (a wake-up on a virtual machine), its partner then
+// waits as long and parks in turn, and a decode step loses a fifth of its time or more to that chain:
+// polling through the whole gap avoids it. Where other threads wait for a CPU, a side that polls keeps a
+// core from them and from its own partner, and parking soon is faster. So the pool samples the kernel's
+// CPU pressure (cpuStall) every pressureEvery: while others waited for a CPU more than pressureBusy of
+// the time, or where the kernel does not say, every side polls spinStart; otherwise each side adapts its
+// own budget to the waits it parked for: one that ended within spinMax doubles the budget (polling would
+// have covered it), a longer one (an idle pool) halves it, down to spinMin. KVC_CPU_SPIN (a Go duration,
+// 0 to park at once) fixes the budget.
+//
+// Measured, 125M f16 decode step (ms), fixed budgets, same build, interleaved rounds: with the machine's
+// other work niced below the benchmark, 50 us 12.98-14.81, 200 us 7.94-9.50, 500 us 8.21-9.06; load 7-9
+// at equal priority, 50 us 13.0-14.7, 200 us 14.4-21.9, 500 us 21.9-23.3.
+var spinFixed, spinIsFixed = spinSetting(os.Getenv("KVC_CPU_SPIN"))
 
-const defaultSpin = 50 * time.Microsecond
+const (
+	spinMin       = 20 * time.Microsecond
+	spinMax       = time.Millisecond
+	spinStart     = 50 * time.Microsecond
+	pressureEvery = 100 * time.Millisecond
+	pressureBusy  = 0.2
+)
 
-func spinSetting(env string) time.Duration {
+// spinSetting parses KVC_CPU_SPIN: a duration >= 0 fixes the budget; anything else leaves it adaptive.
+func spinSetting(env string) (time.Duration, bool) {
 	if d, err := time.ParseDuration(env); err == nil && d >= 0 {
-		return d
+		return d, true
 	}
-	return defaultSpin
+	return 0, false
+}
+
+// spinBudget is one side's polling budget.
+type spinBudget struct {
+	d     time.Duration
+	fixed bool // KVC_CPU_SPIN: no adapting
+}
+
+func newSpinBudget() spinBudget {
+	if spinIsFixed {
+		return spinBudget{spinFixed, true}
+	}
+	return spinBudget{spinStart, false}
+}
+
+// limit is how long to poll now: spinStart while the machine is busy, unless the budget is fixed.
+func (b *spinBudget) limit(busy bool) time.Duration {
+	if busy && !b.fixed {
+		return spinStart
+	}
+	return b.d
+}
+
+// after adapts the budget to a wait of w that had to park.
+func (b *spinBudget) after(w time.Duration) {
+	switch {
+	case b.fixed:
+	case w < spinMax:
+		b.d = min(spinMax, max(2*b.d, 2*w))
+	default:
+		b.d = max(spinMin, b.d/2)
+	}
+}
+
+// pressure tracks whether other threads wait for a CPU, from the kernel's stall total sampled by run.
+type pressure struct {
+	busy  atomic.Bool // read by every side; true until a sample says otherwise
+	at    time.Time   // the last sample (under the pool's mu)
+	stall time.Duration
+}
+
+// sample updates busy when pressureEvery has passed since the last sample.
+func (g *pressure) sample(now time.Time) {
+	if now.Sub(g.at) < pressureEvery {
+		return
+	}
+	stall, ok := cpuStall()
+	if !ok || g.at.IsZero() || stall < g.stall {
+		g.busy.Store(true) // no figures, or no earlier sample to compare with
+	} else {
+		g.busy.Store(float64(stall-g.stall) > pressureBusy*float64(now.Sub(g.at)))
+	}
+	g.at, g.stall = now, stall
 }
 
 func newWorkers(n int) *workers {
@@ -62,6 +133,11 @@ func newWorkers(n int) *workers {
 	p.scratch = make([][]float64, p.n)
 	p.parked = make([]atomic.Bool, p.n)
 	p.wake = make([]chan struct{}, p.n)
+	p.spin = make([]spinBudget, p.n)
+	for i := range p.spin {
+		p.spin[i] = newSpinBudget()
+	}
+	p.pressure.busy.Store(true)
 	p.cur.Store(&job{parts: 1})
 	for i := 1; i < p.n; i++ {
 		p.wake[i] = make(chan struct{}, 1)
@@ -90,32 +166,34 @@ func (p *workers) loop(part int) {
 // next returns the first job after gen seen.
 func (p *workers) next(part int, seen uint64) *job {
 	var j *job
-	await(func() bool { j = p.cur.Load(); return j.gen != seen }, &p.parked[part], p.wake[part])
+	await(func() bool { j = p.cur.Load(); return j.gen != seen }, &p.parked[part], p.wake[part], &p.spin[part], &p.pressure.busy)
 	return j
 }
 
-// await returns once ready() holds: it polls for spinFor, then parks on wake with parked set. The side
-// that makes ready() true takes parked back (CompareAndSwap) before sending one token on wake, so a
-// waiter that finds ready() true after setting parked takes that token if the flag is already gone.
-func await(ready func() bool, parked *atomic.Bool, wake <-chan struct{}) {
-	start := time.Now()
+// await returns once ready() holds: it polls for the side's budget, then parks on wake with parked set.
+// The side that makes ready() true takes parked back (CompareAndSwap) before sending one token on wake,
+// so a waiter that finds ready() true after setting parked takes that token if the flag is already gone.
+func await(ready func() bool, parked *atomic.Bool, wake <-chan struct{}, budget *spinBudget, busy *atomic.Bool) {
+	start, slept := time.Now(), false
+	limit := budget.limit(busy.Load())
 	for i := 1; !ready(); i++ {
-		if i%64 != 0 {
+		if i%64 != 0 || slept {
 			continue
 		}
-		if time.Since(start) < spinFor {
+		if time.Since(start) < limit {
 			yield(i)
 			continue
 		}
 		parked.Store(true)
-		if ready() {
-			if !parked.CompareAndSwap(true, false) {
-				<-wake // the other side took the flag: take its token
-			}
-			return
+		if !ready() {
+			<-wake
+		} else if !parked.CompareAndSwap(true, false) {
+			<-wake // the other side took the flag: take its token
 		}
-		<-wake
-		start, i = time.Now(), 0
+		slept = true // the token says ready() holds; the loop's test reads it again (next's job)
+	}
+	if slept && !busy.Load() {
+		budget.after(time.Since(start))
 	}
 }
 
@@ -146,11 +224,12 @@ func (p *workers) run(parts int, task func(part int)) {
 		task(0)
 		return
 	}
+	p.pressure.sample(time.Now())
 	p.gen++
 	p.pending.Store(int32(parts - 1))
 	p.publish(&job{gen: p.gen, parts: parts, task: task})
 	task(0)
-	await(func() bool { return p.pending.Load() == 0 }, &p.waiting, p.finished)
+	await(func() bool { return p.pending.Load() == 0 }, &p.waiting, p.finished, &p.spin[0], &p.pressure.busy)
 }
 
 // rows splits [0, n) into parts contiguous ranges and runs f on each; work (multiply-adds, say) below
