@@ -7,7 +7,7 @@ const haveAsm = true
 const asmName = "neon"
 
 // The dtypes and kernel families with NEON kernels; the rest take the pure-Go kernels.
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, true, false
+const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, true, true
 
 const haveAVX512 = false
 
@@ -120,6 +120,17 @@ func asmSumRowsF16(w *float32, v *uint16, stride uintptr, d8, n int, acc *float3
 	sumRowsF16NEON(w, v, stride, d8, n, acc)
 }
 
+//go:noescape
+func expShiftNEON(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32)
+
+//go:noescape
+func swigluNEON(o, gate, up *float32, n int, c *[16][8]float32)
+
+func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32) {
+	expShiftNEON(x, n, m, c, lanes)
+}
+func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32) { swigluNEON(o, gate, up, n, c) }
+
 // Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
 
 func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
@@ -138,5 +149,3 @@ func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows
 func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	panic("no asm")
 }
-func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32) { panic("no asm") }
-func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32)                       { panic("no asm") }

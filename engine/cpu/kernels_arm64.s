@@ -15,6 +15,28 @@
 #define FADDP4(m, n, d) WORD $(0x6e20d400 | ((m)<<16) | ((n)<<5) | (d))
 // fmul vd.4s, vn.4s, vm.4s
 #define FMUL4(m, n, d) WORD $(0x6e20dc00 | ((m)<<16) | ((n)<<5) | (d))
+// fsub vd.4s, vn.4s, vm.4s: vd = vn - vm
+#define FSUB4(m, n, d) WORD $(0x4ea0d400 | ((m)<<16) | ((n)<<5) | (d))
+// fdiv vd.4s, vn.4s, vm.4s: vd = vn / vm
+#define FDIV4(m, n, d) WORD $(0x6e20fc00 | ((m)<<16) | ((n)<<5) | (d))
+// fneg vd.4s, vn.4s
+#define FNEG4(n, d) WORD $(0x6ea0f800 | ((n)<<5) | (d))
+// fcmge vd.4s, vn.4s, vm.4s: all ones where vn >= vm (not for NaN)
+#define FCMGE4(m, n, d) WORD $(0x6e20e400 | ((m)<<16) | ((n)<<5) | (d))
+// fcmgt vd.4s, vn.4s, vm.4s: all ones where vn > vm
+#define FCMGT4(m, n, d) WORD $(0x6ea0e400 | ((m)<<16) | ((n)<<5) | (d))
+// frintm vd.4s, vn.4s: floor
+#define FRINTM4(n, d) WORD $(0x4e219800 | ((n)<<5) | (d))
+// fcvtzs vd.4s, vn.4s: to int32 (the values are whole)
+#define FCVTZS4(n, d) WORD $(0x4ea1b800 | ((n)<<5) | (d))
+// add vd.4s, vn.4s, vm.4s (int32)
+#define IADD4(m, n, d) WORD $(0x4ea08400 | ((m)<<16) | ((n)<<5) | (d))
+// shl vd.4s, vn.4s, #23
+#define SHL23(n, d) WORD $(0x4f375400 | ((n)<<5) | (d))
+// and vd.16b, vn.16b, vm.16b
+#define AND16(m, n, d) WORD $(0x4e201c00 | ((m)<<16) | ((n)<<5) | (d))
+// bit vd.16b, vn.16b, vm.16b: vd takes vn's bits where vm's are set
+#define BIT16(m, n, d) WORD $(0x6ea01c00 | ((m)<<16) | ((n)<<5) | (d))
 // faddp sd, vn.2s
 #define FADDP2S(n, d) WORD $(0x7e30d800 | ((n)<<5) | (d))
 // fmla vd.4s, vn.4s, vm.4s: vd += vn * vm
@@ -793,3 +815,118 @@ TEXT ·sumRowsF32NEON(SB), NOSPLIT, $0-48
 // func sumRowsF16NEON(w *float32, v *uint16, stride uintptr, d8, n int, acc *float32)
 TEXT ·sumRowsF16NEON(SB), NOSPLIT, $0-48
 	SUMROWS(SRLOAD16_F16, SRLOAD8_F16, 2)
+
+// EXP4(x, z, t, xx, p) is exp1's steps (attn_kernels.go) on the 4 lanes of vector x: p = 2^z e^r with
+// z = floor(x log2e + 0.5), r = x - z C1 - z C2 (left in x) and e^r = p(r) r^2 + r + 1, products and sums
+// separate (no fused multiply-add) as the Go twin rounds them. V16-V28 hold expC's rows 0-12 (4 lanes of
+// each). Clobbers x, z, t, xx; the caller masks the lanes below expMin.
+#define EXP4(x, z, t, xx, p) \
+	FMUL4(17, x, z); \
+	FADD4(18, z, z); \
+	FRINTM4(z, z); \
+	FMUL4(19, z, t); \
+	FSUB4(t, x, x); \
+	FMUL4(20, z, t); \
+	FSUB4(t, x, x); \
+	FMUL4(x, x, xx); \
+	FMUL4(21, x, p); \
+	FADD4(22, p, p); \
+	FMUL4(x, p, p); \
+	FADD4(23, p, p); \
+	FMUL4(x, p, p); \
+	FADD4(24, p, p); \
+	FMUL4(x, p, p); \
+	FADD4(25, p, p); \
+	FMUL4(x, p, p); \
+	FADD4(26, p, p); \
+	FMUL4(xx, p, p); \
+	FADD4(x, p, p); \
+	FADD4(27, p, p); \
+	FCVTZS4(z, z); \
+	IADD4(28, z, z); \
+	SHL23(z, z); \
+	FMUL4(z, p, p)
+
+// EXPC loads 4 lanes of the constant row at (R) into register V and steps R to the next row (32 bytes).
+#define EXPC(R, V) \
+	VLD1 (R), [V.S4]; \
+	ADD  $32, R
+
+// EXPC13 loads expC's 13 rows from (R) into V16-V28.
+#define EXPC13(R) \
+	EXPC(R, V16); \
+	EXPC(R, V17); \
+	EXPC(R, V18); \
+	EXPC(R, V19); \
+	EXPC(R, V20); \
+	EXPC(R, V21); \
+	EXPC(R, V22); \
+	EXPC(R, V23); \
+	EXPC(R, V24); \
+	EXPC(R, V25); \
+	EXPC(R, V26); \
+	EXPC(R, V27); \
+	EXPC(R, V28)
+
+// func expShiftNEON(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32)
+// x[i] = exp(x[i] - m) for i < n (a multiple of 8, > 0) by exp1's steps, added into lane i%8 of lanes
+// (V14 lanes 0-3, V15 4-7). c is expC.
+TEXT ·expShiftNEON(SB), NOSPLIT, $0-40
+	MOVD x+0(FP), R0
+	MOVD n+8(FP), R1
+	MOVD $m+16(FP), R4
+	VLD1R (R4), [V29.S4]
+	MOVD c+24(FP), R2
+	MOVD lanes+32(FP), R3
+	EXPC13(R2)
+	VLD1 (R3), [V14.S4, V15.S4]
+
+loop:
+	VLD1     (R0), [V0.S4, V1.S4]
+	FSUB4(29, 0, 0)  // x - m
+	FSUB4(29, 1, 1)
+	FCMGE4(16, 0, 6) // x >= expMin (false for -Inf and NaN)
+	FCMGE4(16, 1, 11)
+	EXP4(0, 2, 3, 4, 5)
+	EXP4(1, 7, 8, 9, 10)
+	AND16(6, 5, 5)
+	AND16(11, 10, 10)
+	FADD4(5, 14, 14)
+	FADD4(10, 15, 15)
+	VST1.P   [V5.S4], 16(R0)
+	VST1.P   [V10.S4], 16(R0)
+	SUBS     $8, R1
+	BNE      loop
+	VST1     [V14.S4, V15.S4], (R3)
+	RET
+
+// func swigluNEON(o, gate, up *float32, n int, c *[16][8]float32)
+// o[i] = g[i] / (1 + exp(-g[i])) * u[i] for i < n (a multiple of 8, > 0), exp by exp1's steps, +Inf past
+// swigluExpMax (c's row 13, in V29; row 14, +Inf, in V30). o may be g or u: each chunk is loaded before
+// it is stored.
+TEXT ·swigluNEON(SB), NOSPLIT, $0-40
+	MOVD o+0(FP), R0
+	MOVD gate+8(FP), R1
+	MOVD up+16(FP), R2
+	MOVD n+24(FP), R3
+	MOVD c+32(FP), R4
+	EXPC13(R4)
+	EXPC(R4, V29)
+	EXPC(R4, V30)
+
+loop:
+	VLD1.P   16(R1), [V6.S4] // g
+	VLD1.P   16(R2), [V7.S4] // u
+	FNEG4(6, 0)              // x = -g
+	FCMGE4(16, 0, 11)        // x >= expMin (false for NaN)
+	FCMGT4(29, 0, 12)        // x > swigluExpMax
+	EXP4(0, 2, 3, 4, 5)      // t = e^x
+	AND16(11, 5, 5)          // 0 below expMin
+	BIT16(12, 30, 5)         // +Inf above swigluExpMax
+	FADD4(27, 5, 5)          // 1 + t
+	FDIV4(5, 6, 6)           // g / (1 + t)
+	FMUL4(7, 6, 6)           // * u
+	VST1.P   [V6.S4], 16(R0)
+	SUBS     $4, R3
+	BNE      loop
+	RET

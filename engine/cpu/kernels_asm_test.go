@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 
 	"kvc/model"
@@ -101,4 +103,20 @@ func TestAsmRowKernelsMatchGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// KVC_CPU_NOASM=1 selects the pure-Go kernels wherever this build has assembly, and Kernels() says which
+// run (./build.sh test runs this under qemu for arm64 with and without the variable).
+func TestAsmSetting(t *testing.T) {
+	noasm := os.Getenv("KVC_CPU_NOASM") != ""
+	if useAsm != (haveAsm && !noasm) {
+		t.Fatalf("useAsm %v with haveAsm %v, KVC_CPU_NOASM %q", useAsm, haveAsm, os.Getenv("KVC_CPU_NOASM"))
+	}
+	switch k := rowKernels(); {
+	case useAsm && !strings.HasPrefix(k, asmName):
+		t.Fatalf("assembly on: Kernels says %q, want %q first", k, asmName)
+	case !useAsm && !strings.HasPrefix(k, "pure Go"):
+		t.Fatalf("assembly off: Kernels says %q", k)
+	}
+	t.Logf("%s", Kernels())
 }
