@@ -25,8 +25,9 @@ func TestFastProductsMatchReference(t *testing.T) {
 		for _, wc := range weightCases {
 			// {rows, cols, n}: odd sizes, batches that take the eight- and four-input kernels with and without
 			// a remainder; 1001, 300 and 100 rows use every worker (several row blocks each); 1544 columns take
-			// the eight-input kernels in column tiles, the last one an odd chunk of 8
-			for _, s := range [][3]int{{1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {7, 63, 12}, {5, 4097, 5}, {3, 4097, 8}, {1001, 64, 3}, {300, 256, 9}, {40, 64, 16}, {100, 1544, 12}, {9, 4097, 12}} {
+			// the eight-input kernels in column tiles, the last one an odd chunk of 8; 3 rows of one input is
+			// decode's row-range path with fewer rows than its four-row kernels take
+			for _, s := range [][3]int{{3, 64, 1}, {1, 1, 4}, {7, 7, 2}, {63, 63, 6}, {7, 63, 12}, {5, 4097, 5}, {3, 4097, 8}, {1001, 64, 3}, {300, 256, 9}, {40, 64, 16}, {100, 1544, 12}, {9, 4097, 12}} {
 				// q8_0 with float and with 8-bit activations
 				for _, act := range actModes(wc.dt) {
 					q8ActOn = act

@@ -308,7 +308,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 	cols := w.info.Cols
 	dt := w.info.DType
-	if !useAsm || !asmDType(dt) || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
+	if !useAsm || !asmDType(dt) || dt == model.F8E4M3 || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
 		return false
 	}
 	x, out = x[:cols], out[:r1-r0]
