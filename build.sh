@@ -130,6 +130,8 @@ case "${1:-build}" in
     build_bin
     # Vulkan tests must fail rather than skip here, and run under the validation layer.
     KVC_REQUIRE_VULKAN=1 KVC_VALIDATION=1 go test -count=1 -timeout 40m ./... 2>&1
+    # The CPU backend's worker pool (polling, parking, wake-ups) under the race detector.
+    go test -race -count=1 ./engine/cpu -run 'TestWorkers|TestSpin|TestPressure' 2>&1
     test_arm64
     ;;
   fuzz)
