@@ -6,8 +6,8 @@ const haveAsm = true
 
 const asmName = "neon"
 
-// The dtypes and kernel families with NEON kernels; the rest take the pure-Go kernels.
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, false, true, true
+// The dtypes and kernel families with NEON kernels: all of them (8-bit activations, q8act.go, have none).
+const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, true, true, true
 
 const haveAVX512 = false
 
@@ -22,6 +22,12 @@ func rowsBF16NEON(x *float32, w *uint16, n, rows int, out *float32)
 
 //go:noescape
 func rowsQ8NEON(x *float32, w *int8, scales *float32, groups, group, rows int, out *float32)
+
+//go:noescape
+func rowsFP8NEON(x *float32, w *uint8, scales *float32, groups, group, rows int, out *float32)
+
+//go:noescape
+func dot4FP8NEON(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32)
 
 //go:noescape
 func dot4F32NEON(x *float32, stride uintptr, w *float32, n int, out *[4]float32)
@@ -64,6 +70,15 @@ func asmDotBF16(x *float32, w *uint16, n int) (s float32) {
 func asmDotQ8(x *float32, w *int8, scales *float32, groups, group int) (s float32) {
 	rowsQ8NEON(x, w, scales, groups, group, 1, &s)
 	return s
+}
+
+func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) (s float32) {
+	rowsFP8NEON(x, w, scales, groups, group, 1, &s)
+	return s
+}
+
+func asmDot4FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32) {
+	dot4FP8NEON(x, stride, w, scales, groups, group, out)
 }
 
 func asmRowsF32(x, w *float32, n, rows int, out *float32)          { rowsF32NEON(x, w, n, rows, out) }
@@ -133,10 +148,6 @@ func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32) { swigluNEON(o, g
 
 // Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
 
-func asmDotFP8(x *float32, w *uint8, scales *float32, groups, group int) float32 { panic("no asm") }
-func asmDot4FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32) {
-	panic("no asm")
-}
 func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
 	panic("no asm")
 }

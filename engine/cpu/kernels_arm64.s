@@ -37,6 +37,18 @@
 #define AND16(m, n, d) WORD $(0x4e201c00 | ((m)<<16) | ((n)<<5) | (d))
 // bit vd.16b, vn.16b, vm.16b: vd takes vn's bits where vm's are set
 #define BIT16(m, n, d) WORD $(0x6ea01c00 | ((m)<<16) | ((n)<<5) | (d))
+// eor vd.16b, vn.16b, vm.16b
+#define EOR16(m, n, d) WORD $(0x6e201c00 | ((m)<<16) | ((n)<<5) | (d))
+// orr vd.16b, vn.16b, vm.16b
+#define ORR16(m, n, d) WORD $(0x4ea01c00 | ((m)<<16) | ((n)<<5) | (d))
+// ushll vd.8h, vn.8b, #7
+#define USHLL7(n, d) WORD $(0x2f0fa400 | ((n)<<5) | (d))
+// ushll2 vd.8h, vn.16b, #7
+#define USHLL7_2(n, d) WORD $(0x6f0fa400 | ((n)<<5) | (d))
+// shll vd.8h, vn.8b, #8
+#define SHLL8(n, d) WORD $(0x2e213800 | ((n)<<5) | (d))
+// shll2 vd.8h, vn.16b, #8
+#define SHLL8_2(n, d) WORD $(0x6e213800 | ((n)<<5) | (d))
 // faddp sd, vn.2s
 #define FADDP2S(n, d) WORD $(0x7e30d800 | ((n)<<5) | (d))
 // fmla vd.4s, vn.4s, vm.4s: vd += vn * vm
@@ -300,20 +312,20 @@ end: \
 // multiplied by the group's scale into the output's accumulator by a fused multiply-add; then the lanes
 // (0 + 1) + (2 + 3). The one-row, four-row and four-input kernels keep that order for every output.
 
-// Q8CHUNK16(w, x, p) converts the 16 int8s at (w) (post-incremented) and adds them times the input
-// vectors x..x+3 into partials p, p+1 (scratch V20-V27).
-#define Q8CHUNK16(w, x, p) \
+// QCHUNK16(TO4, w, x, p) converts the 16 bytes at (w) (post-incremented) by TO4 (Q8TO4, FP8TO4) and adds
+// them times the input vectors x..x+3 into partials p, p+1 (scratch V20-V24, V26, V27).
+#define QCHUNK16(TO4, w, x, p) \
 	VLD1.P 16(w), [V24.B16]; \
-	Q8TO4(24, 26, 20); \
+	TO4(24, 26, 20); \
 	FMLA4(20, x, p); \
 	FMLA4(21, (x)+1, (p)+1); \
 	FMLA4(22, (x)+2, p); \
 	FMLA4(23, (x)+3, (p)+1)
 
-// Q8CHUNK8(w, x, p): the same for the 8 int8s at (w) and input vectors x, x+1.
-#define Q8CHUNK8(w, x, p) \
+// QCHUNK8(TO2, w, x, p): the same for the 8 bytes at (w) and input vectors x, x+1.
+#define QCHUNK8(TO2, w, x, p) \
 	VLD1.P 8(w), [V24.B8]; \
-	Q8TO2(24, 26, 20); \
+	TO2(24, 26, 20); \
 	FMLA4(20, x, p); \
 	FMLA4(21, (x)+1, (p)+1)
 
@@ -491,6 +503,175 @@ rows8: \
 done: \
 	RET
 
+// FP8TO4(b, h, d) turns the 16 fp8-e4m3 bytes in b into floats in d..d+3, each 2^-8 times its value:
+// the low 7 bits shifted left by 7 are a half with the same mantissa and an exponent 8 lower (subnormals
+// included), and the sign moves to bit 15. V25 holds 0x7f in every byte; h, h+1 scratch. The codes 0x7f
+// and 0xff (NaN in e4m3) read as 480 and -480.
+#define FP8TO4(b, h, d) \
+	AND16(25, b, h); \
+	EOR16(h, b, (h)+1); \
+	USHLL7(h, (d)+2); \
+	USHLL7_2(h, (d)+3); \
+	SHLL8((h)+1, h); \
+	SHLL8_2((h)+1, (h)+1); \
+	ORR16(h, (d)+2, (d)+2); \
+	ORR16((h)+1, (d)+3, (d)+3); \
+	FCVTL((d)+2, d); \
+	FCVTL2((d)+2, (d)+1); \
+	FCVTL((d)+3, (d)+2); \
+	FCVTL2((d)+3, (d)+3)
+
+// FP8TO2(b, h, d): the same for the 8 bytes in the low half of b into d, d+1.
+#define FP8TO2(b, h, d) \
+	AND16(25, b, h); \
+	EOR16(h, b, (h)+1); \
+	USHLL7(h, d); \
+	SHLL8((h)+1, h); \
+	ORR16(h, d, d); \
+	FCVTL2(d, (d)+1); \
+	FCVTL(d, d)
+
+// Q8FIN and FP8FIN finish a q8_0 or fp8 sum in register F: nothing, or times 2^8 (exact), undoing
+// FP8TO4's scaling.
+#define Q8FIN(F)
+#define FP8FIN(F) \
+	FMOVS $256.0, F29; \
+	FMULS F29, F, F
+
+// ROWS_Q and DOT4_Q: the q8_0 and fp8 one-row (row range) and four-input kernels, TO4 and TO2 converting
+// the weights, FIN finishing each sum (Q8FIN, FP8FIN).
+#define ROWS_Q(TO4, TO2, FIN) \
+	MOVD x+0(FP), R0; \
+	MOVD w+8(FP), R1; \
+	MOVD scales+16(FP), R2; \
+	MOVD groups+24(FP), R3; \
+	MOVD group+32(FP), R4; \
+	MOVD rows+40(FP), R5; \
+	MOVD out+48(FP), R6; \
+	CBZ  R5, done; \
+row: \
+	MOVD R0, R7; \
+	MOVD R3, R8; \
+	VEOR V0.B16, V0.B16, V0.B16; \
+	CBZ  R8, end; \
+group: \
+	MOVD R4, R9; \
+	VEOR V1.B16, V1.B16, V1.B16; \
+	VEOR V2.B16, V2.B16, V2.B16; \
+	CMP  $16, R9; \
+	BLT  tail; \
+loop: \
+	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	QCHUNK16(TO4, R1, 16, 1); \
+	SUB    $16, R9; \
+	CMP    $16, R9; \
+	BGE    loop; \
+tail: \
+	CBZ    R9, scale; \
+	VLD1.P 32(R7), [V16.S4, V17.S4]; \
+	QCHUNK8(TO2, R1, 16, 1); \
+scale: \
+	Q8SCALE(R2, 1, 0); \
+	SUBS $1, R8; \
+	BNE  group; \
+end: \
+	HSUM1(0); \
+	FIN(F0); \
+	FMOVS F0, (R6); \
+	ADD   $4, R6; \
+	SUBS  $1, R5; \
+	BNE   row; \
+done: \
+	RET
+
+#define DOT4_Q(TO4, TO2, FIN) \
+	MOVD x+0(FP), R0; \
+	MOVD stride+8(FP), R1; \
+	MOVD w+16(FP), R2; \
+	MOVD scales+24(FP), R3; \
+	MOVD groups+32(FP), R4; \
+	MOVD group+40(FP), R5; \
+	MOVD out+48(FP), R6; \
+	ADD  R1, R0, R7; \
+	ADD  R1, R7, R8; \
+	ADD  R1, R8, R9; \
+	ZERO4(V0, V1, V2, V3); \
+	CBZ  R4, end; \
+group: \
+	MOVD R5, R10; \
+	ZERO4(V4, V5, V6, V7); \
+	ZERO4(V8, V9, V10, V11); \
+	CMP  $16, R10; \
+	BLT  tail; \
+loop: \
+	VLD1.P 16(R2), [V29.B16]; \
+	TO4(29, 30, 20); \
+	VLD1.P 64(R0), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	FMLA4(20, 12, 4); \
+	FMLA4(21, 13, 5); \
+	FMLA4(22, 14, 4); \
+	FMLA4(23, 15, 5); \
+	FMLA4(20, 16, 6); \
+	FMLA4(21, 17, 7); \
+	FMLA4(22, 18, 6); \
+	FMLA4(23, 19, 7); \
+	VLD1.P 64(R8), [V12.S4, V13.S4, V14.S4, V15.S4]; \
+	VLD1.P 64(R9), [V16.S4, V17.S4, V18.S4, V19.S4]; \
+	FMLA4(20, 12, 8); \
+	FMLA4(21, 13, 9); \
+	FMLA4(22, 14, 8); \
+	FMLA4(23, 15, 9); \
+	FMLA4(20, 16, 10); \
+	FMLA4(21, 17, 11); \
+	FMLA4(22, 18, 10); \
+	FMLA4(23, 19, 11); \
+	SUB    $16, R10; \
+	CMP    $16, R10; \
+	BGE    loop; \
+tail: \
+	CBZ    R10, scale; \
+	VLD1.P 8(R2), [V29.B8]; \
+	TO2(29, 30, 20); \
+	VLD1.P 32(R0), [V12.S4, V13.S4]; \
+	VLD1.P 32(R7), [V14.S4, V15.S4]; \
+	VLD1.P 32(R8), [V16.S4, V17.S4]; \
+	VLD1.P 32(R9), [V18.S4, V19.S4]; \
+	FMLA4(20, 12, 4); \
+	FMLA4(21, 13, 5); \
+	FMLA4(20, 14, 6); \
+	FMLA4(21, 15, 7); \
+	FMLA4(20, 16, 8); \
+	FMLA4(21, 17, 9); \
+	FMLA4(20, 18, 10); \
+	FMLA4(21, 19, 11); \
+scale: \
+	FADD4(5, 4, 4); \
+	FADD4(7, 6, 6); \
+	FADD4(9, 8, 8); \
+	FADD4(11, 10, 10); \
+	VLD1R.P 4(R3), [V28.S4]; \
+	FMLA4(28, 4, 0); \
+	FMLA4(28, 6, 1); \
+	FMLA4(28, 8, 2); \
+	FMLA4(28, 10, 3); \
+	SUBS $1, R4; \
+	BNE  group; \
+end: \
+	HSUM1(0); \
+	HSUM1(1); \
+	HSUM1(2); \
+	HSUM1(3); \
+	FIN(F0); \
+	FIN(F1); \
+	FIN(F2); \
+	FIN(F3); \
+	FMOVS F0, 0(R6); \
+	FMOVS F1, 4(R6); \
+	FMOVS F2, 8(R6); \
+	FMOVS F3, 12(R6); \
+	RET
+
 // The f32 kernels: the same as the 16-bit ones without the conversion.
 
 // func rowsF32NEON(x, w *float32, n, rows int, out *float32)
@@ -594,146 +775,24 @@ TEXT ·rows4BF16NEON(SB), NOSPLIT, $0-40
 // rows consecutive q8_0 rows (groups groups of group weights each, their scales one after the other)
 // against x; accumulator V0, partials V1, V2.
 TEXT ·rowsQ8NEON(SB), NOSPLIT, $0-56
-	MOVD x+0(FP), R0
-	MOVD w+8(FP), R1
-	MOVD scales+16(FP), R2
-	MOVD groups+24(FP), R3
-	MOVD group+32(FP), R4
-	MOVD rows+40(FP), R5
-	MOVD out+48(FP), R6
-	CBZ  R5, done
+	ROWS_Q(Q8TO4, Q8TO2, Q8FIN)
 
-row:
-	MOVD R0, R7
-	MOVD R3, R8
-	VEOR V0.B16, V0.B16, V0.B16
-	CBZ  R8, end
-
-group:
-	MOVD R4, R9
-	VEOR V1.B16, V1.B16, V1.B16
-	VEOR V2.B16, V2.B16, V2.B16
-	CMP  $16, R9
-	BLT  tail
-
-loop:
-	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]
-	Q8CHUNK16(R1, 16, 1)
-	SUB    $16, R9
-	CMP    $16, R9
-	BGE    loop
-
-tail:
-	CBZ    R9, scale
-	VLD1.P 32(R7), [V16.S4, V17.S4]
-	Q8CHUNK8(R1, 16, 1)
-
-scale:
-	Q8SCALE(R2, 1, 0)
-	SUBS $1, R8
-	BNE  group
-
-end:
-	HSUM1(0)
-	FMOVS F0, (R6)
-	ADD   $4, R6
-	SUBS  $1, R5
-	BNE   row
-
-done:
-	RET
+// func rowsFP8NEON(x *float32, w *uint8, scales *float32, groups, group, rows int, out *float32)
+// rowsQ8NEON for fp8-e4m3 (one row: a row's regions share its scales).
+TEXT ·rowsFP8NEON(SB), NOSPLIT, $0-56
+	VMOVI $0x7f, V25.B16
+	ROWS_Q(FP8TO4, FP8TO2, FP8FIN)
 
 // func dot4Q8NEON(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
 // Four inputs (rows at x + k*stride) against one q8_0 row: input k's accumulator V(k), partials
 // V(4+2k), V(5+2k); the weight chunk is converted once for the four.
 TEXT ·dot4Q8NEON(SB), NOSPLIT, $0-56
-	MOVD x+0(FP), R0
-	MOVD stride+8(FP), R1
-	MOVD w+16(FP), R2
-	MOVD scales+24(FP), R3
-	MOVD groups+32(FP), R4
-	MOVD group+40(FP), R5
-	MOVD out+48(FP), R6
-	ADD  R1, R0, R7
-	ADD  R1, R7, R8
-	ADD  R1, R8, R9
-	ZERO4(V0, V1, V2, V3)
-	CBZ  R4, end
+	DOT4_Q(Q8TO4, Q8TO2, Q8FIN)
 
-group:
-	MOVD R5, R10
-	ZERO4(V4, V5, V6, V7)
-	ZERO4(V8, V9, V10, V11)
-	CMP  $16, R10
-	BLT  tail
-
-loop:
-	VLD1.P 16(R2), [V29.B16]
-	Q8TO4(29, 30, 20)
-	VLD1.P 64(R0), [V12.S4, V13.S4, V14.S4, V15.S4]
-	VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]
-	FMLA4(20, 12, 4)
-	FMLA4(21, 13, 5)
-	FMLA4(22, 14, 4)
-	FMLA4(23, 15, 5)
-	FMLA4(20, 16, 6)
-	FMLA4(21, 17, 7)
-	FMLA4(22, 18, 6)
-	FMLA4(23, 19, 7)
-	VLD1.P 64(R8), [V12.S4, V13.S4, V14.S4, V15.S4]
-	VLD1.P 64(R9), [V16.S4, V17.S4, V18.S4, V19.S4]
-	FMLA4(20, 12, 8)
-	FMLA4(21, 13, 9)
-	FMLA4(22, 14, 8)
-	FMLA4(23, 15, 9)
-	FMLA4(20, 16, 10)
-	FMLA4(21, 17, 11)
-	FMLA4(22, 18, 10)
-	FMLA4(23, 19, 11)
-	SUB    $16, R10
-	CMP    $16, R10
-	BGE    loop
-
-tail:
-	CBZ    R10, scale
-	VLD1.P 8(R2), [V29.B8]
-	Q8TO2(29, 30, 20)
-	VLD1.P 32(R0), [V12.S4, V13.S4]
-	VLD1.P 32(R7), [V14.S4, V15.S4]
-	VLD1.P 32(R8), [V16.S4, V17.S4]
-	VLD1.P 32(R9), [V18.S4, V19.S4]
-	FMLA4(20, 12, 4)
-	FMLA4(21, 13, 5)
-	FMLA4(20, 14, 6)
-	FMLA4(21, 15, 7)
-	FMLA4(20, 16, 8)
-	FMLA4(21, 17, 9)
-	FMLA4(20, 18, 10)
-	FMLA4(21, 19, 11)
-
-scale:
-	FADD4(5, 4, 4)
-	FADD4(7, 6, 6)
-	FADD4(9, 8, 8)
-	FADD4(11, 10, 10)
-	VLD1R.P 4(R3), [V28.S4]
-	FMLA4(28, 4, 0)
-	FMLA4(28, 6, 1)
-	FMLA4(28, 8, 2)
-	FMLA4(28, 10, 3)
-	SUBS $1, R4
-	BNE  group
-
-end:
-	HSUM1(0)
-	HSUM1(1)
-	HSUM1(2)
-	HSUM1(3)
-	FMOVS F0, 0(R6)
-	FMOVS F1, 4(R6)
-	FMOVS F2, 8(R6)
-	FMOVS F3, 12(R6)
-	RET
+// func dot4FP8NEON(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, out *[4]float32)
+TEXT ·dot4FP8NEON(SB), NOSPLIT, $0-56
+	VMOVI $0x7f, V25.B16
+	DOT4_Q(FP8TO4, FP8TO2, FP8FIN)
 
 // func rows4Q8NEON(x *float32, w *int8, stride uintptr, scales *float32, sstride uintptr, groups, group int, out *[4]float32)
 // One input against four q8_0 rows at w + k*stride (bytes), row k's scales at scales + k*sstride: row k's
@@ -765,10 +824,10 @@ group:
 
 loop:
 	VLD1.P 64(R0), [V16.S4, V17.S4, V18.S4, V19.S4]
-	Q8CHUNK16(R1, 16, 4)
-	Q8CHUNK16(R8, 16, 6)
-	Q8CHUNK16(R9, 16, 8)
-	Q8CHUNK16(R10, 16, 10)
+	QCHUNK16(Q8TO4, R1, 16, 4)
+	QCHUNK16(Q8TO4, R8, 16, 6)
+	QCHUNK16(Q8TO4, R9, 16, 8)
+	QCHUNK16(Q8TO4, R10, 16, 10)
 	SUB    $16, R14
 	CMP    $16, R14
 	BGE    loop
@@ -776,10 +835,10 @@ loop:
 tail:
 	CBZ    R14, scale
 	VLD1.P 32(R0), [V16.S4, V17.S4]
-	Q8CHUNK8(R1, 16, 4)
-	Q8CHUNK8(R8, 16, 6)
-	Q8CHUNK8(R9, 16, 8)
-	Q8CHUNK8(R10, 16, 10)
+	QCHUNK8(Q8TO2, R1, 16, 4)
+	QCHUNK8(Q8TO2, R8, 16, 6)
+	QCHUNK8(Q8TO2, R9, 16, 8)
+	QCHUNK8(Q8TO2, R10, 16, 10)
 
 scale:
 	Q8SCALE(R3, 4, 0)

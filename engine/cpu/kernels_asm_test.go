@@ -30,7 +30,12 @@ func TestAsmRowKernelsMatchGo(t *testing.T) {
 	useAsm, useAVX512 = true, false
 	r := rand.New(rand.NewPCG(21, 22))
 	c := &Backend{} // one weight arena for all the weights
-	for _, dt := range []model.DType{model.F32, model.F16, model.BF16, model.Q8_0} {
+	for _, dk := range []struct {
+		dt model.DType
+		sk model.ScaleKind
+	}{{model.F32, 0}, {model.F16, 0}, {model.BF16, 0}, {model.Q8_0, 0}, {model.F8E4M3, model.ScaleNone},
+		{model.F8E4M3, model.ScaleTensor}, {model.F8E4M3, model.ScaleChannel}, {model.F8E4M3, model.ScaleBlock}} {
+		dt := dk.dt
 		if !asmDType(dt) {
 			t.Logf("%v: no %s kernels", dt, asmName)
 			continue
@@ -50,8 +55,8 @@ func TestAsmRowKernelsMatchGo(t *testing.T) {
 						group = gs[rows%len(gs)]
 					}
 				}
-				name := fmt.Sprintf("%v cols %d rows %d group %d", dt, cols, rows, group)
-				cw, err := c.UploadWeight(EncodeTensor("w", dt, rows, cols, false, model.ScaleNone, group, randVals(r, rows*cols)))
+				name := fmt.Sprintf("%v %v cols %d rows %d group %d", dt, dk.sk, cols, rows, group)
+				cw, err := c.UploadWeight(EncodeTensor("w", dt, rows, cols, false, dk.sk, group, randVals(r, rows*cols)))
 				if err != nil {
 					t.Fatal(err)
 				}
