@@ -6,9 +6,9 @@ import (
 )
 
 // The fast attention's block kernels: the scores of a block of consecutive K rows against one query,
-// exp(s - max) over a row of scores with their sum, and the weighted sum of a block of V rows. Each has a
-// pure-Go kernel and, where the architecture's asmAttn (scores, sums) or asmExp (exp) is set, an assembly
-// one with the same bits (AVX2: kernels_attn_amd64.s): the assembly multiplies and adds without fusing
+// exp(s - max) over a row of scores with their sum, and the weighted sum of a block of V rows. Each has an
+// assembly kernel (AVX2: kernels_attn_amd64.s; NEON: kernels_arm64.s) and a pure-Go one with the same
+// bits: the assembly multiplies and adds without fusing
 // (the Go side rounds each product with float32(), which keeps the compiler from fusing too), and both
 // walk the same 8 lanes in the same order. Elements past a row's last whole chunk of 8 are added by the Go
 // wrappers, after the lanes, in order, whichever kernel ran.
@@ -63,7 +63,7 @@ func hsum8(l *[8]float32) float32 {
 func expShift(x []float32, m float32) float32 {
 	n8 := len(x) &^ 7
 	var lanes [8]float32
-	if useAsm && asmExp && n8 > 0 {
+	if useAsm && n8 > 0 {
 		asmExpShift(&x[0], n8, m, &expC, &lanes)
 	} else {
 		expShiftGo(x[:n8], m, &lanes)
@@ -88,7 +88,7 @@ func scoresF32(q, k, out []float32) {
 	d := len(q)
 	d8 := d &^ 7
 	k = k[:len(out)*d]
-	if useAsm && asmAttn && d8 > 0 && len(out) > 0 {
+	if useAsm && d8 > 0 && len(out) > 0 {
 		asmScoresF32(&q[0], &k[0], uintptr(4*d), d8, len(out), &out[0])
 	} else {
 		for i := range out {
@@ -112,7 +112,7 @@ func scoresF16(q []float32, k []uint16, out []float32) {
 	d := len(q)
 	d8 := d &^ 7
 	k = k[:len(out)*d]
-	if useAsm && asmAttn && d8 > 0 && len(out) > 0 {
+	if useAsm && d8 > 0 && len(out) > 0 {
 		asmScoresF16(&q[0], &k[0], uintptr(2*d), d8, len(out), &out[0])
 	} else {
 		for i := range out {
@@ -156,7 +156,7 @@ func sumRowsF32(w, v, acc []float32) {
 	d8 := d &^ 7
 	v = v[:len(w)*d]
 	lo := 0
-	if useAsm && asmAttn && d8 > 0 && len(w) > 0 {
+	if useAsm && d8 > 0 && len(w) > 0 {
 		asmSumRowsF32(&w[0], &v[0], uintptr(4*d), d8, len(w), &acc[0])
 		lo = d8
 	}
@@ -175,7 +175,7 @@ func sumRowsF16(w []float32, v []uint16, acc []float32) {
 	d8 := d &^ 7
 	v = v[:len(w)*d]
 	lo := 0
-	if useAsm && asmAttn && d8 > 0 && len(w) > 0 {
+	if useAsm && d8 > 0 && len(w) > 0 {
 		asmSumRowsF16(&w[0], &v[0], uintptr(2*d), d8, len(w), &acc[0])
 		lo = d8
 	}

@@ -10,8 +10,8 @@ import (
 
 // The fast backend's row kernels: sum_c x[c] * W[r][c] read straight from the stored dtype, by assembly
 // where the CPU has it (AVX2 on amd64: kernels_amd64.s; NEON on arm64: kernels_arm64.s), else by the
-// pure-Go loops below. Each architecture's file maps the asm* names used here to its kernels and says
-// which dtypes they cover (asmDType). A q8_0 group's (or an fp8 scale region's) products are summed first
+// pure-Go loops below. Each architecture's file maps the asm* names used here to its kernels (every dtype
+// has them on both). A q8_0 group's (or an fp8 scale region's) products are summed first
 // and then multiplied by its scale. The order of every sum depends only on the weight's shape, never on
 // the batch or the thread count, as engine.Backend requires. The reference kernels (DecodeRow, dot) stay
 // the oracle both are tested against.
@@ -38,24 +38,9 @@ func rowKernels() string {
 	return "pure Go"
 }
 
-// asmDType: this architecture's assembly has row kernels for dt (f32 and f16 wherever it has any).
-func asmDType(dt model.DType) bool {
-	switch dt {
-	case model.F32, model.F16:
-		return true
-	case model.BF16:
-		return asmBF16
-	case model.Q8_0:
-		return asmQ8
-	case model.F8E4M3:
-		return asmFP8
-	}
-	return false
-}
-
 // rowDot returns sum_c x[c] * W[r][c] for x of at least Cols elements.
 func (w *Weight) rowDot(x []float32, r int) float32 {
-	if useAsm && asmDType(w.info.DType) {
+	if useAsm {
 		return w.rowDotAsm(x, r)
 	}
 	return w.rowDotGo(x, r)
@@ -254,7 +239,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	cols := w.info.Cols
 	i := 0
 	switch dt := w.info.DType; {
-	case !useAsm || n < 4 || !asmDType(dt):
+	case !useAsm || n < 4:
 	case dt == model.F32 || dt == model.F16 || dt == model.BF16:
 		n8, stride := cols&^7, uintptr(cols*4)
 		for ; useAVX512 && i+8 <= n; i += 8 {
@@ -308,7 +293,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 	cols := w.info.Cols
 	dt := w.info.DType
-	if !useAsm || !asmDType(dt) || dt == model.F8E4M3 || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
+	if !useAsm || dt == model.F8E4M3 || r0 >= r1 || cols%8 != 0 || dt == model.Q8_0 && w.info.Group%8 != 0 {
 		return false
 	}
 	x, out = x[:cols], out[:r1-r0]

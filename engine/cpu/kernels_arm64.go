@@ -6,9 +6,6 @@ const haveAsm = true
 
 const asmName = "neon"
 
-// The dtypes and kernel families with NEON kernels: all of them (8-bit activations, q8act.go, have none).
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, true, true, true
-
 const haveAVX512 = false
 
 //go:noescape
@@ -146,7 +143,8 @@ func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]floa
 }
 func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32) { swigluNEON(o, gate, up, n, c) }
 
-// Not on arm64 (asmDType, asmAttn, asmExp and haveAVX512 keep these from being called).
+// No eight-input kernels on arm64 (haveAVX512 keeps these from being called); the 8-bit activation
+// kernels (q8act.go) have none either.
 
 func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
 	panic("no asm")

@@ -6,9 +6,6 @@ package cpu
 
 const asmName = "avx2+fma+f16c"
 
-// Every dtype and kernel family has AVX2 assembly.
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = true, true, true, true, true
-
 func asmDotF32(x, w *float32, n int) float32          { return dotF32AVX(x, w, n) }
 func asmDotF16(x *float32, w *uint16, n int) float32  { return dotF16AVX(x, w, n) }
 func asmDotBF16(x *float32, w *uint16, n int) float32 { return dotBF16AVX(x, w, n) }

@@ -7,8 +7,6 @@ const haveAsm = false
 
 const asmName = ""
 
-const asmBF16, asmQ8, asmFP8, asmAttn, asmExp = false, false, false, false, false
-
 const haveAVX512 = false
 
 func asmDotF32(x, w *float32, n int) float32                                     { panic("no asm") }

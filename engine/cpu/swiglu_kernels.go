@@ -41,7 +41,7 @@ func swigluBlock(o, g, u []float32) {
 	n := len(o)
 	g, u = g[:n], u[:n]
 	n8 := n &^ 7
-	if useAsm && asmExp && n8 > 0 {
+	if useAsm && n8 > 0 {
 		asmSwiGLU(&o[0], &g[0], &u[0], n8, &swigluC)
 	} else {
 		for i := range n8 {
