@@ -16,6 +16,8 @@ func (deviceLike) MemoryAvailable() int64 { return 1 << 30 }
 // TestChooseKVType: every combination of backend kind, head-dim parity and request.
 func TestChooseKVType(t *testing.T) {
 	host, device := engine.Backend(&cpu.Backend{}), engine.Backend(deviceLike{&cpu.Backend{}})
+	fast := cpu.New(2)
+	defer fast.Close()
 	const bad = engine.KVType(-1) // an error is expected
 	for _, c := range []struct {
 		name    string
@@ -36,6 +38,9 @@ func TestChooseKVType(t *testing.T) {
 		{"host odd default", host, 7, "", engine.KVF32},
 		{"host odd f16", host, 7, "f16", engine.KVF16},
 		{"host odd f32", host, 7, "f32", engine.KVF32},
+		{"fast host even default", fast, 64, "", engine.KVF16},
+		{"fast host odd default", fast, 7, "", engine.KVF16},
+		{"fast host f32", fast, 64, "f32", engine.KVF32},
 		{"device unknown", device, 64, "q4", bad},
 		{"host unknown", host, 64, "F16", bad},
 	} {

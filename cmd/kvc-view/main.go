@@ -51,7 +51,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.scale, "scale", 0, "pixels per picture pixel (0: the monitor's content scale, 2 on HiDPI)")
 	fs.IntVar(&o.kvBlock, "kv-block", 16, "KV cache block size in slots")
 	fs.IntVar(&o.maxRows, "max-rows", 256, "most tokens in one forward pass (prefill chunk size)")
-	fs.StringVar(&o.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
+	fs.StringVar(&o.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16; f32 on a Vulkan device where the head dim is odd)")
 	fs.StringVar(&o.policyName, "kv-policy", "kvcompress", "KV eviction: kvcompress, uniform, window, h2o or full")
 	fs.IntVar(&o.eviction.Budget.MaxCacheTokens, "kv-budget", 0, "max cache tokens per head C")
 	fs.Float64Var(&o.eviction.Budget.Rate, "kv-rate", 0, "target compression rate R >= 1 (default: 4 when no budget is given)")

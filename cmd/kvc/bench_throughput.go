@@ -109,7 +109,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&ef.quiet, "quiet", false, "no progress output")
 	fs.IntVar(&ef.kvBlock, "kv-block", 16, "KV cache block size in slots")
 	fs.StringVar(&ef.kvMem, "kv-mem", "", "KV cache memory, the same for every rate, e.g. 64MiB (default: what the device has left)")
-	fs.StringVar(&ef.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
+	fs.StringVar(&ef.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16; f32 on a Vulkan device where the head dim is odd)")
 	fs.IntVar(&ef.maxRows, "max-rows", 256, "most tokens in one forward pass")
 	fs.IntVar(&ef.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions never evicted (the paper's throughput runs: 32)")
 	fs.Float64Var(&ef.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")

@@ -59,7 +59,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bars")
 	fs.IntVar(&f.kvBlock, "kv-block", 16, "KV cache block size in slots")
 	fs.StringVar(&f.kvMem, "kv-mem", "", "KV cache memory, e.g. 512MiB (default: what the device has left after the weights, minus a margin)")
-	fs.StringVar(&f.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16 where the device supports it)")
+	fs.StringVar(&f.kvType, "kv-type", "", "KV storage: f16 or f32 (default: f16; f32 on a Vulkan device where the head dim is odd)")
 	fs.IntVar(&f.maxRows, "max-rows", 256, "most tokens in one forward pass (prefill chunk size)")
 	fs.IntVar(&f.ctxSize, "ctx-size", 0, "context length in tokens (default: the model's; a larger value is capped to it)")
 	fs.StringVar(&f.policy, "kv-policy", "", "KV eviction: kvcompress, uniform, window, h2o or full (default: kvcompress with --kv-budget or --kv-rate, else full)")

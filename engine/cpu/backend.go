@@ -73,11 +73,22 @@ func New(threads int) *Backend {
 // Fast reports whether this is the fast backend rather than the reference.
 func (c *Backend) Fast() bool { return c.pool != nil }
 
+// DefaultKVType: the fast backend keeps K and V as f16 (half the memory, so twice the sequences, and half
+// the bytes long-context attention reads; stories260K's perplexity moves from 3.7991 to 3.7993); the
+// reference keeps f32, exact.
+func (c *Backend) DefaultKVType() engine.KVType {
+	if c.Fast() {
+		return engine.KVF16
+	}
+	return engine.KVF32
+}
+
 // The ops of engine.Backend, and the optional capabilities the host backend has.
 var (
-	_ engine.Backend   = (*Backend)(nil)
-	_ engine.KVBlockIO = (*Backend)(nil)
-	_ engine.Counting  = (*Backend)(nil)
+	_ engine.Backend       = (*Backend)(nil)
+	_ engine.KVBlockIO     = (*Backend)(nil)
+	_ engine.HostKVDefault = (*Backend)(nil)
+	_ engine.Counting      = (*Backend)(nil)
 )
 
 func (c *Backend) Name() string { return "cpu" }
