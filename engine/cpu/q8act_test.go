@@ -218,6 +218,28 @@ func TestQ8ActExtremeCodes(t *testing.T) {
 	}
 }
 
+// Kernels names the 8-bit activation kernels the flags select (none where q8_0 keeps float activations).
+func TestQ8ActKernelsText(t *testing.T) {
+	defer func(on bool) { q8ActOn = on }(q8ActOn)
+	defer setQ8Kernels(useAsm, useVNNI)()
+	for _, c := range []struct {
+		on, asm, vnni bool
+		want          string
+	}{{false, true, true, ""}, {true, true, true, "avx512-vnni"}, {true, true, false, "avx2"}, {true, false, false, "pure Go"}} {
+		if c.asm && !haveAsm || c.vnni && !haveVNNI {
+			continue
+		}
+		q8ActOn, useAsm, useVNNI = c.on, c.asm, c.vnni
+		if !haveQ8AVX2 && c.want == "avx2" {
+			c.want = "pure Go"
+		}
+		got := q8ActKernels()
+		if c.want == "" && got != "" || c.want != "" && got != "; q8_0 x 8-bit activations: "+c.want {
+			t.Errorf("8-bit activations %v, asm %v, vnni %v: %q, want %q", c.on, c.asm, c.vnni, got, c.want)
+		}
+	}
+}
+
 func TestQ8ActSetting(t *testing.T) {
 	for _, c := range []struct {
 		env       string
