@@ -11,10 +11,10 @@ import (
 // The fast backend's row kernels: sum_c x[c] * W[r][c] read straight from the stored dtype, by assembly
 // where the CPU has it (AVX2 on amd64: kernels_amd64.s; NEON on arm64: kernels_arm64.s), else by the
 // pure-Go loops below. Each architecture's file maps the asm* names used here to its kernels (every dtype
-// has them on both). A q8_0 group's (or an fp8 scale region's) products are summed first
-// and then multiplied by its scale. The order of every sum depends only on the weight's shape, never on
-// the batch or the thread count, as engine.Backend requires. The reference kernels (DecodeRow, dot) stay
-// the oracle both are tested against.
+// has them on both). A q8_0 group's (or an fp8 scale region's) products are summed first and then
+// multiplied by its scale. The order of every sum depends only on the weight's shape, never on the batch
+// or the thread count, as engine.Backend requires. The reference kernels (DecodeRow, dot) stay the oracle
+// both are tested against.
 
 // useAsm selects the assembly kernels; KVC_CPU_NOASM=1 forces the pure-Go ones.
 var useAsm = haveAsm && os.Getenv("KVC_CPU_NOASM") == ""
