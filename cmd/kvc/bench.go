@@ -29,6 +29,7 @@ func cmdBench(args []string) error {
 type decodeBench struct {
 	Model        string  `json:"model"`
 	Backend      string  `json:"backend"`
+	Threads      int     `json:"cpu_threads,omitempty"` // the CPU backend's workers
 	WeightsBytes int64   `json:"weights_bytes"`
 	ReadPerStep  int64   `json:"weight_bytes_read_per_step"`
 	Batch        int     `json:"batch"`
@@ -169,6 +170,9 @@ func cmdBenchDecode(args []string) error {
 		Batch: *batch, PromptTokens: *promptLen * *batch, PromptTokS: float64(*promptLen**batch) / prefill.Seconds(),
 		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med, stepCounters: traffic}
 	res.GBs = float64(res.ReadPerStep) / med / 1e9
+	if c, ok := e.B.(*cpu.Backend); ok {
+		res.Threads = c.Threads
+	}
 	if prober != nil {
 		for p := prober.Result(); p.Passes < probePasses; p = prober.Result() {
 			prober.Pass()
@@ -180,7 +184,11 @@ func cmdBenchDecode(args []string) error {
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("%s on %s: weights %s (%s read per decode step)\n", res.Model, res.Backend, fmtBytes(res.WeightsBytes), fmtBytes(res.ReadPerStep))
+	on := res.Backend
+	if res.Threads > 0 {
+		on = fmt.Sprintf("%s (threads: %d)", on, res.Threads)
+	}
+	fmt.Printf("%s on %s: weights %s (%s read per decode step)\n", res.Model, on, fmtBytes(res.WeightsBytes), fmtBytes(res.ReadPerStep))
 	fmt.Printf("prompt  %d tokens: %.1f tok/s\n", res.PromptTokens, res.PromptTokS)
 	fmt.Printf("decode  batch %d, %d steps: median step %.2f ms, %.1f tok/s, %.2f GB/s of weights\n",
 		res.Batch, res.DecodeSteps, res.StepMedianMS, res.DecodeTokS, res.GBs)

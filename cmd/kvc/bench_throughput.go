@@ -106,6 +106,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&ef.model, "model", "", "model: a file or folder, or a name under $KVC_MODELS or the cache")
 	fs.StringVar(&ef.tokenizer, "tokenizer", "", "tokenizer file (default: found beside the model)")
 	fs.StringVar(&ef.device, "device", "", "vulkan:N or cpu (default: the best Vulkan device, else cpu)")
+	ef.registerThreads(fs)
 	fs.BoolVar(&ef.quiet, "quiet", false, "no progress output")
 	fs.IntVar(&ef.kvBlock, "kv-block", 16, "KV cache block size in slots")
 	fs.StringVar(&ef.kvMem, "kv-mem", "", "KV cache memory, the same for every rate, e.g. 64MiB (default: what the device has left)")

@@ -33,6 +33,7 @@ var flagAliases = map[string][]string{
 	"o":             {"output"},
 	"i":             {"input"},
 	"q":             {"quiet"},
+	"t":             {"threads"},
 	"sys":           {"system"},
 	"system-prompt": {"system"},
 }
@@ -42,8 +43,8 @@ var ignoredFlags = map[string]string{
 	"ngl":          "kvc runs every layer on --device",
 	"n-gpu-layers": "kvc runs every layer on --device",
 	"gpu-layers":   "kvc runs every layer on --device",
-	"t":            "the Vulkan driver and the CPU backend choose their own threads",
-	"threads":      "the Vulkan driver and the CPU backend choose their own threads",
+	"t":            "this command runs no model (--threads sets the CPU backend's threads where one runs)",
+	"threads":      "this command runs no model (--threads sets the CPU backend's threads where one runs)",
 }
 
 // flagSynopsis is the usage line printed above a flag set's flags, by flag set name: each command's line
@@ -87,7 +88,7 @@ func parseArgsTo(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) erro
 			printFlagHelp(fs, stdout)
 			return flag.ErrHelp
 		}
-		if why, ok := ignoredFlags[name]; ok && fs.Lookup(name) == nil {
+		if why, ok := ignoredFlags[name]; ok && lookupFlag(fs, name) == nil {
 			if !hasValue && i+1 < len(args) {
 				i++
 			}

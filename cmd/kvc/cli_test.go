@@ -65,6 +65,20 @@ func TestParseArgsTable(t *testing.T) {
 			t.Errorf("%q: notes %q", c.args, stderr.String())
 		}
 	}
+	// llama.cpp's -t/--threads set the CPU backend's threads where a command runs a model, and are ignored
+	// with a note elsewhere.
+	for _, args := range [][]string{{"-t", "3", "M"}, {"--threads=3", "M"}} {
+		fs, ef, _, _, _ := testFlags()
+		var stderr bytes.Buffer
+		if err := parseArgsTo(fs, args, io.Discard, &stderr); err != nil || ef.threads != 3 || stderr.Len() != 0 {
+			t.Errorf("%q: threads %d, err %v, notes %q", args, ef.threads, err, stderr.String())
+		}
+	}
+	bare := flag.NewFlagSet("devices", flag.ContinueOnError)
+	var stderr bytes.Buffer
+	if err := parseArgsTo(bare, []string{"-t", "3"}, io.Discard, &stderr); err != nil || !strings.Contains(stderr.String(), "-t ignored") {
+		t.Errorf("devices -t 3: err %v, notes %q", err, stderr.String())
+	}
 	fs, _, sf, _, _ := testFlags()
 	if err := parseArgsTo(fs, []string{"--top_k", "3", "--stop", "a", "--stop", "b"}, io.Discard, io.Discard); err != nil || sf.sc.TopK != 3 || len(sf.stops) != 2 {
 		t.Fatalf("top_k %d stops %q err %v", sf.sc.TopK, sf.stops, err)
@@ -139,6 +153,8 @@ func TestRunMainExitStatus(t *testing.T) {
 		{[]string{"eval", "bogus"}, 2, ""},
 		{[]string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "-n", "2", "--prompt-len", "4", "--kv-budget", "32"}, 2, ""},
 		{[]string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "-n", "2", "--prompt-len", "4", "--quiet"}, 0, "of the median pass"},
+		{[]string{"run", "-m", "stories260K", "--device", "cpu", "-t", "-2", "-p", "x"}, 1, ""},
+		{[]string{"bench", "decode", "-m", "stories260K", "--device", "cpu", "-t", "1", "-n", "2", "--prompt-len", "4", "--quiet"}, 0, "on cpu (threads: 1)"},
 	}
 	t.Setenv("KVC_MODELS", sharedModels(t))
 	for _, c := range cases {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"kvc/engine/cpu"
@@ -160,7 +159,7 @@ func printDevice(w io.Writer, r *deviceReport) {
 		if p := r.CPUProbe; p != nil {
 			fmt.Fprintf(w, "  probe: read %.2f GB/s (%s buffer, %d threads, best of %d passes; median pass %.2f GB/s)\n", p.GBps, sizeStr(uint64(p.Bytes)), p.Threads, p.Passes, p.MedianGBps)
 		}
-		fmt.Fprintf(w, "  %d threads, row kernels: %s (the plain-Go reference they are tested against is the oracle of every shader)\n\n", runtime.NumCPU(), cpu.Kernels())
+		fmt.Fprintf(w, "  %d threads (one per physical core; --threads sets it), row kernels: %s (the plain-Go reference they are tested against is the oracle of every shader)\n\n", cpu.DefaultThreads(), cpu.Kernels())
 		return
 	}
 	if r.Usable != "" {

@@ -23,7 +23,7 @@ func TestMainChild(t *testing.T) {
 // faultVulkan skips without a Vulkan device unless KVC_REQUIRE_VULKAN=1 (then the children fail loudly).
 func faultVulkan(t *testing.T) {
 	if os.Getenv("KVC_REQUIRE_VULKAN") != "1" {
-		if _, err := openBackend("vulkan:0", io.Discard); err != nil {
+		if _, err := openBackend("vulkan:0", 0, io.Discard); err != nil {
 			t.Skip("no Vulkan device:", err)
 		}
 	}

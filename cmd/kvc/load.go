@@ -24,6 +24,7 @@ type engineFlags struct {
 	model     string
 	tokenizer string
 	device    string
+	threads   int // --threads: the CPU backend's workers (0: its default)
 	quiet     bool
 	kvBlock   int
 	kvMem     string
@@ -52,10 +53,16 @@ type engineFlags struct {
 	maxKV    int
 }
 
+// registerThreads defines --threads (-t), the CPU backend's worker count.
+func (f *engineFlags) registerThreads(fs *flag.FlagSet) {
+	fs.IntVar(&f.threads, "threads", 0, "CPU backend threads (default: one per physical core this process may use, at most GOMAXPROCS)")
+}
+
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "model: a file or folder, or a name under $KVC_MODELS or the cache (e.g. stories260K)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer file (default: found beside the model)")
 	fs.StringVar(&f.device, "device", "", "vulkan:N or cpu (default: the best Vulkan device, else cpu)")
+	f.registerThreads(fs)
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bars")
 	fs.IntVar(&f.kvBlock, "kv-block", 16, "KV cache block size in slots")
 	fs.StringVar(&f.kvMem, "kv-mem", "", "KV cache memory, e.g. 512MiB (default: what the device has left after the weights, minus a margin)")
@@ -183,6 +190,9 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if f.ctxSize < 0 {
 		return nil, fmt.Errorf("--ctx-size %d: want a token count >= 1 (0: the model's context)", f.ctxSize)
 	}
+	if f.threads < 0 {
+		return nil, fmt.Errorf("--threads %d: want a thread count >= 1 (0: one per physical core)", f.threads)
+	}
 	if f.ctxSize > l.ck.Config.Context {
 		fmt.Fprintf(stderr, "kvc: --ctx-size %d capped to the model's context of %d tokens\n", f.ctxSize, l.ck.Config.Context)
 	} else if f.ctxSize > 0 {
@@ -194,7 +204,7 @@ func load(f *engineFlags, stderr io.Writer) (*loaded, error) {
 	if l.tok != nil && l.tok.Vocab() > l.ck.Config.Vocab {
 		return nil, fmt.Errorf("tokenizer has %d tokens but the model's vocabulary is %d", l.tok.Vocab(), l.ck.Config.Vocab)
 	}
-	if l.backend, err = openBackend(f.device, stderr); err != nil {
+	if l.backend, err = openBackend(f.device, f.threads, stderr); err != nil {
 		return nil, err
 	}
 	kvType, err := engine.ChooseKVType(l.backend, l.ck.Config.HeadDim, f.kvType)

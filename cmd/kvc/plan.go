@@ -71,7 +71,7 @@ func plan(args []string, out io.Writer) error {
 	}
 	var notes []string
 	if *mem == "" && *dev != "" {
-		b, err := openBackend(*dev, io.Discard)
+		b, err := openBackend(*dev, 0, io.Discard)
 		if err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func TestRunGreedyStoryCPU(t *testing.T) {
 
 func TestRunGreedyStoryVulkan(t *testing.T) {
 	if os.Getenv("KVC_REQUIRE_VULKAN") != "1" {
-		if _, err := openBackend("", io.Discard); err != nil {
+		if _, err := openBackend("", 0, io.Discard); err != nil {
 			t.Skip("no Vulkan device:", err)
 		}
 	}

@@ -4,7 +4,6 @@ package cpu
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -62,10 +61,10 @@ func (c *Backend) Counters() engine.Counters {
 	return engine.Counters{UploadBytes: c.written.Load(), ReadbackBytes: c.read.Load()}
 }
 
-// New returns the fast CPU backend with threads workers (runtime.NumCPU() if threads <= 0).
+// New returns the fast CPU backend with threads workers (DefaultThreads() if threads <= 0).
 func New(threads int) *Backend {
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads = DefaultThreads()
 	}
 	return &Backend{Threads: threads, pool: newWorkers(threads)}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"testing"
 	"time"
 
@@ -272,5 +273,33 @@ func TestProbeRead(t *testing.T) {
 	p := ProbeRead(2, 3)
 	if !(p.GBps > 0) || !(p.MedianGBps > 0 && p.MedianGBps <= p.GBps) || p.Bytes < 256<<20 || p.Threads != 2 || p.Passes != 3 || p.Kernels == "" {
 		t.Fatalf("ProbeRead = %+v", p)
+	}
+}
+
+// countCores counts distinct sibling lists: hardware threads of one core count once, and a CPU whose core
+// is unknown makes the count unknown (0).
+func TestCountCores(t *testing.T) {
+	smt := map[int]string{0: "0,4", 1: "1,5", 2: "2,6", 3: "3,7", 4: "0,4", 5: "1,5", 6: "2,6", 7: "3,7"}
+	lookup := func(m map[int]string) func(int) (string, bool) {
+		return func(c int) (string, bool) { s, ok := m[c]; return s, ok }
+	}
+	for _, c := range []struct {
+		cpus []int
+		m    map[int]string
+		want int
+	}{
+		{[]int{0, 1, 2, 3, 4, 5, 6, 7}, smt, 4},
+		{[]int{0, 4}, smt, 1},                            // a cpuset of one core's two threads
+		{[]int{0, 1, 5}, smt, 2},                         // two cores
+		{[]int{0, 1}, map[int]string{0: "0", 1: "1"}, 2}, // no SMT
+		{[]int{0, 9}, smt, 0},                            // CPU 9's core unknown
+		{nil, smt, 0},
+	} {
+		if got := countCores(c.cpus, lookup(c.m)); got != c.want {
+			t.Errorf("countCores(%v) = %d, want %d", c.cpus, got, c.want)
+		}
+	}
+	if n := DefaultThreads(); n < 1 || n > runtime.GOMAXPROCS(0) {
+		t.Errorf("DefaultThreads() = %d, want 1..GOMAXPROCS (%d)", n, runtime.GOMAXPROCS(0))
 	}
 }

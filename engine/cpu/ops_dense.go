@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
 	"kvc/engine"
@@ -18,7 +17,7 @@ func (c *Backend) threads() int {
 	if c.Threads > 0 {
 		return c.Threads
 	}
-	return runtime.NumCPU()
+	return DefaultThreads()
 }
 
 // parallel runs f over [0, n) split into contiguous ranges, one goroutine each; small jobs run inline.

@@ -32,9 +32,10 @@ func ProbeRead(threads, passes int) ReadProbe {
 }
 
 // ReadProber measures read bandwidth one pass at a time, so that a benchmark can spread the passes over its
-// run and the yardstick sees the host in the same seconds as what it measures: threads workers (all CPUs if
-// <= 0) each sum a contiguous part of one buffer of f32 with the row kernel. The buffer is 256 MiB or 8
-// times the largest cache the OS reports, whichever is larger, so it is read from memory, not cache.
+// run and the yardstick sees the host in the same seconds as what it measures: threads workers
+// (DefaultThreads if <= 0) each sum a contiguous part of one buffer of f32 with the row kernel. The buffer
+// is 256 MiB or 8 times the largest cache the OS reports, whichever is larger, so it is read from memory,
+// not cache.
 type ReadProber struct {
 	buf     []float32
 	threads int
@@ -45,7 +46,7 @@ type ReadProber struct {
 
 func NewReadProber(threads int) *ReadProber {
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads = DefaultThreads()
 	}
 	bytes := max(int64(256<<20), 8*largestCache())
 	n := int(bytes / 4)

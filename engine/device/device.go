@@ -15,8 +15,11 @@ import (
 	"kvc/engine/vk"
 )
 
-// Options configures the Vulkan backend.
-type Options = gpu.Options
+// Options configures the backend Open returns.
+type Options struct {
+	Vulkan     gpu.Options
+	CPUThreads int // the CPU backend's workers (0: cpu.DefaultThreads, one per physical core)
+}
 
 // Info describes one device for `kvc devices`.
 type Info struct {
@@ -69,18 +72,18 @@ func Default(devs []vk.DeviceInfo) (index int, reason string) {
 func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 	switch {
 	case spec == "cpu":
-		return cpu.New(0), nil
+		return cpu.New(opts.CPUThreads), nil
 	case spec == "" || spec == "auto":
 		if devs, err := gpu.Devices(); err == nil {
 			if i, why := Default(devs); i < 0 && len(devs) > 0 && gpu.BestDevice(devs) >= 0 {
 				fmt.Fprintf(warn, "kvc: using the CPU backend: %s\n", why)
-				return cpu.New(0), nil
+				return cpu.New(opts.CPUThreads), nil
 			}
 		}
-		b, err := gpu.OpenBest(opts)
+		b, err := gpu.OpenBest(opts.Vulkan)
 		if errors.Is(err, gpu.ErrNoVulkan) {
 			fmt.Fprintf(warn, "kvc: using the CPU backend: %v\n", err)
-			return cpu.New(0), nil
+			return cpu.New(opts.CPUThreads), nil
 		}
 		if err != nil {
 			return nil, err
@@ -91,7 +94,7 @@ func Open(spec string, opts Options, warn io.Writer) (engine.Backend, error) {
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("device %q: want vulkan:N with N a device index (see kvc devices)", spec)
 		}
-		b, err := gpu.Open(n, opts)
+		b, err := gpu.Open(n, opts.Vulkan)
 		if err != nil {
 			return nil, err
 		}
