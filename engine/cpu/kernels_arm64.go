@@ -143,18 +143,5 @@ func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]floa
 }
 func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32) { swigluNEON(o, gate, up, n, c) }
 
-// No eight-input kernels on arm64 (haveAVX512 keeps these from being called); the 8-bit activation
-// kernels (q8act.go) have none either.
-
-func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8F16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
-	panic("no asm")
-}
+// No eight-input kernels on arm64 (their stubs: kernels_dot8_other.go), and no 8-bit activation kernels
+// (q8act.go).

@@ -37,19 +37,6 @@ func asmRows4Q8(x *float32, w *int8, stride uintptr, scales *float32, sstride ui
 	panic("no asm")
 }
 
-func asmDot8F32(x *float32, stride uintptr, w *float32, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8F16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
-	panic("no asm")
-}
-func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
-	panic("no asm")
-}
-
 func asmScoresF32(q, k *float32, stride uintptr, d8, n int, out *float32)            { panic("no asm") }
 func asmScoresF16(q *float32, k *uint16, stride uintptr, d8, n int, out *float32)    { panic("no asm") }
 func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]float32) { panic("no asm") }
