@@ -6,57 +6,10 @@
 // (2 + 3). (q8_0's order is described at its kernels.) The order depends only on the shape, so the
 // one-row, four-row and four-input kernels give one output the same bits.
 //
-// Go's assembler has no mnemonics for NEON's float arithmetic and conversions, so those are WORDs, each
-// macro naming its instruction; register arguments are vector register numbers.
+// Go's assembler has no mnemonics for NEON's float arithmetic and conversions, so those are WORDs
+// (neon_arm64.h), each macro naming its instruction; register arguments are vector register numbers.
 
-// fadd vd.4s, vn.4s, vm.4s
-#define FADD4(m, n, d) WORD $(0x4e20d400 | ((m)<<16) | ((n)<<5) | (d))
-// faddp vd.4s, vn.4s, vm.4s
-#define FADDP4(m, n, d) WORD $(0x6e20d400 | ((m)<<16) | ((n)<<5) | (d))
-// fmul vd.4s, vn.4s, vm.4s
-#define FMUL4(m, n, d) WORD $(0x6e20dc00 | ((m)<<16) | ((n)<<5) | (d))
-// fsub vd.4s, vn.4s, vm.4s: vd = vn - vm
-#define FSUB4(m, n, d) WORD $(0x4ea0d400 | ((m)<<16) | ((n)<<5) | (d))
-// fdiv vd.4s, vn.4s, vm.4s: vd = vn / vm
-#define FDIV4(m, n, d) WORD $(0x6e20fc00 | ((m)<<16) | ((n)<<5) | (d))
-// fneg vd.4s, vn.4s
-#define FNEG4(n, d) WORD $(0x6ea0f800 | ((n)<<5) | (d))
-// fcmge vd.4s, vn.4s, vm.4s: all ones where vn >= vm (not for NaN)
-#define FCMGE4(m, n, d) WORD $(0x6e20e400 | ((m)<<16) | ((n)<<5) | (d))
-// fcmgt vd.4s, vn.4s, vm.4s: all ones where vn > vm
-#define FCMGT4(m, n, d) WORD $(0x6ea0e400 | ((m)<<16) | ((n)<<5) | (d))
-// frintm vd.4s, vn.4s: floor
-#define FRINTM4(n, d) WORD $(0x4e219800 | ((n)<<5) | (d))
-// fcvtzs vd.4s, vn.4s: to int32 (the values are whole)
-#define FCVTZS4(n, d) WORD $(0x4ea1b800 | ((n)<<5) | (d))
-// add vd.4s, vn.4s, vm.4s (int32)
-#define IADD4(m, n, d) WORD $(0x4ea08400 | ((m)<<16) | ((n)<<5) | (d))
-// shl vd.4s, vn.4s, #23
-#define SHL23(n, d) WORD $(0x4f375400 | ((n)<<5) | (d))
-// and vd.16b, vn.16b, vm.16b
-#define AND16(m, n, d) WORD $(0x4e201c00 | ((m)<<16) | ((n)<<5) | (d))
-// bit vd.16b, vn.16b, vm.16b: vd takes vn's bits where vm's are set
-#define BIT16(m, n, d) WORD $(0x6ea01c00 | ((m)<<16) | ((n)<<5) | (d))
-// eor vd.16b, vn.16b, vm.16b
-#define EOR16(m, n, d) WORD $(0x6e201c00 | ((m)<<16) | ((n)<<5) | (d))
-// orr vd.16b, vn.16b, vm.16b
-#define ORR16(m, n, d) WORD $(0x4ea01c00 | ((m)<<16) | ((n)<<5) | (d))
-// ushll vd.8h, vn.8b, #7
-#define USHLL7(n, d) WORD $(0x2f0fa400 | ((n)<<5) | (d))
-// ushll2 vd.8h, vn.16b, #7
-#define USHLL7_2(n, d) WORD $(0x6f0fa400 | ((n)<<5) | (d))
-// shll vd.8h, vn.8b, #8
-#define SHLL8(n, d) WORD $(0x2e213800 | ((n)<<5) | (d))
-// shll2 vd.8h, vn.16b, #8
-#define SHLL8_2(n, d) WORD $(0x6e213800 | ((n)<<5) | (d))
-// faddp sd, vn.2s
-#define FADDP2S(n, d) WORD $(0x7e30d800 | ((n)<<5) | (d))
-// fmla vd.4s, vn.4s, vm.4s: vd += vn * vm
-#define FMLA4(m, n, d) WORD $(0x4e20cc00 | ((m)<<16) | ((n)<<5) | (d))
-// fcvtl vd.4s, vn.4h: the low four halves of vn as floats
-#define FCVTL(n, d) WORD $(0x0e217800 | ((n)<<5) | (d))
-// fcvtl2 vd.4s, vn.8h: the high four halves
-#define FCVTL2(n, d) WORD $(0x4e217800 | ((n)<<5) | (d))
+#include "neon_arm64.h"
 
 // HSUM reduces accumulators a0-a3 into lane 0 of a0 (register Fa0).
 #define HSUM(a0, a1, a2, a3) \
@@ -77,21 +30,6 @@
 #define FMA8(x, w, a) \
 	FMLA4(w, x, a); \
 	FMLA4((w)+1, (x)+1, (a)+1)
-
-// shll vd.4s, vn.4h, #16: a bfloat16 is the high half of a float32
-#define SHLL16(n, d) WORD $(0x2e613800 | ((n)<<5) | (d))
-// shll2 vd.4s, vn.8h, #16
-#define SHLL16_2(n, d) WORD $(0x6e613800 | ((n)<<5) | (d))
-// sxtl vd.8h, vn.8b (sshll #0): the low 8 bytes of vn as int16s
-#define SXTL8(n, d) WORD $(0x0f08a400 | ((n)<<5) | (d))
-// sxtl2 vd.8h, vn.16b: the high 8 bytes
-#define SXTL8_2(n, d) WORD $(0x4f08a400 | ((n)<<5) | (d))
-// sxtl vd.4s, vn.4h: the low 4 int16s as int32s
-#define SXTL16(n, d) WORD $(0x0f10a400 | ((n)<<5) | (d))
-// sxtl2 vd.4s, vn.8h: the high 4
-#define SXTL16_2(n, d) WORD $(0x4f10a400 | ((n)<<5) | (d))
-// scvtf vd.4s, vn.4s
-#define SCVTF4(n, d) WORD $(0x4e21d800 | ((n)<<5) | (d))
 
 // F16TO4 widens the 16 halves in h, h+1 into floats in d..d+3.
 #define F16TO4(h, d) \
@@ -136,18 +74,6 @@
 	SXTL16_2(h, (d)+1); \
 	SCVTF4(d, d); \
 	SCVTF4((d)+1, (d)+1)
-
-#define ZERO4(a, b, c, d) \
-	VEOR a.B16, a.B16, a.B16; \
-	VEOR b.B16, b.B16, b.B16; \
-	VEOR c.B16, c.B16, c.B16; \
-	VEOR d.B16, d.B16, d.B16
-
-#define ZERO16 \
-	ZERO4(V0, V1, V2, V3); \
-	ZERO4(V4, V5, V6, V7); \
-	ZERO4(V8, V9, V10, V11); \
-	ZERO4(V12, V13, V14, V15)
 
 // The kernels' bodies are macros over the half-to-float conversion (F16TO*, BF16TO*), shared by f16 and
 // bf16. They and DOT4_SETUP are defined before the first TEXT, where vet does not tie the argument names
