@@ -90,8 +90,9 @@ build_bin() {
 }
 
 # ARM64_TESTS: the engine/cpu tests that compare the NEON kernels (and the fast products and attention over
-# them) with the pure-Go ones; subtests named "asm" only (the pure-Go runs are the same code as on x86-64).
-ARM64_TESTS='TestAsmRowKernelsMatchGo|TestAsmSetting|TestAttentionBlockKernels|TestSwiGLUAsmMatchesGo|TestRowDotAgainstReference/^asm$|TestFastProductsMatchReference/^asm$|TestFastAttentionMatchesReference/^asm$|TestFastWindowMetricMatchesReference/^asm$|TestSwiGLUBlockMatchesReference/^asm$'
+# them) with the pure-Go ones; subtests named "asm" only (the pure-Go runs are the same code as on x86-64),
+# and TestQ8Act* (the 8-bit activation kernels against q8DotGo, bit for bit).
+ARM64_TESTS='TestAsmRowKernelsMatchGo|TestAsmSetting|TestAttentionBlockKernels|TestSwiGLUAsmMatchesGo|TestRowDotAgainstReference/^asm$|TestFastProductsMatchReference/^asm$|TestFastAttentionMatchesReference/^asm$|TestFastWindowMetricMatchesReference/^asm$|TestSwiGLUBlockMatchesReference/^asm$|TestQ8Act'
 
 # test_arm64 vets engine/cpu and kvpages for arm64 and, on x86-64, runs ARM64_TESTS under qemu (cgo is off
 # when cross-compiling: both packages are pure Go), then checks KVC_CPU_NOASM=1 selects the Go kernels

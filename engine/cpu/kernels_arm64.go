@@ -143,5 +143,5 @@ func asmExpShift(x *float32, n int, m float32, c *[13][8]float32, lanes *[8]floa
 }
 func asmSwiGLU(o, gate, up *float32, n int, c *[16][8]float32) { swigluNEON(o, gate, up, n, c) }
 
-// No eight-input kernels on arm64 (their stubs: kernels_dot8_other.go), and no 8-bit activation kernels
-// (q8act.go).
+// No eight-input kernels on arm64 (their stubs: kernels_dot8_other.go); the 8-bit activation kernels are in
+// q8act_arm64.go.

@@ -119,5 +119,9 @@ func TestAsmSetting(t *testing.T) {
 	case !useAsm && !strings.HasPrefix(k, "pure Go"):
 		t.Fatalf("assembly off: Kernels says %q", k)
 	}
+	// arm64: q8_0 quantizes its activations by default exactly where the NEON kernels run
+	if haveQ8NEON && os.Getenv("KVC_CPU_Q8_ACT") == "" && q8ActOn != useAsm {
+		t.Fatalf("arm64: 8-bit activations %v with assembly %v (Kernels %q)", q8ActOn, useAsm, Kernels())
+	}
 	t.Logf("%s", Kernels())
 }

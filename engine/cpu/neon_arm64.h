@@ -64,6 +64,20 @@
 #define SXTL16_2(n, d) WORD $(0x4f10a400 | ((n)<<5) | (d))
 // scvtf vd.4s, vn.4s
 #define SCVTF4(n, d) WORD $(0x4e21d800 | ((n)<<5) | (d))
+// smull vd.8h, vn.8b, vm.8b: the low eight int8 products as int16s
+#define SMULL8(m, n, d) WORD $(0x0e20c000 | ((m)<<16) | ((n)<<5) | (d))
+// smull2 vd.8h, vn.16b, vm.16b: the high eight
+#define SMULL8_2(m, n, d) WORD $(0x4e20c000 | ((m)<<16) | ((n)<<5) | (d))
+// smlal vd.8h, vn.8b, vm.8b: vd += the low eight int8 products (int16, wrapping)
+#define SMLAL8(m, n, d) WORD $(0x0e208000 | ((m)<<16) | ((n)<<5) | (d))
+// smlal2 vd.8h, vn.16b, vm.16b: the high eight
+#define SMLAL8_2(m, n, d) WORD $(0x4e208000 | ((m)<<16) | ((n)<<5) | (d))
+// saddlp vd.4s, vn.8h: adjacent int16 pairs summed into int32s
+#define SADDLP16(n, d) WORD $(0x4e602800 | ((n)<<5) | (d))
+// fmul vd.4s, vn.4s, vm.s[0]: times lane 0 of vm
+#define FMULE0(m, n, d) WORD $(0x4f809000 | ((m)<<16) | ((n)<<5) | (d))
+// ext vd.16b, vn.16b, vm.16b, #8: vn's high half, then vm's low half
+#define EXT8(m, n, d) WORD $(0x6e004000 | ((m)<<16) | ((n)<<5) | (d))
 
 // ZERO4 and ZERO16 clear vector registers (ZERO16: V0-V15).
 #define ZERO4(a, b, c, d) \

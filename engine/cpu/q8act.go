@@ -11,21 +11,25 @@ import (
 // (shared by every row and worker) to int8 with one scale per weight group (model.QuantizeQ8_0To: scale =
 // absmax/127, round half away from zero), and each group's products are exact integer sums.
 //
-// The float combination is fixed, so the pure-Go kernel (q8DotGo), the VNNI assembly and the AVX2 assembly
-// give the same bits: element i of group k adds into integer lane (i/4)%8 (four products per lane, as
-// vpdpbusd sums them; the AVX2 kernels get the same exact sums by vpmaddubsw and vpmaddwd); each
-// lane's integer becomes a float times c = ws*xs (weight scale times activation scale, one product per
-// group, then a multiply and an add, no FMA) into float accumulator (k%2)*8 + lane; the 16 accumulators are
-// reduced as (l + l+8), then (l + l+4), then (l + l+2), then 0 + 1. Every output depends only on its input
-// row and the weight row, so a batch row has the bits of the row alone.
+// The float combination is fixed, so the pure-Go kernel (q8DotGo), the VNNI, AVX2 and NEON assembly give
+// the same bits: element i of group k adds into integer lane (i/4)%8 (four products per lane, as
+// vpdpbusd sums them; the AVX2 kernels get the same exact sums by vpmaddubsw and vpmaddwd, the NEON ones
+// by smull/smlal and saddlp); each lane's integer becomes a float times c = ws*xs (weight scale times
+// activation scale, one product per group, then a multiply and an add, no FMA) into float accumulator
+// (k%2)*8 + lane; the 16 accumulators are reduced as (l + l+8), then (l + l+4), then (l + l+2), then 0 + 1.
+// Every output depends only on its input row and the weight row, so a batch row has the bits of the row
+// alone.
 //
 // Numerics: the result differs from the float reference by the activations' rounding, at most half an
 // activation step per element: |err| <= sum_k (xs_k/2) * sum_{i in k} |w_i| (q8ActBound), plus float
 // rounding. KVC_CPU_Q8_ACT=f32 keeps float activations (the f32-activation kernels); =q8 forces 8-bit
 // activations even where only the pure-Go kernel runs them.
 
-// q8ActOn: q8_0 products quantize their activations (default where the VNNI or the AVX2 kernels run).
-var q8ActOn = q8ActSetting(os.Getenv("KVC_CPU_Q8_ACT"), useVNNI || useAsm && haveQ8AVX2)
+// q8ActOn: q8_0 products quantize their activations (default where the VNNI, AVX2 or NEON kernels run).
+var q8ActOn = q8ActSetting(os.Getenv("KVC_CPU_Q8_ACT"), q8Asm())
+
+// q8Asm: the flags select 8-bit activation kernels in assembly (VNNI, AVX2 or, on arm64, NEON).
+func q8Asm() bool { return useVNNI || useAsm && (haveQ8AVX2 || haveQ8NEON) }
 
 func q8ActSetting(env string, fast bool) bool {
 	switch env {
@@ -46,6 +50,8 @@ func q8ActKernels() string {
 		return "; q8_0 x 8-bit activations: avx512-vnni"
 	case useAsm && haveQ8AVX2:
 		return "; q8_0 x 8-bit activations: avx2"
+	case useAsm && haveQ8NEON:
+		return "; q8_0 x 8-bit activations: neon"
 	}
 	return "; q8_0 x 8-bit activations: pure Go"
 }
@@ -163,16 +169,29 @@ func q8DotGo(xq []int8, xs []float32, row []byte, ws []float32, g int) float32 {
 }
 
 // q8Dots sets out[r-r0] to row r's product with input i of a, for r0 <= r < r1: by the VNNI (or else the
-// AVX2) kernels four rows a quarter of the range apart per call (four sequential streams, as decode's
-// rowRange), the rest one row per call; else by q8DotGo. All give the same bits.
+// AVX2, or on arm64 the NEON) kernels four rows a quarter of the range apart per call (four sequential
+// streams, as decode's rowRange), the rest one row per call; else by q8DotGo. All give the same bits.
 func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 	cols, g := w.info.Cols, w.info.Group
 	ng := cols / g
 	xq, xs := a.input(i)
 	out = out[:r1-r0]
-	if !(useVNNI || useAsm && haveQ8AVX2) || g != q8ActGroup {
+	if !q8Asm() || g != q8ActGroup {
 		for r := r0; r < r1; r++ {
 			out[r-r0] = q8DotGo(xq, xs, w.data[r*cols:(r+1)*cols], w.scales[r*ng:(r+1)*ng], g)
+		}
+		return
+	}
+	if haveQ8NEON { // arm64: q8Asm says useAsm
+		q := (r1 - r0) / 4
+		var o [4]float32
+		for j := range q {
+			r := r0 + j
+			q8Rows4NEON(&xq[0], &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
+			out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
+		}
+		for r := r0 + 4*q; r < r1; r++ {
+			out[r-r0] = q8RowNEON(&xq[0], &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
 		}
 		return
 	}
@@ -203,17 +222,20 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 }
 
 // q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
-// four inputs and the whole block per kernel call where the VNNI or the AVX2 kernels run (each weight group
-// read once for the four; the row-alone bits), the rest by q8Dots.
+// four inputs and the whole block per kernel call where the VNNI, AVX2 or NEON kernels run (each weight
+// group read once for the four; the row-alone bits), the rest by q8Dots.
 func (w *Weight) q8Block(a *q8Acts, i, m, r0, r1 int, d *[4][rowBlock]float32) {
 	cols, g := w.info.Cols, w.info.Group
-	if m == 4 && (useVNNI || useAsm && haveQ8AVX2) && g == q8ActGroup {
+	if m == 4 && q8Asm() && g == q8ActGroup {
 		ng := cols / g
 		xq, xs := a.input(i)
 		var o [rowBlock][4]float32
-		if useVNNI {
+		switch {
+		case haveQ8NEON:
+			q8Inputs4NEON(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		case useVNNI:
 			q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
-		} else {
+		default:
 			q8Inputs4AVX2(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
 		}
 		for r := range r1 - r0 {

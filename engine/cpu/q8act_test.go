@@ -64,6 +64,9 @@ func q8KernelSets() []q8KernelSet {
 	if haveAsm && haveQ8AVX2 {
 		sets = append(sets, q8KernelSet{"avx2", true, false})
 	}
+	if haveAsm && haveQ8NEON {
+		sets = append(sets, q8KernelSet{"neon", true, false})
+	}
 	return sets
 }
 
@@ -74,9 +77,9 @@ func setQ8Kernels(asm, vnni bool) func() {
 	return func() { useAsm, useVNNI = savedAsm, savedVNNI }
 }
 
-// The VNNI and AVX2 kernels give q8DotGo's bits, for every row range a worker may get (the four-row kernel,
-// the one-row kernel and both), whole and odd group counts, inputs with an all-zero group and one far
-// larger than the rest, and for the four-input kernels over whole and partial row blocks; and q8DotGo is
+// The VNNI, AVX2 and NEON kernels give q8DotGo's bits, for every row range a worker may get (the four-row
+// kernel, the one-row kernel and both), whole and odd group counts, inputs with an all-zero group and one
+// far larger than the rest, and for the four-input kernels over whole and partial row blocks; and q8DotGo is
 // the product of the dequantized codes within float rounding (float64 sum).
 func TestQ8ActKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
@@ -230,7 +233,9 @@ func TestQ8ActKernelsText(t *testing.T) {
 			continue
 		}
 		q8ActOn, useAsm, useVNNI = c.on, c.asm, c.vnni
-		if !haveQ8AVX2 && c.want == "avx2" {
+		if c.want == "avx2" && haveQ8NEON {
+			c.want = "neon"
+		} else if c.want == "avx2" && !haveQ8AVX2 {
 			c.want = "pure Go"
 		}
 		got := q8ActKernels()
