@@ -15,11 +15,14 @@ import (
 // benchWeight is a random rows x cols weight of dtype dt (q8_0 in groups of 32).
 func benchWeight(b testing.TB, dt model.DType, rows, cols int) *Weight {
 	rng := rand.New(rand.NewSource(1))
-	group := 0
-	if dt == model.Q8_0 {
+	group, sk := 0, model.ScaleNone
+	switch dt {
+	case model.Q8_0:
 		group = 32
+	case model.F8E4M3:
+		sk = model.ScaleChannel // as FP8 checkpoints (Llama-3.1-*-Instruct-FP8) store them
 	}
-	w, err := (&Backend{}).UploadWeight(EncodeTensor("w", dt, rows, cols, false, model.ScaleNone, group, randVec(rng, rows*cols)))
+	w, err := (&Backend{}).UploadWeight(EncodeTensor("w", dt, rows, cols, false, sk, group, randVec(rng, rows*cols)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,8 +39,8 @@ func BenchmarkPoolDispatch(b *testing.B) {
 	}
 }
 
-// BenchmarkBatchProduct: a weight times n inputs on one thread, per kernel set: the 125M synth model's
-// 3072x768 and 768x3072 shapes (batch-8 decode and prompt; from cache) and, at batch 8, weights of
+// BenchmarkBatchProduct: a weight times n inputs on one thread, per kernel set (fp8 with per-channel
+// scales): the 125M synth model's 3072x768 and 768x3072 shapes (batch-8 decode and prompt; from cache) and, at batch 8, weights of
 // 36-48 MB with those row lengths (read from memory, as a decode step reads its weights).
 func BenchmarkBatchProduct(b *testing.B) {
 	saved := useAVX512
@@ -45,8 +48,9 @@ func BenchmarkBatchProduct(b *testing.B) {
 	for _, sh := range []struct {
 		dt         model.DType
 		rows, cols int
-	}{{model.F16, 3072, 768}, {model.Q8_0, 3072, 768}, {model.F16, 768, 3072}, {model.Q8_0, 768, 3072},
-		{model.F16, 24576, 768}, {model.F16, 6144, 3072}, {model.Q8_0, 49152, 768}, {model.Q8_0, 12288, 3072}} {
+	}{{model.F16, 3072, 768}, {model.Q8_0, 3072, 768}, {model.F8E4M3, 3072, 768}, {model.F16, 768, 3072},
+		{model.Q8_0, 768, 3072}, {model.F8E4M3, 768, 3072}, {model.F16, 24576, 768}, {model.F16, 6144, 3072},
+		{model.Q8_0, 49152, 768}, {model.Q8_0, 12288, 3072}, {model.F8E4M3, 49152, 768}, {model.F8E4M3, 12288, 3072}} {
 		dt, rows, cols := sh.dt, sh.rows, sh.cols
 		w := benchWeight(b, dt, rows, cols)
 		c := New(1)

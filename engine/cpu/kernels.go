@@ -233,7 +233,7 @@ func groupDotQ8(x []float32, q []byte) float32 {
 }
 
 // rowDots sets out[i] = rowDot(x[i*Cols:], r) for i < n, with the same bits: eight inputs per kernel
-// call where AVX-512VL is there (not fp8), then four, where the dtype has those kernels (the weight row is
+// call where AVX-512VL is there, then four, where the dtype has those kernels (the weight row is
 // then read and converted once for the eight or four).
 func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 	cols := w.info.Cols
@@ -263,12 +263,15 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		}
 	case dt == model.F8E4M3:
 		row, scales, ng, g := w.fp8Regions(r)
+		stride := uintptr(cols * 4)
+		for ; useAVX512 && i+8 <= n; i += 8 {
+			asmDot8FP8(&x[i*cols], stride, &row[0], &scales[0], ng, g, nil, 0, (*[8]float32)(out[i:i+8]))
+		}
 		for ; i+4 <= n; i += 4 {
-			o := (*[4]float32)(out[i : i+4])
-			asmDot4FP8(&x[i*cols], uintptr(cols*4), &row[0], &scales[0], ng, g, o)
-			for k := range 4 {
-				o[k] = fp8Tail(x[(i+k)*cols:(i+k+1)*cols], row, scales, ng, g, o[k])
-			}
+			asmDot4FP8(&x[i*cols], stride, &row[0], &scales[0], ng, g, (*[4]float32)(out[i:i+4]))
+		}
+		for k := range i {
+			out[k] = fp8Tail(x[k*cols:(k+1)*cols], row, scales, ng, g, out[k])
 		}
 	case dt == model.Q8_0 && w.info.Group%8 == 0:
 		g := w.info.Group
@@ -337,8 +340,8 @@ func (w *Weight) rowRange(x []float32, r0, r1 int, out []float32) bool {
 }
 
 // rowRange8 sets d[r-r0][k] = rowDot(x[k*Cols:], r) for k < 8 and r0 <= r < r1 <= r0+rowBlock, with the
-// same bits, by the eight-input kernels: f32, f16 and bf16 a tile of tileCols columns at a time for all
-// the rows (acc keeps their accumulators between tiles); false where there are none (no AVX-512VL, fp8,
+// same bits, by the eight-input kernels: f32, f16, bf16 and fp8 a tile of tileCols columns at a time for
+// all the rows (acc keeps their accumulators between tiles); false where there are none (no AVX-512VL,
 // a q8_0 group that is not a multiple of 8, rows that are not whole chunks of 8).
 func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32, acc *tileAcc) bool {
 	cols := w.info.Cols
@@ -350,6 +353,8 @@ func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32, acc
 	switch w.info.DType {
 	case model.F32, model.F16, model.BF16:
 		w.tiles8(x, r0, r1, tileCols, acc, o)
+	case model.F8E4M3:
+		w.fp8Tiles8(x, r0, r1, tileCols, acc, d)
 	case model.Q8_0:
 		g := w.info.Group
 		if g%8 != 0 {
@@ -369,15 +374,64 @@ func (w *Weight) rowRange8(x []float32, r0, r1 int, d *[rowBlock][8]float32, acc
 // half keeps its chunks.
 const tileCols = 768
 
-// tileAcc holds a block's accumulators between column tiles: 8 inputs x 16 lanes per row.
-type tileAcc [rowBlock * 8 * 16]float32
+// tileAcc holds a block's accumulators between column tiles: 8 inputs x 16 lanes per row, fp8 8 x (16 +
+// 8) (a scale region's partial sums and the row's accumulators).
+type tileAcc [rowBlock * 8 * 24]float32
 
 // The eight-input kernels' flags: load the accumulators from acc (a later tile), save them there
-// instead of reducing (not the last tile).
+// instead of reducing (not the last tile); fp8's: the first scale region goes on from partial sums saved
+// at acc (accCont), the last one stops unfinished and saves them there (accOpen, with accSave).
 const (
 	accLoad = 1
 	accSave = 2
+	accCont = 4
+	accOpen = 8
 )
+
+// fp8Tiles8 is tiles8 for fp8 (rows of whole chunks of 8): one kernel call per row and tile, the tile
+// a whole number of scale regions where a row has several (block scales), else a part of its one region.
+func (w *Weight) fp8Tiles8(x []float32, r0, r1, tile int, acc *tileAcc, d *[rowBlock][8]float32) {
+	cols := w.info.Cols
+	stride := uintptr(cols * 4)
+	_, _, ng, g := w.fp8Regions(r0)
+	end := ng * g // the kernels' part of each row; the rest is fp8Tail's
+	if ng > 1 {
+		tile = max(tile/g, 1) * g
+	}
+	for c0 := 0; c0 < end; c0 += tile {
+		c1 := min(c0+tile, end)
+		flags := 0
+		if c0 > 0 {
+			flags |= accLoad
+		}
+		if c1 < end {
+			flags |= accSave
+		}
+		groups, group := (c1-c0)/g, g
+		if ng == 1 { // one region over the tiles
+			groups, group = 1, c1-c0
+			if c0 > 0 {
+				flags |= accCont
+			}
+			if c1 < end {
+				flags |= accOpen
+			}
+		}
+		for r := r0; r < r1; r++ {
+			row, scales, _, _ := w.fp8Regions(r)
+			asmDot8FP8(&x[c0], stride, &row[c0], &scales[c0/g], groups, group, &acc[(r-r0)*8*24], flags, &d[r-r0])
+		}
+	}
+	for r := r0; r < r1; r++ {
+		row, scales, _, _ := w.fp8Regions(r)
+		if end == 0 {
+			d[r-r0] = [8]float32{}
+		}
+		for k := range 8 {
+			d[r-r0][k] = fp8Tail(x[k*cols:(k+1)*cols], row, scales, ng, g, d[r-r0][k])
+		}
+	}
+}
 
 // tiles8 runs the eight-input kernel over rows [r0, r1) a tile of tile columns (a multiple of 16) at a
 // time, the accumulators kept in acc between tiles.

@@ -94,3 +94,9 @@ func dot8F16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows 
 
 //go:noescape
 func dot8BF16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32)
+
+// The eight-input fp8 kernel over groups regions of one weight row (or a tile's part of them); flags
+// accLoad, accSave, accCont, accOpen (kernels.go).
+
+//go:noescape
+func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)

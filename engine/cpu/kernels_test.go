@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"kvc/model"
@@ -116,6 +117,77 @@ func TestEightInputTiles(t *testing.T) {
 							if got := out[row-rr[0]][k]; math.Float32bits(got) != math.Float32bits(want) {
 								t.Fatalf("%v cols %d tile %d rows %v: row %d input %d = %v, one-row kernel %v", dt, cols, tile, rr, row, k, got, want)
 							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// The eight-input fp8 kernel (dot8FP8ZMM) for every scale kind: through rowDots at row lengths that are
+// not whole 16-lane steps (an odd last chunk of 8 per region, a block-scale tail region, rows shorter than
+// a chunk) and batches of 8, 9, 16 and 17 (the kernel twice, with and without the four-input kernel and
+// one-by-one inputs after it), and in column tiles of several widths (fp8Tiles8: one scale region split
+// between tiles, block regions a whole number per tile; row ranges across a block-scale row boundary):
+// every sum has the bits of the one-row kernel (rowDot) and is within asmTol of the pure-Go kernel.
+func TestEightInputFP8(t *testing.T) {
+	if !haveAVX512 {
+		t.Skip("no AVX-512 on this machine")
+	}
+	defer func(a, b bool) { useAsm, useAVX512 = a, b }(useAsm, useAVX512)
+	useAsm, useAVX512 = true, true // even under KVC_CPU_NOASM or KVC_CPU_NOAVX512
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, sk := range []model.ScaleKind{model.ScaleNone, model.ScaleTensor, model.ScaleChannel, model.ScaleBlock} {
+		for _, cols := range []int{1, 7, 8, 9, 15, 24, 40, 100, 136, 264, 300, 1000, 1544} {
+			rows, check := 3, []int{0, 1, 2}
+			if sk == model.ScaleBlock {
+				rows, check = 130, []int{0, 127, 128, 129} // two block rows
+			}
+			cw, err := (&Backend{}).UploadWeight(EncodeTensor("w", model.F8E4M3, rows, cols, false, sk, 0, randVals(r, rows*cols)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := cw.(*Weight)
+			maxScale := float32(1)
+			if len(w.scales) > 0 {
+				maxScale = slices.Max(w.scales) // every scale is positive here
+			}
+			x := randVals(r, 17*cols)
+			if cols%8 == 0 {
+				var acc tileAcc
+				for _, tile := range []int{16, 48, 128, tileCols} {
+					for _, rr := range [][2]int{{0, 1}, {1, 3}, {rows - 2, rows}, {max(rows-rowBlock, 0), rows}} {
+						var out [rowBlock][8]float32
+						w.fp8Tiles8(x[:8*cols], rr[0], rr[1], tile, &acc, &out)
+						for row := rr[0]; row < rr[1]; row++ {
+							for k := range 8 {
+								want := w.rowDot(x[k*cols:(k+1)*cols], row)
+								if got := out[row-rr[0]][k]; math.Float32bits(got) != math.Float32bits(want) {
+									t.Fatalf("%v cols %d tile %d rows %v: row %d input %d = %v, one-row kernel %v", sk, cols, tile, rr, row, k, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+			for _, n := range []int{8, 9, 16, 17} {
+				for _, row := range check {
+					out := make([]float32, n)
+					w.rowDots(x[:n*cols], n, row, out)
+					for k, got := range out {
+						xk := x[k*cols : (k+1)*cols]
+						want := w.rowDot(xk, row)
+						if math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("%v cols %d n %d: row %d input %d = %v, one-row kernel %v", sk, cols, n, row, k, got, want)
+						}
+						var mag float64
+						for c, v := range xk {
+							mag += math.Abs(float64(v) * float64(fp8LUT[w.data[row*cols+c]]))
+						}
+						mag *= float64(maxScale)
+						if g := w.rowDotGo(xk, row); math.Abs(float64(got-g)) > asmTol*mag+1e-30 {
+							t.Fatalf("%v cols %d n %d: row %d input %d = %v, pure Go %v", sk, cols, n, row, k, got, g)
 						}
 					}
 				}

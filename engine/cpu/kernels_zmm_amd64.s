@@ -142,9 +142,14 @@
 	FOLDTAIL(Z30, Y30, YW, (R11))       \
 	FOLDTAIL(Z31, Y31, YW, (R11)(R8*1))
 
-// RED8 reduces the 8 lanes of each of A0-A7 (one input each) and stores the eight sums at off(DX)
-// (Y2-Y9 as scratch). Each add pairs the operands the one-row kernels' reduction pairs.
+// RED8 reduces the 8 lanes of each of A0-A7 (one input each) and stores the eight sums at off(DX).
 #define RED8(A0, A1, A2, A3, A4, A5, A6, A7, off) \
+	RED8SUMS(A0, A1, A2, A3, A4, A5, A6, A7) \
+	VMOVUPS Y8, off(DX)
+
+// RED8SUMS reduces the 8 lanes of each of A0-A7 (one input each) into Y8's lanes 0-7 (Y2-Y9 as
+// scratch). Each add pairs the operands the one-row kernels' reduction pairs.
+#define RED8SUMS(A0, A1, A2, A3, A4, A5, A6, A7) \
 	VSHUFF32X4 $0, A4, A0, Y2    \
 	VSHUFF32X4 $3, A4, A0, Y3    \
 	VADDPS     Y3, Y2, Y2        \
@@ -165,8 +170,7 @@
 	VADDPS     Y8, Y7, Y7        \
 	VSHUFPS    $0x88, Y7, Y6, Y8 \
 	VSHUFPS    $0xDD, Y7, Y6, Y9 \
-	VADDPS     Y9, Y8, Y8        \
-	VMOVUPS    Y8, off(DX)
+	VADDPS     Y9, Y8, Y8
 
 #define RED_FIRST RED8(Y16, Y17, Y18, Y19, Y20, Y21, Y22, Y23, 0)
 #define RED_SECOND RED8(Y24, Y25, Y26, Y27, Y28, Y29, Y30, Y31, 32)
@@ -566,5 +570,186 @@ bf16zosave:
 	SAVE8ACC(Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, 0)
 
 bf16zend:
+	VZEROUPPER
+	RET
+
+// The eight-input fp8-e4m3 kernel: dot4FP8AVX (kernels_amd64.s) for eight inputs, 16 lanes at a time. A
+// scale region's partial sums Z16-Z23 (one per input) hold the one-row kernel's two 8-lane partial sums
+// side by side (lanes 0-7: the region's even chunks of 8, lanes 8-15: the odd ones); at the region's
+// end an odd last chunk is added into the low half, the halves are added (p0 + p1) and times the
+// region's scale into input k's 8-lane accumulator Y(24+k). The lanes are reduced as in RED8 and the sums
+// multiplied by 2^8 (exact), as the one-row kernel does; every sum has its bits.
+//
+// A column tile (kernels.go, fp8Tiles8) runs it on part of a row: flags accLoad takes the accumulators
+// from acc+512, accCont starts the first region from the partial sums at acc (a region split between
+// tiles), accOpen leaves the last region unfinished with its partial sums stored at acc, and accSave
+// stores the accumulators at acc+512 instead of the eight sums.
+
+// FP8X16 turns the 16 fp8-e4m3 bytes at (DI) into 16 floats in Z0, each 2^-8 times its value, as the
+// AVX2 kernels' FP8 does 8 (Y14 holds 0x007F and Y15 0x0080 in every word; Y1 as scratch).
+#define FP8X16 \
+	VPMOVZXBW (DI), Y0    \
+	VPAND     Y14, Y0, Y1 \
+	VPSLLW    $7, Y1, Y1  \
+	VPAND     Y15, Y0, Y0 \
+	VPSLLW    $8, Y0, Y0  \
+	VPOR      Y0, Y1, Y0  \
+	VCVTPH2PS Y0, Z0
+
+// FP8X8 does the same for the 8 bytes at (DI) into Y0.
+#define FP8X8 \
+	VPMOVZXBW (DI), X0    \
+	VPAND     X14, X0, X1 \
+	VPSLLW    $7, X1, X1  \
+	VPAND     X15, X0, X0 \
+	VPSLLW    $8, X0, X0  \
+	VPOR      X0, X1, X0  \
+	VCVTPH2PS X0, Y0
+
+// func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)
+// groups regions of group elements (a multiple of 8) of one weight row, input k at x + k*stride (bytes).
+TEXT ·dot8FP8ZMM(SB), NOSPLIT, $0-72
+	MOVQ         x+0(FP), SI
+	MOVQ         stride+8(FP), R8
+	MOVQ         w+16(FP), DI
+	MOVQ         scales+24(FP), BX
+	MOVQ         groups+32(FP), CX
+	MOVQ         group+40(FP), R9
+	MOVQ         acc+48(FP), R12
+	MOVQ         flags+56(FP), R13
+	MOVQ         out+64(FP), DX
+	LEAQ         (R8)(R8*2), AX
+	LEAQ         (SI)(AX*1), R10
+	LEAQ         (R10)(AX*1), R11
+	MOVL         $0x007f007f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x00800080, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	TESTQ        $1, R13
+	JNE          fp8zload
+	VPXORD       Y24, Y24, Y24
+	VPXORD       Y25, Y25, Y25
+	VPXORD       Y26, Y26, Y26
+	VPXORD       Y27, Y27, Y27
+	VPXORD       Y28, Y28, Y28
+	VPXORD       Y29, Y29, Y29
+	VPXORD       Y30, Y30, Y30
+	VPXORD       Y31, Y31, Y31
+	JMP          fp8zstart
+
+fp8zload:
+	VMOVUPS 512(R12), Y24
+	VMOVUPS 544(R12), Y25
+	VMOVUPS 576(R12), Y26
+	VMOVUPS 608(R12), Y27
+	VMOVUPS 640(R12), Y28
+	VMOVUPS 672(R12), Y29
+	VMOVUPS 704(R12), Y30
+	VMOVUPS 736(R12), Y31
+
+fp8zstart:
+	TESTQ CX, CX
+	JEQ   fp8zdone
+	TESTQ $4, R13
+	JEQ   fp8zgroup
+	VMOVUPS (R12), Z16
+	VMOVUPS 64(R12), Z17
+	VMOVUPS 128(R12), Z18
+	VMOVUPS 192(R12), Z19
+	VMOVUPS 256(R12), Z20
+	VMOVUPS 320(R12), Z21
+	VMOVUPS 384(R12), Z22
+	VMOVUPS 448(R12), Z23
+	JMP     fp8zregion
+
+fp8zgroup:
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+
+fp8zregion:
+	MOVQ R9, AX
+
+fp8zloop:
+	CMPQ AX, $16
+	JLT  fp8zend
+	FP8X16
+	ONE16
+	ADDQ $16, DI
+	SUBQ $16, AX
+	JMP  fp8zloop
+
+fp8zend:
+	CMPQ  CX, $1
+	JNE   fp8ztail
+	TESTQ $8, R13
+	JNE   fp8zopen
+
+fp8ztail:
+	CMPQ AX, $8
+	JLT  fp8zfold
+	FP8X8
+	FOLD8_TAIL(Y0)
+	ADDQ $32, SI
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $8, DI
+	JMP  fp8zscale
+
+fp8zfold:
+	FOLD8
+
+fp8zscale:
+	VBROADCASTSS (BX), Y3
+	VFMADD231PS  Y3, Y16, Y24
+	VFMADD231PS  Y3, Y17, Y25
+	VFMADD231PS  Y3, Y18, Y26
+	VFMADD231PS  Y3, Y19, Y27
+	VFMADD231PS  Y3, Y20, Y28
+	VFMADD231PS  Y3, Y21, Y29
+	VFMADD231PS  Y3, Y22, Y30
+	VFMADD231PS  Y3, Y23, Y31
+	ADDQ         $4, BX
+	DECQ         CX
+	JNE          fp8zgroup
+
+fp8zdone:
+	TESTQ        $2, R13
+	JNE          fp8zsave
+	RED8SUMS(Y24, Y25, Y26, Y27, Y28, Y29, Y30, Y31)
+	MOVL         $0x43800000, AX // 256.0
+	VMOVD        AX, X10
+	VBROADCASTSS X10, Y10
+	VMULPS       Y10, Y8, Y8
+	VMOVUPS      Y8, (DX)
+	VZEROUPPER
+	RET
+
+fp8zopen:
+	VMOVUPS Z16, (R12)
+	VMOVUPS Z17, 64(R12)
+	VMOVUPS Z18, 128(R12)
+	VMOVUPS Z19, 192(R12)
+	VMOVUPS Z20, 256(R12)
+	VMOVUPS Z21, 320(R12)
+	VMOVUPS Z22, 384(R12)
+	VMOVUPS Z23, 448(R12)
+
+fp8zsave:
+	VMOVUPS Y24, 512(R12)
+	VMOVUPS Y25, 544(R12)
+	VMOVUPS Y26, 576(R12)
+	VMOVUPS Y27, 608(R12)
+	VMOVUPS Y28, 640(R12)
+	VMOVUPS Y29, 672(R12)
+	VMOVUPS Y30, 704(R12)
+	VMOVUPS Y31, 736(R12)
 	VZEROUPPER
 	RET
