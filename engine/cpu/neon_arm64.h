@@ -91,3 +91,19 @@
 	ZERO4(V4, V5, V6, V7); \
 	ZERO4(V8, V9, V10, V11); \
 	ZERO4(V12, V13, V14, V15)
+// fabs vd.4s, vn.4s
+#define FABS4(n, d) WORD $(0x4ea0f800 | ((n)<<5) | (d))
+// fmax vd.4s, vn.4s, vm.4s
+#define FMAX4(m, n, d) WORD $(0x4e20f400 | ((m)<<16) | ((n)<<5) | (d))
+// fmaxv sd, vn.4s: the largest lane
+#define FMAXV4(n, d) WORD $(0x6e30f800 | ((n)<<5) | (d))
+// frinta vd.4s, vn.4s: round to nearest, halves away from zero (math.Round)
+#define FRINTA4(n, d) WORD $(0x6e218800 | ((n)<<5) | (d))
+// sqxtn vd.4h, vn.4s: int32 to int16, saturating, into the low half (the high half cleared)
+#define SQXTN32(n, d) WORD $(0x0e614800 | ((n)<<5) | (d))
+// sqxtn2 vd.8h, vn.4s: into the high half
+#define SQXTN32_2(n, d) WORD $(0x4e614800 | ((n)<<5) | (d))
+// sqxtn vd.8b, vn.8h: int16 to int8, saturating, into the low half (the high half cleared)
+#define SQXTN16(n, d) WORD $(0x0e214800 | ((n)<<5) | (d))
+// sqxtn2 vd.16b, vn.8h: into the high half
+#define SQXTN16_2(n, d) WORD $(0x4e214800 | ((n)<<5) | (d))

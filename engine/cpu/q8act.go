@@ -120,6 +120,9 @@ func (a *q8Acts) quantize(x []float32, i int) {
 		case useAsm && haveQ8AVX2:
 			q8QuantizeAVX2(&x[0], ng, &q[0], &a.s[i*ng], &a.corr[i*a.cols/4])
 			return
+		case useAsm && haveQ8NEON: // no offsets: only the VNNI kernels read them
+			q8QuantizeNEON(&x[0], ng, &q[0], &a.s[i*ng])
+			return
 		}
 	}
 	model.QuantizeQ8_0To(x, a.g, q, a.s[i*ng:(i+1)*ng])

@@ -176,3 +176,82 @@ m4done:
 
 m4end:
 	RET
+
+// Q8N_QUANT4(V) turns the four floats in vector V into whole int32s: V / d (d broadcast in V16, an IEEE
+// division as Go's), rounded half away from zero (frinta, as math.Round), converted.
+#define Q8N_QUANT4(V) \
+	FDIV4(16, V, V); \
+	FRINTA4(V, V); \
+	FCVTZS4(V, V)
+
+// func q8QuantizeNEON(x *float32, groups int, q *int8, s *float32)
+// model.QuantizeQ8_0To for groups of 32, with its bits: per group the scale d = absmax/127 and the codes
+// round(x/d) (within +-127 since |x| <= absmax; saturating narrows), all zero where d is 0. No corr (only
+// the VNNI kernels use it).
+TEXT ·q8QuantizeNEON(SB), NOSPLIT, $0-32
+	MOVD  x+0(FP), R0
+	MOVD  groups+8(FP), R3
+	MOVD  q+16(FP), R1
+	MOVD  s+24(FP), R2
+	MOVW  $0x42fe0000, R4 // 127
+	FMOVS R4, F30
+	VEOR  V28.B16, V28.B16, V28.B16
+	VEOR  V29.B16, V29.B16, V29.B16
+	CBZ   R3, qdone
+
+qgroup:
+	VLD1.P 64(R0), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
+	FABS4(0, 16)
+	FABS4(1, 17)
+	FABS4(2, 18)
+	FABS4(3, 19)
+	FABS4(4, 20)
+	FABS4(5, 21)
+	FABS4(6, 22)
+	FABS4(7, 23)
+	FMAX4(17, 16, 16)
+	FMAX4(19, 18, 18)
+	FMAX4(21, 20, 20)
+	FMAX4(23, 22, 22)
+	FMAX4(18, 16, 16)
+	FMAX4(22, 20, 20)
+	FMAX4(20, 16, 16)
+	FMAXV4(16, 16)
+	FDIVS   F30, F16, F16
+	FMOVS.P F16, 4(R2)
+	FCMPS   $(0.0), F16
+	BEQ     qzero
+	VDUP    V16.S[0], V16.S4
+	Q8N_QUANT4(0)
+	Q8N_QUANT4(1)
+	Q8N_QUANT4(2)
+	Q8N_QUANT4(3)
+	Q8N_QUANT4(4)
+	Q8N_QUANT4(5)
+	Q8N_QUANT4(6)
+	Q8N_QUANT4(7)
+	SQXTN32(0, 24)
+	SQXTN32_2(1, 24)
+	SQXTN32(2, 25)
+	SQXTN32_2(3, 25)
+	SQXTN32(4, 26)
+	SQXTN32_2(5, 26)
+	SQXTN32(6, 27)
+	SQXTN32_2(7, 27)
+	SQXTN16(24, 0)
+	SQXTN16_2(25, 0)
+	SQXTN16(26, 1)
+	SQXTN16_2(27, 1)
+	VST1.P [V0.B16, V1.B16], 32(R1)
+	SUBS   $1, R3
+	BNE    qgroup
+	RET
+
+qzero:
+	VST1.P [V28.B16, V29.B16], 32(R1)
+	SUBS   $1, R3
+	BNE    qgroup
+
+qdone:
+	RET

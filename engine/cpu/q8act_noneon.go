@@ -13,3 +13,5 @@ func q8Rows4NEON(x *int8, xs *float32, w *byte, stride uintptr, ws *float32, sst
 func q8Inputs4NEON(x *int8, xstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups, rows int, out *float32) {
 	panic("no asm")
 }
+
+func q8QuantizeNEON(x *float32, groups int, q *int8, s *float32) { panic("no asm") }

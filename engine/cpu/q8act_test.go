@@ -294,6 +294,9 @@ func TestQ8ActQuantize(t *testing.T) {
 			}
 		}
 		for i := range want.corr {
+			if set.name == "neon" { // the NEON quantizer leaves the offsets (the VNNI kernels' only)
+				break
+			}
 			if got.corr[i] != want.corr[i] {
 				t.Fatalf("%s corr %d: %d, Go %d", set.name, i, got.corr[i], want.corr[i])
 			}
