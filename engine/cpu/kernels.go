@@ -265,7 +265,7 @@ func (w *Weight) rowDots(x []float32, n, r int, out []float32) {
 		row, scales, ng, g := w.fp8Regions(r)
 		stride := uintptr(cols * 4)
 		for ; useAVX512 && i+8 <= n; i += 8 {
-			asmDot8FP8(&x[i*cols], stride, &row[0], &scales[0], ng, g, nil, 0, (*[8]float32)(out[i:i+8]))
+			asmDot8FP8(&x[i*cols], stride, &row[0], 0, &scales[0], ng, g, nil, 0, (*[8]float32)(out[i:i+8]))
 		}
 		for ; i+4 <= n; i += 4 {
 			asmDot4FP8(&x[i*cols], stride, &row[0], &scales[0], ng, g, (*[4]float32)(out[i:i+4]))
@@ -419,7 +419,7 @@ func (w *Weight) fp8Tiles8(x []float32, r0, r1, tile int, acc *tileAcc, d *[rowB
 		}
 		for r := r0; r < r1; r++ {
 			row, scales, _, _ := w.fp8Regions(r)
-			asmDot8FP8(&x[c0], stride, &row[c0], &scales[c0/g], groups, group, &acc[(r-r0)*8*24], flags, &d[r-r0])
+			asmDot8FP8(&x[c0], stride, &row[c0], uintptr(cols), &scales[c0/g], groups, group, &acc[(r-r0)*8*24], flags, &d[r-r0])
 		}
 	}
 	for r := r0; r < r1; r++ {

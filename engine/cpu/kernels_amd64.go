@@ -99,4 +99,4 @@ func dot8BF16ZMM(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows
 // accLoad, accSave, accCont, accOpen (kernels.go).
 
 //go:noescape
-func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)
+func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, wstride uintptr, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)

@@ -58,8 +58,8 @@ func asmDot8F16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows 
 func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows int, acc *float32, flags int, out *float32) {
 	dot8BF16ZMM(x, stride, w, wstride, n, rows, acc, flags, out)
 }
-func asmDot8FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32) {
-	dot8FP8ZMM(x, stride, w, scales, groups, group, acc, flags, out)
+func asmDot8FP8(x *float32, stride uintptr, w *uint8, wstride uintptr, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32) {
+	dot8FP8ZMM(x, stride, w, wstride, scales, groups, group, acc, flags, out)
 }
 func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	dot8Q8AVX512(x, stride, w, scales, groups, group, rows, out)

@@ -16,6 +16,6 @@ func asmDot8BF16(x *float32, stride uintptr, w *uint16, wstride uintptr, n, rows
 func asmDot8Q8(x *float32, stride uintptr, w *int8, scales *float32, groups, group, rows int, out *float32) {
 	panic("no asm")
 }
-func asmDot8FP8(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32) {
+func asmDot8FP8(x *float32, stride uintptr, w *uint8, wstride uintptr, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32) {
 	panic("no asm")
 }

@@ -606,18 +606,30 @@ bf16zend:
 	VPOR      X0, X1, X0  \
 	VCVTPH2PS X0, Y0
 
-// func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)
+// FP8STEP adds the row's next 16 elements times the eight inputs' into Z16-Z23 and steps on.
+#define FP8STEP \
+	FP8X16 \
+	ONE16  \
+	ADDQ $16, DI
+
+// func dot8FP8ZMM(x *float32, stride uintptr, w *uint8, wstride uintptr, scales *float32, groups, group int, acc *float32, flags int, out *[8]float32)
 // groups regions of group elements (a multiple of 8) of one weight row, input k at x + k*stride (bytes).
-TEXT ·dot8FP8ZMM(SB), NOSPLIT, $0-72
+// Every 64 bytes of the row it prefetches the same columns of the row four rows on (wstride bytes apart)
+// into L1 and of the row sixteen on into L2, as the f16 kernels do: a tile's short row streams from
+// memory ran at 2/3 of the speed without.
+TEXT ·dot8FP8ZMM(SB), NOSPLIT, $0-80
 	MOVQ         x+0(FP), SI
 	MOVQ         stride+8(FP), R8
 	MOVQ         w+16(FP), DI
-	MOVQ         scales+24(FP), BX
-	MOVQ         groups+32(FP), CX
-	MOVQ         group+40(FP), R9
-	MOVQ         acc+48(FP), R12
-	MOVQ         flags+56(FP), R13
-	MOVQ         out+64(FP), DX
+	MOVQ         wstride+24(FP), R14
+	MOVQ         scales+32(FP), BX
+	MOVQ         groups+40(FP), CX
+	MOVQ         group+48(FP), R9
+	MOVQ         acc+56(FP), R12
+	MOVQ         flags+64(FP), R13
+	MOVQ         out+72(FP), DX
+	MOVQ         R14, R15
+	SHLQ         $4, R15
 	LEAQ         (R8)(R8*2), AX
 	LEAQ         (SI)(AX*1), R10
 	LEAQ         (R10)(AX*1), R11
@@ -677,12 +689,22 @@ fp8zgroup:
 fp8zregion:
 	MOVQ R9, AX
 
+fp8zloop64:
+	CMPQ       AX, $64
+	JLT        fp8zloop
+	PREFETCHT0 (DI)(R14*4)
+	PREFETCHT1 (DI)(R15*1)
+	FP8STEP
+	FP8STEP
+	FP8STEP
+	FP8STEP
+	SUBQ       $64, AX
+	JMP        fp8zloop64
+
 fp8zloop:
 	CMPQ AX, $16
 	JLT  fp8zend
-	FP8X16
-	ONE16
-	ADDQ $16, DI
+	FP8STEP
 	SUBQ $16, AX
 	JMP  fp8zloop
 
