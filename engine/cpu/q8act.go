@@ -185,29 +185,16 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 		}
 		return
 	}
-	if haveQ8NEON { // arm64: q8Asm says useAsm
+	if haveQ8NEON || !useVNNI { // arm64 (q8Asm says useAsm), or AVX2 without VNNI
 		q := (r1 - r0) / 4
 		var o [4]float32
 		for j := range q {
 			r := r0 + j
-			q8Rows4NEON(&xq[0], &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
+			q8Rows4Asm(&xq[0], &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
 			out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
 		}
 		for r := r0 + 4*q; r < r1; r++ {
-			out[r-r0] = q8RowNEON(&xq[0], &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
-		}
-		return
-	}
-	if !useVNNI {
-		q := (r1 - r0) / 4
-		var o [4]float32
-		for j := range q {
-			r := r0 + j
-			q8Rows4AVX2(&xq[0], &xs[0], &w.data[r*cols], uintptr(q*cols), &w.scales[r*ng], uintptr(q*ng*4), ng, &o)
-			out[j], out[q+j], out[2*q+j], out[3*q+j] = o[0], o[1], o[2], o[3]
-		}
-		for r := r0 + 4*q; r < r1; r++ {
-			out[r-r0] = q8RowAVX2(&xq[0], &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
+			out[r-r0] = q8RowAsm(&xq[0], &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
 		}
 		return
 	}
@@ -222,6 +209,23 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 	for r := r0 + 4*q; r < r1; r++ {
 		out[r-r0] = q8RowVNNI(&xq[0], corr, &xs[0], &w.data[r*cols], &w.scales[r*ng], ng)
 	}
+}
+
+// q8Rows4Asm and q8RowAsm are the four-row and one-row decode kernels with 8-bit activations that are not
+// VNNI's: NEON on arm64, AVX2 on amd64 (direct calls, so that the pointers stay on the stack).
+func q8Rows4Asm(x *int8, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32) {
+	if haveQ8NEON {
+		q8Rows4NEON(x, xs, w, stride, ws, sstride, groups, out)
+	} else {
+		q8Rows4AVX2(x, xs, w, stride, ws, sstride, groups, out)
+	}
+}
+
+func q8RowAsm(x *int8, xs *float32, w *byte, ws *float32, groups int) float32 {
+	if haveQ8NEON {
+		return q8RowNEON(x, xs, w, ws, groups)
+	}
+	return q8RowAVX2(x, xs, w, ws, groups)
 }
 
 // q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
