@@ -388,6 +388,18 @@ const (
 	accOpen = 8
 )
 
+// tileFlags are the flags of the tile [c0, c1) of a row part [0, end): load after the first, save before the last.
+func tileFlags(c0, c1, end int) int {
+	flags := 0
+	if c0 > 0 {
+		flags |= accLoad
+	}
+	if c1 < end {
+		flags |= accSave
+	}
+	return flags
+}
+
 // fp8Tiles8 is tiles8 for fp8 (rows of whole chunks of 8): one kernel call per row and tile, the tile
 // a whole number of scale regions where a row has several (block scales), else a part of its one region.
 func (w *Weight) fp8Tiles8(x []float32, r0, r1, tile int, acc *tileAcc, d *[rowBlock][8]float32) {
@@ -400,13 +412,7 @@ func (w *Weight) fp8Tiles8(x []float32, r0, r1, tile int, acc *tileAcc, d *[rowB
 	}
 	for c0 := 0; c0 < end; c0 += tile {
 		c1 := min(c0+tile, end)
-		flags := 0
-		if c0 > 0 {
-			flags |= accLoad
-		}
-		if c1 < end {
-			flags |= accSave
-		}
+		flags := tileFlags(c0, c1, end)
 		groups, group := (c1-c0)/g, g
 		if ng == 1 { // one region over the tiles
 			groups, group = 1, c1-c0
@@ -439,14 +445,7 @@ func (w *Weight) tiles8(x []float32, r0, r1, tile int, acc *tileAcc, out *float3
 	cols := w.info.Cols
 	for c0 := 0; c0 < cols; c0 += tile {
 		c1 := min(c0+tile, cols)
-		flags := 0
-		if c0 > 0 {
-			flags |= accLoad
-		}
-		if c1 < cols {
-			flags |= accSave
-		}
-		w.dots8(x, r0, r1, c0, c1, flags, acc, out)
+		w.dots8(x, r0, r1, c0, c1, tileFlags(c0, c1, cols), acc, out)
 	}
 }
 
