@@ -123,6 +123,48 @@ func BenchmarkAttentionDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkAttentionPrefill: one layer's attention over a 256-token prompt chunk in the 125M synth model's
+// shape (12 query heads over 4 KV heads of width 64, the chunk's own slots in blocks of 16) on one thread,
+// f16 cache: row i sees the slots up to position i.
+func BenchmarkAttentionPrefill(b *testing.B) {
+	const rows, qHeads, kvHeads, d, bs = 256, 12, 4, 64, 16
+	rng := rand.New(rand.NewSource(3))
+	c := New(1)
+	defer c.Close()
+	nb := kvHeads * rows / bs
+	pl, err := c.NewKVPool(nb, bs, d, engine.KVF16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := pl.(*KVPool)
+	for s := range p.Slots() {
+		row := randVec(rng, d)
+		p.storeRow(p.k32, p.k16, s, row)
+		p.storeRow(p.v32, p.v16, s, row)
+	}
+	heads, tables, pos := buf(b, c, rows*kvHeads*2), buf(b, c, nb), buf(b, c, rows)
+	for i, blk := range rng.Perm(nb) {
+		tables.I32()[i] = int32(blk)
+	}
+	for h := range kvHeads {
+		for i := range rows {
+			p.Pos[int(tables.I32()[h*rows/bs+i/bs])*bs+i%bs] = int32(i)
+		}
+	}
+	for row := range rows {
+		pos.I32()[row] = int32(row)
+		for h := range kvHeads {
+			j := row*kvHeads + h
+			heads.I32()[2*j], heads.I32()[2*j+1] = int32(h*rows/bs), rows
+		}
+	}
+	q := bufOf(b, c, randVec(rng, rows*qHeads*d))
+	out := buf(b, c, rows*qHeads*d)
+	for b.Loop() {
+		c.Attention(out, q, p, engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows}, qHeads, kvHeads, 0.125, engine.MetricNone)
+	}
+}
+
 func benchAttention(b *testing.B, typ engine.KVType) {
 	const rows, qHeads, kvHeads, d, ctx, bs = 8, 12, 4, 64, 160, 16
 	rng := rand.New(rand.NewSource(3))

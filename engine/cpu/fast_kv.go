@@ -60,6 +60,14 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 	acc := f32s(acc64, d)
 	metric, slots = metric[:ctx], slots[:ctx]
 	p.listSlots("Attention", tables, off, slots) // once for the head's r query heads
+	// A prompt row's trailing slots past its position (the rest of its chunk) are hidden: its scores, exp
+	// and V sums stop before them, so a row's work and bits depend only on the slots it sees, as a decode
+	// row's do.
+	for ctx > 0 && p.Pos[slots[ctx-1]] > qpos {
+		ctx--
+	}
+	metric, slots = metric[:ctx], slots[:ctx]
+	sc = sc[:ctx]
 	if mode != engine.MetricNone {
 		clear(metric)
 	}
