@@ -144,8 +144,9 @@ func cmdBenchDecode(args []string) error {
 	// The CPU backend's yardstick: read-bandwidth passes between the steps (not inside their times), since
 	// on a shared host the bandwidth drifts from second to second.
 	var prober *cpu.ReadProber
-	if c, ok := e.B.(*cpu.Backend); ok && c.Fast() {
-		prober = cpu.NewReadProber(c.Threads)
+	host, onHost := e.B.(*cpu.Backend)
+	if onHost && host.Fast() {
+		prober = cpu.NewReadProber(host.Threads)
 		defer prober.Close()
 	}
 	const probePasses = 10
@@ -170,11 +171,11 @@ func cmdBenchDecode(args []string) error {
 		Batch: *batch, PromptTokens: *promptLen * *batch, PromptTokS: float64(*promptLen**batch) / prefill.Seconds(),
 		DecodeSteps: *steps, StepMedianMS: med * 1000, DecodeTokS: float64(*batch) / med, stepCounters: traffic}
 	res.GBs = float64(res.ReadPerStep) / med / 1e9
-	if c, ok := e.B.(*cpu.Backend); ok {
-		res.Threads = c.Threads
+	if onHost {
+		res.Threads = host.Threads
 	}
 	if prober != nil {
-		for p := prober.Result(); p.Passes < probePasses; p = prober.Result() {
+		for prober.Result().Passes < probePasses {
 			prober.Pass()
 		}
 		p := prober.Result()

@@ -8,10 +8,10 @@ import (
 // The fast attention's block kernels: the scores of a block of consecutive K rows against one query,
 // exp(s - max) over a row of scores with their sum, and the weighted sum of a block of V rows. Each has an
 // assembly kernel (AVX2: kernels_attn_amd64.s; NEON: kernels_arm64.s) and a pure-Go one with the same
-// bits: the assembly multiplies and adds without fusing
-// (the Go side rounds each product with float32(), which keeps the compiler from fusing too), and both
-// walk the same 8 lanes in the same order. Elements past a row's last whole chunk of 8 are added by the Go
-// wrappers, after the lanes, in order, whichever kernel ran.
+// bits: the assembly multiplies and adds without fusing (the Go side rounds each product with float32(),
+// which keeps the compiler from fusing too), and both walk the same 8 lanes in the same order. Elements
+// past a row's last whole chunk of 8 are added by the Go wrappers, after the lanes, in order, whichever
+// kernel ran.
 
 // expC is the exp kernels' constant table, each value in 8 lanes so the assembly reads it as a vector
 // operand: Cephes' expf (x = n ln2 + r with ln2 split in two, a degree-5 polynomial for e^r, then 2^n).

@@ -57,12 +57,6 @@ func dot4BF16AVX(x *float32, stride uintptr, w *uint16, n int, out *[4]float32)
 //go:noescape
 func dot4Q8AVX(x *float32, stride uintptr, w *int8, scales *float32, groups, group int, out *[4]float32)
 
-//go:noescape
-func axpyF32AVX(a float32, x, y *float32, n int)
-
-//go:noescape
-func axpyF16AVX(a float32, x *uint16, y *float32, n int)
-
 // haveAVX512: the CPU runs AVX-512F and VL (and the OS saves their registers): the eight-input kernels.
 // q8_0's uses the sixteen extra vector registers at 8 lanes; f32, f16 and bf16's (kernels_zmm_amd64.s)
 // hold two 8-lane accumulators per 16-lane register. Either way the sums are the AVX2 kernels' bits.

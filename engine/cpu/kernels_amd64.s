@@ -565,53 +565,6 @@ d4q8done:
 	VZEROUPPER
 	RET
 
-// func axpyF32AVX(a float32, x, y *float32, n int)
-// y[i] += a * x[i] (one FMA each), n a multiple of 8.
-TEXT ·axpyF32AVX(SB), NOSPLIT, $0-32
-	VBROADCASTSS a+0(FP), Y0
-	MOVQ         x+8(FP), SI
-	MOVQ         y+16(FP), DI
-	MOVQ         n+24(FP), CX
-
-axf32loop:
-	CMPQ        CX, $8
-	JLT         axf32done
-	VMOVUPS     (DI), Y1
-	VFMADD231PS (SI), Y0, Y1
-	VMOVUPS     Y1, (DI)
-	ADDQ        $32, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JMP         axf32loop
-
-axf32done:
-	VZEROUPPER
-	RET
-
-// func axpyF16AVX(a float32, x *uint16, y *float32, n int)
-// y[i] += a * half x[i], n a multiple of 8.
-TEXT ·axpyF16AVX(SB), NOSPLIT, $0-32
-	VBROADCASTSS a+0(FP), Y0
-	MOVQ         x+8(FP), SI
-	MOVQ         y+16(FP), DI
-	MOVQ         n+24(FP), CX
-
-axf16loop:
-	CMPQ        CX, $8
-	JLT         axf16done
-	VCVTPH2PS   (SI), Y2
-	VMOVUPS     (DI), Y1
-	VFMADD231PS Y2, Y0, Y1
-	VMOVUPS     Y1, (DI)
-	ADDQ        $16, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JMP         axf16loop
-
-axf16done:
-	VZEROUPPER
-	RET
-
 // Eight inputs against one weight row, with AVX-512VL's sixteen more vector registers (still 8 lanes
 // wide): x rows at x + k*stride (bytes) for k < 8, each with the two accumulators Y(16+2k), Y(17+2k) and
 // the lane reduction of the one-row kernels, so every result has the bits the one-row kernel gives. The

@@ -185,7 +185,7 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 		}
 		return
 	}
-	if haveQ8NEON || !useVNNI { // arm64 (q8Asm says useAsm), or AVX2 without VNNI
+	if !useVNNI { // AVX2, or NEON on arm64 (q8Asm says useAsm)
 		q := (r1 - r0) / 4
 		var o [4]float32
 		for j := range q {
@@ -211,8 +211,8 @@ func (w *Weight) q8Dots(a *q8Acts, i, r0, r1 int, out []float32) {
 	}
 }
 
-// q8Rows4Asm and q8RowAsm are the four-row and one-row decode kernels with 8-bit activations that are not
-// VNNI's: NEON on arm64, AVX2 on amd64 (direct calls, so that the pointers stay on the stack).
+// q8Rows4Asm, q8RowAsm and q8Inputs4Asm are the 8-bit activation kernels that are not VNNI's: NEON on
+// arm64, AVX2 on amd64 (direct calls, so that the pointers stay on the stack).
 func q8Rows4Asm(x *int8, xs *float32, w *byte, stride uintptr, ws *float32, sstride uintptr, groups int, out *[4]float32) {
 	if haveQ8NEON {
 		q8Rows4NEON(x, xs, w, stride, ws, sstride, groups, out)
@@ -228,6 +228,14 @@ func q8RowAsm(x *int8, xs *float32, w *byte, ws *float32, groups int) float32 {
 	return q8RowAVX2(x, xs, w, ws, groups)
 }
 
+func q8Inputs4Asm(x *int8, xstride uintptr, xs *float32, sstride uintptr, w *byte, ws *float32, groups, rows int, out *float32) {
+	if haveQ8NEON {
+		q8Inputs4NEON(x, xstride, xs, sstride, w, ws, groups, rows, out)
+	} else {
+		q8Inputs4AVX2(x, xstride, xs, sstride, w, ws, groups, rows, out)
+	}
+}
+
 // q8Block sets d[k][r-r0] to row r's product with input i+k of a, for k < m and r0 <= r < r1 <= r0+rowBlock:
 // four inputs and the whole block per kernel call where the VNNI, AVX2 or NEON kernels run (each weight
 // group read once for the four; the row-alone bits), the rest by q8Dots.
@@ -237,13 +245,10 @@ func (w *Weight) q8Block(a *q8Acts, i, m, r0, r1 int, d *[4][rowBlock]float32) {
 		ng := cols / g
 		xq, xs := a.input(i)
 		var o [rowBlock][4]float32
-		switch {
-		case haveQ8NEON:
-			q8Inputs4NEON(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
-		case useVNNI:
+		if useVNNI {
 			q8Inputs4VNNI(&xq[0], uintptr(cols), &a.corr[i*cols/4], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
-		default:
-			q8Inputs4AVX2(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
+		} else {
+			q8Inputs4Asm(&xq[0], uintptr(cols), &xs[0], uintptr(ng*4), &w.data[r0*cols], &w.scales[r0*ng], ng, r1-r0, &o[0][0])
 		}
 		for r := range r1 - r0 {
 			d[0][r], d[1][r], d[2][r], d[3][r] = o[r][0], o[r][1], o[r][2], o[r][3]
