@@ -17,7 +17,7 @@ for ((t = 0; t < count; t++)); do
   k=0
   while [ "$(wc -c <"$f")" -lt 4500 ]; do
     seed=$(((first + t) * 1000 + k))
-    "$kvc" run --model "$model" --device cpu --quiet --prompt "" -n 480 --temp 1 --top-k 0 --top-p 1 --min-p 0 \
+    "$kvc" run --model "$model" --device cpu --kv-type f32 --quiet --prompt "" -n 480 --temp 1 --top-k 0 --top-p 1 --min-p 0 \
       --seed "$seed" >>"$f"
     echo >>"$f"
     k=$((k + 1))
