@@ -178,8 +178,10 @@ type Backend interface {
 	// CopyMoves copies K, V, metric and position from slot moves[i][0] to slot moves[i][1], int32 [n][2].
 	// No destination is a source of the same call.
 	CopyMoves(pool KVPool, moves Buf, n int)
-	// ReadSlots copies metric (f32) and position (int32) of the given blocks to the host, block by block.
-	ReadSlots(pool KVPool, blocks []int32, metric []float32, pos []int32) error
+	// ReadSlots copies metric (f32) and position (int32) of the given blocks to the host, block by block;
+	// with vnorm non-nil also each slot's V row L1 norm sum_e |v_e| (f32, as stored: f16 rows widened),
+	// accumulated in element order.
+	ReadSlots(pool KVPool, blocks []int32, metric []float32, pos []int32, vnorm []float32) error
 
 	// Fused ops: each gives the result of the op sequence it names (the forward pass records fewer
 	// dispatches); a backend may run that sequence itself where its fused kernel does not apply.

@@ -17,6 +17,7 @@ const DefaultWindow = 8
 // summed metric always takes every prompt query.
 func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
 	o.Metric, o.Window, o.Pool7, o.PromptMetric, o.SquaredWindow, o.MetricAvg, o.MetricBuffer = MetricNone, 0, false, false, false, false, 0
+	o.MetricValueNorm = false
 	if !m.Needed {
 		return
 	}
@@ -26,7 +27,7 @@ func (o *Options) SetMetric(m kvpages.MetricSource, window int, pool7 bool) {
 			o.Metric = MetricSquared
 		}
 	}
-	o.SquaredWindow, o.MetricAvg, o.MetricBuffer = m.Squared, m.PerQuery, m.Buffer
+	o.SquaredWindow, o.MetricAvg, o.MetricBuffer, o.MetricValueNorm = m.Squared, m.PerQuery, m.Buffer, m.ValueNorm
 	if m.ObservationWindow || m.PerQuery && window >= 0 {
 		if window < 0 {
 			window = DefaultWindow

@@ -186,22 +186,25 @@ func TestChunkedPerplexity(t *testing.T) {
 func TestSetMetricWindow(t *testing.T) {
 	l1avg, _ := kvpages.PolicyKVCompress.MetricWith(kvpages.MetricL1Avg)
 	l2, _ := kvpages.PolicyKVCompress.MetricWith(kvpages.MetricL2Sum)
+	vatp, _ := kvpages.PolicyKVCompress.MetricWith(kvpages.MetricVATP)
 	for _, c := range []struct {
 		name   string
 		m      kvpages.MetricSource
 		window int
 		want   string
 	}{
-		{"l1-avg unset", l1avg, -1, "window 0 pool false prompt true avg true buffer 10"},
-		{"l1-avg window 8", l1avg, 8, "window 8 pool true prompt false avg true buffer 10"},
-		{"l1-avg window 0", l1avg, 0, "window 0 pool true prompt false avg true buffer 10"},
-		{"l2 unset", l2, -1, "window 8 pool true prompt false avg false buffer 0"},
-		{"l2 window 4", l2, 4, "window 4 pool true prompt false avg false buffer 0"},
-		{"h2o window 8", kvpages.PolicyH2O.Metric(), 8, "window 0 pool false prompt true avg false buffer 0"},
+		{"l1-avg unset", l1avg, -1, "window 0 pool false prompt true avg true buffer 10 norm false"},
+		{"vatp unset", vatp, -1, "window 0 pool false prompt true avg true buffer 10 norm true"},
+		{"l1-avg window 8", l1avg, 8, "window 8 pool true prompt false avg true buffer 10 norm false"},
+		{"l1-avg window 0", l1avg, 0, "window 0 pool true prompt false avg true buffer 10 norm false"},
+		{"l2 unset", l2, -1, "window 8 pool true prompt false avg false buffer 0 norm false"},
+		{"l2 window 4", l2, 4, "window 4 pool true prompt false avg false buffer 0 norm false"},
+		{"h2o window 8", kvpages.PolicyH2O.Metric(), 8, "window 0 pool false prompt true avg false buffer 0 norm false"},
 	} {
 		var o engine.Options
 		o.SetMetric(c.m, c.window, true)
-		got := fmt.Sprintf("window %d pool %v prompt %v avg %v buffer %d", o.Window, o.Pool7, o.PromptMetric, o.MetricAvg, o.MetricBuffer)
+		got := fmt.Sprintf("window %d pool %v prompt %v avg %v buffer %d norm %v", o.Window, o.Pool7, o.PromptMetric, o.MetricAvg,
+			o.MetricBuffer, o.MetricValueNorm)
 		if got != c.want || o.Metric != engine.MetricPlain && o.Metric != engine.MetricSquared {
 			t.Errorf("%s: %s (metric %v), want %s", c.name, got, o.Metric, c.want)
 		}

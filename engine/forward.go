@@ -28,6 +28,8 @@ type Options struct {
 	// MetricBuffer v: queries closer than v positions after a KV add nothing to its metric (see
 	// kvpages.MetricSource.Buffer); with MetricAvg the mean divides by the queries that did add.
 	MetricBuffer int
+	// MetricValueNorm ranks KVs by their metric times the L1 norm of their V row (kvpages.MetricSource.ValueNorm).
+	MetricValueNorm bool
 	// MinKVBlocks and MinRows, when set, let NewEngine fall back when the device is out of memory: the KV
 	// pool is halved down to MinKVBlocks, then the rows per pass down to MinRows (see Engine.Notes).
 	MinKVBlocks, MinRows int

@@ -156,7 +156,7 @@ func testKVBlockLayout(t *testing.T, g *gpu.Backend) {
 		}
 		// CPU metric/position read-back agrees with the bytes.
 		met, pos := make([]float32, len(ids)*bs), make([]int32, len(ids)*bs)
-		if err := c.ReadSlots(cp, ids, met, pos); err != nil {
+		if err := c.ReadSlots(cp, ids, met, pos, nil); err != nil {
 			t.Fatal(err)
 		}
 		if pos[bs+1] != int32(bs+1) || met[0] != 0.5 {
@@ -164,7 +164,7 @@ func testKVBlockLayout(t *testing.T, g *gpu.Backend) {
 		}
 		gmet, gpos := make([]float32, len(ids)*bs), make([]int32, len(ids)*bs)
 		c0 := g.Counters()
-		if err := g.ReadSlots(gp, ids, gmet, gpos); err != nil {
+		if err := g.ReadSlots(gp, ids, gmet, gpos, nil); err != nil {
 			t.Fatal(err)
 		}
 		if n := g.Counters().Submits - c0.Submits; n != 1 {

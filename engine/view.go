@@ -2,12 +2,14 @@ package engine
 
 import (
 	"fmt"
+	"math"
 
 	"kvc/kvpages"
 )
 
 // ReadHeadSlots reads back the metric and position of every slot of s's blocks, cut per (layer, KV head).
-// The metrics are those compression ranks by: with MetricAvg, divided by the queries that added to each KV.
+// The metrics are those compression ranks by: with MetricValueNorm, times the L1 norm of each KV's value;
+// with MetricAvg, divided by the queries that added to each KV.
 func (e *Engine) ReadHeadSlots(s *kvpages.Seq) ([]kvpages.HeadSlots, error) {
 	hs, err := e.readHeadSlots([]*kvpages.Seq{s})
 	if err != nil {
@@ -27,14 +29,27 @@ func (e *Engine) readHeadSlots(seqs []*kvpages.Seq) ([][]kvpages.HeadSlots, erro
 	}
 	metric := make([]float32, len(blocks)*b)
 	pos := make([]int32, len(blocks)*b)
+	var vnorm []float32
+	if e.Opt.MetricValueNorm {
+		vnorm = make([]float32, len(blocks)*b)
+	}
 	e.boundKV()
-	if err := e.B.ReadSlots(e.KV, blocks, metric, pos); err != nil {
+	if err := e.B.ReadSlots(e.KV, blocks, metric, pos, vnorm); err != nil {
 		return nil, fmt.Errorf("engine: reading metrics back: %w", err)
 	}
 	out := make([][]kvpages.HeadSlots, len(seqs))
 	beg := 0
 	for i, s := range seqs {
 		m, p := metric[beg:ends[i]], pos[beg:ends[i]]
+		if vnorm != nil {
+			// VATP: a KV adds p*v to its head's output; its value's norm is a constant of the slot, so the
+			// summed p times the norm is the summed contribution. +Inf stays +Inf (it never goes).
+			for j, q := range p {
+				if q >= 0 && !math.IsInf(float64(m[j]), 1) {
+					m[j] *= vnorm[beg+j]
+				}
+			}
+		}
 		if e.Opt.MetricAvg {
 			// L2-avg (the reference's -avg aggregation): divide by the queries that added to each KV (those
 			// at least MetricBuffer positions after it), so old KVs are not favoured just for having been

@@ -79,10 +79,16 @@ type MetricSource struct {
 	// about whether a later query will need it. A slot younger than v has no evidence yet and is
 	// protected (Options.protectFor).
 	Buffer int
+	// ValueNorm: rank by the metric times the L1 norm of the slot's value vector (VATP, Guo et al. 2024,
+	// "Attention Score is not All You Need for Token Importance"). A KV adds p*v to its head's output, so
+	// one whose value vector is small changes little however much it is attended. The norm is a constant
+	// of the slot, so the engine applies it when it reads the metrics back, not at every query.
+	ValueNorm bool
 }
 
 // Metric is how attention becomes a slot's ranking score (--kv-metric): squared (l2) or plain (l1)
-// attention, summed over the queries (the paper) or averaged per query that has seen the slot (-avg).
+// attention, summed over the queries (the paper) or averaged per query that has seen the slot (-avg),
+// and vatp: l1-avg times the L1 norm of the slot's value vector.
 type Metric int
 
 const (
@@ -91,9 +97,11 @@ const (
 	MetricL1Sum                 // plain attention, summed (H2O)
 	MetricL2Avg
 	MetricL1Avg
+	MetricVATP // l1-avg times the L1 norm of the value vector (MetricSource.ValueNorm)
 )
 
-var metricNames = [...]string{MetricDefault: "default", MetricL2Sum: "l2", MetricL1Sum: "l1", MetricL2Avg: "l2-avg", MetricL1Avg: "l1-avg"}
+var metricNames = [...]string{MetricDefault: "default", MetricL2Sum: "l2", MetricL1Sum: "l1", MetricL2Avg: "l2-avg",
+	MetricL1Avg: "l1-avg", MetricVATP: "vatp"}
 
 func (m Metric) String() string {
 	if m >= 0 && int(m) < len(metricNames) {
@@ -102,9 +110,13 @@ func (m Metric) String() string {
 	return fmt.Sprintf("Metric(%d)", int(m))
 }
 
-// ParseMetric reads a --kv-metric value: l2 (also l2-sum), l1 (l1-sum), l2-avg, l1-avg; "" is the default.
+// ParseMetric reads a --kv-metric value: l2 (also l2-sum), l1 (l1-sum), l2-avg, l1-avg, vatp; "" is the
+// default.
 func ParseMetric(s string) (Metric, error) {
-	v := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), "-sum")
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "l1-sum" || v == "l2-sum" {
+		v = strings.TrimSuffix(v, "-sum")
+	}
 	if v == "" {
 		return MetricDefault, nil
 	}
@@ -157,7 +169,8 @@ func (p Policy) MetricWith(m Metric) (MetricSource, error) {
 		return MetricSource{}, nil
 	}
 	src.Squared = m == MetricL2Sum || m == MetricL2Avg
-	src.PerQuery = m == MetricL2Avg || m == MetricL1Avg
+	src.PerQuery = m == MetricL2Avg || m == MetricL1Avg || m == MetricVATP
+	src.ValueNorm = m == MetricVATP
 	if src.PerQuery {
 		// The mean over the queries that have seen a KV needs every one of them in the sum: a window
 		// of the last w prompt rows would divide w rows' attention by the whole age.

@@ -124,7 +124,7 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestParseMetric(t *testing.T) {
-	for _, m := range []Metric{MetricL2Sum, MetricL1Sum, MetricL2Avg, MetricL1Avg} {
+	for _, m := range []Metric{MetricL2Sum, MetricL1Sum, MetricL2Avg, MetricL1Avg, MetricVATP} {
 		got, err := ParseMetric(m.String())
 		if err != nil || got != m {
 			t.Errorf("ParseMetric(%q) = %v, %v", m.String(), got, err)
@@ -135,7 +135,7 @@ func TestParseMetric(t *testing.T) {
 			t.Errorf("ParseMetric(%q) = %v, %v; want %v", s, got, err, want)
 		}
 	}
-	for _, s := range []string{"l3", "avg", "default", "l1-max"} {
+	for _, s := range []string{"l3", "avg", "default", "l1-max", "vatp-sum"} {
 		if _, err := ParseMetric(s); err == nil || !strings.Contains(err.Error(), "kv metric") {
 			t.Errorf("ParseMetric(%q) accepted (%v)", s, err)
 		}
@@ -147,11 +147,13 @@ func TestParseMetric(t *testing.T) {
 func TestMetricWith(t *testing.T) {
 	for _, p := range []Policy{PolicyKVCompress, PolicyUniform, PolicyH2O} {
 		for _, c := range []struct {
-			m                 Metric
-			squared, perQuery bool
-		}{{MetricL2Sum, true, false}, {MetricL1Sum, false, false}, {MetricL2Avg, true, true}, {MetricL1Avg, false, true}} {
+			m                            Metric
+			squared, perQuery, valueNorm bool
+		}{{MetricL2Sum, true, false, false}, {MetricL1Sum, false, false, false}, {MetricL2Avg, true, true, false},
+			{MetricL1Avg, false, true, false}, {MetricVATP, false, true, true}} {
 			src, err := p.MetricWith(c.m)
-			if err != nil || !src.Needed || !src.Decode || src.Squared != c.squared || src.PerQuery != c.perQuery {
+			if err != nil || !src.Needed || !src.Decode || src.Squared != c.squared || src.PerQuery != c.perQuery ||
+				src.ValueNorm != c.valueNorm {
 				t.Errorf("%s with %s: %+v, %v", p, c.m, src, err)
 			}
 			// The paper's window for the summed metrics of kvcompress and uniform; every prompt query for
@@ -170,8 +172,10 @@ func TestMetricWith(t *testing.T) {
 		t.Errorf("uniform's default metric %+v differs from kvcompress's %+v: the baselines must rank alike", m, PolicyKVCompress.Metric())
 	}
 	for _, p := range []Policy{PolicyWindow, PolicyFull} {
-		if _, err := p.MetricWith(MetricL1Avg); err == nil || !strings.Contains(err.Error(), "means nothing") {
-			t.Errorf("%s with a metric: %v", p, err)
+		for _, m := range []Metric{MetricL1Avg, MetricVATP} {
+			if _, err := p.MetricWith(m); err == nil || !strings.Contains(err.Error(), "means nothing") {
+				t.Errorf("%s with %s: %v", p, m, err)
+			}
 		}
 		o := Options{Policy: p, Metric: MetricL2Sum, BlockSize: 16, Budget: Budget{MaxCacheTokens: 64}}
 		if err := o.Validate(); err == nil {

@@ -59,8 +59,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.eviction.Recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
 	fs.IntVar(&o.eviction.Sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")
-	fs.IntVar(&o.window, "kv-window", -1, "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg and l2-avg, 8 for l2 and l1)")
-	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
+	fs.IntVar(&o.window, "kv-window", -1, "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg, l2-avg and vatp, 8 for l2 and l1)")
+	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg, l1-avg or vatp (l1-avg times the value vector's L1 norm) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	o.sampling.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -114,7 +114,7 @@ func runBenchThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&ef.maxRows, "max-rows", 256, "most tokens in one forward pass")
 	fs.IntVar(&ef.protect, "kv-protect", kvpages.DefaultProtect, "most recent positions never evicted (the paper's throughput runs: 32)")
 	fs.Float64Var(&ef.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
-	fs.StringVar(&ef.metric, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg or l1-avg (default: "+kvpages.DefaultMetric.String()+")")
+	fs.StringVar(&ef.metric, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg, l1-avg or vatp (l1-avg times the value vector's L1 norm) (default: "+kvpages.DefaultMetric.String()+")")
 	fs.IntVar(&ef.window, "kv-window", -1, windowHelp)
 	fs.BoolVar(&ef.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
 	fs.IntVar(&ef.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")

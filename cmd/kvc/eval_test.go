@@ -26,6 +26,8 @@ func TestDefaultPolicy(t *testing.T) {
 		{func(f *engineFlags) {}, kvpages.PolicyFull, ""},
 		{func(f *engineFlags) { f.budget, f.policy = 64, "full" }, 0, "keeps every KV"},
 		{func(f *engineFlags) { f.budget, f.policy, f.metric = 64, "window", "l1-avg" }, 0, "means nothing"},
+		{func(f *engineFlags) { f.budget, f.policy, f.metric = 64, "full", "vatp" }, 0, "keeps every KV"},
+		{func(f *engineFlags) { f.budget, f.policy, f.metric = 64, "window", "vatp" }, 0, "means nothing"},
 		{func(f *engineFlags) { f.budget, f.metric = 64, "l7" }, 0, "unknown kv metric"},
 	} {
 		f := base

@@ -79,12 +79,12 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
 	fs.IntVar(&f.window, "kv-window", -1, windowHelp)
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
-	fs.StringVar(&f.metric, "kv-metric", "", "what KVs rank by: l2 (squared attention summed, the paper), l1, l2-avg or l1-avg (per query at least "+fmt.Sprint(kvpages.DefaultBuffer)+" positions after the KV) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
+	fs.StringVar(&f.metric, "kv-metric", "", "what KVs rank by: l2 (squared attention summed, the paper), l1, l2-avg or l1-avg (per query at least "+fmt.Sprint(kvpages.DefaultBuffer)+" positions after the KV), vatp (l1-avg times the L1 norm of the KV's value vector) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
 	fs.IntVar(&f.maxKV, "kv-max-per-round", 0, "cap on KVs planned per compression round (0: no cap)")
 }
 
 // windowHelp describes --kv-window, whose unset value (-1) is the metric's own collection.
-const windowHelp = "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg and l2-avg, 8 for l2 and l1; a window is faster on long prompts)"
+const windowHelp = "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg, l2-avg and vatp, 8 for l2 and l1; a window is faster on long prompts)"
 
 // loaded is a model ready to run.
 type loaded struct {

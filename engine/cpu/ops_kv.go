@@ -349,8 +349,9 @@ func (c *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	}
 }
 
-// ReadSlots copies the metric and position of each listed block, block after block.
-func (c *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32, pos []int32) error {
+// ReadSlots copies the metric and position of each listed block, block after block, and with vnorm the
+// L1 norms of their V rows (f32 sums in element order, as the Vulkan shader's).
+func (c *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32, pos []int32, vnorm []float32) error {
 	p, ok := pool.(*KVPool)
 	if !ok {
 		return fmt.Errorf("cpu: ReadSlots: pool %T is not a CPU KV pool", pool)
@@ -360,6 +361,9 @@ func (c *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 		return fmt.Errorf("cpu: ReadSlots: %d blocks need %d metric and position entries, got %d and %d",
 			len(blocks), len(blocks)*b, len(metric), len(pos))
 	}
+	if vnorm != nil && len(vnorm) < len(blocks)*b {
+		return fmt.Errorf("cpu: ReadSlots: %d blocks need %d value norm entries, got %d", len(blocks), len(blocks)*b, len(vnorm))
+	}
 	for i, blk := range blocks {
 		if blk < 0 || int(blk) >= p.blocks {
 			return fmt.Errorf("cpu: ReadSlots: block id %d outside the pool of %d blocks", blk, p.blocks)
@@ -367,7 +371,22 @@ func (c *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 		copy(metric[i*b:(i+1)*b], p.Metric[int(blk)*b:int(blk+1)*b])
 		copy(pos[i*b:(i+1)*b], p.Pos[int(blk)*b:int(blk+1)*b])
 	}
-	c.read.Add(int64(8 * len(blocks) * b))
+	if vnorm == nil {
+		c.read.Add(int64(8 * len(blocks) * b))
+		return nil
+	}
+	c.kvParallel(len(blocks), func(i int) {
+		row := make([]float32, p.headDim)
+		for j := 0; j < b; j++ {
+			p.loadRow(row, p.v32, p.v16, int(blocks[i])*b+j)
+			var n float32
+			for _, x := range row {
+				n += float32(math.Abs(float64(x)))
+			}
+			vnorm[i*b+j] = n
+		}
+	})
+	c.read.Add(int64(12 * len(blocks) * b))
 	return nil
 }
 

@@ -409,7 +409,7 @@ func TestCopyMovesAndReadSlots(t *testing.T) {
 		}
 		blocks := []int32{tab[2], tab[0]}
 		m, ps := make([]float32, 2*bs), make([]int32, 2*bs)
-		if err := pc.be.ReadSlots(p, blocks, m, ps); err != nil {
+		if err := pc.be.ReadSlots(p, blocks, m, ps, nil); err != nil {
 			t.Fatal(err)
 		}
 		for i, blk := range blocks {
@@ -421,10 +421,34 @@ func TestCopyMovesAndReadSlots(t *testing.T) {
 				}
 			}
 		}
-		if err := pc.be.ReadSlots(p, []int32{int32(p.Blocks())}, m, ps); err == nil {
+		// With value norms: the same metric and positions, and each slot's sum |v_e| of its stored V row.
+		m2, ps2, vn := make([]float32, 2*bs), make([]int32, 2*bs), make([]float32, 2*bs)
+		if err := pc.be.ReadSlots(p, blocks, m2, ps2, vn); err != nil {
+			t.Fatal(err)
+		}
+		for i, blk := range blocks {
+			for j := 0; j < bs; j++ {
+				s := int(blk)*bs + j
+				var want float32
+				for _, x := range p.V(s) {
+					if x < 0 {
+						x = -x
+					}
+					want += x
+				}
+				if k := i*bs + j; m2[k] != m[k] || ps2[k] != ps[k] || vn[k] != want || want == 0 {
+					t.Fatalf("ReadSlots with norms, block %d slot %d: got (%v, %d, %v) want (%v, %d, %v)", blk, j, m2[k],
+						ps2[k], vn[k], m[k], ps[k], want)
+				}
+			}
+		}
+		if err := pc.be.ReadSlots(p, blocks, m, ps, vn[:3]); err == nil {
+			t.Fatal("ReadSlots accepted a short value norm slice")
+		}
+		if err := pc.be.ReadSlots(p, []int32{int32(p.Blocks())}, m, ps, nil); err == nil {
 			t.Fatal("ReadSlots accepted a block id past the pool")
 		}
-		if err := pc.be.ReadSlots(p, blocks, m[:3], ps); err == nil {
+		if err := pc.be.ReadSlots(p, blocks, m[:3], ps, nil); err == nil {
 			t.Fatal("ReadSlots accepted a short metric slice")
 		}
 	}

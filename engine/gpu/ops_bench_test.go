@@ -114,7 +114,7 @@ func BenchmarkOps(b *testing.B) {
 		}},
 		{"CopyMoves", int64(len(moves) / 2 * 2 * (2*hd*2 + 8)), func(s side) { s.be.CopyMoves(s.pool, s.buf(movesB), len(moves)/2) }},
 		{"ReadSlots", int64(len(readMetric) * 8), func(s side) {
-			if err := s.be.ReadSlots(s.pool, readBlocks, readMetric, readPos); err != nil {
+			if err := s.be.ReadSlots(s.pool, readBlocks, readMetric, readPos, nil); err != nil {
 				b.Fatal(err)
 			}
 		}},

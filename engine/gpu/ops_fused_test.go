@@ -158,7 +158,7 @@ func checkRopeKVWrite(t *testing.T, g *Backend, what string, seed int64, typ eng
 	}
 	readSlots := func(h *kvHarness) ([]float32, []int32) {
 		m, ps := make([]float32, nSlots), make([]int32, nSlots)
-		if err := h.g.ReadSlots(h.gp, all, m, ps); err != nil {
+		if err := h.g.ReadSlots(h.gp, all, m, ps, nil); err != nil {
 			t.Fatal(err)
 		}
 		return m, ps

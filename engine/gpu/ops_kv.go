@@ -73,6 +73,7 @@ type KVPool struct {
 	rsBlocks       *Buffer // ReadSlots: block list and gathered outputs
 	rsMetric       *Buffer
 	rsPos          *Buffer
+	rsNorm         *Buffer
 
 	names struct{ write, attention, window, copy string } // shader variants for the KV type
 
@@ -233,7 +234,7 @@ func (p *KVPool) free() {
 			p.b.Free(buf)
 		}
 	}
-	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos} {
+	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos, p.rsNorm} {
 		if buf != nil {
 			p.b.Free(buf)
 		}
@@ -335,7 +336,7 @@ func (p *KVPool) DeviceBytes() int64 {
 			n += buf.size
 		}
 	}
-	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos} {
+	for _, buf := range []*Buffer{p.part, p.dummy, p.rsBlocks, p.rsMetric, p.rsPos, p.rsNorm} {
 		if buf != nil {
 			n += buf.size
 		}
@@ -680,8 +681,9 @@ func (b *Backend) CopyMoves(pool engine.KVPool, moves engine.Buf, n int) {
 	b.Dispatch(kn, groups2D(b, n*words, kvCopyWG), PushBytes(&kvCountPush{kvPoolPush: p.poolPush(0), N: uint32(n)}), bind...)
 }
 
-// ReadSlots gathers the metric and position of the listed blocks on the device and reads them back.
-func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32, pos []int32) error {
+// ReadSlots gathers the metric and position of the listed blocks (and with vnorm their V row norms) on
+// the device and reads them back.
+func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32, pos []int32, vnorm []float32) error {
 	p, ok := pool.(*KVPool)
 	if !ok || p == nil || p.b != b || p.k == nil {
 		return fmt.Errorf("gpu: ReadSlots: pool %T is not a live KV pool of this device", pool)
@@ -691,6 +693,9 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 		return fmt.Errorf("gpu: ReadSlots: %d blocks need %d metric and position entries, got %d and %d",
 			len(blocks), n, len(metric), len(pos))
 	}
+	if vnorm != nil && len(vnorm) < n {
+		return fmt.Errorf("gpu: ReadSlots: %d blocks need %d value norm entries, got %d", len(blocks), n, len(vnorm))
+	}
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -699,10 +704,15 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 			return fmt.Errorf("gpu: ReadSlots: block id %d outside the pool of %d blocks", blk, p.blocks)
 		}
 	}
-	for _, e := range []struct {
+	need := []struct {
 		buf **Buffer
 		n   int64
-	}{{&p.rsBlocks, int64(len(blocks)) * 4}, {&p.rsMetric, int64(n) * 4}, {&p.rsPos, int64(n) * 4}} {
+	}{{&p.rsBlocks, int64(len(blocks)) * 4}, {&p.rsMetric, int64(n) * 4}, {&p.rsPos, int64(n) * 4}}
+	if vnorm != nil {
+		need = append(need, need[1])
+		need[3].buf = &p.rsNorm
+	}
+	for _, e := range need {
 		if err := p.ensure(e.buf, e.n); err != nil {
 			return fmt.Errorf("gpu: ReadSlots: %w", err)
 		}
@@ -710,14 +720,21 @@ func (b *Backend) ReadSlots(pool engine.KVPool, blocks []int32, metric []float32
 	if err := b.Write(p.rsBlocks, 0, kvI32Bytes(blocks)); err != nil {
 		return err
 	}
-	kn := kvKernel[kvCountPush](b, "ReadSlots", "copy_moves_read_slots", p, 3)
+	kn := kvKernel[readSlotsPush](b, "ReadSlots", p.variant("copy_moves_read_slots"), p, 4)
 	if kn == nil {
 		return b.Sync()
 	}
-	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos)...)
-	b.Dispatch(kn, groups2D(b, n, kvCopyWG), PushBytes(&kvCountPush{kvPoolPush: p.poolPush(0), N: uint32(len(blocks))}), bind...)
-	// Both come back in the submission that gathers them (two Reads would be two on unmapped memory).
-	return b.ReadAll([]engine.ReadReq{{Src: p.rsMetric, Dst: kvF32Bytes(metric[:n])}, {Src: p.rsPos, Dst: kvI32Bytes(pos[:n])}})
+	push := readSlotsPush{kvPoolPush: p.poolPush(0), N: uint32(len(blocks))}
+	var norm engine.Buf // nil: the pool's dummy, never written
+	reqs := []engine.ReadReq{{Src: p.rsMetric, Dst: kvF32Bytes(metric[:n])}, {Src: p.rsPos, Dst: kvI32Bytes(pos[:n])}}
+	if vnorm != nil {
+		push.Norms, norm = 1, p.rsNorm
+		reqs = append(reqs, engine.ReadReq{Src: p.rsNorm, Dst: kvF32Bytes(vnorm[:n])})
+	}
+	bind := append(p.poolBindings(), p.bufs(p.rsBlocks, p.rsMetric, p.rsPos, norm)...)
+	b.Dispatch(kn, groups2D(b, n, kvCopyWG), PushBytes(&push), bind...)
+	// All come back in the submission that gathers them (several Reads would be several on unmapped memory).
+	return b.ReadAll(reqs)
 }
 
 func kvI32Bytes(x []int32) []byte {

@@ -195,7 +195,7 @@ func (h *kvHarness) addHeadsAt(ctxs []int, at func(head, i int) int32) []kvHead 
 }
 
 // checkPool compares every slot of the two pools: K, V (bit-exact for f32, within one f16 rounding step
-// for f16), metric (within tol) and position (exact).
+// for f16), metric (within tol), position (exact) and ReadSlots' V row norms (within f32 rounding).
 func (h *kvHarness) checkPool(what string, metricTol float64) {
 	h.t.Helper()
 	gp := h.gp
@@ -204,14 +204,35 @@ func (h *kvHarness) checkPool(what string, metricTol float64) {
 		all[i] = int32(i)
 	}
 	n := gp.Blocks() * h.bs
-	gm, gpos := make([]float32, n), make([]int32, n)
-	for _, buf := range []*Buffer{gp.rsMetric, gp.rsPos} { // poison ReadSlots' gather outputs
+	gm, gpos, gn := make([]float32, n), make([]int32, n), make([]float32, n)
+	for _, buf := range []*Buffer{gp.rsMetric, gp.rsPos, gp.rsNorm} { // poison ReadSlots' gather outputs
 		if buf != nil {
 			h.g.Fill(Whole(buf), kvPoison)
 		}
 	}
-	if err := h.g.ReadSlots(gp, all, gm, gpos); err != nil {
+	if err := h.g.ReadSlots(gp, all, gm, gpos, nil); err != nil {
 		h.t.Fatal(err)
+	}
+	// The norms in a second read: one without them must not need them.
+	gm2, gpos2, cm, cpos, cn := make([]float32, n), make([]int32, n), make([]float32, n), make([]int32, n), make([]float32, n)
+	if err := h.g.ReadSlots(gp, all, gm2, gpos2, gn); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.c.ReadSlots(h.cp, all, cm, cpos, cn); err != nil {
+		h.t.Fatal(err)
+	}
+	for s := 0; s < n; s++ {
+		if gm2[s] != gm[s] || gpos2[s] != gpos[s] {
+			h.t.Fatalf("%s: slot %d: metric/position %v/%d with the norms, %v/%d without", what, s, gm2[s], gpos2[s], gm[s], gpos[s])
+		}
+		// f32 sums of the same terms in the same order; f16 rows may differ by one rounding per element
+		tol := 1e-6
+		if h.typ == engine.KVF16 {
+			tol = 1e-3
+		}
+		if !near(gn[s], float64(cn[s]), tol) {
+			h.t.Fatalf("%s: slot %d V norm %v, CPU %v", what, s, gn[s], cn[s])
+		}
 	}
 	gk, gv := h.readArenas(gp.k), h.readArenas(gp.v)
 	for s := 0; s < n; s++ {
@@ -791,16 +812,19 @@ func TestKVPoolErrors(t *testing.T) {
 	}
 	defer p.Release()
 	m, ps := make([]float32, 4), make([]int32, 4)
-	if err := g.ReadSlots(p, []int32{4}, m, ps); err == nil {
+	if err := g.ReadSlots(p, []int32{4}, m, ps, nil); err == nil {
 		t.Fatal("ReadSlots accepted block 4 of a 4-block pool")
 	}
-	if err := g.ReadSlots(p, []int32{0, 1}, m, ps); err == nil {
+	if err := g.ReadSlots(p, []int32{0, 1}, m, ps, nil); err == nil {
 		t.Fatal("ReadSlots accepted short output slices")
+	}
+	if err := g.ReadSlots(p, []int32{0}, m, ps, make([]float32, 3)); err == nil {
+		t.Fatal("ReadSlots accepted a short value norm slice")
 	}
 	if got, want := p.DeviceBytes(), int64(2*4*4*8*4+2*4*4*4+16); got != want {
 		t.Fatalf("DeviceBytes %d, want %d (K, V, metric, position, placeholder)", got, want)
 	}
-	if err := g.ReadSlots(p, []int32{3}, m, ps); err != nil { // a new pool's slots are undefined, but readable
+	if err := g.ReadSlots(p, []int32{3}, m, ps, nil); err != nil { // a new pool's slots are undefined, but readable
 		t.Fatal(err)
 	}
 }

@@ -80,10 +80,16 @@ type kvWritePush struct {
 	N, KVHeads uint32
 }
 
-// kvCountPush: copy_moves.comp (N moves) and copy_moves_read_slots.comp (N blocks).
+// kvCountPush: copy_moves.comp (N moves).
 type kvCountPush struct {
 	kvPoolPush
 	N uint32
+}
+
+// readSlotsPush: copy_moves_read_slots.comp (N blocks; Norms 1: the V row norms too).
+type readSlotsPush struct {
+	kvPoolPush
+	N, Norms uint32
 }
 
 // ropeKVPush: fused_rope_kv.comp.

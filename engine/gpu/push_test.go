@@ -26,7 +26,7 @@ func pushBlockOf(src, defs string) reflect.Type {
 		"gather.comp": reflect.TypeFor[gatherPush](), "scatter.comp": reflect.TypeFor[scatterPush](), "topk.comp": reflect.TypeFor[topkPush](), "embed.comp": reflect.TypeFor[embedPush](),
 		"rmsnorm.comp": reflect.TypeFor[rmsnormPush](), "rope.comp": reflect.TypeFor[ropePush](),
 		"kv_write.comp": reflect.TypeFor[kvWritePush](), "copy_moves.comp": reflect.TypeFor[kvCountPush](),
-		"copy_moves_read_slots.comp": reflect.TypeFor[kvCountPush](), "fused_rope_kv.comp": reflect.TypeFor[ropeKVPush](),
+		"copy_moves_read_slots.comp": reflect.TypeFor[readSlotsPush](), "fused_rope_kv.comp": reflect.TypeFor[ropeKVPush](),
 		"attention.comp": reflect.TypeFor[attentionPush](), "attention_rows.comp": reflect.TypeFor[attentionPush](),
 		"attention_reduce.comp": reflect.TypeFor[attentionPush](), "attention_tiled.comp": reflect.TypeFor[attentionPush](), "window_metric.comp": reflect.TypeFor[windowPush](),
 	}[src]
