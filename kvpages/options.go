@@ -128,6 +128,22 @@ func ParseMetric(s string) (Metric, error) {
 	return 0, fmt.Errorf("kvpages: unknown kv metric %q (want one of %s)", s, strings.Join(metricNames[1:], ", "))
 }
 
+// VATPSinks is the attention sinks vatp keeps when none are asked for (DefaultSinks): the first 4
+// positions, StreamingLLM's count; the VATP paper keeps the sinks too. A sink draws a large share of
+// every query's attention while its value vector is near zero (it is how a head attends to nothing), so
+// attention times value norm rates it near zero; evicted, its share of the softmax would go to the
+// other KVs and change every output of the head. The plain attention metrics rank sinks high anyway.
+const VATPSinks = 4
+
+// DefaultSinks is the number of first positions a policy ranking by m keeps when --kv-sinks is not
+// given: VATPSinks for vatp, none otherwise.
+func DefaultSinks(m Metric) int {
+	if m == MetricVATP {
+		return VATPSinks
+	}
+	return 0
+}
+
 // DefaultBuffer is the metric buffer of the per-query means (MetricSource.Buffer): KVC-full's v = 10.
 const DefaultBuffer = 10
 

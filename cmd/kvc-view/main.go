@@ -57,7 +57,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.eviction.Budget.Rate, "kv-rate", 0, "target compression rate R >= 1 (default: 4 when no budget is given)")
 	fs.IntVar(&o.eviction.Protect, "kv-protect", kvpages.InteractiveProtect, "most recent positions of every head never evicted")
 	fs.Float64Var(&o.eviction.Recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions")
-	fs.IntVar(&o.eviction.Sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
+	fs.IntVar(&o.eviction.Sinks, "kv-sinks", -1, "first positions never evicted (attention sinks) (default: "+fmt.Sprint(kvpages.VATPSinks)+" with --kv-metric vatp, else 0)")
 	fs.IntVar(&o.interval, "kv-interval", 1, "compress every N decode steps when over budget (0: only after the prompt and when memory runs short)")
 	fs.IntVar(&o.window, "kv-window", -1, "prefill observation window w: the last w prompt rows add to the eviction metric (default: every prompt row for l1-avg, l2-avg and vatp, 8 for l2 and l1)")
 	fs.StringVar(&o.metricName, "kv-metric", "", "what KVs rank by: l2 (the paper), l1, l2-avg, l1-avg or vatp (l1-avg times the value vector's L1 norm) (default: "+kvpages.DefaultMetric.String()+"; h2o: l1)")
@@ -75,6 +75,9 @@ func parseFlags(args []string) (*options, error) {
 	o.eviction.Policy, o.eviction.BlockSize = p, o.kvBlock
 	if o.eviction.Metric, err = kvpages.ParseMetric(o.metricName); err != nil {
 		return nil, fmt.Errorf("--kv-metric: %w", err)
+	}
+	if o.eviction.Sinks == -1 { // unset
+		o.eviction.Sinks = kvpages.DefaultSinks(o.eviction.Metric)
 	}
 	switch {
 	case o.n < 1:

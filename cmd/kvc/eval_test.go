@@ -45,6 +45,38 @@ func TestDefaultPolicy(t *testing.T) {
 	}
 }
 
+// An unset --kv-sinks keeps VATPSinks first positions under vatp (whose attention-times-value-norm rates
+// the near-zero values of attention sinks near zero) and none under the other metrics; a given value wins.
+func TestSinksDefault(t *testing.T) {
+	for _, c := range []struct {
+		metric string
+		sinks  int
+		want   int
+		err    string
+	}{
+		{"", -1, 0, ""},
+		{"l1-avg", -1, 0, ""},
+		{"l2", -1, 0, ""},
+		{"vatp", -1, kvpages.VATPSinks, ""},
+		{"vatp", 0, 0, ""},
+		{"vatp", 2, 2, ""},
+		{"", 3, 3, ""},
+		{"vatp", -2, 0, "--kv-sinks"},
+	} {
+		f := engineFlags{kvBlock: 16, maxRows: 256, protect: 8, budget: 64, interval: -1, window: -1, metric: c.metric, sinks: c.sinks}
+		o, err := f.compressionOptions()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("metric %q sinks %d: error %v, want one containing %q", c.metric, c.sinks, err, c.err)
+			}
+			continue
+		}
+		if err != nil || o.Sinks != c.want {
+			t.Errorf("metric %q sinks %d: sinks %d, %v; want %d", c.metric, c.sinks, o.Sinks, err, c.want)
+		}
+	}
+}
+
 // Bad key-token options and bad text lists fail before any model is loaded (the model does not exist).
 func TestEvalRejectsBeforeWork(t *testing.T) {
 	dir := t.TempDir()

@@ -75,7 +75,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.protect, "kv-protect", kvpages.InteractiveProtect, "most recent positions of every head never evicted")
 	fs.Float64Var(&f.recent, "kv-recent", kvpages.DefaultRecent, "share of the per-head budget kept for the most recent positions (kvcompress, uniform, h2o; 0: only --kv-protect)")
 	fs.Float64Var(&f.floor, "kv-floor", kvpages.DefaultFloor, "kvcompress: share of each head's budget beyond the protected positions that the global ranking may not take (Ada-KV's safeguard; 0: the paper, 1: uniform)")
-	fs.IntVar(&f.sinks, "kv-sinks", 0, "first positions never evicted (attention sinks)")
+	fs.IntVar(&f.sinks, "kv-sinks", -1, "first positions never evicted (attention sinks) (default: "+fmt.Sprint(kvpages.VATPSinks)+" with --kv-metric vatp, else 0)")
 	fs.IntVar(&f.interval, "kv-interval", -1, "compress every N decode steps when over budget (0: only after prefill and when memory runs short; default: 1 for run, chat and eval, 0 for batch commands)")
 	fs.IntVar(&f.window, "kv-window", -1, windowHelp)
 	fs.BoolVar(&f.noPool, "kv-no-pool", false, "do not max-pool the observation-window metric")
@@ -141,6 +141,13 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 	if f.window < -1 { // -1 is the unset default
 		return kvpages.Options{}, fmt.Errorf("--kv-window %d: want an observation window >= 0", f.window)
 	}
+	if f.sinks < -1 { // -1 is the unset default
+		return kvpages.Options{}, fmt.Errorf("--kv-sinks %d: want a number of first positions >= 0", f.sinks)
+	}
+	sinks := f.sinks
+	if sinks == -1 {
+		sinks = kvpages.DefaultSinks(m)
+	}
 	if f.interval < -1 { // -1 is the unset default
 		return kvpages.Options{}, fmt.Errorf("--kv-interval %d: want a number of decode steps >= 0", f.interval)
 	}
@@ -156,7 +163,7 @@ func (f *engineFlags) compressionOptions() (kvpages.Options, error) {
 		}
 	}
 	o := kvpages.Options{Policy: p, Metric: m, BlockSize: f.kvBlock, Budget: kvpages.Budget{MaxCacheTokens: f.budget, Rate: f.rate},
-		Protect: f.protect, Recent: f.recent, Floor: f.floor, Sinks: f.sinks, MaxKVPerRound: f.maxKV}
+		Protect: f.protect, Recent: f.recent, Floor: f.floor, Sinks: sinks, MaxKVPerRound: f.maxKV}
 	if p == kvpages.PolicyFull && (f.budget != 0 || f.rate != 0) {
 		return o, fmt.Errorf("--kv-policy full keeps every KV: drop --kv-budget/--kv-rate, or choose an eviction policy (kvcompress, uniform, window, h2o)")
 	}
