@@ -209,6 +209,14 @@ type DeviceMemory interface {
 	MemoryAvailable() int64
 }
 
+// AttentionWindower is a backend with a fused Attention-then-WindowMetric op over the same q and cache:
+// AttentionWindow(out, q, pool, a, w, ...) = Attention(out, q, pool, a, ...), WindowMetric(q, pool, w, ...).
+// The CPU backend adds a window row's probabilities while its attention has them, rather than computing
+// them a second time.
+type AttentionWindower interface {
+	AttentionWindow(out, q Buf, pool KVPool, a AttnHeads, w WindowSpec, qHeads, kvHeads int, scale float32, mode MetricMode)
+}
+
 // Profiler is a backend that can time its ops: ProfileReport is a table of time per kernel (or a line
 // saying profiling is off).
 type Profiler interface {

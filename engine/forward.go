@@ -452,12 +452,17 @@ func (e *Engine) run(p pass) error {
 		b.RMSNorm(e.xb, e.x, ly.AttnNorm, rows, eps)
 		b.MatMulQKV(e.q, e.k, e.v, e.xb, ly.Q, ly.K, ly.V, rows)
 		b.RopeKVWrite(e.KV, e.q, e.k, e.v, e.slots[l], e.pos, rows, cfg.Heads, cfg.KVHeads, e.rope)
-		b.Attention(e.att, e.q, e.KV, AttnHeads{Heads: e.heads[l], Tables: tables, Pos: e.pos, Rows: rows, MetricRows: p.decodeRows,
-			MetricBuffer: e.Opt.MetricBuffer},
-			cfg.Heads, cfg.KVHeads, e.scale, mode)
-		if p.nWin > 0 {
-			b.WindowMetric(e.q, e.KV, WindowSpec{Seqs: e.win[l], Tables: tables, Pos: e.pos, NSeqs: p.nWin,
-				Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7, Buffer: e.Opt.MetricBuffer}, cfg.Heads, cfg.KVHeads, e.scale)
+		ah := AttnHeads{Heads: e.heads[l], Tables: tables, Pos: e.pos, Rows: rows, MetricRows: p.decodeRows,
+			MetricBuffer: e.Opt.MetricBuffer}
+		ws := WindowSpec{Seqs: e.win[l], Tables: tables, Pos: e.pos, NSeqs: p.nWin,
+			Squared: e.Opt.SquaredWindow, Pool7: e.Opt.Pool7, Buffer: e.Opt.MetricBuffer}
+		if aw, ok := b.(AttentionWindower); ok && p.nWin > 0 {
+			aw.AttentionWindow(e.att, e.q, e.KV, ah, ws, cfg.Heads, cfg.KVHeads, e.scale, mode)
+		} else {
+			b.Attention(e.att, e.q, e.KV, ah, cfg.Heads, cfg.KVHeads, e.scale, mode)
+			if p.nWin > 0 {
+				b.WindowMetric(e.q, e.KV, ws, cfg.Heads, cfg.KVHeads, e.scale)
+			}
 		}
 		b.MatMulAdd(e.x, e.att, ly.O, rows)
 		// feed-forward: x += Wdown (silu(Wgate xn) * Wup xn)

@@ -54,6 +54,8 @@ type Backend struct {
 	written, read atomic.Int64
 
 	arena weightArena // UploadWeight's memory
+
+	fused fusedWindow // AttentionWindow's lists
 }
 
 // Counters implements engine.Counting: no queue submissions or dispatches on the host, only bytes.
@@ -84,10 +86,11 @@ func (c *Backend) DefaultKVType() engine.KVType {
 
 // The ops of engine.Backend, and the optional capabilities the host backend has.
 var (
-	_ engine.Backend       = (*Backend)(nil)
-	_ engine.KVBlockIO     = (*Backend)(nil)
-	_ engine.HostKVDefault = (*Backend)(nil)
-	_ engine.Counting      = (*Backend)(nil)
+	_ engine.Backend           = (*Backend)(nil)
+	_ engine.KVBlockIO         = (*Backend)(nil)
+	_ engine.HostKVDefault     = (*Backend)(nil)
+	_ engine.Counting          = (*Backend)(nil)
+	_ engine.AttentionWindower = (*Backend)(nil)
 )
 
 func (c *Backend) Name() string { return "cpu" }

@@ -31,7 +31,7 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 		slots := unsafe.Slice((*int)(unsafe.Pointer(&s[2*maxCtx])), maxCtx) // an int fits in a float64's bytes
 		for job := lo; job < hi; job++ {
 			if mode == engine.MetricNone {
-				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, 0, prob, metric, acc, slots)
+				p.attendRow(o, qq, heads, tables, pos, job/kvHeads, job%kvHeads, qHeads, kvHeads, scale, engine.MetricNone, 0, prob, metric, acc, slots, nil)
 				continue
 			}
 			for row := 0; row < rows; row++ {
@@ -39,7 +39,7 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 				if row >= metricRows {
 					m = engine.MetricNone
 				}
-				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, buf, prob, metric, acc, slots)
+				p.attendRow(o, qq, heads, tables, pos, row, job, qHeads, kvHeads, scale, m, buf, prob, metric, acc, slots, nil)
 			}
 		}
 	})
@@ -50,8 +50,10 @@ func (c *Backend) fastAttention(o, qq []float32, p *KVPool, heads, tables, pos [
 // A head's slots are whole runs of consecutive rows in its blocks, so the block kernels (attn_kernels.go)
 // take a block of K or V rows per call: the scores, exp(score - max) with its sum, and the weighted sum of V
 // are f32; the normalisation's reciprocal and the metric are f64, as in the reference.
+// With win non-nil the row is also a window row (fast_attnwin.go): each query head adds its probabilities to
+// its own sums in win.
 func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh, qHeads, kvHeads int, scale float32,
-	mode engine.MetricMode, buf int32, score, metric []float64, acc64 []float64, slots []int) {
+	mode engine.MetricMode, buf int32, score, metric []float64, acc64 []float64, slots []int, win *winSums) {
 	j := row*kvHeads + kh
 	off, ctx := int(heads[2*j]), max(int(heads[2*j+1]), 0)
 	qpos := pos[row]
@@ -104,6 +106,9 @@ func (p *KVPool) attendRow(o, qq []float32, heads, tables, pos []int32, row, kh,
 		inv := float32(1 / sum)
 		for e, x := range acc {
 			o[qo+e] = x * inv
+		}
+		if win != nil {
+			win.add((h-kh*r)*win.stride, sc, qpos, sum)
 		}
 		switch mode {
 		case engine.MetricSquared:

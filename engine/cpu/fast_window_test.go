@@ -15,7 +15,8 @@ import (
 // default policy asks, plus a short sequence with a 3-row window), f32 and f16 caches, GQA 1, 2 and 4,
 // metric buffer 0 and 10, squared or not, Pool7 or not, causal caches and compacted ones (shuffled
 // positions, per-head lengths), block sizes 1, 4 and 16, head widths 12 (kernel tails) and 16, with both
-// kernel sets.
+// kernel sets. The fused attention and window metric (fusedAttentionWindow) runs on the same cases: its
+// metric against the reference's, its attention output against the fast Attention's.
 func TestFastWindowMetricMatchesReference(t *testing.T) {
 	withKernels(t, testFastWindowMetric)
 }
@@ -83,11 +84,39 @@ func checkFastWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c
 		base[i] = rng.Float32()
 	}
 	spec := engine.WindowSpec{Seqs: seqs, Tables: tables, Pos: pos, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}
-	var metrics [2][]float32
+	var metrics [3][]float32
 	for i, b := range []*Backend{be, fast} {
 		copy(pc.pool.Metric, base)
 		b.WindowMetric(q, pc.pool, spec, qHeads, kvHeads, 0.3)
 		metrics[i] = append([]float32(nil), pc.pool.Metric...)
+	}
+	// The fused attention and window metric: each row reads its sequence's heads (row c is in no window,
+	// rows c+1.. in sequence 1's); its attention output must be the plain fast Attention's, bit for bit.
+	heads := buf(t, be, rows*kvHeads*2)
+	for row := 0; row < rows; row++ {
+		s := min(row/c, 1)
+		for h := 0; h < kvHeads; h++ {
+			copy(heads.I32()[(row*kvHeads+h)*2:], []int32{pc.offs[s][h], int32(ctx[s][h])})
+		}
+	}
+	a := engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows}
+	want, got := buf(t, be, rows*qHeads*d), buf(t, be, rows*qHeads*d)
+	fast.Attention(want, q, pc.pool, a, qHeads, kvHeads, 0.3, engine.MetricNone)
+	copy(pc.pool.Metric, base)
+	if !fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, qHeads, kvHeads, 0.3, spec) {
+		t.Fatalf("%s: the fused attention and window metric did not apply", name)
+	}
+	metrics[2] = append([]float32(nil), pc.pool.Metric...)
+	// A window row reading another head cache than its window's: the fused op must decline (AttentionWindow
+	// then runs the two ops).
+	heads.I32()[((c+1)*kvHeads)*2+1]--
+	if fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, qHeads, kvHeads, 0.3, spec) {
+		t.Fatalf("%s: the fused op applied to a window row with another context", name)
+	}
+	for i, x := range want.F32() {
+		if got.F32()[i] != x && !(math.IsNaN(float64(x)) && math.IsNaN(float64(got.F32()[i]))) {
+			t.Fatalf("%s: fused attention output[%d] = %v, Attention's %v", name, i, got.F32()[i], x)
+		}
 	}
 	// Tolerance from f32 rounding: each probability's relative error is that of its score (a d-term f32
 	// dot product, scaled), of exp (a few ulp) and of the f32 sum of up to ctx exps; a square doubles it.
@@ -99,16 +128,18 @@ func checkFastWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c
 		rel *= 2
 	}
 	worst := 0.0
-	for i, want := range metrics[0] {
-		got := metrics[1][i]
-		added := math.Abs(float64(want) - float64(base[i]))
-		tol := 4*rel*added + 2*eps*math.Abs(float64(want))
-		err := math.Abs(float64(got) - float64(want))
-		if err > tol {
-			t.Fatalf("%s: metric[%d] = %v, reference %v (base %v, tolerance %.3g)", name, i, got, want, base[i], tol)
-		}
-		if tol > 0 {
-			worst = max(worst, err/tol)
+	for k, op := range []string{"WindowMetric", "fused AttentionWindow"} {
+		for i, want := range metrics[0] {
+			got := metrics[1+k][i]
+			added := math.Abs(float64(want) - float64(base[i]))
+			tol := 4*rel*added + 2*eps*math.Abs(float64(want))
+			err := math.Abs(float64(got) - float64(want))
+			if err > tol {
+				t.Fatalf("%s: %s metric[%d] = %v, reference %v (base %v, tolerance %.3g)", name, op, i, got, want, base[i], tol)
+			}
+			if tol > 0 {
+				worst = max(worst, err/tol)
+			}
 		}
 	}
 	return worst
@@ -128,13 +159,15 @@ func BenchmarkWindowMetric(b *testing.B) {
 					c = New(1)
 					defer c.Close()
 				}
-				benchWindowMetric(b, c, typ)
+				benchWindowMetric(b, c, typ, "")
 			})
 		}
 	}
 }
 
-func benchWindowMetric(b *testing.B, c *Backend, typ engine.KVType) {
+// benchWindowMetric times WindowMetric, or with attn "separate" or "fused" every row's attention too, or
+// with "attention" only that.
+func benchWindowMetric(b *testing.B, c *Backend, typ engine.KVType, attn string) {
 	const qHeads, kvHeads, d, ctx, bs = 8, 4, 8, 256, 16
 	rng := rand.New(rand.NewSource(3))
 	nb := kvHeads * ctx / bs
@@ -162,11 +195,51 @@ func benchWindowMetric(b *testing.B, c *Backend, typ engine.KVType) {
 	}
 	q := bufOf(b, c, randVec(rng, ctx*qHeads*d))
 	w := engine.WindowSpec{Seqs: seqs, Tables: tables, Pos: pos, NSeqs: 1, Buffer: 10}
+	op := func() { c.WindowMetric(q, p, w, qHeads, kvHeads, 0.35) }
+	if attn != "" {
+		for s := range p.Slots() {
+			p.storeRow(p.v32, p.v16, s, randVec(rng, d))
+		}
+		heads, out := buf(b, c, ctx*kvHeads*2), buf(b, c, ctx*qHeads*d)
+		for row := range ctx {
+			for h := range kvHeads {
+				copy(heads.I32()[(row*kvHeads+h)*2:], []int32{int32(h * ctx / bs), ctx})
+			}
+		}
+		a := engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: ctx, MetricBuffer: 10}
+		op = func() {
+			c.Attention(out, q, p, a, qHeads, kvHeads, 0.35, engine.MetricNone)
+			c.WindowMetric(q, p, w, qHeads, kvHeads, 0.35)
+		}
+		switch attn {
+		case "fused":
+			op = func() { c.AttentionWindow(out, q, p, a, w, qHeads, kvHeads, 0.35, engine.MetricNone) }
+		case "attention":
+			op = func() { c.Attention(out, q, p, a, qHeads, kvHeads, 0.35, engine.MetricNone) }
+		}
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
 	for b.Loop() {
-		c.WindowMetric(q, p, w, qHeads, kvHeads, 0.35)
+		op()
 	}
 	b.ReportMetric((threadCPU()-t0)*1e6/float64(b.N), "us-cpu/op")
+}
+
+// BenchmarkAttentionWindow: a prefill chunk's attention and the default policy's prompt metric, as two ops
+// (separate) and as the fused AttentionWindow, and the attention alone, on the fast backend in
+// BenchmarkWindowMetric's shape, one thread.
+//
+//	go test ./engine/cpu -run - -bench AttentionWindow
+func BenchmarkAttentionWindow(b *testing.B) {
+	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+		for _, name := range []string{"attention", "separate", "fused"} {
+			b.Run(fmt.Sprintf("%s/t%d", name, typ), func(b *testing.B) {
+				c := New(1)
+				defer c.Close()
+				benchWindowMetric(b, c, typ, name)
+			})
+		}
+	}
 }

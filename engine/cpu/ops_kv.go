@@ -279,6 +279,20 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	})
 }
 
+// AttentionWindow is Attention then WindowMetric (engine.AttentionWindower): the fast backend adds the
+// window rows' probabilities as their attention computes them (fusedAttentionWindow) where that applies.
+func (c *Backend) AttentionWindow(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, w engine.WindowSpec, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode) {
+	if c.pool != nil && mode == engine.MetricNone && kvHeads > 0 && qHeads%kvHeads == 0 && a.Tables == w.Tables && a.Pos == w.Pos {
+		p := asPool("Attention", pool)
+		if c.fusedAttentionWindow(f32(out), f32(q), p, i32(a.Heads), i32(a.Tables), i32(a.Pos), a.Rows, qHeads, kvHeads, scale, w) {
+			return
+		}
+	}
+	c.Attention(out, q, pool, a, qHeads, kvHeads, scale, mode)
+	c.WindowMetric(q, pool, w, qHeads, kvHeads, scale)
+}
+
 // WindowMetric adds the observation-window metric of each (sequence, KV head) of w (see engine.WindowSpec).
 func (c *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.WindowSpec, qHeads, kvHeads int, scale float32) {
 	p := asPool("WindowMetric", pool)
