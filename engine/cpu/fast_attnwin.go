@@ -60,7 +60,8 @@ type fusedWindow struct {
 	acc   []float64
 }
 
-// winJob is a chunk of a window unit's rows [lo, hi), or with unit < 0 the plain row lo's KV head hi.
+// winJob is a chunk of a window unit's rows [lo, hi), or with unit -1 the plain row lo's KV head hi, or with
+// unit -2 KV head hi of every metric row.
 type winJob struct{ unit, ch, lo, hi int }
 
 // winUnit is one (window, KV head) of a fused call: its rows are split into chunks of consecutive rows,
@@ -72,14 +73,18 @@ type winUnit struct {
 	left                   atomic.Int32 // chunks not yet finished
 }
 
-// fusedAttentionWindow is Attention (without a decode metric) followed by WindowMetric w as one op: a
-// window row adds its probabilities to the window's sums as its attention computes them, where
-// WindowMetric would compute every score and softmax of the row again (about half the attention's work
-// per row). It applies when every window row reads the window's own head cache (offset and context, as
-// the engine's passes lay them out) and no row is in two windows; it returns false, having done nothing,
-// when it does not.
-func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables, pos []int32, rows, qHeads, kvHeads int,
-	scale float32, w engine.WindowSpec) bool {
+// fusedAttentionWindow is Attention (rows below metricRows adding metric mode with buffer buf) followed by
+// WindowMetric w as one op: a window row adds its probabilities to the window's sums as its attention
+// computes them, where WindowMetric would compute every score and softmax of the row again (about half the
+// attention's work per row). It applies when every window row reads the window's own head cache (offset and
+// context, as the engine's passes lay them out), no row is in two windows, and no window row collects a
+// metric or shares a head cache with a row that does (a continuous-batching pass: decode rows first, then
+// prompt chunks); it returns false, having done nothing, when it does not.
+func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables, pos []int32, rows, metricRows, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode, buf int32, w engine.WindowSpec) bool {
+	if mode == engine.MetricNone {
+		metricRows = 0
+	}
 	seqs := i32(w.Seqs)
 	d, r := p.headDim, qHeads/kvHeads
 	// The call's lists live in the backend (reused: a prefill allocates nothing per layer), one call at a time.
@@ -99,10 +104,17 @@ func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables
 		if ctx <= 0 || n <= 0 {
 			continue // no slot or no row: WindowMetric adds nothing
 		}
-		if first < 0 || first+n > rows {
+		if first < metricRows || first+n > rows {
 			return false
 		}
 		kh := j % kvHeads
+		// A metric row adds to its slots as it goes, a window unit when its last chunk ends, on any threads:
+		// they must not share slots.
+		for row := 0; row < metricRows; row++ {
+			if int(heads[2*(row*kvHeads+kh)]) == off {
+				return false
+			}
+		}
 		for row := first; row < first+n; row++ {
 			h := row*kvHeads + kh
 			if int(heads[2*h]) != off || int(heads[2*h+1]) != ctx || inWin[h] {
@@ -126,6 +138,11 @@ func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables
 		threads = 1
 	}
 	jobs := fw.jobs[:0]
+	// The metric rows, one job per KV head that walks them in order, as fastAttention does: rows sharing a
+	// head cache add to its slots on one thread. First, as they are the longest jobs.
+	for kh := 0; metricRows > 0 && kh < kvHeads; kh++ {
+		jobs = append(jobs, winJob{-2, 0, 0, kh})
+	}
 	nacc := 0
 	for u := range units {
 		un := &units[u]
@@ -156,7 +173,7 @@ func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables
 	}
 	// The other rows, a KV head at a time: consecutive jobs read the same K and V.
 	for kh := 0; kh < kvHeads; kh++ {
-		for row := 0; row < rows; row++ {
+		for row := metricRows; row < rows; row++ {
 			if !inWin[row*kvHeads+kh] {
 				jobs = append(jobs, winJob{-1, 0, row, kh})
 			}
@@ -177,8 +194,14 @@ func (c *Backend) fusedAttentionWindow(o, qq []float32, p *KVPool, heads, tables
 				return
 			}
 			jb := jobs[j]
-			if jb.unit < 0 {
+			switch jb.unit {
+			case -1:
 				p.attendRow(o, qq, heads, tables, pos, jb.lo, jb.hi, qHeads, kvHeads, scale, engine.MetricNone, 0, prob, metric, accv, slots, nil)
+				continue
+			case -2:
+				for row := 0; row < metricRows; row++ {
+					p.attendRow(o, qq, heads, tables, pos, row, jb.hi, qHeads, kvHeads, scale, mode, buf, prob, metric, accv, slots, nil)
+				}
 				continue
 			}
 			un := &units[jb.unit]

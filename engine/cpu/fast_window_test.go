@@ -103,14 +103,14 @@ func checkFastWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c
 	want, got := buf(t, be, rows*qHeads*d), buf(t, be, rows*qHeads*d)
 	fast.Attention(want, q, pc.pool, a, qHeads, kvHeads, 0.3, engine.MetricNone)
 	copy(pc.pool.Metric, base)
-	if !fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, qHeads, kvHeads, 0.3, spec) {
+	if !fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, 0, qHeads, kvHeads, 0.3, engine.MetricNone, 0, spec) {
 		t.Fatalf("%s: the fused attention and window metric did not apply", name)
 	}
 	metrics[2] = append([]float32(nil), pc.pool.Metric...)
 	// A window row reading another head cache than its window's: the fused op must decline (AttentionWindow
 	// then runs the two ops).
 	heads.I32()[((c+1)*kvHeads)*2+1]--
-	if fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, qHeads, kvHeads, 0.3, spec) {
+	if fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, 0, qHeads, kvHeads, 0.3, engine.MetricNone, 0, spec) {
 		t.Fatalf("%s: the fused op applied to a window row with another context", name)
 	}
 	for i, x := range want.F32() {
@@ -140,6 +140,146 @@ func checkFastWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c
 			if tol > 0 {
 				worst = max(worst, err/tol)
 			}
+		}
+	}
+	return worst
+}
+
+// TestFastAttentionWindowMixedMatchesReference: the fused attention and window metric on a continuous-
+// batching pass, decode rows that add the attention metric (plain or squared) first, then prompt rows, some
+// of them window rows: its metric against the reference's Attention then WindowMetric, its output against
+// the fast Attention's bit for bit. Windows of 1, 7 and 64 rows plus a 3-row one, f32 and f16, GQA 1, 2
+// and 4, buffer 0 and 10, causal and compacted (shuffled) caches, two decode rows on one head cache.
+func TestFastAttentionWindowMixedMatchesReference(t *testing.T) {
+	withKernels(t, testFastAttentionWindowMixed)
+}
+
+func testFastAttentionWindowMixed(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	fast := New(2)
+	defer fast.Close()
+	const kvHeads = 2
+	worst := 0.0
+	ci := 0
+	for _, c := range []int{1, 7, 64} {
+		for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
+			for _, r := range []int{1, 2, 4} {
+				for _, mb := range []int{0, 10} {
+					for v := 0; v < 2; v++ {
+						ci++
+						mode := []engine.MetricMode{engine.MetricPlain, engine.MetricSquared}[v]
+						squared, pool7, ordered := ci%3 == 0, ci%2 == 0, (ci/2)%2 == 0
+						bs, d := []int{1, 4, 16}[ci%3], []int{12, 16}[(ci/3)%2]
+						name := fmt.Sprintf("ctx%d/t%d/r%d/buf%d/m%d/sq%v/p7%v/ord%v/b%d/d%d", c, typ, r, mb, mode, squared, pool7, ordered, bs, d)
+						e := checkMixedWindow(t, rng, fast, name, c, bs, d, r, kvHeads, typ, mb, mode, squared, pool7, ordered)
+						worst = max(worst, e)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("largest error / tolerance: %.3g", worst)
+}
+
+// checkMixedWindow runs one mixed pass: sequences 0 and 1 decode (rows 0, 1 and 2, row 2 on sequence 0's
+// heads again), sequence 2's c prompt rows are its window, sequence 3 has a prompt row and then a 3-row
+// window. It returns the largest metric error as a fraction of its tolerance.
+func checkMixedWindow(t *testing.T, rng *rand.Rand, fast *Backend, name string, c, bs, d, r, kvHeads int, typ engine.KVType,
+	mb int, mode engine.MetricMode, squared, pool7, ordered bool) float64 {
+	qHeads := r * kvHeads
+	c1 := c
+	if !ordered {
+		c1 = max(1, c/2+1)
+	}
+	const nd = 3
+	ctx := [][]int{{1 + rng.Intn(40), 1 + rng.Intn(40)}, {1 + rng.Intn(40), 1 + rng.Intn(40)}, {c, c1}, {5, 9}}
+	pc := newPagedCase(t, rng, ctx, bs, d, typ, ordered)
+	be := pc.be
+	rows := nd + c + 4
+	seqOf := func(row int) int {
+		switch {
+		case row < nd:
+			return []int{0, 1, 0}[row]
+		case row < nd+c:
+			return 2
+		}
+		return 3
+	}
+	pos, heads := buf(t, be, rows), buf(t, be, rows*kvHeads*2)
+	for row := 0; row < rows; row++ {
+		s := seqOf(row)
+		switch {
+		case row == 0:
+			pos.I32()[row] = 50 // sees all of its cache
+		case row < nd:
+			pos.I32()[row] = int32(rng.Intn(42)) - 1
+		case s == 2 && ordered:
+			pos.I32()[row] = int32(row - nd)
+		case s == 2:
+			pos.I32()[row] = int32(rng.Intn(c + 2))
+		default:
+			pos.I32()[row] = int32(rng.Intn(13)) - 1
+		}
+		for h := 0; h < kvHeads; h++ {
+			copy(heads.I32()[(row*kvHeads+h)*2:], []int32{pc.offs[s][h], int32(ctx[s][h])})
+		}
+	}
+	seqs, tables := buf(t, be, 2*kvHeads*4), buf(t, be, len(pc.tables))
+	copy(tables.I32(), pc.tables)
+	for h := 0; h < kvHeads; h++ {
+		copy(seqs.I32()[h*4:], []int32{pc.offs[2][h], int32(ctx[2][h]), nd, int32(c)})
+		copy(seqs.I32()[(kvHeads+h)*4:], []int32{pc.offs[3][h], int32(ctx[3][h]), int32(nd + c + 1), 3})
+	}
+	q := bufOf(t, be, randVec(rng, rows*qHeads*d))
+	base := make([]float32, len(pc.pool.Metric))
+	for i := range base {
+		base[i] = rng.Float32()
+	}
+	spec := engine.WindowSpec{Seqs: seqs, Tables: tables, Pos: pos, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}
+	a := engine.AttnHeads{Heads: heads, Tables: tables, Pos: pos, Rows: rows, MetricRows: nd, MetricBuffer: mb}
+	// The reference: the two ops.
+	out := buf(t, be, rows*qHeads*d)
+	copy(pc.pool.Metric, base)
+	be.Attention(out, q, pc.pool, a, qHeads, kvHeads, 0.3, mode)
+	be.WindowMetric(q, pc.pool, spec, qHeads, kvHeads, 0.3)
+	ref := append([]float32(nil), pc.pool.Metric...)
+	want, got := buf(t, be, rows*qHeads*d), buf(t, be, rows*qHeads*d)
+	fast.Attention(want, q, pc.pool, a, qHeads, kvHeads, 0.3, mode)
+	copy(pc.pool.Metric, base)
+	if !fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, nd, qHeads, kvHeads, 0.3, mode, int32(mb), spec) {
+		t.Fatalf("%s: the fused attention and window metric did not apply", name)
+	}
+	fused := append([]float32(nil), pc.pool.Metric...)
+	for i, x := range want.F32() {
+		if got.F32()[i] != x && !(math.IsNaN(float64(x)) && math.IsNaN(float64(got.F32()[i]))) {
+			t.Fatalf("%s: fused attention output[%d] = %v, Attention's %v", name, i, got.F32()[i], x)
+		}
+	}
+	// It declines a window row that collects a metric, and a metric row on a window's head cache (their
+	// adds to the same slots would race).
+	if fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, nd+1, qHeads, kvHeads, 0.3, mode, int32(mb), spec) {
+		t.Fatalf("%s: the fused op applied to a window row with a metric", name)
+	}
+	copy(heads.I32()[2:4], []int32{pc.offs[3][1], int32(ctx[3][1])})
+	if fast.fusedAttentionWindow(got.F32(), q.F32(), pc.pool, heads.I32(), tables.I32(), pos.I32(), rows, nd, qHeads, kvHeads, 0.3, mode, int32(mb), spec) {
+		t.Fatalf("%s: the fused op applied to a metric row on a window's head cache", name)
+	}
+	// Tolerance as checkFastWindow's, over the longest context.
+	const eps = 1.0 / (1 << 24)
+	rel := 2 * float64(d+max(c, 40)/8+8) * eps
+	if squared || mode == engine.MetricSquared {
+		rel *= 2
+	}
+	worst := 0.0
+	for i, want := range ref {
+		added := math.Abs(float64(want) - float64(base[i]))
+		tol := 4*rel*added + 2*eps*math.Abs(float64(want))
+		err := math.Abs(float64(fused[i]) - float64(want))
+		if err > tol {
+			t.Fatalf("%s: fused metric[%d] = %v, reference %v (base %v, tolerance %.3g)", name, i, fused[i], want, base[i], tol)
+		}
+		if tol > 0 {
+			worst = max(worst, err/tol)
 		}
 	}
 	return worst

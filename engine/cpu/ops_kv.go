@@ -283,9 +283,10 @@ func (c *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 // window rows' probabilities as their attention computes them (fusedAttentionWindow) where that applies.
 func (c *Backend) AttentionWindow(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, w engine.WindowSpec, qHeads, kvHeads int,
 	scale float32, mode engine.MetricMode) {
-	if c.pool != nil && mode == engine.MetricNone && kvHeads > 0 && qHeads%kvHeads == 0 && a.Tables == w.Tables && a.Pos == w.Pos {
+	if c.pool != nil && kvHeads > 0 && qHeads%kvHeads == 0 && a.Tables == w.Tables && a.Pos == w.Pos {
 		p := asPool("Attention", pool)
-		if c.fusedAttentionWindow(f32(out), f32(q), p, i32(a.Heads), i32(a.Tables), i32(a.Pos), a.Rows, qHeads, kvHeads, scale, w) {
+		if c.fusedAttentionWindow(f32(out), f32(q), p, i32(a.Heads), i32(a.Tables), i32(a.Pos), a.Rows, a.MetricRowCount(), qHeads, kvHeads,
+			scale, mode, int32(a.MetricBuffer), w) {
 			return
 		}
 	}
