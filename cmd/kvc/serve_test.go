@@ -444,7 +444,7 @@ func TestServeDrainTimeout(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runServe([]string{"--model", "stories260K", "--device", "cpu", "--port", "0", "--drain-timeout", "50ms", "--quiet"},
+		done <- runServe([]string{"--model", "stories260K", "--device", "cpu", "--port", "0", "--drain-timeout", "1ms", "--quiet"},
 			io.Discard, sigs, func(a string) { addr <- a })
 	}()
 	url := "http://" + <-addr
@@ -462,7 +462,7 @@ func TestServeDrainTimeout(t *testing.T) {
 	hold := make(chan struct{})
 	got := make(chan sseResult, 1)
 	go func() {
-		body := map[string]any{"prompt": "Once", "max_tokens": 400, "ignore_eos": true, "temperature": 0, "stream": true}
+		body := map[string]any{"prompt": "Once", "max_tokens": 500, "ignore_eos": true, "temperature": 0, "stream": true}
 		r, _, _ := streamRequest(context.Background(), http.DefaultClient, url+"/v1/completions", body, func(k int, _ string) bool {
 			if k == 1 {
 				hold <- struct{}{}
