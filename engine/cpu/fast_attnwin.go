@@ -21,14 +21,20 @@ type winSums struct {
 	squared   bool
 }
 
-// add adds one query head's row: e are its exp(score - max) over its first len(e) slots, sum their sum; a
-// slot adds only when at least buf positions below the row (hidden slots never: their e is 0 and they are
-// above it).
+// add adds one query head's row: e are its exp(score - max) over its first len(e) slots, sum their sum.
 func (w *winSums) add(at int, e []float32, qpos int32, sum float64) {
-	n, lim, inv := len(e), qpos-w.buf, 1/sum
-	in := sort.Search(n, func(i int) bool { return w.pre[i] > lim })
-	a, lpos := w.acc[at:at+n], w.lpos[:n]
-	if w.squared {
+	addRowProbs(w.acc[at:at+len(e)], e, w.lpos, w.pre, qpos-w.buf, 1/sum, w.squared)
+}
+
+// addRowProbs adds a row's probabilities e[i]*inv (squared with squared) to acc[i] for the slots i at or
+// below position lim (the row's position less the metric buffer; hidden slots are above it and their e is
+// 0). lpos are the slots' positions and pre[i] the highest of lpos[:i+1], so that the slots before the
+// first pre[i] above lim all add without a test (a causal prompt: every slot but the buffer's).
+func addRowProbs(acc []float64, e []float32, lpos, pre []int32, lim int32, inv float64, squared bool) {
+	n := len(e)
+	in := sort.Search(n, func(i int) bool { return pre[i] > lim })
+	a, lpos := acc[:n], lpos[:n]
+	if squared {
 		for i, x := range e[:in] {
 			pr := float64(x) * inv
 			a[i] += pr * pr
@@ -48,6 +54,18 @@ func (w *winSums) add(at int, e []float32, qpos int32, sum float64) {
 		if lpos[i] <= lim {
 			a[i] += float64(e[i]) * inv
 		}
+	}
+}
+
+// addMaxPool7 adds to group[i] the largest of sums[i-3 .. i+3] (Pool7's max-pool, kernel 7).
+func addMaxPool7(group, sums []float64) {
+	n := len(sums)
+	for i := range sums {
+		m := sums[i]
+		for j := max(0, i-3); j <= min(n-1, i+3); j++ {
+			m = max(m, sums[j])
+		}
+		group[i] += m
 	}
 }
 
@@ -248,13 +266,7 @@ func (p *KVPool) addWindowSums(un *winUnit, acc []float64, r int, pool7 bool, ta
 			}
 			continue
 		}
-		for i := range sh {
-			m := sh[i]
-			for j := max(0, i-3); j <= min(ctx-1, i+3); j++ {
-				m = max(m, sh[j])
-			}
-			group[i] += m
-		}
+		addMaxPool7(group, sh)
 	}
 	p.listSlots("WindowMetric", tables, un.off, slots)
 	for i, s := range slots {

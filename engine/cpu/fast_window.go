@@ -80,16 +80,14 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 	for row := first; row < first+n; row++ {
 		qpos := pos[row]
 		// The scores end at the row's last visible slot (the first i whose suffix is all hidden); slots
-		// before all (the first i with a hidden slot up to it) are visible, and before inMetric all add
-		// to the metric, so those loops need no position test (a causal prompt: every slot but the
-		// buffer's).
+		// before all (the first i with a hidden slot up to it) are visible, so that loop needs no position
+		// test (addRowProbs does the same for the metric buffer).
 		vis := sort.Search(ctx, func(i int) bool { return suf[i] > qpos })
 		if vis == 0 {
 			continue // no visible slot: no metric (as the reference)
 		}
 		lim := qpos - buf // slots above it are inside the metric buffer (and the hidden ones too)
 		all := sort.Search(vis, func(i int) bool { return pre[i] > qpos })
-		inMetric := sort.Search(vis, func(i int) bool { return pre[i] > lim })
 		for h := kh * r; h < (kh+1)*r; h++ {
 			qo := (row*qHeads + h) * d
 			for e, x := range qq[qo : qo+d] {
@@ -110,41 +108,15 @@ func (p *KVPool) windowJob(qq []float32, seqs, tables, pos []int32, w engine.Win
 					m = sv[i]
 				}
 			}
-			inv := 1 / float64(expShift(sv, m))
 			acc := group
 			if heads > 0 {
 				acc = sh[h-kh*r]
 			}
-			head, a := sv[:inMetric], acc[:inMetric]
-			if w.Squared {
-				for i, e := range head {
-					pr := float64(e) * inv
-					a[i] += pr * pr
-				}
-			} else {
-				for i, e := range head {
-					a[i] += float64(e) * inv
-				}
-			}
-			for i := inMetric; i < vis; i++ {
-				if lpos[i] <= lim {
-					pr := float64(sv[i]) * inv
-					if w.Squared {
-						pr *= pr
-					}
-					acc[i] += pr
-				}
-			}
+			addRowProbs(acc, sv, lpos, pre, lim, 1/float64(expShift(sv, m)), w.Squared)
 		}
 	}
 	for _, v := range sh {
-		for i := range v {
-			m := v[i]
-			for j := max(0, i-3); j <= min(ctx-1, i+3); j++ {
-				m = max(m, v[j])
-			}
-			group[i] += m
-		}
+		addMaxPool7(group, v)
 	}
 	for i, sl := range slots {
 		p.Metric[sl] += float32(group[i])
