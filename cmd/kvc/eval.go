@@ -34,17 +34,28 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 		return nil, err
 	}
 	ids := l.tok.Encode(string(b), true)
-	if n <= 0 { // the default: the whole text, up to the context
-		n = min(len(ids), l.ck.Config.Context)
-	}
-	n = min(n, len(ids))
 	if n > l.ck.Config.Context {
 		return nil, fmt.Errorf("--ctx %d is past the model's context of %d tokens", n, l.ck.Config.Context)
 	}
-	if n < 2 {
+	if n == 0 { // the default: the whole text, up to the context
+		n = l.ck.Config.Context
+	}
+	if n = min(n, len(ids)); n < 2 {
 		return nil, fmt.Errorf("%s has %d tokens: perplexity needs at least 2", path, n)
 	}
 	return ids[:n], nil
+}
+
+// checkEvalShape refuses a negative --ctx or --chunk before any work (both mean "the default" only at 0), and
+// a --ctx that leaves nothing to predict.
+func checkEvalShape(ctx, chunk int) error {
+	switch {
+	case ctx < 0 || ctx == 1:
+		return fmt.Errorf("--ctx %d: want 0 (the whole text, up to the model's context) or at least 2 tokens", ctx)
+	case chunk < 0:
+		return fmt.Errorf("--chunk %d: want 0 (one decode step per token) or a prefill chunk of at least 1 token", chunk)
+	}
+	return nil
 }
 
 // keyFlags are the key-token flags of eval ppl and sweep (engine.KeyTokenOptions).
@@ -112,6 +123,9 @@ func cmdEvalPPL(args []string) error {
 		return fmt.Errorf("kvc eval ppl: --text FILE is required")
 	}
 	if err := kf.o.Validate(0); err != nil {
+		return err
+	}
+	if err := checkEvalShape(*ctx, *chunk); err != nil {
 		return err
 	}
 	l, err := load(&ef, os.Stderr)
@@ -288,6 +302,9 @@ func cmdEvalSweep(args []string) error {
 		return err
 	}
 	if err := kf.o.Validate(0); err != nil {
+		return err
+	}
+	if err := checkEvalShape(*ctx, *chunk); err != nil {
 		return err
 	}
 	pols, err := parseSweepPolicies(*policies, ef.metric)

@@ -107,6 +107,10 @@ func TestEvalRejectsBeforeWork(t *testing.T) {
 		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-floor", "1.5"}, "head floor"},
 		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-window", "-2"}, "--kv-window"},
 		{[]string{"ppl", "--text", text, "--kv-budget", "64", "--kv-policy", "window", "--kv-floor", "0.2"}, "head floor"},
+		{[]string{"ppl", "--text", text, "--ctx", "-5"}, "--ctx -5"},
+		{[]string{"ppl", "--text", text, "--ctx", "1"}, "at least 2"},
+		{[]string{"sweep", "--text", text, "--chunk", "-1"}, "--chunk -1"},
+		{[]string{"ppl", "--text", text, "--chunk", "-32"}, "--chunk -32"},
 	} {
 		err := cmdEval(append(c.args, "--model", missing))
 		if err == nil || !strings.Contains(err.Error(), c.err) {
