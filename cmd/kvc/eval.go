@@ -46,6 +46,14 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 	return ids[:n], nil
 }
 
+// textCount is "1 text" or "n texts".
+func textCount(n int) string {
+	if n == 1 {
+		return "1 text"
+	}
+	return fmt.Sprintf("%d texts", n)
+}
+
 // checkEvalShape refuses a negative --ctx or --chunk before any work (both mean "the default" only at 0), and
 // a --ctx that leaves nothing to predict.
 func checkEvalShape(ctx, chunk int) error {
@@ -389,7 +397,7 @@ func cmdEvalSweep(args []string) error {
 		file, title string
 		key         bool
 	}{{*out + ".png", "perplexity", false}, {*out + "-key.png", "key-token perplexity", true}} {
-		spec := plotSpec{Title: fmt.Sprintf("%s vs compression (%d texts)", pl.title, len(texts)),
+		spec := plotSpec{Title: fmt.Sprintf("%s vs compression (%s)", pl.title, textCount(len(texts))),
 			XLabel: "compression rate (full KVs / kept KVs)", YLabel: pl.title, LogX: true}
 		for _, p := range pols {
 			s := series{Name: p.name}
@@ -591,8 +599,8 @@ func perplexity(l *loaded, toks []int, chunk, interval int) (engine.PerplexityRe
 func sweepMarkdown(texts []evalText, full sweepRun, runs []sweepRun, pols []sweepPolicy, bs []int) string {
 	var b strings.Builder
 	fs := pooled(full)
-	fmt.Fprintf(&b, "%d texts, %d predicted tokens, %d key tokens. Full cache: perplexity **%.4f**, key-token perplexity **%.4f**.\n\n",
-		len(texts), fs.tokens, fs.keyTokens, fs.ppl, fs.keyPPL)
+	fmt.Fprintf(&b, "%s, %d predicted tokens, %d key tokens. Full cache: perplexity **%.4f**, key-token perplexity **%.4f**.\n\n",
+		textCount(len(texts)), fs.tokens, fs.keyTokens, fs.ppl, fs.keyPPL)
 	table := func(title string, cell func(r sweepRun) string) {
 		b.WriteString(title + "\n\n| budget (tokens/head) |")
 		for _, p := range pols {

@@ -32,7 +32,7 @@ var palette = []color.RGBA{
 
 func writePlot(w io.Writer, p plotSpec) error {
 	const W, H = 900, 600
-	const left, right, top, bottom = 90, 200, 50, 70
+	const left, right, top, bottom = 90, 200, 60, 70 // top: the title, then the y label on a line of its own
 	img := image.NewRGBA(image.Rect(0, 0, W, H))
 	fillRect(img, 0, 0, W, H, color.RGBA{255, 255, 255, 255})
 
@@ -97,8 +97,8 @@ func writePlot(w io.Writer, p plotSpec) error {
 	line(img, left, H-bottom, W-right, H-bottom, black)
 	line(img, left, top, left, H-bottom, black)
 	drawText(img, (W-right+left)/2-textWidth(p.XLabel)/2, H-bottom+35, p.XLabel, black)
-	drawText(img, 8, top-25, p.YLabel, black)
-	drawText(img, W/2-textWidth(p.Title)/2, 12, p.Title, black)
+	drawText(img, 8, top-24, p.YLabel, black)
+	drawText(img, W/2-textWidth(p.Title)/2, 8, p.Title, black)
 
 	names := make([]int, len(p.Series))
 	for i := range names {
