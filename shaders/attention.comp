@@ -70,7 +70,7 @@ void scores(uint a, uint base, bool fast, inout float s[MAX_R]) {
 
 void main() {
     uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
-    if (kvTiledRow(row, kvh)) return; // attention_tiled.comp's (uniform in the workgroup)
+    if (kvTiledRow(row, kvh) || kvWindowRow(row, kvh)) return; // attention_tiled.comp's, the fused window's (uniform)
     uint t = gl_LocalInvocationID.x;
     uint hi = (row * pc.kvHeads + kvh) * 2u;
     uint off = uint(max(heads[hi], 0));

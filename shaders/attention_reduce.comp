@@ -18,7 +18,7 @@ layout(local_size_x = WG) in;
 
 void main() {
     uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
-    if (kvTiledRow(row, kvh)) return; // attention_tiled.comp's
+    if (kvTiledRow(row, kvh) || kvWindowRow(row, kvh)) return; // attention_tiled.comp's, the fused window's
     uint hi = (row * pc.kvHeads + kvh) * 2u;
     uint off = uint(max(heads[hi], 0));
     uint ctx = uint(max(heads[hi + 1u], 0));

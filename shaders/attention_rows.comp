@@ -233,6 +233,7 @@ void tilePass(uint row, uint kvh, uint prt, uint h0, uint rc, uint qbase, uint o
 
 void main() {
     uint kvh = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
+    if (kvWindowRow(row, kvh)) return; // the fused window kernel's (uniform in the workgroup)
     uint t = gl_LocalInvocationID.x;
     uint hi = (row * pc.kvHeads + kvh) * 2u;
     uint off = uint(max(heads[hi], 0));

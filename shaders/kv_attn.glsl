@@ -23,6 +23,7 @@ layout(std430, binding = 7) readonly buffer HeadsBuf { int heads[]; };
 layout(std430, binding = 8) readonly buffer TablesBuf { int tables[]; };
 layout(std430, binding = 9) readonly buffer QPosBuf { int qpos[]; };
 layout(std430, binding = 10) coherent buffer PartBuf { float part[]; }; // read back within a workgroup
+layout(std430, binding = 11) readonly buffer SeqsBuf { int seqs[]; }; // AttentionWindow's WindowSpec entries
 
 layout(push_constant) uniform Push {
     KV_POOL_PUSH
@@ -36,6 +37,7 @@ layout(push_constant) uniform Push {
     uint metricRows; // rows [0, metricRows) add the metric (decode rows of a mixed pass); later rows do not
     uint tiledMin; // rows in runs of at least tiledMin are attention_tiled.comp's (kvTiledRow); 0: none
     int metricBuffer; // the metric skips slots less than metricBuffer positions before the row
+    uint nWin;     // AttentionWindow: the windows of seqs; their fused rows (kvWindowRow) are not this call's
 } pc;
 
 #define MAX_GROUP 64 // query heads per KV head (r) the metric can track
@@ -51,6 +53,13 @@ float metricOf(float p) { return pc.mode == 1u ? p * p : p; }
 uint partialAt(uint row, uint kvh, uint prt, uint h) {
     uint r = pc.qHeads / pc.kvHeads;
     return (((row * pc.kvHeads + kvh) * pc.splitMax + prt) * r + h) * (pc.hd + 2u);
+}
+
+#include "kv_window.glsl"
+
+// kvWindowRow: the row's output comes from the fused attention + window metric kernel (kv_window.glsl).
+bool kvWindowRow(uint row, uint kvh) {
+    return pc.nWin != 0u && kvWindowOf(row, kvh, pc.nWin, pc.kvHeads, pc.mode != 0u ? pc.metricRows : 0u) >= 0;
 }
 
 // Tiled prefill: a row whose (row, KV head) entry of heads is shared by a run of at least tiledMin

@@ -11,6 +11,12 @@
 // and the sum come from subgroup operations and there are no workgroup barriers. A CPU device runs a
 // workgroup as one SIMD loop and every workgroup barrier costs it a switch per iteration: the tree
 // reductions' 18 barriers per window row made a metric over every prompt row cost more than the prefill.
+//
+// WM_ATTN (window_attention_lanes_*, with WM_LANES; engine.AttentionWindower on CPU devices): also the
+// attention output of the window rows kv_window.glsl gives it (Attention skips them). The second pass has
+// each query's final max and sum, so its probabilities are exact: it adds p * V row into per-lane
+// accumulators (FC 16-byte chunks per query) beside the metric, and the rows need no online-softmax pass
+// of their own. The metric is computed exactly as without WM_ATTN (same bits).
 #extension GL_GOOGLE_include_directive : require
 #if WM_LANES
 #extension GL_KHR_shader_subgroup_basic : require
@@ -18,7 +24,12 @@
 #endif
 
 #define MAX_D 256
-#define MAX_R 4
+#if WM_LANES
+// Query heads per pass: min(group, 4), so that a group of 2 does not score and reduce 2 empty heads.
+layout(constant_id = 5) const uint MAX_R = 4;
+#else
+#define MAX_R 4u
+#endif
 #define MQ (MAX_D / 4)
 #if WM_LANES
 layout(constant_id = 3) const uint WG = 8; // the subgroup size
@@ -33,6 +44,9 @@ layout(local_size_x = WG) in;
 #endif
 
 #define KV_USE_K
+#if WM_ATTN
+#define KV_USE_V
+#endif
 #define KV_USE_META
 #define KV_K_READONLY
 #define KV_POS_READONLY
@@ -43,6 +57,12 @@ layout(std430, binding = 5) readonly buffer QBuf { float q[]; };
 layout(std430, binding = 7) readonly buffer SeqsBuf { int seqs[]; };
 layout(std430, binding = 8) readonly buffer TablesBuf { int tables[]; };
 layout(std430, binding = 9) readonly buffer QPosBuf { int qpos[]; };
+#if WM_ATTN
+layout(std430, binding = 6) writeonly buffer OutBuf { float outp[]; };
+layout(std430, binding = 10) readonly buffer HeadsBuf { int heads[]; };
+layout(constant_id = 4) const uint FC = 2; // 16-byte chunks of a head row (ceil(hd / CH))
+#include "kv_window.glsl"
+#endif
 
 layout(push_constant) uniform Push {
     KV_POOL_PUSH
@@ -53,6 +73,9 @@ layout(push_constant) uniform Push {
     uint pool7;
     uint qRows; // rows in q and in the position buffer: window rows past them are skipped
     int metricBuffer; // a row adds only to slots at least buffer positions before it (engine.WindowSpec.Buffer)
+    uint rows;       // WM_ATTN: the attention's rows (AttnHeads.Rows)
+    uint metricRows; // WM_ATTN: rows [0, metricRows) add a decode metric (0 without a metric mode)
+    uint nWin;       // WM_ATTN: the windows in seqs
 } pc;
 
 #include "kv_pool.glsl"
@@ -83,15 +106,29 @@ shared float red[NQ * WG];
 #define KV_VEC vec4
 #endif
 layout(std430, binding = 0) readonly buffer KArenaVec { KV_VEC d[]; } Kv[KV_ARENAS];
+#if WM_ATTN
+layout(std430, binding = 1) readonly buffer VArenaVec { KV_VEC d[]; } Vv[KV_ARENAS];
+#endif
 
-void loadChunk(uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
-    if (fast) {
 #if KV_F16
-#define S(A) { uvec4 w = Kv[A].d[base / CH + c]; \
+#define CHUNK_FAST(ARR, A) { uvec4 w = ARR[A].d[base / CH + c]; \
         x[0] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); x[1] = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
 #else
-#define S(A) { x[0] = Kv[A].d[base / CH + c]; }
+#define CHUNK_FAST(ARR, A) { x[0] = ARR[A].d[base / CH + c]; }
 #endif
+
+// Chunk c of the K row (or with isV the V row) at element base of arena a; dims past hd read as 0.
+void loadChunk(bool isV, uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
+    if (fast) {
+#if WM_ATTN
+        if (isV) {
+#define S(A) CHUNK_FAST(Vv, A)
+            KV_SWITCH(a, S)
+#undef S
+            return;
+        }
+#endif
+#define S(A) CHUNK_FAST(Kv, A)
         KV_SWITCH(a, S)
 #undef S
         return;
@@ -101,6 +138,13 @@ void loadChunk(uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
             uint e = c * CH + v * 4u + k;
             float y = 0.0;
             if (e < pc.hd) {
+#if WM_ATTN
+                if (isV) {
+                    y = vElem(a, base + e);
+                    x[v][k] = y;
+                    continue;
+                }
+#endif
 #if KV_F16
                 y = unpackHalf2x16(kWord(a, (base + e) >> 1u))[(base + e) & 1u];
 #else
@@ -112,15 +156,20 @@ void loadChunk(uint a, uint base, uint c, bool fast, out vec4 x[NV]) {
     }
 }
 
+// The pass's per-query state, private to the invocation (module scope: an array sized by a specialization
+// constant cannot be a function parameter): the scores of a slot, each lane's running max and exp-sum,
+// and the workgroup's max and exp-sum.
+float s[NQ], mt[NQ], lt[NQ], M[NQ], L[NQ];
+
 // scores: s[h] = dot(qs[h], K row of slot) for h < NQ (qs is 0 for heads and rows past the pass).
-void scores(uint slot, out float s[NQ]) {
+void scores(uint slot) {
     uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
     for (uint h = 0u; h < NQ; h++) s[h] = 0.0;
     uint nC = (pc.hd + CH - 1u) / CH;
     bool fast = pc.hd % CH == 0u;
     for (uint c = 0u; c < nC; c++) {
         vec4 x[NV];
-        loadChunk(a, base, c, fast, x);
+        loadChunk(false, a, base, c, fast, x);
         for (uint h = 0u; h < NQ; h++) {
             for (uint v = 0u; v < NV; v++) s[h] += dot(x[v], qs[h * MQ + c * NV + v]);
         }
@@ -129,7 +178,7 @@ void scores(uint slot, out float s[NQ]) {
 
 // reduceML: the workgroup's max M and exp-sum L of each query's running (mt, lt).
 #if WM_LANES
-void reduceML(uint t, float mt[NQ], float lt[NQ], out float M[NQ], out float L[NQ]) {
+void reduceML(uint t) {
     for (uint k = 0u; k < NQ; k++) {
         M[k] = subgroupMax(mt[k]);
         L[k] = subgroupAdd(lt[k] * exp(mt[k] - M[k]));
@@ -153,7 +202,7 @@ void reduceSum(uint t) {
     }
 }
 
-void reduceML(uint t, float mt[NQ], float lt[NQ], out float M[NQ], out float L[NQ]) {
+void reduceML(uint t) {
     for (uint k = 0u; k < NQ; k++) red[k * WG + t] = mt[k];
     barrier();
     reduceMax(t);
@@ -192,6 +241,12 @@ void main() {
             qp[j] = j < rb ? qpos[w0 + j] : -1;
             qmax = max(qmax, qp[j]);
         }
+#if WM_ATTN
+        bool own[RB]; // rows whose output this workgroup writes
+        for (uint j = 0u; j < RB; j++) {
+            own[j] = j < rb && w0 + j < pc.rows && kvWindowOf(w0 + j, kvh, pc.nWin, pc.kvHeads, pc.metricRows) == int(seq);
+        }
+#endif
         for (uint h0 = 0u; h0 < r; h0 += MAX_R) {
             uint rc = min(MAX_R, r - h0);
             for (uint e = t; e < NQ * MQ; e += WG) {
@@ -205,15 +260,13 @@ void main() {
                 qs[e] = v;
             }
             SYNC_SHARED
-            float mt[NQ], lt[NQ];
             for (uint k = 0u; k < NQ; k++) { mt[k] = NEG_BIG; lt[k] = 0.0; }
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT) continue;
                 int sp = posLoad(slot);
                 if (sp > qmax) continue;
-                float s[NQ];
-                scores(slot, s);
+                scores(slot);
                 for (uint k = 0u; k < NQ; k++) {
                     if (sp > qp[k / MAX_R]) continue;
                     float mn = max(mt[k], s[k]);
@@ -221,26 +274,68 @@ void main() {
                     mt[k] = mn;
                 }
             }
-            float M[NQ], L[NQ];
-            reduceML(t, mt, lt, M, L);
+            reduceML(t);
+#if WM_ATTN
+            vec4 acc[NQ * FC * NV]; // query k's sum of p * V row, chunk by chunk
+            for (uint k = 0u; k < NQ * FC * NV; k++) acc[k] = vec4(0.0);
+#endif
             for (uint i = t; i < ctx; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT) continue;
                 int sp = posLoad(slot);
                 if (sp > qmax) continue;
-                float s[NQ];
-                scores(slot, s);
+                scores(slot);
+#if WM_ATTN
+                vec4 vr[FC * NV];
+                {
+                    uint a = slot / pc.kSlots, base = (slot - a * pc.kSlots) * pc.hd;
+                    bool fast = pc.hd % CH == 0u;
+                    for (uint c = 0u; c < FC; c++) {
+                        vec4 x[NV];
+                        loadChunk(true, a, base, c, fast, x);
+                        for (uint v = 0u; v < NV; v++) vr[c * NV + v] = x[v];
+                    }
+                }
+                // Constant bounds, so that the loops unroll and acc is indexed by constants (a dynamic index
+                // into a private array costs a CPU device a gather per lane).
+                for (uint h = 0u; h < MAX_R; h++) {
+                    if (h >= rc) break;
+                    float add = 0.0;
+                    for (uint j = 0u; j < RB; j++) {
+                        uint k = j * MAX_R + h;
+                        if (j >= rb || sp > qp[j] || L[k] <= 0.0) continue; // hidden from the row
+                        float pr = exp(s[k] - M[k]) / L[k];
+                        for (uint c = 0u; c < FC * NV; c++) acc[k * FC * NV + c] += pr * vr[c];
+                        if (sp > qp[j] - pc.metricBuffer) continue;
+#else
                 for (uint h = 0u; h < rc; h++) {
                     float add = 0.0;
                     for (uint j = 0u; j < rb; j++) {
                         uint k = j * MAX_R + h;
                         if (sp > qp[j] - pc.metricBuffer || L[k] <= 0.0) continue;
                         float pr = exp(s[k] - M[k]) / L[k];
+#endif
                         add += pc.squared != 0u ? pr * pr : pr;
                     }
                     scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + add);
                 }
             }
+#if WM_ATTN
+            // Merge the lanes' accumulators; lane c % WG writes chunk c.
+            for (uint k = 0u; k < NQ; k++) {
+                uint j = k / MAX_R, h = k - j * MAX_R;
+                if (!own[j] || h >= rc) continue; // uniform: own and rc are the same in every lane
+                uint ob = ((w0 + j) * pc.qHeads + kvh * r + h0 + h) * pc.hd;
+                for (uint c = 0u; c < FC * NV; c++) {
+                    vec4 o = subgroupAdd(acc[k * FC * NV + c]);
+                    if (c % WG != t) continue;
+                    for (uint e = 0u; e < 4u; e++) {
+                        uint dd = (c / NV) * CH + (c % NV) * 4u + e;
+                        if (dd < pc.hd) outp[ob + dd] = o[e];
+                    }
+                }
+            }
+#endif
             SYNC_SHARED // qs and red are rewritten by the next pass
         }
     }

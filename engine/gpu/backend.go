@@ -98,12 +98,13 @@ type Caps struct {
 
 // The ops of engine.Backend, and the optional capabilities a device has.
 var (
-	_ engine.Backend      = (*Backend)(nil)
-	_ engine.DeviceMemory = (*Backend)(nil)
-	_ engine.Profiler     = (*Backend)(nil)
-	_ engine.Counting     = (*Backend)(nil)
-	_ engine.KVBlockIO    = (*Backend)(nil)
-	_ engine.BatchReader  = (*Backend)(nil)
+	_ engine.Backend           = (*Backend)(nil)
+	_ engine.DeviceMemory      = (*Backend)(nil)
+	_ engine.Profiler          = (*Backend)(nil)
+	_ engine.Counting          = (*Backend)(nil)
+	_ engine.KVBlockIO         = (*Backend)(nil)
+	_ engine.BatchReader       = (*Backend)(nil)
+	_ engine.AttentionWindower = (*Backend)(nil)
 )
 
 // Backend is one Vulkan device. It is not safe for concurrent use.

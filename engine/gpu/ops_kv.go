@@ -449,6 +449,13 @@ func (b *Backend) KVWrite(pool engine.KVPool, k, v, slots, pos engine.Buf, n, kv
 // MetricNone and WindowMetric).
 func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, qHeads, kvHeads int,
 	scale float32, mode engine.MetricMode) {
+	b.attention(out, q, pool, a, qHeads, kvHeads, scale, mode, nil)
+}
+
+// attention is Attention; with win (AttentionWindow) it leaves out the rows the fused window kernel
+// computes (kv_window.glsl).
+func (b *Backend) attention(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode, win *engine.WindowSpec) {
 	p := b.kvPool("Attention", pool)
 	if p == nil || a.Rows <= 0 {
 		return
@@ -491,11 +498,11 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	}
 	var kn *Kernel
 	if rows := b.attentionRows(p, r); rows != nil {
-		kn = kvKernel[attentionPush](b, "Attention", p.variant("attention_rows"), p, 6, rows[:]...)
+		kn = kvKernel[attentionPush](b, "Attention", p.variant("attention_rows"), p, 7, rows[:]...)
 	} else {
-		kn = kvKernel[attentionPush](b, "Attention", p.names.attention, p, 6)
+		kn = kvKernel[attentionPush](b, "Attention", p.names.attention, p, 7)
 	}
-	red := kvKernel[attentionPush](b, "Attention", "attention_reduce", p, 6)
+	red := kvKernel[attentionPush](b, "Attention", "attention_reduce", p, 7)
 	if kn == nil || red == nil {
 		return
 	}
@@ -506,10 +513,14 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 	ap := attentionPush{kvPoolPush: p.poolPush(a.Tables.Size() / 4), Rows: uint32(a.Rows), QHeads: uint32(qHeads),
 		KVHeads: uint32(kvHeads), Scale: scale, Mode: uint32(mode), SplitMax: uint32(split), PartMin: uint32(max(p.PartMin, 1)),
 		MetricRows: uint32(a.MetricRowCount()), MetricBuffer: int32(a.MetricBuffer)}
+	var seqs engine.Buf
+	if win != nil {
+		ap.NWin, seqs = uint32(win.NSeqs), win.Seqs
+	}
 	var tiled *Kernel
 	var tiledGrid [3]uint32
 	if spec, tmin := b.attentionTiled(p, r, kvHeads, a, mode); spec != nil {
-		if tiled = kvKernel[attentionPush](b, "Attention", p.variant("attention_tiled"), p, 6, spec[:]...); tiled == nil {
+		if tiled = kvKernel[attentionPush](b, "Attention", p.variant("attention_tiled"), p, 7, spec[:]...); tiled == nil {
 			return
 		}
 		ap.TiledMin = uint32(tmin)
@@ -521,7 +532,7 @@ func (b *Backend) Attention(out, q engine.Buf, pool engine.KVPool, a engine.Attn
 		tiledGrid = [3]uint32{uint32(kvHeads * ((r + hr - 1) / hr)), uint32((a.Rows - first + tr - 1) / tr), 1}
 	}
 	push := PushBytes(&ap)
-	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part)...)
+	bind := append(p.poolBindings(), p.bufs(q, out, a.Heads, a.Tables, a.Pos, part, seqs)...)
 	// attention.comp and attention_reduce skip the rows attention_tiled.comp takes (kvTiledRow).
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(a.Rows), uint32(depth)}, push, bind...)
 	if depth > 1 { // with depth 1 each workgroup combined its own partitions
@@ -626,6 +637,70 @@ func (b *Backend) cpuLanes() uint32 {
 
 // WindowMetric adds the prefill observation-window metric; see shaders/window_metric.comp.
 func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.WindowSpec, qHeads, kvHeads int, scale float32) {
+	b.windowMetric(q, pool, w, qHeads, kvHeads, scale, nil)
+}
+
+// windowAttn is the attention half of a fused window call (window_attention_lanes): its output, heads and
+// rows, and the FC specialization constant (16-byte chunks per head row).
+type windowAttn struct {
+	out, heads       engine.Buf
+	rows, metricRows int
+	fc               uint32
+}
+
+// AttentionWindow implements engine.AttentionWindower: Attention, then WindowMetric. On a CPU device with
+// the lane kernels, window_attention_lanes computes the window rows' attention output in its metric pass
+// (whose second sweep has each query's exact probabilities), and Attention skips those rows: the metric
+// pass costs about what it did, and the window rows' own attention is saved. The rows it takes are chosen on
+// the device (kv_window.glsl), as the host cannot read the layout: a row that adds a decode metric or does
+// not read its window's head cache stays Attention's. It runs the two ops unfused where it does not apply:
+// GPUs, whose window rows are attention_tiled.comp's (a flash-style tile pass: the exact probabilities
+// would need a second sweep over the context anyway, which is the window metric's own cost), and head rows
+// of more than windowAttnMaxChunks 16-byte chunks (the output accumulators of a pass's 4 rows x 4 heads
+// would not stay in the lanes' registers).
+func (b *Backend) AttentionWindow(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, w engine.WindowSpec, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode) {
+	b.attentionWindow(out, q, pool, a, w, qHeads, kvHeads, scale, mode)
+}
+
+// windowAttnMaxChunks is the most 16-byte chunks (f32: 4 dims, f16: 8) of a head row the fused kernel
+// accumulates per query (32 dims: stories260K's 8 and the small models' 32 and below).
+const windowAttnMaxChunks = 8
+
+// attentionWindow is AttentionWindow; it reports whether the fused kernel ran.
+func (b *Backend) attentionWindow(out, q engine.Buf, pool engine.KVPool, a engine.AttnHeads, w engine.WindowSpec, qHeads, kvHeads int,
+	scale float32, mode engine.MetricMode) bool {
+	p, _ := pool.(*KVPool)
+	fc := uint32(0)
+	if p != nil && p.hd > 0 {
+		ch, nv := 4, 1
+		if p.typ == engine.KVF16 {
+			ch, nv = 8, 2
+		}
+		if c := (p.hd + ch - 1) / ch; c*nv <= windowAttnMaxChunks {
+			fc = uint32(c)
+		}
+	}
+	if p == nil || fc == 0 || b.cpuLanes() == 0 || w.NSeqs <= 0 || a.Rows <= 0 || w.Tables != a.Tables || w.Pos != a.Pos ||
+		kvHeads <= 0 || qHeads%kvHeads != 0 {
+		b.Attention(out, q, pool, a, qHeads, kvHeads, scale, mode)
+		b.WindowMetric(q, pool, w, qHeads, kvHeads, scale)
+		return false
+	}
+	if !b.kvNeed("AttentionWindow", "Seqs", w.Seqs, int64(w.NSeqs)*int64(kvHeads)*16) {
+		return false
+	}
+	b.attention(out, q, pool, a, qHeads, kvHeads, scale, mode, &w)
+	mr := 0
+	if mode != engine.MetricNone {
+		mr = a.MetricRowCount()
+	}
+	b.windowMetric(q, pool, w, qHeads, kvHeads, scale, &windowAttn{out: out, heads: a.Heads, rows: a.Rows, metricRows: mr, fc: fc})
+	return true
+}
+
+// windowMetric is WindowMetric; with fa, window_attention_lanes also writes the window rows' attention.
+func (b *Backend) windowMetric(q engine.Buf, pool engine.KVPool, w engine.WindowSpec, qHeads, kvHeads int, scale float32, fa *windowAttn) {
 	p := b.kvPool("WindowMetric", pool)
 	if p == nil || w.NSeqs <= 0 {
 		return
@@ -646,17 +721,26 @@ func (b *Backend) WindowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 		return
 	}
 	var kn *Kernel
-	if sg := b.cpuLanes(); sg > 0 {
-		kn = kvKernel[windowPush](b, "WindowMetric", p.variant("window_metric_lanes"), p, 5, sg)
-	} else {
+	push := windowPush{kvPoolPush: p.poolPush(w.Tables.Size() / 4), QHeads: uint32(qHeads), KVHeads: uint32(kvHeads), Scale: scale,
+		Squared: b32(w.Squared), Pool7: b32(w.Pool7), QRows: uint32(qRows), Buffer: int32(w.Buffer)}
+	var bind [][]Range
+	rp := uint32(min(qHeads/kvHeads, 4)) // the lane kernels' query heads per pass (MAX_R)
+	switch sg := b.cpuLanes(); {
+	case fa != nil: // attentionWindow checked cpuLanes
+		kn = kvKernel[windowPush](b, "AttentionWindow", p.variant("window_attention_lanes"), p, 6, sg, fa.fc, rp)
+		push.Rows, push.MetricRows, push.NWin = uint32(fa.rows), uint32(fa.metricRows), uint32(w.NSeqs)
+		bind = append(p.poolBindings(), p.bufs(q, fa.out, w.Seqs, w.Tables, w.Pos, fa.heads)...)
+	case sg > 0:
+		kn = kvKernel[windowPush](b, "WindowMetric", p.variant("window_metric_lanes"), p, 5, sg, 1, rp)
+	default:
 		kn = kvKernel[windowPush](b, "WindowMetric", p.names.window, p, 5)
 	}
 	if kn == nil {
 		return
 	}
-	push := windowPush{kvPoolPush: p.poolPush(w.Tables.Size() / 4), QHeads: uint32(qHeads), KVHeads: uint32(kvHeads), Scale: scale,
-		Squared: b32(w.Squared), Pool7: b32(w.Pool7), QRows: uint32(qRows), Buffer: int32(w.Buffer)}
-	bind := append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
+	if bind == nil {
+		bind = append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
+	}
 	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, PushBytes(&push), bind...)
 }
 

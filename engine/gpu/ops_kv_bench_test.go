@@ -1,7 +1,9 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"testing"
 
 	"kvc/engine"
@@ -161,5 +163,73 @@ func BenchmarkKVWindowMetric(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/op")
 		})
+	}
+}
+
+// BenchmarkKVAttentionWindow: a prefill pass of 4 sequences of 256 tokens whose every row adds to the
+// prompt metric (l1-avg's default collection with --chunk 256), as Attention then WindowMetric (two) and
+// as the fused AttentionWindow (fused: window_attention_lanes on a CPU device, else the same two ops);
+// stories260K's shape (8 query heads, 4 KV heads, d=8) and d=32, f16, block 16.
+//
+//	go test ./engine/gpu/ -run - -bench KVAttentionWindow -benchtime 5x
+func BenchmarkKVAttentionWindow(b *testing.B) {
+	const bs, qHeads, kvHeads, n, nSeqs = 16, 8, 4, 256, 4
+	for _, hd := range []int{8, 32} {
+		for _, op := range []string{"two", "fused", "attn", "wm"} {
+			b.Run(fmt.Sprintf("d%d/%s", hd, op), func(b *testing.B) {
+				g := OpenForTest(b)
+				h := newKVHarness(b, g, 1, nSeqs*kvHeads*(n/bs), bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
+				var rowHeads [][]kvHead
+				var qpos []int32
+				for s := 0; s < nSeqs; s++ {
+					heads := h.addHeads(repeat(n, kvHeads), false)
+					for i := 0; i < n; i++ {
+						rowHeads = append(rowHeads, heads)
+						qpos = append(qpos, int32(i))
+					}
+				}
+				hs, tables, pos := h.attnInputs(rowHeads, qpos)
+				hraw := make([]byte, hs.n*4)
+				if err := g.Read(hs.g, 0, hraw); err != nil {
+					b.Fatal(err)
+				}
+				var seqs []int32
+				for s := 0; s < nSeqs; s++ {
+					for kh := 0; kh < kvHeads; kh++ {
+						e := (s*n*kvHeads + kh) * 2 * 4
+						off := int32(binary.LittleEndian.Uint32(hraw[e:]))
+						seqs = append(seqs, off, n, int32(s*n), n)
+					}
+				}
+				rows := nSeqs * n
+				q := h.f32(h.randn(rows * qHeads * hd))
+				out := h.out(rows * qHeads * hd)
+				sq := h.i32(seqs)
+				a := engine.AttnHeads{Heads: hs.g, Tables: tables.g, Pos: pos.g, Rows: rows, MetricBuffer: 10}
+				w := engine.WindowSpec{Seqs: sq.g, Tables: tables.g, Pos: pos.g, NSeqs: nSeqs, Buffer: 10}
+				scale := float32(1 / math.Sqrt(float64(hd)))
+				run := func() {
+					if op == "fused" {
+						g.AttentionWindow(out.g, q.g, h.gp, a, w, qHeads, kvHeads, scale, engine.MetricNone)
+					} else if op == "attn" {
+						g.Attention(out.g, q.g, h.gp, a, qHeads, kvHeads, scale, engine.MetricNone)
+					} else if op == "wm" {
+						g.WindowMetric(q.g, h.gp, w, qHeads, kvHeads, scale)
+					} else {
+						g.Attention(out.g, q.g, h.gp, a, qHeads, kvHeads, scale, engine.MetricNone)
+						g.WindowMetric(q.g, h.gp, w, qHeads, kvHeads, scale)
+					}
+					if err := g.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				run() // builds the pipelines
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					run()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/pass")
+			})
+		}
 	}
 }

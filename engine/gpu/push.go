@@ -106,6 +106,7 @@ type attentionPush struct {
 	Scale                                         float32
 	Mode, SplitMax, PartMin, MetricRows, TiledMin uint32
 	MetricBuffer                                  int32
+	NWin                                          uint32 // AttentionWindow's windows (binding 11)
 }
 
 // windowPush: window_metric.comp.
@@ -115,4 +116,6 @@ type windowPush struct {
 	Scale                 float32
 	Squared, Pool7, QRows uint32
 	Buffer                int32
+	Rows, MetricRows      uint32 // window_attention_lanes: the attention's rows, those adding a decode metric
+	NWin                  uint32 // window_attention_lanes: entries of Seqs
 }
