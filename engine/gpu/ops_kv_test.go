@@ -154,6 +154,26 @@ func (h *kvHarness) addHeads(ctxs []int, shuffle bool) []kvHead {
 	})
 }
 
+// splitPartitions sets how attention splits a head's slots: split 0 not at all, 1 into partitions of at least
+// partMin slots combined in the workgroup, 2 the same combined by attention_reduce.
+func (h *kvHarness) splitPartitions(split, partMin int) {
+	h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, partMin, 1+999*(split/2)
+	if split == 0 {
+		h.gp.SplitMax = 1
+	}
+}
+
+// addDecodeRows adds n decode rows, each its own sequence at position 1000 over two heads of 3..32 slots at
+// shuffled positions.
+func (h *kvHarness) addDecodeRows(n int) (rowHeads [][]kvHead, qpos []int32) {
+	h.t.Helper()
+	for range n {
+		rowHeads = append(rowHeads, h.addHeads([]int{3 + h.rng.Intn(30), 3 + h.rng.Intn(30)}, true))
+		qpos = append(qpos, 1000)
+	}
+	return rowHeads, qpos
+}
+
 // addHeadsAt is addHeads with slot i of head number head (of ctxs) at position at(head, i), called in
 // order of heads and slots.
 func (h *kvHarness) addHeadsAt(ctxs []int, at func(head, i int) int32) []kvHead {
@@ -363,14 +383,7 @@ func checkDecode(t *testing.T, g *Backend, hd int, typ engine.KVType, split int,
 	if h.gp.Arenas() < 2 || (hd == 2 && len(h.gp.met) < 2) {
 		t.Fatalf("pool has %d K/V and %d metric arenas, the test wants several", h.gp.Arenas(), len(h.gp.met))
 	}
-	switch split {
-	case 0:
-		h.gp.SplitMax = 1
-	case 1:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 5, 1
-	case 2:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 5, 1000
-	}
+	h.splitPartitions(split, 5)
 	rowHeads := make([][]kvHead, seqs)
 	qpos := make([]int32, seqs)
 	for s := range rowHeads {
@@ -571,20 +584,8 @@ func checkPrefillBatch(t *testing.T, g *Backend, typ engine.KVType, split int) {
 	const bs, hd, kvHeads, r, decode = 4, 8, 2, 2, 3
 	chunks := []int{13, 1, 21, 6} // rows per prefill chunk
 	h := newKVHarness(t, g, 31+int64(split), 120, bs, hd, typ, 1<<20)
-	switch split {
-	case 0:
-		h.gp.SplitMax = 1
-	case 1:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1
-	case 2:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1000
-	}
-	var rowHeads [][]kvHead
-	var qpos []int32
-	for s := 0; s < decode; s++ {
-		rowHeads = append(rowHeads, h.addHeads([]int{3 + h.rng.Intn(30), 3 + h.rng.Intn(30)}, true))
-		qpos = append(qpos, 1000)
-	}
+	h.splitPartitions(split, 9)
+	rowHeads, qpos := h.addDecodeRows(decode)
 	var starts []int
 	for _, n := range chunks {
 		// The chunk's rows are the last n positions of a context of prev + n slots (causal within it).
@@ -648,10 +649,7 @@ func TestKVAttentionWideHead(t *testing.T) {
 		h := newKVHarness(t, g, 21, 8, bs, hd, engine.KVF16, 1<<20)
 		rowHeads := [][]kvHead{h.addHeads([]int{40, 29}, true)}
 		for _, split := range []int{0, 1, 2} { // none; combined in the workgroup; by attention_reduce
-			h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 16, 1+999*(split/2)
-			if split == 0 {
-				h.gp.SplitMax = 1
-			}
+			h.splitPartitions(split, 16)
 			q := h.f32(h.randn(kvHeads * r * hd))
 			got, want := h.runAttention(q, rowHeads, []int32{35}, kvHeads*r, kvHeads, engine.MetricSquared)
 			compareOut(t, fmt.Sprintf("split %d: output", split), got, want, 2e-4)

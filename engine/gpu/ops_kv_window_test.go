@@ -66,20 +66,8 @@ func checkAttentionWindow(t *testing.T, g *Backend, seed int64, typ engine.KVTyp
 	mode engine.MetricMode, wantFused bool) {
 	const bs, kvHeads, decode, mb = 4, 2, 3, 3
 	h := newKVHarness(t, g, seed, 120, bs, hd, typ, 5000) // several K/V arenas, scratch within 2
-	switch split {
-	case 0:
-		h.gp.SplitMax = 1
-	case 1:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1
-	case 2:
-		h.gp.SplitMax, h.gp.PartMin, h.gp.FillGroups = 3, 9, 1000
-	}
-	var rowHeads [][]kvHead
-	var qpos []int32
-	for s := 0; s < decode; s++ {
-		rowHeads = append(rowHeads, h.addHeads([]int{3 + h.rng.Intn(30), 3 + h.rng.Intn(30)}, true))
-		qpos = append(qpos, 1000)
-	}
+	h.splitPartitions(split, 9)
+	rowHeads, qpos := h.addDecodeRows(decode)
 	// Prefill chunks: rows n at the end of a context of prev + n slots, window of the last w rows.
 	chunks := []struct{ prev, n, w int }{{0, 23, 23}, {17, 13, 5}, {9, 1, 1}, {40, 11, 11}}
 	var win [][4]int32 // per chunk and KV head: {table entry of the head (filled below), ctx, first, n}
