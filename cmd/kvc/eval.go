@@ -46,6 +46,9 @@ func evalTokens(l *loaded, path string, n int) ([]int, error) {
 	return ids[:n], nil
 }
 
+// sweepOwn maps the engine flags that eval sweep sets per run to the sweep's own flag for them.
+var sweepOwn = map[string]string{"kv-policy": "--policies", "kv-budget": "--budgets", "kv-rate": "--budgets (tokens per head)"}
+
 // textCount is "1 text" or "n texts".
 func textCount(n int) string {
 	if n == 1 {
@@ -299,6 +302,16 @@ func cmdEvalSweep(args []string) error {
 	outFlag := fs.String("out", "sweep", "output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png (perplexity) and PREFIX-key.png (key-token perplexity); a folder: sweep.md, ... inside it")
 	if err := parseArgs(fs, args); err != nil {
 		return err
+	}
+	// The sweep sets the policy and the budget of each run itself; a single one given would be dropped.
+	var single error
+	fs.Visit(func(f *flag.Flag) {
+		if sweepOwn[f.Name] != "" && single == nil {
+			single = fmt.Errorf("eval sweep: --%s sets one run's %s; the sweep takes %s", f.Name, strings.TrimPrefix(f.Name, "kv-"), sweepOwn[f.Name])
+		}
+	})
+	if single != nil {
+		return single
 	}
 	prefix, err := sweepPrefix(*outFlag)
 	if err != nil {

@@ -111,6 +111,9 @@ func TestEvalRejectsBeforeWork(t *testing.T) {
 		{[]string{"ppl", "--text", text, "--ctx", "1"}, "at least 2"},
 		{[]string{"sweep", "--text", text, "--chunk", "-1"}, "--chunk -1"},
 		{[]string{"ppl", "--text", text, "--chunk", "-32"}, "--chunk -32"},
+		{[]string{"sweep", "--text", text, "--kv-budget", "64"}, "takes --budgets"},
+		{[]string{"sweep", "--text", text, "--kv-rate", "4"}, "takes --budgets"},
+		{[]string{"sweep", "--text", text, "--kv-policy", "uniform"}, "takes --policies"},
 	} {
 		err := cmdEval(append(c.args, "--model", missing))
 		if err == nil || !strings.Contains(err.Error(), c.err) {
