@@ -17,6 +17,14 @@
 // each query's final max and sum, so its probabilities are exact: it adds p * V row into per-lane
 // accumulators (FC 16-byte chunks per query) beside the metric, and the rows need no online-softmax pass
 // of their own. The metric is computed exactly as without WM_ATTN (same bits).
+//
+// WM_SPLIT (window_metric_split_*, GPU workgroups when the (KV head, sequence) pairs are too few to fill
+// the device): the head's context is cut into parts, z = part, and three dispatches (PHASE) do the work of
+// one workgroup: 1 writes each part's max and exp-sum per window query into the partial buffer; 2 combines
+// the parts' (in part order, so every workgroup gets the same bits) and adds f(p) of its own slots into
+// their scratch entries (a part owns its slots: still no atomics); 3 pools and adds into the metric, once
+// every part's s_h is final (pooling reads neighbours in other parts). The passes over the context are the
+// same two per row as the single workgroup's, spread over the parts.
 #extension GL_GOOGLE_include_directive : require
 #if WM_LANES
 #extension GL_KHR_shader_subgroup_basic : require
@@ -29,6 +37,12 @@
 layout(constant_id = 5) const uint MAX_R = 4;
 #else
 #define MAX_R 4u
+#endif
+#if WM_SPLIT
+#if WM_LANES
+#error "WM_SPLIT is for the workgroup kernel (one window row per pass)"
+#endif
+layout(constant_id = 3) const uint PHASE = 1;
 #endif
 #define MQ (MAX_D / 4)
 #if WM_LANES
@@ -57,6 +71,10 @@ layout(std430, binding = 5) readonly buffer QBuf { float q[]; };
 layout(std430, binding = 7) readonly buffer SeqsBuf { int seqs[]; };
 layout(std430, binding = 8) readonly buffer TablesBuf { int tables[]; };
 layout(std430, binding = 9) readonly buffer QPosBuf { int qpos[]; };
+#if WM_SPLIT
+// Per (sequence, KV head) g, window query j (< qRows), part c (< chunks), query head h: {max, exp-sum}.
+layout(std430, binding = 6) buffer PartBuf { vec2 part[]; };
+#endif
 #if WM_ATTN
 layout(std430, binding = 6) writeonly buffer OutBuf { float outp[]; };
 layout(std430, binding = 10) readonly buffer HeadsBuf { int heads[]; };
@@ -76,6 +94,8 @@ layout(push_constant) uniform Push {
     uint rows;       // WM_ATTN: the attention's rows (AttnHeads.Rows)
     uint metricRows; // WM_ATTN: rows [0, metricRows) add a decode metric (0 without a metric mode)
     uint nWin;       // WM_ATTN: the windows in seqs
+    uint chunks;     // WM_SPLIT: the grid's parts per head (z)
+    uint partMin;    // WM_SPLIT: the fewest slots per part (a short context takes fewer parts)
 } pc;
 
 #include "kv_pool.glsl"
@@ -226,8 +246,24 @@ void main() {
     if (first >= pc.qRows) nw = 0u;
     nw = min(nw, pc.qRows - min(first, pc.qRows));
     uint r = pc.qHeads / pc.kvHeads;
+    // The slots [i0, i1) of the head this workgroup owns: all of them, or with WM_SPLIT part pz of nParts
+    // (parts of equal length but the last; with more parts than slots, or an uneven cut, some are empty).
+    uint i0 = 0u, i1 = ctx;
+#if WM_SPLIT
+    uint pz = gl_WorkGroupID.z;
+    uint nParts = min(pc.chunks, max((ctx + pc.partMin - 1u) / pc.partMin, 1u));
+    if (pz >= nParts) return; // uniform: before any barrier
+    uint plen = (ctx + nParts - 1u) / nParts;
+    i0 = min(pz * plen, ctx);
+    i1 = min(i0 + plen, ctx);
+    uint pbase = (seq * pc.kvHeads + kvh) * pc.qRows; // the head's first window query in part
+    if (PHASE == 3u) nw = 0u; // straight to the pooling
+#endif
 
-    for (uint i = t; i < ctx; i += WG) {
+#if WM_SPLIT
+    if (PHASE == 2u)
+#endif
+    for (uint i = i0 + t; i < i1; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
         if (slot == KV_NO_SLOT) continue;
         for (uint h = 0u; h < r; h++) scratchStore(slot, h, 0.0);
@@ -260,8 +296,11 @@ void main() {
                 qs[e] = v;
             }
             SYNC_SHARED
+#if WM_SPLIT
+          if (PHASE == 1u) {
+#endif
             for (uint k = 0u; k < NQ; k++) { mt[k] = NEG_BIG; lt[k] = 0.0; }
-            for (uint i = t; i < ctx; i += WG) {
+            for (uint i = i0 + t; i < i1; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT) continue;
                 int sp = posLoad(slot);
@@ -275,11 +314,34 @@ void main() {
                 }
             }
             reduceML(t);
+#if WM_SPLIT
+            if (t == 0u) {
+                for (uint h = 0u; h < rc; h++) {
+                    part[((pbase + w0 - first) * pc.chunks + pz) * r + h0 + h] = vec2(M[h], L[h]);
+                }
+            }
+          } else {
+            // This part's M and L: the combination of every part's, in part order.
+            for (uint h = 0u; h < rc; h++) {
+                uint pi = (pbase + w0 - first) * pc.chunks * r + h0 + h;
+                float mx = NEG_BIG;
+                for (uint e = 0u; e < nParts; e++) mx = max(mx, part[pi + e * r].x);
+                float l = 0.0;
+                for (uint e = 0u; e < nParts; e++) {
+                    vec2 ml = part[pi + e * r];
+                    l += ml.y * exp(ml.x - mx);
+                }
+                M[h] = mx;
+                L[h] = l;
+            }
+          }
+          if (PHASE == 2u) {
+#endif
 #if WM_ATTN
             vec4 acc[NQ * FC * NV]; // query k's sum of p * V row, chunk by chunk
             for (uint k = 0u; k < NQ * FC * NV; k++) acc[k] = vec4(0.0);
 #endif
-            for (uint i = t; i < ctx; i += WG) {
+            for (uint i = i0 + t; i < i1; i += WG) {
                 uint slot = KV_SLOT_OF(tables, off, i);
                 if (slot == KV_NO_SLOT) continue;
                 int sp = posLoad(slot);
@@ -320,6 +382,9 @@ void main() {
                     scratchStore(slot, h0 + h, scratchLoad(slot, h0 + h) + add);
                 }
             }
+#if WM_SPLIT
+          }
+#endif
 #if WM_ATTN
             // Merge the lanes' accumulators; lane c % WG writes chunk c.
             for (uint k = 0u; k < NQ; k++) {
@@ -339,8 +404,11 @@ void main() {
             SYNC_SHARED // qs and red are rewritten by the next pass
         }
     }
+#if WM_SPLIT
+    if (PHASE != 3u) return; // uniform
+#endif
     SYNC_BUFFER // every s_h is final before the pool reads the neighbours
-    for (uint i = t; i < ctx; i += WG) {
+    for (uint i = i0 + t; i < i1; i += WG) {
         uint slot = KV_SLOT_OF(tables, off, i);
         if (slot == KV_NO_SLOT) continue;
         uint nb[7];

@@ -34,6 +34,23 @@ const (
 	kvFillGroups    = 256 // (row, KV head) pairs below which partitions get their own workgroups
 )
 
+// Split window metric (window_metric.comp's WM_SPLIT): on GPUs, a WindowMetric call of fewer (KV head,
+// sequence) pairs than FillGroups would leave most of the device idle, each workgroup walking every window
+// row over its head's whole context (8 KV heads, one 8k-token prompt: 8 workgroups). The context of each
+// head is then cut into up to ceil(FillGroups / pairs) parts (at most windowSplitMax, at least
+// WindowPartMin slots each, the partial maxima and exp-sums within windowPartBytes), each part its own
+// workgroup, in three dispatches. The parts change the metric's rounding only (the parts' softmax
+// statistics are combined instead of one workgroup's), so a sequence's metric bits depend on the call's
+// size here, unlike attention's split-K; with one part the single-workgroup kernel runs as before.
+const (
+	windowSplitMax       = 64
+	DefaultWindowPartMin = 256       // two slots per invocation per sweep
+	windowPartBytes      = 256 << 20 // partial (max, exp-sum) pairs
+)
+
+// windowChunks overrides the split window metric's parts per head in tests (0: the host's rule).
+var windowChunks = 0
+
 // Tiled prefill attention (shaders/attention_tiled.comp): on non-CPU devices, the rows of a prefill chunk
 // (a run of at least TiledMin consecutive rows sharing a (row, KV head) entry of Heads, as the engine
 // packs a chunk) that add no metric are computed by workgroups of 32 queries (rows x query heads of one KV
@@ -65,9 +82,9 @@ type KVPool struct {
 	k, v           []*Buffer
 	met, pos       []*Buffer
 	scratch        []*Buffer
-	sBlocks        int // blocks per scratch arena
-	sStride        int // scratch floats per slot
-	part           *Buffer
+	sBlocks        int     // blocks per scratch arena
+	sStride        int     // scratch floats per slot
+	part           *Buffer // split-K partials; the split window metric's too
 	dummy          *Buffer // bound to bindings a kernel declares but does not use
 	bound          int     // SetBound: blocks below this are the only ones ops refer to (0: the whole pool)
 	rsBlocks       *Buffer // ReadSlots: block list and gathered outputs
@@ -80,6 +97,8 @@ type KVPool struct {
 	// SplitMax and PartMin set split-K; calls with fewer than FillGroups (row, KV head) pairs give each
 	// partition its own workgroup. Tests lower them to exercise every path at small sizes.
 	SplitMax, PartMin, FillGroups int
+	// WindowPartMin: the fewest slots per part of a split window metric.
+	WindowPartMin int
 	// TiledMin: rows sharing a head entry from which attention_tiled.comp takes them (0: never).
 	TiledMin int
 }
@@ -155,7 +174,8 @@ func (b *Backend) NewKVPoolArenas(blocks, blockSize, headDim int, typ engine.KVT
 	}
 	arenaBytes = min(arenaBytes, b.caps.MaxStorageBufferRange)
 	p := &KVPool{b: b, blocks: blocks, bs: blockSize, hd: headDim, typ: typ, arenaBytes: arenaBytes,
-		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups, TiledMin: DefaultTiledMin}
+		SplitMax: DefaultSplitMax, PartMin: DefaultPartMin, FillGroups: kvFillGroups, TiledMin: DefaultTiledMin,
+		WindowPartMin: DefaultWindowPartMin}
 	if b.info.Type == vk.TypeCPU {
 		// lavapipe: an idle workgroup still costs ~60 us (coroutine setup for its barriers), and a few
 		// busy workgroups already fill the cores.
@@ -738,10 +758,51 @@ func (b *Backend) windowMetric(q engine.Buf, pool engine.KVPool, w engine.Window
 	if kn == nil {
 		return
 	}
+	grid := [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}
+	if fa == nil && b.cpuLanes() == 0 {
+		if chunks := b.windowChunks(p, kvHeads*w.NSeqs, int(min(qRows, 1<<31-1)), qHeads/kvHeads); chunks > 1 {
+			b.windowMetricSplit(p, q, w, grid, chunks, push)
+			return
+		}
+	}
 	if bind == nil {
 		bind = append(p.poolBindings(), p.bufs(q, nil, w.Seqs, w.Tables, w.Pos)...)
 	}
-	b.Dispatch(kn, [3]uint32{uint32(kvHeads), uint32(w.NSeqs), 1}, PushBytes(&push), bind...)
+	b.Dispatch(kn, grid, PushBytes(&push), bind...)
+}
+
+// windowChunks is the parts per head of a GPU window metric over pairs (KV head, sequence) pairs and qRows
+// rows of r query heads per KV head (see windowSplitMax); 1: window_metric.comp's one workgroup per pair.
+func (b *Backend) windowChunks(p *KVPool, pairs, qRows, r int) int {
+	n := windowChunks
+	if n == 0 {
+		if pairs >= p.FillGroups {
+			return 1
+		}
+		n = min(windowSplitMax, (p.FillGroups+pairs-1)/max(pairs, 1))
+	}
+	perPart := int64(max(pairs, 1)) * int64(max(qRows, 1)) * int64(r) * 8
+	return max(1, min(n, int(min(windowPartBytes, b.caps.MaxStorageBufferRange)/perPart)))
+}
+
+// windowMetricSplit records the split window metric: grid's (KV head, sequence) pairs times chunks parts,
+// partial statistics (phase 1), probabilities into the scratch (2), pooling into the metric (3).
+func (b *Backend) windowMetricSplit(p *KVPool, q engine.Buf, w engine.WindowSpec, grid [3]uint32, chunks int, push windowPush) {
+	r := int64(push.QHeads / push.KVHeads)
+	if err := p.ensure(&p.part, int64(grid[0])*int64(grid[1])*int64(push.QRows)*int64(chunks)*r*8); err != nil {
+		b.Fail(fmt.Errorf("gpu: WindowMetric: partials: %w", err))
+		return
+	}
+	push.Chunks, push.PartMin = uint32(chunks), uint32(max(p.WindowPartMin, 1))
+	bind := append(p.poolBindings(), p.bufs(q, p.part, w.Seqs, w.Tables, w.Pos)...)
+	grid[2] = uint32(chunks)
+	for phase := uint32(1); phase <= 3; phase++ {
+		kn := kvKernel[windowPush](b, "WindowMetric", p.variant("window_metric_split"), p, 5, phase)
+		if kn == nil {
+			return
+		}
+		b.Dispatch(kn, grid, PushBytes(&push), bind...)
+	}
 }
 
 // CopyMoves copies K, V, metric and position of moves[i][0] into moves[i][1].

@@ -126,17 +126,23 @@ func BenchmarkKVAttentionPrefill(b *testing.B) {
 // BenchmarkKVWindowMetric: the prompt metric over every row of 4 sequences of 256 tokens (what l1-avg's
 // default collection does after a 256-token prefill chunk), stories260K's shape (8 query heads, 4 KV heads,
 // d=8, f16, block 16). gpu is the device's own choice (window_metric_lanes on a CPU device); gpu-wg forces
-// window_metric.comp's workgroups.
+// window_metric.comp's workgroups; gpu-wg-split forces them with a GPU's FillGroups and parts of at least
+// 64 slots, so that each of the 16 (KV head, sequence) pairs is split into 4 parts (window_metric_split: on
+// a CPU device, whose cores the 16 pairs already fill and where every workgroup barrier costs a switch, this
+// is the split's overhead only).
 //
 //	go test ./engine/gpu/ -run - -bench KVWindowMetric -benchtime 5x
 func BenchmarkKVWindowMetric(b *testing.B) {
 	const bs, qHeads, kvHeads, hd, n, nSeqs = 16, 8, 4, 8, 256, 4
-	for _, dev := range []string{"gpu", "gpu-wg"} {
+	for _, dev := range []string{"gpu", "gpu-wg", "gpu-wg-split"} {
 		b.Run(dev, func(b *testing.B) {
 			g := OpenForTest(b)
 			defer func(force bool) { forceGPUWorkgroups = force }(forceGPUWorkgroups)
-			forceGPUWorkgroups = dev == "gpu-wg"
+			forceGPUWorkgroups = dev != "gpu"
 			h := newKVHarness(b, g, 1, nSeqs*kvHeads*(n/bs), bs, hd, engine.KVF16, g.Caps().MaxStorageBufferRange)
+			if dev == "gpu-wg-split" {
+				h.gp.FillGroups, h.gp.WindowPartMin = kvFillGroups, 64
+			}
 			var seqs, tab, pos []int32
 			for s := 0; s < nSeqs; s++ {
 				for _, kh := range h.addHeads(repeat(n, kvHeads), false) {

@@ -689,8 +689,11 @@ func TestKVAttentionBatchInvariant(t *testing.T) {
 }
 
 // TestKVWindowMetricMatchesCPU: the prefill observation-window metric, with and without pool, squared and
-// plain, f32 and f16, two sequences of different lengths; window_metric.comp's workgroups (forced) and, on
-// a CPU device with subgroup arithmetic, window_metric_lanes.
+// plain, f32 and f16, two sequences of different lengths; window_metric.comp's workgroups (forced), also
+// split into parts of the context (window_metric_split): 2 parts, 7 (uneven), 24 (more than the short
+// sequence's 21 slots; for the long one 22 parts of at most 7 slots and 2 empty ones), 8 parts of at least
+// 16 slots (the short sequence takes 2), and the host's rule with a GPU's FillGroups (64 parts of at least
+// 16 slots: 10 and 2 in use); and, on a CPU device with subgroup arithmetic, window_metric_lanes.
 func TestKVWindowMetricMatchesCPU(t *testing.T) {
 	g := OpenForTest(t)
 	for _, force := range []bool{true, false} {
@@ -700,12 +703,24 @@ func TestKVWindowMetricMatchesCPU(t *testing.T) {
 			if !force && g.info.Type == vk.TypeCPU && g.cpuLanes() == 0 {
 				t.Fatal("a CPU device without the lane kernel: the test would run window_metric.comp twice")
 			}
-			testWindowMetric(t, g)
+			// {parts asked (0: the host's rule), fewest slots per part, FillGroups (0: the pool's), parts made}
+			splits := [][4]int{{0, 1, 0, 1}}
+			if force {
+				splits = append(splits, [4]int{2, 1, 0, 2}, [4]int{7, 1, 0, 7}, [4]int{24, 1, 0, 24}, [4]int{8, 16, 0, 8},
+					[4]int{0, 16, kvFillGroups, 64})
+			}
+			for _, sp := range splits {
+				t.Run(fmt.Sprintf("parts=%d,min=%d,fill=%d", sp[0], sp[1], sp[2]), func(t *testing.T) {
+					defer func(v int) { windowChunks = v }(windowChunks)
+					windowChunks = sp[0]
+					testWindowMetric(t, g, sp[1], sp[2], sp[3])
+				})
+			}
 		})
 	}
 }
 
-func testWindowMetric(t *testing.T, g *Backend) {
+func testWindowMetric(t *testing.T, g *Backend, partMin, fill, parts int) {
 	for _, typ := range []engine.KVType{engine.KVF32, engine.KVF16} {
 		for _, pool7 := range []bool{false, true} {
 			for _, squared := range []bool{false, true} {
@@ -718,7 +733,11 @@ func testWindowMetric(t *testing.T, g *Backend) {
 					r = map[engine.KVType]int{engine.KVF32: 5, engine.KVF16: 1}[typ]
 				}
 				h := newKVHarness(t, g, 13, 90, bs, hd, typ, 3600) // 4-8 K/V arenas, scratch within 2
-				lens, win := []int{150, 21}, []int{8, 5}           // 150: more slots than the workgroup
+				h.gp.WindowPartMin = partMin
+				if fill > 0 {
+					h.gp.FillGroups = fill
+				}
+				lens, win := []int{150, 21}, []int{8, 5} // 150: more slots than the workgroup
 				qh := kvHeads * r
 				var seqs []int32
 				var tab, pos []int32
@@ -744,6 +763,9 @@ func testWindowMetric(t *testing.T, g *Backend) {
 				}
 				h.c.WindowMetric(q.c, h.cp, engine.WindowSpec{Seqs: sq.c, Tables: tb.c, Pos: ps.c, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}, qh, kvHeads, scale)
 				h.g.WindowMetric(q.g, h.gp, engine.WindowSpec{Seqs: sq.g, Tables: tb.g, Pos: ps.g, NSeqs: 2, Squared: squared, Pool7: pool7, Buffer: mb}, qh, kvHeads, scale)
+				if n := g.windowChunks(h.gp, 2*kvHeads, row, r); g.cpuLanes() == 0 && n != parts {
+					t.Fatalf("the call splits into %d parts, the test expects %d", n, parts)
+				}
 				h.checkPool(fmt.Sprintf("type %d r %d hd %d pool %v squared %v", typ, r, hd, pool7, squared), 2e-4)
 			}
 		}

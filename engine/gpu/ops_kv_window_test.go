@@ -47,13 +47,21 @@ func TestKVAttentionWindowMatchesCPU(t *testing.T) {
 }
 
 // TestKVAttentionWindowDeclines: where the fused kernel does not apply (GPU workgroups, a head row wider than
-// its accumulators) AttentionWindow runs the two ops and still matches the CPU.
+// its accumulators) AttentionWindow runs the two ops and still matches the CPU; with GPU workgroups also
+// with the window metric split into 5 parts per head (window_metric_split: at least 4 slots each, so the
+// windows' heads of 10 to 51 slots take 3 or 5) after split-K rows that attention_reduce combines (both use
+// the pool's partial buffer).
 func TestKVAttentionWindowDeclines(t *testing.T) {
 	g := OpenForTest(t)
 	t.Run("workgroups", func(t *testing.T) {
 		defer func(v bool) { forceGPUWorkgroups = v }(forceGPUWorkgroups)
 		forceGPUWorkgroups = true
 		checkAttentionWindow(t, g, 7, engine.KVF32, 2, 8, 0, false, false, engine.MetricPlain, false)
+	})
+	t.Run("workgroups-split", func(t *testing.T) {
+		defer func(v bool, n int) { forceGPUWorkgroups, windowChunks = v, n }(forceGPUWorkgroups, windowChunks)
+		forceGPUWorkgroups, windowChunks = true, 5
+		checkAttentionWindow(t, g, 9, engine.KVF16, 3, 8, 2, true, true, engine.MetricSquared, false)
 	})
 	t.Run("wide", func(t *testing.T) {
 		checkAttentionWindow(t, g, 8, engine.KVF16, 2, 8*(windowAttnMaxChunks/2+1), 0, false, false, engine.MetricPlain, false)
@@ -67,6 +75,7 @@ func checkAttentionWindow(t *testing.T, g *Backend, seed int64, typ engine.KVTyp
 	const bs, kvHeads, decode, mb = 4, 2, 3, 3
 	h := newKVHarness(t, g, seed, 120, bs, hd, typ, 5000) // several K/V arenas, scratch within 2
 	h.splitPartitions(split, 9)
+	h.gp.WindowPartMin = 4 // where the window metric is split, parts of the short heads too
 	rowHeads, qpos := h.addDecodeRows(decode)
 	// Prefill chunks: rows n at the end of a context of prev + n slots, window of the last w rows.
 	chunks := []struct{ prev, n, w int }{{0, 23, 23}, {17, 13, 5}, {9, 1, 1}, {40, 11, 11}}

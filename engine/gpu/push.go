@@ -118,4 +118,5 @@ type windowPush struct {
 	Buffer                int32
 	Rows, MetricRows      uint32 // window_attention_lanes: the attention's rows, those adding a decode metric
 	NWin                  uint32 // window_attention_lanes: entries of Seqs
+	Chunks, PartMin       uint32 // window_metric_split: parts per head in the grid, fewest slots per part
 }
