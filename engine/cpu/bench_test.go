@@ -132,16 +132,7 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 	c := New(1)
 	defer c.Close()
 	nb := kvHeads * rows / bs
-	pl, err := c.NewKVPool(nb, bs, d, engine.KVF16)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := pl.(*KVPool)
-	for s := range p.Slots() {
-		row := randVec(rng, d)
-		p.storeRow(p.k32, p.k16, s, row)
-		p.storeRow(p.v32, p.v16, s, row)
-	}
+	p := benchPool(b, c, rng, nb, bs, d, engine.KVF16, true)
 	heads, tables, pos := buf(b, c, rows*kvHeads*2), buf(b, c, nb), buf(b, c, rows)
 	for i, blk := range rng.Perm(nb) {
 		tables.I32()[i] = int32(blk)
@@ -165,25 +156,31 @@ func BenchmarkAttentionPrefill(b *testing.B) {
 	}
 }
 
+// benchPool is a pool of nb blocks of bs slots of width d whose every slot has a random K row, and with
+// sameV the same row as V.
+func benchPool(b *testing.B, c *Backend, rng *rand.Rand, nb, bs, d int, typ engine.KVType, sameV bool) *KVPool {
+	pl, err := c.NewKVPool(nb, bs, d, typ)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := pl.(*KVPool)
+	for s := range p.Slots() {
+		row := randVec(rng, d)
+		p.storeRow(p.k32, p.k16, s, row)
+		if sameV {
+			p.storeRow(p.v32, p.v16, s, row)
+		}
+	}
+	return p
+}
+
 func benchAttention(b *testing.B, typ engine.KVType) {
 	const rows, qHeads, kvHeads, d, ctx, bs = 8, 12, 4, 64, 160, 16
 	rng := rand.New(rand.NewSource(3))
 	c := New(1)
 	defer c.Close()
 	nb := rows * kvHeads * ctx / bs
-	pl, err := c.NewKVPool(nb, bs, d, typ)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := pl.(*KVPool)
-	row := make([]float32, d)
-	for s := range p.Slots() {
-		for i := range row {
-			row[i] = float32(rng.NormFloat64())
-		}
-		p.storeRow(p.k32, p.k16, s, row)
-		p.storeRow(p.v32, p.v16, s, row)
-	}
+	p := benchPool(b, c, rng, nb, bs, d, typ, true)
 	heads, tables, pos := buf(b, c, rows*kvHeads*2), buf(b, c, nb), buf(b, c, rows)
 	for i, blk := range rng.Perm(nb) {
 		tables.I32()[i] = int32(blk)

@@ -311,15 +311,7 @@ func benchWindowMetric(b *testing.B, c *Backend, typ engine.KVType, attn string)
 	const qHeads, kvHeads, d, ctx, bs = 8, 4, 8, 256, 16
 	rng := rand.New(rand.NewSource(3))
 	nb := kvHeads * ctx / bs
-	pl, err := c.NewKVPool(nb, bs, d, typ)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := pl.(*KVPool)
-	for s := range p.Slots() {
-		row := randVec(rng, d)
-		p.storeRow(p.k32, p.k16, s, row)
-	}
+	p := benchPool(b, c, rng, nb, bs, d, typ, false)
 	seqs, tables, pos := buf(b, c, kvHeads*4), buf(b, c, nb), buf(b, c, ctx)
 	for i, blk := range rng.Perm(nb) {
 		tables.I32()[i] = int32(blk)
