@@ -56,6 +56,18 @@
 	Q8N_DOT(R9, R12, (E)+4); \
 	Q8N_DOT(R10, R13, (E)+6)
 
+// Q8N_FOURPTRS points the four at R2 + k*R3 (scales R4 + k*R5) for Q8N_FOUR, zeroes the accumulators and
+// sets R14 to the group pairs of R6 groups.
+#define Q8N_FOURPTRS \
+	ADD R3, R2, R8; \
+	ADD R3, R8, R9; \
+	ADD R3, R9, R10; \
+	ADD R5, R4, R11; \
+	ADD R5, R11, R12; \
+	ADD R5, R12, R13; \
+	ZERO16; \
+	LSR $1, R6, R14
+
 // Q8N_STORE4 reduces the four outputs' accumulators and stores them at R7.
 #define Q8N_STORE4 \
 	Q8N_REDUCE(0, 8); \
@@ -107,14 +119,7 @@ TEXT ·q8Rows4NEON(SB), NOSPLIT, $0-64
 	MOVD sstride+40(FP), R5
 	MOVD groups+48(FP), R6
 	MOVD out+56(FP), R7
-	ADD  R3, R2, R8
-	ADD  R3, R8, R9
-	ADD  R3, R9, R10
-	ADD  R5, R4, R11
-	ADD  R5, R11, R12
-	ADD  R5, R12, R13
-	ZERO16
-	LSR  $1, R6, R14
+	Q8N_FOURPTRS
 	CBZ  R14, n4tail
 
 n4pair:
@@ -148,14 +153,7 @@ m4row: // R0 and R1 are at the row's weights and scales: where the last row's en
 	MOVD xs+16(FP), R4
 	MOVD sstride+24(FP), R5
 	MOVD groups+48(FP), R6
-	ADD  R3, R2, R8
-	ADD  R3, R8, R9
-	ADD  R3, R9, R10
-	ADD  R5, R4, R11
-	ADD  R5, R11, R12
-	ADD  R5, R12, R13
-	ZERO16
-	LSR  $1, R6, R14
+	Q8N_FOURPTRS
 	CBZ  R14, m4tail
 
 m4pair:
